@@ -1,0 +1,149 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// maxCachedConversations bounds the aggregate cache; an evicted conversation
+// is simply loaded again from the store.
+const maxCachedConversations = 100_000
+
+// aggregates caches each conversation's two aggregates at the last version
+// this node saw, and commits to them through the transactional publisher. A
+// stale entry costs one version conflict and a reload, never a wrong answer,
+// because the store's unique (stream, version) decides every race.
+type aggregates struct {
+	store     ports.EventStore
+	publisher ports.TransactionalPublisher
+
+	mu      sync.Mutex
+	entries map[conversation.ID]*aggregateEntry
+}
+
+// aggregateEntry serialises the commands of one conversation on this node,
+// so that local senders queue instead of racing each other for a version.
+type aggregateEntry struct {
+	mu       sync.Mutex
+	conv     *conversation.Conversation
+	receipts *conversation.Receipts
+}
+
+func newAggregates(store ports.EventStore, publisher ports.TransactionalPublisher) *aggregates {
+	return &aggregates{store: store, publisher: publisher, entries: map[conversation.ID]*aggregateEntry{}}
+}
+
+// lock returns the conversation's entry, locked; the caller unlocks it.
+func (a *aggregates) lock(id conversation.ID) *aggregateEntry {
+	a.mu.Lock()
+	e, ok := a.entries[id]
+	if !ok {
+		if len(a.entries) >= maxCachedConversations {
+			a.evictOne()
+		}
+		e = &aggregateEntry{conv: conversation.New(id), receipts: conversation.NewReceipts(id)}
+		a.entries[id] = e
+	}
+	a.mu.Unlock()
+	e.mu.Lock()
+	return e
+}
+
+func (a *aggregates) evictOne() {
+	for id, e := range a.entries {
+		if e.mu.TryLock() {
+			delete(a.entries, id)
+			e.mu.Unlock()
+			return
+		}
+	}
+}
+
+// refreshConversation applies the commits stored since the cached version.
+func (a *aggregates) refreshConversation(ctx context.Context, e *aggregateEntry) error {
+	commits, err := a.store.Load(ctx, conversation.MessagesStream(e.conv.ID()), e.conv.Version()+1, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range commits {
+		e.conv.Replay(c.Events)
+	}
+	return nil
+}
+
+// refreshReceipts applies the marker commits stored since the cached version.
+func (a *aggregates) refreshReceipts(ctx context.Context, e *aggregateEntry) error {
+	commits, err := a.store.Load(ctx, conversation.ReceiptsStream(e.conv.ID()), e.receipts.Version()+1, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range commits {
+		e.receipts.Replay(c.Events)
+	}
+	return nil
+}
+
+// readable returns the conversation's aggregate once reader may see it,
+// refreshing from the store before it answers "no such conversation" or
+// "not a participant" from a cache that may be behind.
+func (a *aggregates) readable(ctx context.Context, id conversation.ID, reader user.ID) (*aggregateEntry, error) {
+	e := a.lock(id)
+	err := e.conv.CanRead(reader)
+	if err != nil {
+		if rerr := a.refreshConversation(ctx, e); rerr != nil {
+			e.mu.Unlock()
+			return nil, rerr
+		}
+		err = e.conv.CanRead(reader)
+	}
+	if err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	return e, nil
+}
+
+// publish commits c through the transactional publisher and explains any
+// outcome but COMMIT with an error callers can test with errors.Is.
+func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
+	state, err := a.publisher.Publish(ctx, c)
+	switch state {
+	case ports.TxCommit:
+		return nil
+	case ports.TxRollback:
+		if errors.Is(err, ports.ErrVersionConflict) || errors.Is(err, ports.ErrDuplicateCommit) {
+			return err
+		}
+	}
+	if err == nil {
+		err = errors.New("transaction not settled")
+	}
+	if errors.Is(err, ports.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ports.ErrUnavailable, err)
+}
+
+// observe brings a cached aggregate forward with a commit seen on the bus, so
+// the next command of this node does not lose a race it could have known of.
+func (a *aggregates) observe(c ports.Commit) {
+	id, receipts := conversation.StreamConversation(c.Stream)
+	a.mu.Lock()
+	e, ok := a.entries[id]
+	a.mu.Unlock()
+	if !ok || !e.mu.TryLock() {
+		return
+	}
+	defer e.mu.Unlock()
+	if receipts && c.Version == e.receipts.Version()+1 {
+		e.receipts.Replay(c.Events)
+	} else if !receipts && c.Version == e.conv.Version()+1 {
+		e.conv.Replay(c.Events)
+	}
+}

@@ -1,0 +1,102 @@
+// Package application holds the chat service's use cases: sending a message
+// through the transactional publisher, delivering committed messages to the
+// sessions of this node in order, marking messages delivered and read,
+// syncing and paging history, listing conversations, and projecting the read
+// model. It depends on domain/ and ports/ only; inbound adapters call it and
+// outbound adapters are handed to it.
+package application
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/evchat/chatd/domain"
+	"github.com/evchat/chatd/ports"
+)
+
+// ErrRateLimited: the user sends faster than the configured rate.
+var ErrRateLimited = errors.New("sending too fast, slow down")
+
+// Error codes of the protocol, one per kind of failure.
+const (
+	CodeBadRequest  = "bad_request"
+	CodeForbidden   = "forbidden"
+	CodeNotFound    = "not_found"
+	CodeRateLimited = "rate_limited"
+	CodeUnavailable = "unavailable"
+	CodeInternal    = "internal"
+)
+
+// ErrorCode maps an error from a use case to the protocol's error code.
+func ErrorCode(err error) string {
+	switch domain.KindOf(err) {
+	case domain.Invalid:
+		return CodeBadRequest
+	case domain.Forbidden:
+		return CodeForbidden
+	case domain.NotFound:
+		return CodeNotFound
+	}
+	switch {
+	case errors.Is(err, ErrRateLimited):
+		return CodeRateLimited
+	case errors.Is(err, ports.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return CodeUnavailable
+	}
+	return CodeInternal
+}
+
+// Config tunes the use cases.
+type Config struct {
+	// TxTimeout is how long a transaction may stay unsettled before checkback
+	// rolls back a half message whose commit is not in the store.
+	TxTimeout time.Duration
+	// SendRate and SendBurst bound each user's sends per second.
+	SendRate  float64
+	SendBurst int
+	// MaxAttempts bounds the retries of a command that lost a version race.
+	MaxAttempts int
+}
+
+// DefaultConfig is what PROTOCOL.md promises when nothing is configured.
+func DefaultConfig() Config {
+	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 8}
+}
+
+// Application gathers the use cases that inbound adapters drive.
+type Application struct {
+	Send          *SendMessage
+	MarkRead      *MarkRead
+	Sync          *Sync
+	History       *History
+	Conversations *ListConversations
+	Delivery      *Delivery
+	Projector     *Projector
+	Sessions      *Sessions
+}
+
+// New builds the use cases over the given ports. The publisher must have been
+// built with a Transactions handler over the same store.
+func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs) (*Application, error) {
+	if store == nil || publisher == nil || readModel == nil || clock == nil || ids == nil {
+		return nil, errors.New("application: every port is required")
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultConfig().MaxAttempts
+	}
+	aggs := newAggregates(store, publisher)
+	sessions := NewSessions()
+	markRead := &MarkRead{aggregates: aggs, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
+	app := &Application{
+		Send:          newSendMessage(cfg, aggs, clock, ids),
+		MarkRead:      markRead,
+		Sync:          &Sync{aggregates: aggs},
+		History:       &History{aggregates: aggs},
+		Conversations: &ListConversations{readModel: readModel},
+		Sessions:      sessions,
+		Projector:     &Projector{store: store, readModel: readModel},
+	}
+	app.Delivery = &Delivery{aggregates: aggs, sessions: sessions, marks: newDeliveredMarks(markRead)}
+	return app, nil
+}

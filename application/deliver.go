@@ -1,0 +1,199 @@
+package application
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// Delivery pushes committed commits to the sessions of this node: messages
+// to the recipient's sessions and the sender's other sessions, each
+// conversation in seq order and once per session, with any gap filled from
+// the store; receipts to both participants. The bus only signals; the store
+// is the truth, which is why a lost or late broadcast costs latency, not data.
+type Delivery struct {
+	aggregates *aggregates
+	sessions   *Sessions
+	marks      *deliveredMarks
+}
+
+// Handle delivers a batch of commits; it is the broadcast subscriber.
+func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
+	for _, c := range commits {
+		d.aggregates.observe(c)
+		for _, ev := range c.Events {
+			switch ev := ev.(type) {
+			case conversation.MessagePosted:
+				d.deliverMessage(ctx, ev, c.Origin)
+			case conversation.DeliveredUpTo:
+				d.pushReceipt(ctx, ev.Conversation, ports.Receipt{Conversation: string(ev.Conversation), User: ev.User, DeliveredUpTo: ev.Seq})
+			case conversation.ReadUpTo:
+				d.pushReceipt(ctx, ev.Conversation, ports.Receipt{Conversation: string(ev.Conversation), User: ev.User, ReadUpTo: ev.Seq})
+			}
+		}
+	}
+	return nil
+}
+
+// Wait blocks until the delivered markers this node owes are written, or ctx ends.
+func (d *Delivery) Wait(ctx context.Context) { d.marks.wait(ctx) }
+
+func (d *Delivery) deliverMessage(ctx context.Context, p conversation.MessagePosted, origin string) {
+	for _, u := range [2]user.ID{p.To, p.From} {
+		for _, st := range d.sessions.of(u) {
+			if upTo := d.deliverInOrder(ctx, st, p, origin); upTo > 0 && u == p.To {
+				d.marks.add(p.Conversation, p.To, upTo)
+			}
+		}
+	}
+}
+
+// deliverInOrder pushes p to one session after any messages it missed, and
+// returns the highest seq pushed, 0 for none.
+func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conversation.MessagePosted, origin string) uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	conv := string(p.Conversation)
+	cursor, known := st.cursors[conv]
+	if known && p.Seq <= cursor {
+		return 0
+	}
+	var pushed uint64
+	if known && p.Seq > cursor+1 {
+		gap, err := d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cursor+1, p.Seq-1)
+		if err != nil {
+			// Leave the cursor where it is: the next message retries the fill.
+			slog.Warn("delivery gap not filled", "conversation", conv, "from", cursor+1, "to", p.Seq-1, "err", err)
+			return 0
+		}
+		for _, c := range gap {
+			for _, ev := range c.Events {
+				if gp, ok := ev.(conversation.MessagePosted); ok && d.push(st, gp, c.Origin) {
+					pushed = gp.Seq
+				}
+			}
+		}
+	}
+	if d.push(st, p, origin) {
+		pushed = p.Seq
+	}
+	if st.cursors == nil {
+		st.cursors = make(map[string]uint64, 1)
+	}
+	st.cursors[conv] = p.Seq
+	return pushed
+}
+
+// push sends p unless st is the session that sent it; a sender's own
+// session learns of its message from the ack.
+func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin string) bool {
+	if origin != "" && origin == st.session.ID() {
+		return false
+	}
+	return st.session.PushMessage(messageView(p))
+}
+
+func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {
+	e := d.aggregates.lock(id)
+	if !e.conv.Started() {
+		if err := d.aggregates.refreshConversation(ctx, e); err != nil {
+			slog.Warn("receipt not pushed", "conversation", id, "err", err)
+		}
+	}
+	pair := e.conv.Participants()
+	started := e.conv.Started()
+	e.mu.Unlock()
+	if !started {
+		return
+	}
+	for _, u := range pair {
+		for _, st := range d.sessions.of(u) {
+			st.session.PushReceipt(r)
+		}
+	}
+}
+
+func messageView(p conversation.MessagePosted) ports.MessageView {
+	return ports.MessageView{
+		MessageID: string(p.MessageID), Conversation: string(p.Conversation), Seq: p.Seq,
+		From: p.From, To: p.To, Body: string(p.Body), SentAt: p.SentAt,
+	}
+}
+
+// deliveredMarks coalesces the delivered markers this node owes: however many
+// messages a session received meanwhile, one commit moves the marker to the
+// last of them. A goroutine runs only while marks are pending.
+type deliveredMarks struct {
+	marker  *MarkRead
+	mu      sync.Mutex
+	pending map[markKey]uint64
+	running bool
+	idle    *sync.Cond
+}
+
+type markKey struct {
+	conv conversation.ID
+	user user.ID
+}
+
+func newDeliveredMarks(marker *MarkRead) *deliveredMarks {
+	m := &deliveredMarks{marker: marker, pending: map[markKey]uint64{}}
+	m.idle = sync.NewCond(&m.mu)
+	return m
+}
+
+func (m *deliveredMarks) add(conv conversation.ID, u user.ID, seq uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := markKey{conv, u}
+	if seq > m.pending[k] {
+		m.pending[k] = seq
+	}
+	if !m.running {
+		m.running = true
+		go m.flush()
+	}
+}
+
+func (m *deliveredMarks) flush() {
+	for {
+		m.mu.Lock()
+		batch := m.pending
+		if len(batch) == 0 {
+			m.running = false
+			m.idle.Broadcast()
+			m.mu.Unlock()
+			return
+		}
+		m.pending = map[markKey]uint64{}
+		m.mu.Unlock()
+		for k, seq := range batch {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := m.marker.markDelivered(ctx, k.conv, k.user, seq); err != nil {
+				slog.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "seq", seq, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (m *deliveredMarks) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		m.mu.Lock()
+		for m.running {
+			m.idle.Wait()
+		}
+		m.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}

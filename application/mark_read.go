@@ -1,0 +1,91 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// MarkRead moves a participant's read or delivered marker and publishes the
+// receipt commit, so both participants' sessions on every node learn of it.
+type MarkRead struct {
+	aggregates *aggregates
+	clock      ports.Clock
+	ids        ports.IDs
+	attempts   int
+}
+
+// MarkReadCommand says reader has read conversation up to seq UpTo.
+type MarkReadCommand struct {
+	Reader       user.ID
+	Conversation string
+	UpTo         uint64
+}
+
+// Handle marks the conversation read up to cmd.UpTo; a marker already there
+// or past it changes nothing and succeeds.
+func (m *MarkRead) Handle(ctx context.Context, cmd MarkReadCommand) error {
+	id, err := conversation.ParseID(cmd.Conversation)
+	if err != nil {
+		return err
+	}
+	return m.mark(ctx, id, cmd.Reader, cmd.UpTo, (*conversation.Receipts).MarkRead)
+}
+
+// markDelivered moves the recipient's delivered marker after this node
+// pushed messages to one of its sessions.
+func (m *MarkRead) markDelivered(ctx context.Context, id conversation.ID, u user.ID, upTo uint64) error {
+	return m.mark(ctx, id, u, upTo, (*conversation.Receipts).MarkDelivered)
+}
+
+type markFunc func(*conversation.Receipts, *conversation.Conversation, user.ID, uint64) error
+
+func (m *MarkRead) mark(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
+	for attempt := 0; attempt < m.attempts; attempt++ {
+		err := m.try(ctx, id, u, upTo, mark)
+		if !errors.Is(err, ports.ErrVersionConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: markers too busy, gave up after %d attempts", ports.ErrUnavailable, m.attempts)
+}
+
+func (m *MarkRead) try(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
+	e, err := m.aggregates.readable(ctx, id, u)
+	if err != nil {
+		return err
+	}
+	defer e.mu.Unlock()
+	if upTo > e.conv.LastSeq() {
+		if err := m.aggregates.refreshConversation(ctx, e); err != nil {
+			return err
+		}
+	}
+	next := e.receipts.Clone()
+	if err := mark(next, e.conv, u, upTo); err != nil {
+		return err
+	}
+	if len(next.Uncommitted()) == 0 {
+		return nil
+	}
+	commit := ports.Commit{
+		ID: m.ids.NewID(), Stream: conversation.ReceiptsStream(id), Version: next.Version() + 1,
+		Events: next.Uncommitted(), CommittedAt: m.clock.Now(),
+	}
+	err = m.aggregates.publish(ctx, commit)
+	if errors.Is(err, ports.ErrVersionConflict) {
+		if rerr := m.aggregates.refreshReceipts(ctx, e); rerr != nil {
+			return rerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	next.Committed()
+	e.receipts = next
+	return nil
+}

@@ -1,0 +1,205 @@
+package application
+
+import (
+	"context"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// Page limits of sync and history, as the protocol sets them.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 500
+)
+
+// Page is a run of messages in seq order, and whether more lie beyond it.
+type Page struct {
+	Conversation string
+	Messages     []ports.MessageView
+	More         bool
+}
+
+// Sync answers a session that asks for the messages after a seq.
+type Sync struct {
+	aggregates *aggregates
+}
+
+// SyncQuery asks for up to Limit messages with seq > After.
+type SyncQuery struct {
+	Reader       user.ID
+	Conversation string
+	After        uint64
+	Limit        int
+}
+
+// Handle returns the page; only a participant may ask.
+func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
+	id, err := conversation.ParseID(q.Conversation)
+	if err != nil {
+		return Page{}, err
+	}
+	e, err := s.aggregates.readable(ctx, id, q.Reader)
+	if err != nil {
+		return Page{}, err
+	}
+	e.mu.Unlock()
+	limit := clampLimit(q.Limit)
+	commits, err := s.aggregates.store.Load(ctx, conversation.MessagesStream(id), q.After+1, q.After+uint64(limit)+1)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Conversation: q.Conversation, Messages: messagesOf(commits)}
+	if len(page.Messages) > limit {
+		page.Messages, page.More = page.Messages[:limit], true
+	}
+	return page, nil
+}
+
+// History pages a conversation's messages with their delivery status.
+type History struct {
+	aggregates *aggregates
+}
+
+// HistoryQuery asks for a page: with Before, the latest Limit messages below
+// it; otherwise the first Limit after After, or the latest Limit when After is 0.
+type HistoryQuery struct {
+	Reader       user.ID
+	Conversation string
+	After        uint64
+	Before       uint64
+	Limit        int
+}
+
+// Handle returns the page with each message's status.
+func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
+	id, err := conversation.ParseID(q.Conversation)
+	if err != nil {
+		return Page{}, err
+	}
+	e, err := h.aggregates.readable(ctx, id, q.Reader)
+	if err != nil {
+		return Page{}, err
+	}
+	err = h.aggregates.refreshConversation(ctx, e)
+	if err == nil {
+		err = h.aggregates.refreshReceipts(ctx, e)
+	}
+	lastSeq, receipts := e.conv.LastSeq(), e.receipts.Clone()
+	e.mu.Unlock()
+	if err != nil {
+		return Page{}, err
+	}
+	from, to, more := pageRange(q.After, q.Before, lastSeq, uint64(clampLimit(q.Limit)))
+	page := Page{Conversation: q.Conversation, More: more}
+	if from > to {
+		return page, nil
+	}
+	commits, err := h.aggregates.store.Load(ctx, conversation.MessagesStream(id), from, to)
+	if err != nil {
+		return Page{}, err
+	}
+	page.Messages = messagesOf(commits)
+	for i := range page.Messages {
+		m := page.Messages[i]
+		agg := message.Posted(message.ID(m.MessageID), m.Seq, m.From, m.To, message.Body(m.Body), m.SentAt)
+		agg.ApplyMarkers(receipts.DeliveredUpTo(m.To), receipts.ReadUpTo(m.To))
+		page.Messages[i].Status = string(agg.Status())
+	}
+	return page, nil
+}
+
+// pageRange picks the seqs of a history page and whether more lie beyond it,
+// in the direction the page moves.
+func pageRange(after, before, last, limit uint64) (from, to uint64, more bool) {
+	switch {
+	case before > 0:
+		to = min(before-1, last)
+		floor := after + 1
+		from = floor
+		if to >= limit && to-limit+1 > floor {
+			from = to - limit + 1
+		}
+		return from, to, from > floor
+	case after > 0:
+		from = after + 1
+		to = min(after+limit, last)
+		return from, to, to < last
+	default:
+		to = last
+		from = 1
+		if last > limit {
+			from = last - limit + 1
+		}
+		return from, to, from > 1
+	}
+}
+
+func clampLimit(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPageLimit
+	case limit > MaxPageLimit:
+		return MaxPageLimit
+	}
+	return limit
+}
+
+func messagesOf(commits []ports.Commit) []ports.MessageView {
+	out := make([]ports.MessageView, 0, len(commits))
+	for _, c := range commits {
+		for _, ev := range c.Events {
+			if p, ok := ev.(conversation.MessagePosted); ok {
+				out = append(out, messageView(p))
+			}
+		}
+	}
+	return out
+}
+
+// ListConversations answers a user's conversation list from the read model.
+type ListConversations struct {
+	readModel ports.ReadModel
+}
+
+// ConversationSummary is one row of a user's conversation list; the markers
+// and the unread count are the asking user's own.
+type ConversationSummary struct {
+	Conversation  string
+	Peer          user.ID
+	LastSeq       uint64
+	DeliveredUpTo uint64
+	ReadUpTo      uint64
+	Unread        int
+	LastMessage   *ports.MessageView
+}
+
+// MaxConversations bounds one listing.
+const MaxConversations = 500
+
+// Handle lists u's conversations, most recent activity first.
+func (l *ListConversations) Handle(ctx context.Context, u user.ID) ([]ConversationSummary, error) {
+	views, err := l.readModel.ListFor(ctx, u, MaxConversations)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ConversationSummary, 0, len(views))
+	for _, v := range views {
+		me, peer := v.Members[0], v.Members[1]
+		if me.User != u {
+			me, peer = peer, me
+		}
+		s := ConversationSummary{
+			Conversation: v.Conversation, Peer: peer.User, LastSeq: v.LastSeq,
+			DeliveredUpTo: me.DeliveredUpTo, ReadUpTo: me.ReadUpTo, Unread: len(me.Unread),
+		}
+		if r := v.LastMessage; r != nil {
+			s.LastMessage = &ports.MessageView{MessageID: r.MessageID, Conversation: v.Conversation, Seq: r.Seq,
+				From: r.From, To: r.To, Body: r.Body, SentAt: r.SentAt}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}

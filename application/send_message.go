@@ -1,0 +1,163 @@
+package application
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// SendMessageCommand is one send as a client asks for it.
+type SendMessageCommand struct {
+	Sender user.ID
+	// ClientID is the idempotency key; empty asks for a server-made one, as
+	// the seed's frame without an id does.
+	ClientID string
+	To       string
+	Body     string
+	// Origin is the session that sent it, spared its own message on delivery.
+	Origin string
+}
+
+// Ack confirms a message is durable and its publication committed.
+type Ack struct {
+	ClientID     string
+	MessageID    string
+	Conversation string
+	Seq          uint64
+	SentAt       time.Time
+}
+
+// SendMessage stores a message and publishes it in one RocketMQ-style
+// transaction, idempotently on the client's key.
+type SendMessage struct {
+	aggregates *aggregates
+	clock      ports.Clock
+	ids        ports.IDs
+	attempts   int
+	limits     *userLimits
+}
+
+func newSendMessage(cfg Config, aggs *aggregates, clock ports.Clock, ids ports.IDs) *SendMessage {
+	return &SendMessage{aggregates: aggs, clock: clock, ids: ids, attempts: cfg.MaxAttempts,
+		limits: newUserLimits(cfg.SendRate, cfg.SendBurst)}
+}
+
+// Handle validates, rate-limits and sends; it returns the ack only once the
+// message is stored and its publication committed.
+func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, error) {
+	to, err := user.ParseID(cmd.To)
+	if err != nil {
+		return Ack{}, fmt.Errorf("to: %w", err)
+	}
+	if to == cmd.Sender {
+		return Ack{}, conversation.ErrSelf
+	}
+	body, err := message.ParseBody(cmd.Body)
+	if err != nil {
+		return Ack{}, err
+	}
+	key := cmd.ClientID
+	if key == "" {
+		key = s.ids.NewID()
+	}
+	clientID, err := message.ParseClientID(key)
+	if err != nil {
+		return Ack{}, err
+	}
+	if !s.limits.allow(cmd.Sender) {
+		return Ack{}, ErrRateLimited
+	}
+	id := message.IDFor(cmd.Sender, clientID)
+	convID := conversation.IDFor(cmd.Sender, to)
+	for attempt := 0; attempt < s.attempts; attempt++ {
+		ack, err := s.try(ctx, convID, id, cmd, to, body)
+		switch {
+		case err == nil:
+			ack.ClientID = key
+			return ack, nil
+		case errors.Is(err, ports.ErrDuplicateCommit):
+			return s.firstAck(ctx, id, key)
+		case !errors.Is(err, ports.ErrVersionConflict):
+			return Ack{}, err
+		}
+	}
+	return Ack{}, fmt.Errorf("%w: conversation too busy, gave up after %d attempts", ports.ErrUnavailable, s.attempts)
+}
+
+func (s *SendMessage) try(ctx context.Context, convID conversation.ID, id message.ID, cmd SendMessageCommand, to user.ID, body message.Body) (Ack, error) {
+	e := s.aggregates.lock(convID)
+	defer e.mu.Unlock()
+	next := e.conv.Clone()
+	posted, err := next.Post(id, cmd.Sender, to, body, s.clock.Now())
+	if err != nil {
+		return Ack{}, err
+	}
+	commit := ports.Commit{
+		ID: string(id), Stream: conversation.MessagesStream(convID), Version: next.Version() + 1,
+		Events: next.Uncommitted(), CommittedAt: posted.SentAt, Origin: cmd.Origin,
+	}
+	err = s.aggregates.publish(ctx, commit)
+	if errors.Is(err, ports.ErrVersionConflict) {
+		if rerr := s.aggregates.refreshConversation(ctx, e); rerr != nil {
+			return Ack{}, rerr
+		}
+	}
+	if err != nil {
+		return Ack{}, err
+	}
+	next.Committed()
+	e.conv = next
+	return ackOf(posted), nil
+}
+
+// firstAck answers a resend with the ack of the message first stored.
+func (s *SendMessage) firstAck(ctx context.Context, id message.ID, key string) (Ack, error) {
+	stored, err := s.aggregates.store.FindCommit(ctx, string(id))
+	if err != nil {
+		return Ack{}, err
+	}
+	for _, ev := range stored.Events {
+		if posted, ok := ev.(conversation.MessagePosted); ok {
+			ack := ackOf(posted)
+			ack.ClientID = key
+			return ack, nil
+		}
+	}
+	return Ack{}, fmt.Errorf("commit %s holds no message", id)
+}
+
+func ackOf(p conversation.MessagePosted) Ack {
+	return Ack{MessageID: string(p.MessageID), Conversation: string(p.Conversation), Seq: p.Seq, SentAt: p.SentAt}
+}
+
+// userLimits holds one token bucket per sender on this node.
+type userLimits struct {
+	limit rate.Limit
+	burst int
+	mu    sync.Mutex
+	users map[user.ID]*rate.Limiter
+}
+
+func newUserLimits(perSecond float64, burst int) *userLimits {
+	return &userLimits{limit: rate.Limit(perSecond), burst: burst, users: map[user.ID]*rate.Limiter{}}
+}
+
+func (l *userLimits) allow(u user.ID) bool {
+	l.mu.Lock()
+	lim, ok := l.users[u]
+	if !ok {
+		lim = rate.NewLimiter(l.limit, l.burst)
+		l.users[u] = lim
+	}
+	l.mu.Unlock()
+	return lim.Allow()
+}

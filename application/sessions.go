@@ -1,0 +1,78 @@
+package application
+
+import (
+	"sync"
+
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// Sessions is the registry of the sessions connected to this node, with each
+// session's delivery cursor per conversation.
+type Sessions struct {
+	mu     sync.RWMutex
+	byUser map[user.ID][]*sessionState
+	count  int
+}
+
+// sessionState is one session's delivery position. The cursors map is made
+// on the first delivery, so an idle session costs a few words here.
+type sessionState struct {
+	session ports.Session
+	mu      sync.Mutex
+	cursors map[string]uint64
+}
+
+// NewSessions returns an empty registry.
+func NewSessions() *Sessions {
+	return &Sessions{byUser: map[user.ID][]*sessionState{}}
+}
+
+// Register adds s and returns the function that removes it again.
+func (r *Sessions) Register(s ports.Session) (unregister func()) {
+	st := &sessionState{session: s}
+	u := s.User()
+	r.mu.Lock()
+	r.byUser[u] = append(r.byUser[u], st)
+	r.count++
+	r.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { r.remove(u, st) }) }
+}
+
+func (r *Sessions) remove(u user.ID, st *sessionState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	list := r.byUser[u]
+	for i, s := range list {
+		if s == st {
+			list[i] = list[len(list)-1]
+			list = list[:len(list)-1]
+			r.count--
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.byUser, u)
+	} else {
+		r.byUser[u] = list
+	}
+}
+
+// Count is the number of sessions on this node.
+func (r *Sessions) Count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.count
+}
+
+// of returns a snapshot of u's sessions, safe to use without the lock.
+func (r *Sessions) of(u user.ID) []*sessionState {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	list := r.byUser[u]
+	if len(list) == 0 {
+		return nil
+	}
+	return append([]*sessionState(nil), list...)
+}

@@ -1,0 +1,111 @@
+package conversation
+
+import "github.com/evchat/chatd/domain/user"
+
+// Receipts is the aggregate of both participants' delivered and read markers
+// in one conversation. Markers only move forward, so a repeated or late mark
+// records nothing, and reading implies delivery.
+type Receipts struct {
+	id          ID
+	delivered   map[user.ID]uint64
+	read        map[user.ID]uint64
+	version     uint64
+	uncommitted []Event
+}
+
+// NewReceipts returns the markers of conversation id before any event.
+func NewReceipts(id ID) *Receipts {
+	return &Receipts{id: id, delivered: map[user.ID]uint64{}, read: map[user.ID]uint64{}}
+}
+
+// DeliveredUpTo is u's delivered marker.
+func (r *Receipts) DeliveredUpTo(u user.ID) uint64 { return r.delivered[u] }
+
+// ReadUpTo is u's read marker.
+func (r *Receipts) ReadUpTo(u user.ID) uint64 { return r.read[u] }
+
+// Version is the number of commits the aggregate has applied.
+func (r *Receipts) Version() uint64 { return r.version }
+
+// Uncommitted returns the events recorded since the last commit.
+func (r *Receipts) Uncommitted() []Event { return r.uncommitted }
+
+// MarkDelivered moves u's delivered marker to upTo in conv.
+func (r *Receipts) MarkDelivered(conv *Conversation, u user.ID, upTo uint64) error {
+	if err := r.check(conv, u, upTo); err != nil {
+		return err
+	}
+	if upTo > r.delivered[u] {
+		r.record(DeliveredUpTo{Conversation: r.id, User: u, Seq: upTo})
+	}
+	return nil
+}
+
+// MarkRead moves u's read marker to upTo in conv, and the delivered marker
+// with it when it lags.
+func (r *Receipts) MarkRead(conv *Conversation, u user.ID, upTo uint64) error {
+	if err := r.check(conv, u, upTo); err != nil {
+		return err
+	}
+	if upTo > r.delivered[u] {
+		r.record(DeliveredUpTo{Conversation: r.id, User: u, Seq: upTo})
+	}
+	if upTo > r.read[u] {
+		r.record(ReadUpTo{Conversation: r.id, User: u, Seq: upTo})
+	}
+	return nil
+}
+
+func (r *Receipts) check(conv *Conversation, u user.ID, upTo uint64) error {
+	if err := conv.CanRead(u); err != nil {
+		return err
+	}
+	if upTo > conv.LastSeq() {
+		return ErrBeyondLastMessage
+	}
+	return nil
+}
+
+func (r *Receipts) record(e Event) {
+	r.apply(e)
+	r.uncommitted = append(r.uncommitted, e)
+}
+
+// Replay applies one stored commit's events, as loaded from the store.
+func (r *Receipts) Replay(events []Event) {
+	for _, e := range events {
+		r.apply(e)
+	}
+	r.version++
+}
+
+// Committed marks the recorded events as stored.
+func (r *Receipts) Committed() {
+	r.uncommitted = nil
+	r.version++
+}
+
+// Clone returns an independent copy for trying a command on.
+func (r *Receipts) Clone() *Receipts {
+	cp := &Receipts{id: r.id, version: r.version, delivered: make(map[user.ID]uint64, 2), read: make(map[user.ID]uint64, 2)}
+	for k, v := range r.delivered {
+		cp.delivered[k] = v
+	}
+	for k, v := range r.read {
+		cp.read[k] = v
+	}
+	return cp
+}
+
+func (r *Receipts) apply(e Event) {
+	switch e := e.(type) {
+	case DeliveredUpTo:
+		if e.Seq > r.delivered[e.User] {
+			r.delivered[e.User] = e.Seq
+		}
+	case ReadUpTo:
+		if e.Seq > r.read[e.User] {
+			r.read[e.User] = e.Seq
+		}
+	}
+}

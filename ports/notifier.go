@@ -1,0 +1,38 @@
+package ports
+
+import (
+	"time"
+
+	"github.com/evchat/chatd/domain/user"
+)
+
+// MessageView is a message as clients see it, in pushes and in pages.
+type MessageView struct {
+	MessageID    string
+	Conversation string
+	Seq          uint64
+	From         user.ID
+	To           user.ID
+	Body         string
+	SentAt       time.Time
+	// Status is set on history pages only: sent, delivered or read.
+	Status string
+}
+
+// Receipt says a participant's marker moved; a zero field did not move.
+type Receipt struct {
+	Conversation  string
+	User          user.ID
+	DeliveredUpTo uint64
+	ReadUpTo      uint64
+}
+
+// Session is one client connection on this node, as the inbound transport
+// holds it. Pushes never block: a session whose queue is full reports false
+// and the transport disconnects it, so a slow client never holds up others.
+type Session interface {
+	ID() string
+	User() user.ID
+	PushMessage(m MessageView) bool
+	PushReceipt(r Receipt) bool
+}
