@@ -179,7 +179,6 @@ func (c *Conversation) Committed() {
 	c.version++
 }
 
-
 // Clone returns an independent copy, so a cached aggregate can be tried on
 // without being spoiled by a command that fails to commit.
 func (c *Conversation) Clone() *Conversation {
