@@ -154,7 +154,7 @@ func (c *Conversation) Post(id message.ID, from, to user.ID, body message.Body, 
 	}
 	posted := MessagePosted{
 		Conversation: c.id, Seq: c.lastSeq + 1, MessageID: id,
-		From: from, To: to, Body: body, SentAt: sentAt.UTC(),
+		From: from, To: to, Body: body, SentAt: sentAt.UTC().Truncate(time.Millisecond),
 	}
 	c.record(posted)
 	return posted, nil

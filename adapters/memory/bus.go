@@ -1,0 +1,214 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evchat/chatd/ports"
+)
+
+// BusConfig tunes the in-process bus.
+type BusConfig struct {
+	// QueueSize bounds the commits waiting for dispatch; a full queue makes
+	// Publish wait, which is the backpressure a sender should feel.
+	QueueSize int
+	// BatchSize bounds how many commits one handler call gets.
+	BatchSize int
+	// CheckInterval is how often half messages of unknown outcome are checked back.
+	CheckInterval time.Duration
+	// MaxReconsume bounds the redeliveries of a failed cluster batch.
+	MaxReconsume int
+}
+
+// DefaultBusConfig suits one node.
+func DefaultBusConfig() BusConfig {
+	return BusConfig{QueueSize: 8192, BatchSize: 64, CheckInterval: time.Second, MaxReconsume: 3}
+}
+
+// Bus is the in-process transactional message bus: a half message waits in
+// the bus while the local transaction runs, and only a commit reaches the
+// subscribers, exactly as with RocketMQ's transactional producer. Cluster
+// handlers see a batch before broadcast handlers do, so on one node the read
+// model is current by the time a session hears of a message.
+type Bus struct {
+	handler ports.TransactionHandler
+	cfg     BusConfig
+
+	queue chan ports.Commit
+
+	mu        sync.Mutex
+	half      map[string]ports.Commit
+	broadcast []ports.CommitHandler
+	cluster   map[string]ports.CommitHandler
+	stop      chan struct{}
+	done      sync.WaitGroup
+}
+
+var (
+	_ ports.TransactionalPublisher = (*Bus)(nil)
+	_ ports.Subscriber             = (*Bus)(nil)
+)
+
+// NewBus returns a bus that runs handler's local transaction and checkback.
+func NewBus(handler ports.TransactionHandler, cfg BusConfig) (*Bus, error) {
+	if handler == nil {
+		return nil, errors.New("memory bus: a transaction handler is required")
+	}
+	def := DefaultBusConfig()
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = def.QueueSize
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = def.BatchSize
+	}
+	if cfg.CheckInterval <= 0 {
+		cfg.CheckInterval = def.CheckInterval
+	}
+	if cfg.MaxReconsume <= 0 {
+		cfg.MaxReconsume = def.MaxReconsume
+	}
+	return &Bus{handler: handler, cfg: cfg, queue: make(chan ports.Commit, cfg.QueueSize), half: map[string]ports.Commit{}, cluster: map[string]ports.CommitHandler{}}, nil
+}
+
+// Broadcast implements ports.Subscriber.
+func (b *Bus) Broadcast(_ string, h ports.CommitHandler) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.broadcast = append(b.broadcast, h)
+}
+
+// Cluster implements ports.Subscriber. A group handles each commit once, so
+// a second handler registered for a group already here is not called: with
+// one process, the first member of the group does all of its work.
+func (b *Bus) Cluster(group string, h ports.CommitHandler) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.cluster[group]; !ok {
+		b.cluster[group] = h
+	}
+}
+
+// Start runs the dispatcher and the checkback loop.
+func (b *Bus) Start() {
+	b.stop = make(chan struct{})
+	b.done.Add(2)
+	go b.dispatch()
+	go b.checkback()
+}
+
+// Stop ends both loops after the dispatcher has drained the queue.
+func (b *Bus) Stop(ctx context.Context) error {
+	close(b.stop)
+	finished := make(chan struct{})
+	go func() { b.done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ping implements ports.TransactionalPublisher; the bus is always there.
+func (b *Bus) Ping(context.Context) error { return nil }
+
+// Publish implements ports.TransactionalPublisher.
+func (b *Bus) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error) {
+	b.mu.Lock()
+	b.half[c.ID] = c
+	b.mu.Unlock()
+	state, err := b.handler.ExecuteLocal(ctx, c)
+	return b.end(ctx, c, state), err
+}
+
+// end settles a half message; an unknown one stays for checkback.
+func (b *Bus) end(ctx context.Context, c ports.Commit, state ports.TxState) ports.TxState {
+	if state == ports.TxUnknown {
+		return state
+	}
+	b.mu.Lock()
+	_, pending := b.half[c.ID]
+	delete(b.half, c.ID)
+	b.mu.Unlock()
+	if state != ports.TxCommit || !pending {
+		return state
+	}
+	select {
+	case b.queue <- c:
+	case <-ctx.Done():
+		// The commit is stored: hand it over without the caller's deadline,
+		// or subscribers would miss a message the store has.
+		b.queue <- c
+	}
+	return state
+}
+
+func (b *Bus) checkback() {
+	defer b.done.Done()
+	ticker := time.NewTicker(b.cfg.CheckInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-ticker.C:
+		}
+		b.mu.Lock()
+		pending := make([]ports.Commit, 0, len(b.half))
+		for _, c := range b.half {
+			pending = append(pending, c)
+		}
+		b.mu.Unlock()
+		for _, c := range pending {
+			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CheckInterval)
+			b.end(ctx, c, b.handler.Check(ctx, c))
+			cancel()
+		}
+	}
+}
+
+func (b *Bus) dispatch() {
+	defer b.done.Done()
+	batch := make([]ports.Commit, 0, b.cfg.BatchSize)
+	for {
+		select {
+		case c := <-b.queue:
+			batch = append(batch[:0], c)
+		case <-b.stop:
+			if len(b.queue) == 0 {
+				return
+			}
+			continue
+		}
+		for len(batch) < b.cfg.BatchSize && len(b.queue) > 0 {
+			batch = append(batch, <-b.queue)
+		}
+		b.deliver(batch)
+	}
+}
+
+func (b *Bus) deliver(batch []ports.Commit) {
+	b.mu.Lock()
+	cluster, broadcast := b.cluster, b.broadcast
+	b.mu.Unlock()
+	ctx := context.Background()
+	for _, h := range cluster {
+		var err error
+		for attempt := 0; attempt <= b.cfg.MaxReconsume; attempt++ {
+			if err = h(ctx, batch); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			slog.Error("cluster handler gave up on a batch", "commits", len(batch), "first", batch[0].ID, "err", err)
+		}
+	}
+	for _, h := range broadcast {
+		if err := h(ctx, batch); err != nil {
+			slog.Warn("broadcast handler failed", "commits", len(batch), "err", err)
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package memory
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// ReadModel keeps conversation views in memory, indexed by participant.
+type ReadModel struct {
+	mu     sync.RWMutex
+	views  map[string]ports.ConversationView
+	byUser map[user.ID][]string
+}
+
+var _ ports.ReadModel = (*ReadModel)(nil)
+
+// NewReadModel returns an empty read model.
+func NewReadModel() *ReadModel {
+	return &ReadModel{views: map[string]ports.ConversationView{}, byUser: map[user.ID][]string{}}
+}
+
+// Get implements ports.ReadModel.
+func (r *ReadModel) Get(_ context.Context, conversation string) (ports.ConversationView, bool, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	v, ok := r.views[conversation]
+	return cloneView(v), ok, nil
+}
+
+// Save implements ports.ReadModel.
+func (r *ReadModel) Save(_ context.Context, v ports.ConversationView, expected uint64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, ok := r.views[v.Conversation]
+	if (ok && old.Revision() != expected) || (!ok && expected != 0) {
+		return ports.ErrRevisionConflict
+	}
+	if old.Participants[0] == "" {
+		for _, u := range v.Participants {
+			if u != "" {
+				r.byUser[u] = append(r.byUser[u], v.Conversation)
+			}
+		}
+	}
+	r.views[v.Conversation] = cloneView(v)
+	return nil
+}
+
+// ListFor implements ports.ReadModel.
+func (r *ReadModel) ListFor(_ context.Context, u user.ID, limit int) ([]ports.ConversationView, error) {
+	r.mu.RLock()
+	out := make([]ports.ConversationView, 0, len(r.byUser[u]))
+	for _, id := range r.byUser[u] {
+		out = append(out, cloneView(r.views[id]))
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(out, func(a, b ports.ConversationView) int { return b.LastActivity.Compare(a.LastActivity) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Reset implements ports.ReadModel.
+func (r *ReadModel) Reset(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.views = map[string]ports.ConversationView{}
+	r.byUser = map[user.ID][]string{}
+	return nil
+}
+
+// cloneView copies the slices a caller could otherwise change under the lock.
+func cloneView(v ports.ConversationView) ports.ConversationView {
+	for i := range v.Members {
+		v.Members[i].Unread = slices.Clone(v.Members[i].Unread)
+	}
+	if v.LastMessage != nil {
+		m := *v.LastMessage
+		v.LastMessage = &m
+	}
+	return v
+}

@@ -1,0 +1,38 @@
+package contract_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/contract"
+)
+
+func TestMemoryEventStore(t *testing.T) {
+	contract.TestEventStore(t, func(*testing.T) ports.EventStore { return memory.NewEventStore() })
+}
+
+func TestMemoryReadModel(t *testing.T) {
+	contract.TestReadModel(t, func(*testing.T) ports.ReadModel { return memory.NewReadModel() })
+}
+
+// The in-process bus is one process: its nodes are handlers on the one bus.
+func TestMemoryTransactionalPublisher(t *testing.T) {
+	features := contract.TxBusFeatures{Settle: 5 * time.Second, Quiet: 200 * time.Millisecond}
+	contract.TestTransactionalPublisher(t, features, func(t *testing.T, h ports.TransactionHandler, nodes int) contract.TxBus {
+		bus, err := memory.NewBus(h, memory.BusConfig{CheckInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subscribers := make([]ports.Subscriber, nodes)
+		for i := range subscribers {
+			subscribers[i] = bus
+		}
+		return contract.TxBus{Publisher: bus, Nodes: subscribers, Start: func(t *testing.T) {
+			bus.Start()
+			t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+		}}
+	})
+}

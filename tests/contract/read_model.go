@@ -1,0 +1,185 @@
+package contract
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// TestReadModel runs the read model contract against models made by newModel.
+func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
+	t.Run("a saved view reads back equal", func(t *testing.T) {
+		t.Parallel()
+		rm, ctx := newModel(t), context.Background()
+		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
+		if _, found, err := rm.Get(ctx, v.Conversation); err != nil || found {
+			t.Fatalf("before save: found=%v err=%v", found, err)
+		}
+		if err := rm.Save(ctx, v, 0); err != nil {
+			t.Fatal(err)
+		}
+		got, found, err := rm.Get(ctx, v.Conversation)
+		if err != nil || !found {
+			t.Fatalf("after save: found=%v err=%v", found, err)
+		}
+		assertView(t, got, v)
+	})
+
+	t.Run("a save from a stale revision conflicts", func(t *testing.T) {
+		t.Parallel()
+		rm, ctx := newModel(t), context.Background()
+		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
+		if err := rm.Save(ctx, v, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := rm.Save(ctx, v, 0); !errors.Is(err, ports.ErrRevisionConflict) {
+			t.Fatalf("second create: got %v, want ErrRevisionConflict", err)
+		}
+		next := v
+		next.MessagesVersion++
+		next.LastSeq++
+		if err := rm.Save(ctx, next, v.Revision()+1); !errors.Is(err, ports.ErrRevisionConflict) {
+			t.Fatalf("wrong revision: got %v, want ErrRevisionConflict", err)
+		}
+		if err := rm.Save(ctx, next, v.Revision()); err != nil {
+			t.Fatalf("right revision: %v", err)
+		}
+		got, _, _ := rm.Get(ctx, v.Conversation)
+		assertView(t, got, next)
+	})
+
+	t.Run("exactly one of twenty racing savers wins a revision", func(t *testing.T) {
+		t.Parallel()
+		rm, ctx := newModel(t), context.Background()
+		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
+		if err := rm.Save(ctx, v, 0); err != nil {
+			t.Fatal(err)
+		}
+		const savers = 20
+		var wg sync.WaitGroup
+		errs := make([]error, savers)
+		for i := range savers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				next := v
+				next.ReceiptsVersion++
+				errs[i] = rm.Save(ctx, next, v.Revision())
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, ports.ErrRevisionConflict):
+				t.Errorf("loser got %v, want ErrRevisionConflict", err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d savers won, want exactly 1", wins)
+		}
+	})
+
+	t.Run("a user's list holds their conversations, latest first, limited", func(t *testing.T) {
+		t.Parallel()
+		rm, ctx := newModel(t), context.Background()
+		me, a, b, c := uniqueName(t, "me"), uniqueName(t, "a"), uniqueName(t, "b"), uniqueName(t, "c")
+		now := time.Now()
+		views := []ports.ConversationView{
+			sampleView(uniqueName(t, "c"), me, a, now.Add(-2*time.Minute)),
+			sampleView(uniqueName(t, "c"), b, me, now),
+			sampleView(uniqueName(t, "c"), me, c, now.Add(-time.Minute)),
+			sampleView(uniqueName(t, "c"), a, b, now.Add(time.Minute)),
+		}
+		for _, v := range views {
+			if err := rm.Save(ctx, v, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := rm.ListFor(ctx, user.ID(me), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 3 {
+			t.Fatalf("got %d conversations, want 3", len(got))
+		}
+		for i, want := range []int{1, 2, 0} {
+			assertView(t, got[i], views[want])
+		}
+		limited, err := rm.ListFor(ctx, user.ID(me), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(limited) != 2 || limited[0].Conversation != views[1].Conversation {
+			t.Fatalf("limit 2: got %+v", limited)
+		}
+	})
+
+	t.Run("reset empties the model", func(t *testing.T) {
+		rm, ctx := newModel(t), context.Background()
+		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
+		if err := rm.Save(ctx, v, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := rm.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, err := rm.Get(ctx, v.Conversation); err != nil || found {
+			t.Fatalf("after reset: found=%v err=%v", found, err)
+		}
+		if list, err := rm.ListFor(ctx, v.Participants[0], 10); err != nil || len(list) != 0 {
+			t.Fatalf("after reset: list=%v err=%v", list, err)
+		}
+	})
+}
+
+func sampleView(conv, a, b string, activity time.Time) ports.ConversationView {
+	activity = activity.UTC().Truncate(time.Millisecond)
+	return ports.ConversationView{
+		Conversation:    conv,
+		Participants:    [2]user.ID{user.ID(a), user.ID(b)},
+		MessagesVersion: 3, ReceiptsVersion: 2, LastSeq: 3,
+		LastMessage: &ports.MessageRecord{MessageID: "m_3", Seq: 3, From: user.ID(a), To: user.ID(b),
+			Body: `{"$set": "not an operator"}`, SentAt: activity},
+		LastActivity: activity,
+		Members: [2]ports.MemberView{
+			{User: user.ID(a), DeliveredUpTo: 2, ReadUpTo: 1},
+			{User: user.ID(b), DeliveredUpTo: 3, ReadUpTo: 1, Unread: []uint64{2, 3}},
+		},
+	}
+}
+
+func assertView(t *testing.T, got, want ports.ConversationView) {
+	t.Helper()
+	if !got.LastActivity.Equal(want.LastActivity) {
+		t.Errorf("LastActivity = %v, want %v", got.LastActivity, want.LastActivity)
+	}
+	got.LastActivity, want.LastActivity = time.Time{}, time.Time{}
+	if got.LastMessage != nil && want.LastMessage != nil {
+		if !got.LastMessage.SentAt.Equal(want.LastMessage.SentAt) {
+			t.Errorf("LastMessage.SentAt = %v, want %v", got.LastMessage.SentAt, want.LastMessage.SentAt)
+		}
+		g, w := *got.LastMessage, *want.LastMessage
+		g.SentAt, w.SentAt = time.Time{}, time.Time{}
+		got.LastMessage, want.LastMessage = &g, &w
+	}
+	for i := range got.Members {
+		if len(got.Members[i].Unread) == 0 {
+			got.Members[i].Unread = nil
+		}
+		if len(want.Members[i].Unread) == 0 {
+			want.Members[i].Unread = nil
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("view:\n got %+v\nwant %+v", got, want)
+	}
+}
