@@ -178,7 +178,6 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) ports.EventStore) 
 	})
 }
 
-
 func sampleCommit(stream string, version uint64) ports.Commit {
 	return ports.Commit{
 		ID: fmt.Sprintf("%s-%d", stream, version), Stream: stream, Version: version,
