@@ -1,0 +1,120 @@
+// Package bootstrap is the only package that knows every other: it reads the
+// configuration from the environment, validates it, and wires the domain, the
+// application and one go.uber.org/fx module per adapter into a running node,
+// with lifecycle hooks that start and drain servers, producers and consumers
+// in the right order. The chatd main package in bootstrap/chatd calls it.
+package bootstrap
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is every setting of a node, read from CHAT_* environment variables
+// as PROTOCOL.md names them.
+type Config struct {
+	HTTPAddr string `env:"CHAT_HTTP_ADDR" envDefault:":8080"`
+	NodeID   string `env:"CHAT_NODE_ID"`
+	LogLevel string `env:"CHAT_LOG_LEVEL" envDefault:"info"`
+
+	MongoURI string `env:"CHAT_MONGO_URI"`
+	MongoDB  string `env:"CHAT_MONGO_DB" envDefault:"chat"`
+
+	RocketMQNamesrv     string        `env:"CHAT_ROCKETMQ_NAMESRV"`
+	RocketMQTopic       string        `env:"CHAT_ROCKETMQ_TOPIC" envDefault:"chat_events"`
+	RocketMQRetries     int           `env:"CHAT_ROCKETMQ_RETRIES" envDefault:"3"`
+	RocketMQSendTimeout time.Duration `env:"CHAT_ROCKETMQ_SEND_TIMEOUT" envDefault:"3s"`
+	RocketMQReconsume   int           `env:"CHAT_ROCKETMQ_MAX_RECONSUME" envDefault:"3"`
+
+	AuthMode          string        `env:"CHAT_AUTH_MODE" envDefault:"dev"`
+	AuthSecret        string        `env:"CHAT_AUTH_SECRET"`
+	AuthPublicKeyFile string        `env:"CHAT_AUTH_PUBLIC_KEY_FILE"`
+	DevTokenTTL       time.Duration `env:"CHAT_DEV_TOKEN_TTL" envDefault:"24h"`
+
+	MaxFrameBytes  int           `env:"CHAT_MAX_FRAME_BYTES" envDefault:"65536"`
+	MaxBodyBytes   int64         `env:"CHAT_MAX_BODY_BYTES" envDefault:"65536"`
+	SendRate       float64       `env:"CHAT_SEND_RATE" envDefault:"50"`
+	SendBurst      int           `env:"CHAT_SEND_BURST" envDefault:"200"`
+	SessionQueue   int           `env:"CHAT_SESSION_QUEUE" envDefault:"256"`
+	PingInterval   time.Duration `env:"CHAT_PING_INTERVAL" envDefault:"30s"`
+	AllowedOrigins []string      `env:"CHAT_ALLOWED_ORIGINS" envSeparator:","`
+
+	TxTimeout       time.Duration `env:"CHAT_TX_TIMEOUT" envDefault:"6s"`
+	ShutdownTimeout time.Duration `env:"CHAT_SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// minSecretBytes is the least HS256 secret PROTOCOL.md accepts.
+const minSecretBytes = 32
+
+// LoadConfig reads the environment and validates every value, naming the
+// variable at fault.
+func LoadConfig() (Config, error) {
+	var cfg Config
+	if err := env.Parse(&cfg); err != nil {
+		return Config{}, fmt.Errorf("configuration: %w", err)
+	}
+	if cfg.NodeID == "" {
+		host, _ := os.Hostname()
+		cfg.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the values that parsing alone cannot.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	switch c.AuthMode {
+	case "dev":
+	case "jwt":
+		if c.AuthSecret == "" && c.AuthPublicKeyFile == "" {
+			bad("CHAT_AUTH_MODE", "jwt mode needs CHAT_AUTH_SECRET or CHAT_AUTH_PUBLIC_KEY_FILE")
+		}
+	default:
+		bad("CHAT_AUTH_MODE", "%q is neither dev nor jwt", c.AuthMode)
+	}
+	if c.AuthSecret != "" && len(c.AuthSecret) < minSecretBytes {
+		bad("CHAT_AUTH_SECRET", "must be at least %d bytes, got %d", minSecretBytes, len(c.AuthSecret))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("CHAT_LOG_LEVEL", "%v", err)
+	}
+	if c.NodeID != "" && strings.ContainsAny(c.NodeID, " /\\") {
+		bad("CHAT_NODE_ID", "%q must not contain spaces or slashes", c.NodeID)
+	}
+	for _, p := range []struct {
+		name  string
+		value float64
+	}{
+		{"CHAT_MAX_FRAME_BYTES", float64(c.MaxFrameBytes)}, {"CHAT_MAX_BODY_BYTES", float64(c.MaxBodyBytes)},
+		{"CHAT_SEND_RATE", c.SendRate}, {"CHAT_SEND_BURST", float64(c.SendBurst)},
+		{"CHAT_SESSION_QUEUE", float64(c.SessionQueue)}, {"CHAT_PING_INTERVAL", float64(c.PingInterval)},
+		{"CHAT_TX_TIMEOUT", float64(c.TxTimeout)}, {"CHAT_SHUTDOWN_TIMEOUT", float64(c.ShutdownTimeout)},
+		{"CHAT_ROCKETMQ_SEND_TIMEOUT", float64(c.RocketMQSendTimeout)}, {"CHAT_DEV_TOKEN_TTL", float64(c.DevTokenTTL)},
+	} {
+		if p.value <= 0 {
+			bad(p.name, "must be positive")
+		}
+	}
+	if c.RocketMQRetries < 0 {
+		bad("CHAT_ROCKETMQ_RETRIES", "must not be negative")
+	}
+	if c.RocketMQReconsume < 0 {
+		bad("CHAT_ROCKETMQ_MAX_RECONSUME", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}

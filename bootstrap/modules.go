@@ -1,0 +1,98 @@
+package bootstrap
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/ports"
+)
+
+// NewLogger makes the process's slog logger at the configured level.
+func NewLogger(cfg Config) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Node is the whole fx graph of one chatd node for cfg: the embedded default
+// adapters where cfg names no MongoDB or RocketMQ.
+func Node(cfg Config, logger *slog.Logger) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg, logger),
+		fx.WithLogger(func() fxevent.Logger { return &fxevent.SlogLogger{Logger: logger.With("component", "fx")} }),
+		fx.StopTimeout(cfg.ShutdownTimeout+cfg.ShutdownTimeout/2),
+		SystemModule,
+		MemoryStoreModule,
+		MemoryBusModule,
+		ApplicationModule,
+	)
+}
+
+// SystemModule provides the clock and the id source.
+var SystemModule = fx.Module("system",
+	fx.Provide(
+		func() ports.Clock { return memory.Clock{} },
+		func() ports.IDs { return memory.IDs{} },
+	),
+)
+
+// ApplicationModule builds the use cases and subscribes the projector (once
+// per cluster) and the delivery (every node) to the bus.
+var ApplicationModule = fx.Module("application",
+	fx.Provide(
+		newTransactions,
+		func(t *application.Transactions) ports.TransactionHandler { return t },
+		newApplication,
+	),
+	fx.Invoke(subscribe),
+)
+
+func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*application.Transactions, error) {
+	return application.NewTransactions(store, clock, cfg.TxTimeout)
+}
+
+func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs) (*application.Application, error) {
+	appCfg := application.DefaultConfig()
+	appCfg.TxTimeout, appCfg.SendRate, appCfg.SendBurst = cfg.TxTimeout, cfg.SendRate, cfg.SendBurst
+	return application.New(appCfg, store, publisher, readModel, clock, ids)
+}
+
+// projectorGroup is the cluster group whose one member projects each commit.
+const projectorGroup = "chat_projector"
+
+func subscribe(app *application.Application, sub ports.Subscriber) {
+	sub.Cluster(projectorGroup, app.Projector.Handle)
+	sub.Broadcast("delivery", app.Delivery.Handle)
+}
+
+// MemoryStoreModule provides the in-memory event store and read model.
+var MemoryStoreModule = fx.Module("memory-store",
+	fx.Provide(
+		memory.NewEventStore,
+		func(s *memory.EventStore) ports.EventStore { return s },
+		func(s *memory.EventStore) ports.StreamScanner { return s },
+		memory.NewReadModel,
+		func(r *memory.ReadModel) ports.ReadModel { return r },
+	),
+)
+
+// MemoryBusModule provides the in-process transactional bus, started before
+// and stopped after the servers that publish on it.
+var MemoryBusModule = fx.Module("memory-bus",
+	fx.Provide(
+		func(h ports.TransactionHandler) (*memory.Bus, error) { return memory.NewBus(h, memory.DefaultBusConfig()) },
+		func(b *memory.Bus) ports.TransactionalPublisher { return b },
+		func(b *memory.Bus) ports.Subscriber { return b },
+	),
+	fx.Invoke(func(lc fx.Lifecycle, b *memory.Bus) {
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error { b.Start(); return nil },
+			OnStop:  b.Stop,
+		})
+	}),
+)

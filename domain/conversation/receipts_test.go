@@ -1,0 +1,113 @@
+package conversation_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+)
+
+// conversationWith returns a conversation of alice and bob with n messages.
+func conversationWith(t *testing.T, n int) *conversation.Conversation {
+	t.Helper()
+	c := conversation.New(conversation.IDFor("alice", "bob"))
+	for range n {
+		if _, err := c.Post("m", "alice", "bob", "x", sentAt); err != nil {
+			t.Fatal(err)
+		}
+		c.Committed()
+	}
+	return c
+}
+
+func TestReceipts(t *testing.T) {
+	type mark struct {
+		op     string // "delivered" or "read"
+		by     user.ID
+		upTo   uint64
+		err    error
+		events []string
+	}
+	tests := []struct {
+		name            string
+		marks           []mark
+		delivered, read uint64
+	}{
+		{"delivered then read", []mark{
+			{"delivered", "bob", 2, nil, []string{"DeliveredUpTo"}},
+			{"read", "bob", 2, nil, []string{"ReadUpTo"}},
+		}, 2, 2},
+		{"read implies delivered", []mark{
+			{"read", "bob", 3, nil, []string{"DeliveredUpTo", "ReadUpTo"}},
+		}, 3, 3},
+		{"a repeated or older mark records nothing", []mark{
+			{"read", "bob", 3, nil, []string{"DeliveredUpTo", "ReadUpTo"}},
+			{"read", "bob", 3, nil, nil},
+			{"read", "bob", 1, nil, nil},
+			{"delivered", "bob", 2, nil, nil},
+		}, 3, 3},
+		{"no mark beyond the last message", []mark{
+			{"read", "bob", 4, conversation.ErrBeyondLastMessage, nil},
+		}, 0, 0},
+		{"only participants mark", []mark{
+			{"read", "carol", 1, conversation.ErrNotParticipant, nil},
+			{"delivered", "carol", 1, conversation.ErrNotParticipant, nil},
+		}, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conv := conversationWith(t, 3)
+			r := conversation.NewReceipts(conv.ID())
+			for i, m := range tt.marks {
+				before := len(r.Uncommitted())
+				mark := r.MarkDelivered
+				if m.op == "read" {
+					mark = r.MarkRead
+				}
+				if err := mark(conv, m.by, m.upTo); !errors.Is(err, m.err) {
+					t.Fatalf("mark %d: err = %v, want %v", i, err, m.err)
+				}
+				var types []string
+				for _, e := range r.Uncommitted()[before:] {
+					types = append(types, e.EventType())
+				}
+				if !reflect.DeepEqual(types, m.events) {
+					t.Fatalf("mark %d recorded %v, want %v", i, types, m.events)
+				}
+			}
+			if r.DeliveredUpTo("bob") != tt.delivered || r.ReadUpTo("bob") != tt.read {
+				t.Fatalf("bob's markers %d/%d, want %d/%d", r.DeliveredUpTo("bob"), r.ReadUpTo("bob"), tt.delivered, tt.read)
+			}
+		})
+	}
+}
+
+func TestReceiptsOfAConversationNotStarted(t *testing.T) {
+	conv := conversation.New(conversation.IDFor("alice", "bob"))
+	r := conversation.NewReceipts(conv.ID())
+	if err := r.MarkRead(conv, "bob", 0); !errors.Is(err, conversation.ErrNotStarted) {
+		t.Fatalf("err = %v, want ErrNotStarted", err)
+	}
+}
+
+func TestReceiptsReplayAndClone(t *testing.T) {
+	conv := conversationWith(t, 5)
+	live := conversation.NewReceipts(conv.ID())
+	if err := live.MarkRead(conv, "bob", 4); err != nil {
+		t.Fatal(err)
+	}
+	clone := live.Clone()
+	if err := clone.MarkRead(conv, "bob", 5); err != nil {
+		t.Fatal(err)
+	}
+	if live.ReadUpTo("bob") != 4 {
+		t.Fatalf("clone's mark moved the original to %d", live.ReadUpTo("bob"))
+	}
+	replayed := conversation.NewReceipts(conv.ID())
+	replayed.Replay(live.Uncommitted())
+	if replayed.ReadUpTo("bob") != 4 || replayed.DeliveredUpTo("bob") != 4 || replayed.Version() != 1 {
+		t.Fatalf("replayed markers %d/%d v%d", replayed.DeliveredUpTo("bob"), replayed.ReadUpTo("bob"), replayed.Version())
+	}
+}
