@@ -125,10 +125,14 @@ func Apply(view *ports.ConversationView, c ports.Commit) {
 func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 	switch ev := ev.(type) {
 	case conversation.ConversationStarted:
-		view.Participants = ev.Participants
-		for _, u := range ev.Participants {
-			member(view, u)
+		// Members follow the participants' order, whichever of them a
+		// receipt projected earlier happened to put first.
+		var members [2]ports.MemberView
+		for i, u := range ev.Participants {
+			members[i] = *member(view, u)
+			members[i].User = u
 		}
+		view.Participants, view.Members = ev.Participants, members
 	case conversation.MessagePosted:
 		if ev.Seq > view.LastSeq {
 			view.LastSeq = ev.Seq

@@ -1,0 +1,89 @@
+package application_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+)
+
+func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
+	n := newNode(t, testConfig(), memory.NewEventStore())
+	sending := connect(t, n, "alice-phone", "alice")
+	other := connect(t, n, "alice-laptop", "alice")
+	bob := connect(t, n, "bob-phone", "bob")
+	outsider := connect(t, n, "carol-phone", "carol")
+	_, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
+		Sender: "alice", ClientID: "k", To: "bob", Body: "hi", Origin: sending.id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "bob and alice's other session", func() bool { return len(bob.seqs()) == 1 && len(other.seqs()) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	if len(sending.seqs()) != 0 || len(outsider.seqs()) != 0 {
+		t.Fatalf("sending session got %v, outsider got %v", sending.seqs(), outsider.seqs())
+	}
+}
+
+func TestDeliveryFillsGapsAndNeverRepeats(t *testing.T) {
+	// The messages are sent on one node and delivered by hand on another that
+	// shares the store, as a second chatd node would hear of them.
+	store := memory.NewEventStore()
+	sender := newNode(t, testConfig(), store)
+	for i := range 5 {
+		send(t, sender, "alice", string(rune('a'+i)), "bob", "x")
+	}
+	n := newNode(t, testConfig(), store)
+	commits, err := store.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := connect(t, n, "bob-late", "bob")
+	tests := []struct {
+		name    string
+		deliver []int // indexes into commits, in arrival order
+		want    []uint64
+	}{
+		{"first delivery starts the cursor", []int{1}, []uint64{2}},
+		{"a gap is filled from the store", []int{4}, []uint64{2, 3, 4, 5}},
+		{"late and repeated commits are dropped", []int{2, 3, 4, 1}, []uint64{2, 3, 4, 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, i := range tt.deliver {
+				if err := n.app.Delivery.Handle(context.Background(), commits[i:i+1]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !slices.Equal(bob.seqs(), tt.want) {
+				t.Fatalf("bob saw %v, want %v", bob.seqs(), tt.want)
+			}
+		})
+	}
+}
+
+func TestDeliveryMovesTheDeliveredMarker(t *testing.T) {
+	n := newNode(t, testConfig(), memory.NewEventStore())
+	alice := connect(t, n, "alice-phone", "alice")
+	connect(t, n, "bob-phone", "bob")
+	ack := send(t, n, "alice", "k", "bob", "hi")
+	eventually(t, "alice to get bob's delivered receipt", func() bool {
+		for _, r := range alice.receiptsSeen() {
+			if r.User == "bob" && r.DeliveredUpTo == ack.Seq && r.Conversation == ack.Conversation {
+				return true
+			}
+		}
+		return false
+	})
+	page, err := n.app.History.Handle(context.Background(), application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Messages) != 1 || page.Messages[0].Status != "delivered" {
+		t.Fatalf("history %+v, want one delivered message", page.Messages)
+	}
+}

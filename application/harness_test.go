@@ -1,0 +1,122 @@
+package application_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// node is one application over the embedded adapters, as `make run` wires it.
+type node struct {
+	app   *application.Application
+	store ports.EventStore
+	rm    *memory.ReadModel
+	bus   *memory.Bus
+}
+
+func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node {
+	t.Helper()
+	tx, err := application.NewTransactions(store, memory.Clock{}, cfg.TxTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := memory.NewReadModel()
+	app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Cluster("projector", app.Projector.Handle)
+	bus.Broadcast("delivery", app.Delivery.Handle)
+	bus.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		app.Delivery.Wait(ctx)
+		_ = bus.Stop(ctx)
+	})
+	return &node{app: app, store: store, rm: rm, bus: bus}
+}
+
+func testConfig() application.Config {
+	cfg := application.DefaultConfig()
+	cfg.SendRate, cfg.SendBurst = 1e6, 1e6
+	return cfg
+}
+
+// fakeSession records what the application pushes to it.
+type fakeSession struct {
+	id   string
+	user user.ID
+
+	mu       sync.Mutex
+	messages []ports.MessageView
+	receipts []ports.Receipt
+}
+
+func (s *fakeSession) ID() string    { return s.id }
+func (s *fakeSession) User() user.ID { return s.user }
+func (s *fakeSession) PushMessage(m ports.MessageView) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messages = append(s.messages, m)
+	return true
+}
+func (s *fakeSession) PushReceipt(r ports.Receipt) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.receipts = append(s.receipts, r)
+	return true
+}
+
+func (s *fakeSession) seqs() []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]uint64, len(s.messages))
+	for i, m := range s.messages {
+		out[i] = m.Seq
+	}
+	return out
+}
+
+func (s *fakeSession) receiptsSeen() []ports.Receipt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ports.Receipt(nil), s.receipts...)
+}
+
+func connect(t *testing.T, n *node, id string, u user.ID) *fakeSession {
+	t.Helper()
+	s := &fakeSession{id: id, user: u}
+	t.Cleanup(n.app.Sessions.Register(s))
+	return s
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func send(t *testing.T, n *node, from user.ID, key, to, body string) application.Ack {
+	t.Helper()
+	ack, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{Sender: from, ClientID: key, To: to, Body: body})
+	if err != nil {
+		t.Fatalf("send %s->%s: %v", from, to, err)
+	}
+	return ack
+}

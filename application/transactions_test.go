@@ -1,0 +1,71 @@
+package application_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/ports"
+)
+
+type fixedClock struct{ now time.Time }
+
+func (c fixedClock) Now() time.Time { return c.now }
+
+func TestCheckbackReadsTheStore(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	store := memory.NewEventStore()
+	stored := ports.Commit{ID: "m_1", Stream: "c_s", Version: 1, CommittedAt: now}
+	if err := store.Append(context.Background(), stored); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := application.NewTransactions(store, fixedClock{now}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		commit ports.Commit
+		want   ports.TxState
+	}{
+		{"stored as published", stored, ports.TxCommit},
+		{"same id stored at another version by a retry", ports.Commit{ID: "m_1", Stream: "c_s", Version: 2, CommittedAt: now}, ports.TxRollback},
+		{"absent and young", ports.Commit{ID: "m_2", Stream: "c_s", Version: 2, CommittedAt: now.Add(-time.Second)}, ports.TxUnknown},
+		{"absent past the timeout", ports.Commit{ID: "m_3", Stream: "c_s", Version: 2, CommittedAt: now.Add(-6 * time.Second)}, ports.TxRollback},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tx.Check(context.Background(), tt.commit); got != tt.want {
+				t.Fatalf("Check = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLocalTransactionOutcomes(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name  string
+		store ports.EventStore
+		want  ports.TxState
+	}{
+		{"stored", memory.NewEventStore(), ports.TxCommit},
+		{"store unreachable", downStore{memory.NewEventStore()}, ports.TxUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tx, _ := application.NewTransactions(tt.store, fixedClock{now}, time.Second)
+			if got, _ := tx.ExecuteLocal(context.Background(), ports.Commit{ID: "x", Stream: "s", Version: 1}); got != tt.want {
+				t.Fatalf("ExecuteLocal = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	store := memory.NewEventStore()
+	tx, _ := application.NewTransactions(store, fixedClock{now}, time.Second)
+	_, _ = tx.ExecuteLocal(context.Background(), ports.Commit{ID: "x", Stream: "s", Version: 1})
+	if got, _ := tx.ExecuteLocal(context.Background(), ports.Commit{ID: "y", Stream: "s", Version: 1}); got != ports.TxRollback {
+		t.Fatalf("a version conflict must roll back, got %v", got)
+	}
+}
