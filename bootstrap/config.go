@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ const minSecretBytes = 32
 func LoadConfig() (Config, error) {
 	var cfg Config
 	if err := env.Parse(&cfg); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
+		return Config{}, namedParseErrors(err)
 	}
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
@@ -109,6 +110,27 @@ func (c Config) Validate() error {
 	}
 	if c.RocketMQReconsume < 0 {
 		bad("CHAT_ROCKETMQ_MAX_RECONSUME", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// namedParseErrors names the environment variable of each value that did not
+// parse, where the library names the Go field.
+func namedParseErrors(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if field, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+				errs = append(errs, fmt.Errorf("%s: %w", field.Tag.Get("env"), pe.Err))
+				continue
+			}
+		}
+		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
 }

@@ -24,12 +24,22 @@ func NewLogger(cfg Config) *slog.Logger {
 func Node(cfg Config, logger *slog.Logger) fx.Option {
 	return fx.Options(
 		fx.Supply(cfg, logger),
-		fx.WithLogger(func() fxevent.Logger { return &fxevent.SlogLogger{Logger: logger.With("component", "fx")} }),
+		fx.WithLogger(func() fxevent.Logger {
+			// fx narrates every hook; that is debug detail, errors stay errors.
+			l := &fxevent.SlogLogger{Logger: logger.With("component", "fx")}
+			l.UseLogLevel(slog.LevelDebug)
+			return l
+		}),
 		fx.StopTimeout(cfg.ShutdownTimeout+cfg.ShutdownTimeout/2),
 		SystemModule,
 		MemoryStoreModule,
 		MemoryBusModule,
 		ApplicationModule,
+		AuthModule,
+		MetricsModule,
+		WebSocketModule,
+		HTTPAPIModule,
+		HTTPServerModule,
 	)
 }
 
@@ -85,7 +95,9 @@ var MemoryStoreModule = fx.Module("memory-store",
 // and stopped after the servers that publish on it.
 var MemoryBusModule = fx.Module("memory-bus",
 	fx.Provide(
-		func(h ports.TransactionHandler) (*memory.Bus, error) { return memory.NewBus(h, memory.DefaultBusConfig()) },
+		func(h ports.TransactionHandler) (*memory.Bus, error) {
+			return memory.NewBus(h, memory.DefaultBusConfig())
+		},
 		func(b *memory.Bus) ports.TransactionalPublisher { return b },
 		func(b *memory.Bus) ports.Subscriber { return b },
 	),

@@ -1,0 +1,423 @@
+// Package httpapi is the chat's REST transport and its operational
+// endpoints: the dev mode's token endpoint, sending a message, listing
+// conversations and paging history under bearer authentication, plus
+// /healthz, /readyz and /metrics for operators. It registers its routes on a
+// ServeMux the caller owns (with Go 1.22 method patterns), so the WebSocket
+// endpoint and the web page share one listener with it. Every error is the
+// protocol's JSON `{"code","message"}` with the HTTP status the code implies;
+// failures on the server's side are logged, not shown to clients.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/evchat/chatd/adapters/auth"
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// Error codes the transport adds to those of the application.
+const (
+	codeUnauthorized = "unauthorized"
+	codeTooLarge     = "too_large"
+)
+
+// Config tunes the API; a zero field takes its DefaultConfig value.
+type Config struct {
+	// MaxBodyBytes bounds a request body; a larger one is answered 413.
+	MaxBodyBytes int64
+	// RequestTimeout bounds the use case a request runs.
+	RequestTimeout time.Duration
+	// ReadyTimeout bounds each readiness check.
+	ReadyTimeout time.Duration
+}
+
+// DefaultConfig: bodies as large as a WebSocket frame may be, since a send
+// is the same either way.
+func DefaultConfig() Config {
+	return Config{MaxBodyBytes: 65536, RequestTimeout: 10 * time.Second, ReadyTimeout: 2 * time.Second}
+}
+
+// Pinger is anything readiness depends on: the event store, the broker.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Check names a Pinger for the readiness answer.
+type Check struct {
+	Name   string
+	Pinger Pinger
+}
+
+// Deps are what the API drives.
+type Deps struct {
+	App      *application.Application
+	Verifier *auth.Verifier
+	// Issuer signs dev mode tokens; nil outside dev mode, where
+	// /api/dev/token answers 404.
+	Issuer *auth.Issuer
+	// Checks must all answer for /readyz to answer 200.
+	Checks []Check
+	// Gatherer is what /metrics exposes.
+	Gatherer prometheus.Gatherer
+	// Metrics may be nil; Log nil is slog.Default().
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
+}
+
+// API serves the REST routes.
+type API struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	draining atomic.Bool
+}
+
+// New builds the API.
+func New(cfg Config, deps Deps) (*API, error) {
+	if deps.App == nil || deps.Verifier == nil || deps.Gatherer == nil {
+		return nil, errors.New("httpapi: the application, a token verifier and a metrics gatherer are required")
+	}
+	def := DefaultConfig()
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = def.RequestTimeout
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = def.ReadyTimeout
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &API{cfg: cfg, deps: deps, log: log}, nil
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/dev/token", a.devToken)
+	mux.HandleFunc("POST /api/messages", a.authed(a.sendMessage))
+	mux.HandleFunc("GET /api/conversations", a.authed(a.conversations))
+	mux.HandleFunc("GET /api/conversations/{id}/messages", a.authed(a.history))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.deps.Gatherer, promhttp.HandlerOpts{}))
+}
+
+// Drain makes /readyz answer 503 from now on, so load balancers stop
+// sending new clients while SIGTERM's drain runs; the process stays healthy.
+func (a *API) Drain() { a.draining.Store(true) }
+
+func (a *API) authed(h func(http.ResponseWriter, *http.Request, user.ID)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		uid, err := a.deps.Verifier.Verify(auth.BearerToken(r))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
+			return
+		}
+		h(w, r, uid)
+	}
+}
+
+func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
+	if a.deps.Issuer == nil {
+		writeError(w, http.StatusNotFound, application.CodeNotFound, "dev tokens are only issued in dev mode")
+		return
+	}
+	var req struct {
+		UserID *string `json:"userId"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	if req.UserID == nil {
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "missing field userId")
+		return
+	}
+	uid, err := user.ParseID(*req.UserID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, err.Error())
+		return
+	}
+	token, exp, err := a.deps.Issuer.Issue(uid)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": token, "userId": string(uid), "expiresAt": exp.UTC().Format(time.RFC3339)})
+}
+
+func (a *API) sendMessage(w http.ResponseWriter, r *http.Request, uid user.ID) {
+	var req struct {
+		ID   *string `json:"id"`
+		To   *string `json:"to"`
+		Body *string `json:"body"`
+	}
+	if !a.decode(w, r, &req) {
+		return
+	}
+	var missing string
+	switch {
+	case req.ID == nil:
+		missing = "id"
+	case req.To == nil:
+		missing = "to"
+	case req.Body == nil:
+		missing = "body"
+	}
+	if missing != "" {
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "missing field "+missing)
+		return
+	}
+	// The application makes a key for an empty id (the seed's WebSocket
+	// form); REST has no such form, so an empty id is refused here.
+	if _, err := message.ParseClientID(*req.ID); err != nil {
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.cfg.RequestTimeout)
+	defer cancel()
+	start := time.Now()
+	ack, err := a.deps.App.Send.Handle(ctx, application.SendMessageCommand{Sender: uid, ClientID: *req.ID, To: *req.To, Body: *req.Body})
+	if err != nil {
+		a.deps.Metrics.Send(metrics.TransportHTTP, application.ErrorCode(err), start)
+		a.fail(w, err)
+		return
+	}
+	a.deps.Metrics.Send(metrics.TransportHTTP, metrics.OutcomeOK, start)
+	writeJSON(w, http.StatusCreated, ackJSON{ID: ack.ClientID, MessageID: ack.MessageID, Conversation: ack.Conversation,
+		Seq: ack.Seq, SentAt: formatTime(ack.SentAt)})
+}
+
+func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+	defer cancel()
+	list, err := a.deps.App.Conversations.Handle(ctx, uid)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := make([]conversationJSON, len(list))
+	for i, c := range list {
+		out[i] = conversationJSON{Conversation: c.Conversation, Peer: c.Peer, LastSeq: c.LastSeq,
+			DeliveredUpTo: c.DeliveredUpTo, ReadUpTo: c.ReadUpTo, Unread: c.Unread}
+		if c.LastMessage != nil {
+			m := messageOf(*c.LastMessage)
+			out[i].LastMessage = &m
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
+	// A malformed id names no conversation, which for a path is a 404.
+	if _, err := conversation.ParseID(r.PathValue("id")); err != nil {
+		writeError(w, http.StatusNotFound, application.CodeNotFound, "no such conversation")
+		return
+	}
+	q := application.HistoryQuery{Reader: uid, Conversation: r.PathValue("id")}
+	var limit uint64
+	for _, p := range []struct {
+		name string
+		dst  *uint64
+	}{{"after", &q.After}, {"before", &q.Before}, {"limit", &limit}} {
+		v := r.URL.Query().Get(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, application.CodeBadRequest, p.name+" must be a non-negative integer")
+			return
+		}
+		*p.dst = n
+	}
+	// The application clamps to its maximum; clamping first keeps a huge
+	// value from overflowing int.
+	q.Limit = int(min(limit, application.MaxPageLimit))
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+	defer cancel()
+	page, err := a.deps.App.History.Handle(ctx, q)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	out := pageJSON{Messages: make([]messageJSON, len(page.Messages)), More: page.More}
+	for i, m := range page.Messages {
+		out.Messages[i] = messageOf(m)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) ready(w http.ResponseWriter, r *http.Request) {
+	if a.draining.Load() {
+		writeError(w, http.StatusServiceUnavailable, application.CodeUnavailable, "shutting down")
+		return
+	}
+	for _, c := range a.deps.Checks {
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.ReadyTimeout)
+		err := c.Pinger.Ping(ctx)
+		cancel()
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, application.CodeUnavailable, c.Name+" is not answering")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// decode reads a JSON object body of at most MaxBodyBytes into v, or
+// answers the error and returns false.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("body larger than %d bytes", a.cfg.MaxBodyBytes))
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body could not be read")
+		return false
+	case !utf8.Valid(data):
+		// encoding/json would replace invalid bytes with U+FFFD unnoticed.
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body is not valid UTF-8")
+		return false
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		msg := "body is not a JSON object"
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			msg = "field " + typeErr.Field + " has the wrong type"
+		}
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, msg)
+		return false
+	}
+	return true
+}
+
+// fail answers a use case's error with its protocol code.
+func (a *API) fail(w http.ResponseWriter, err error) {
+	code := application.ErrorCode(err)
+	msg := err.Error()
+	switch code {
+	case application.CodeInternal:
+		a.log.Error("http request failed", "err", err)
+		msg = "internal error"
+	case application.CodeUnavailable:
+		a.log.Warn("http request failed", "err", err)
+		msg = "service unavailable, try again"
+		w.Header().Set("Retry-After", "1")
+	case application.CodeRateLimited:
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, statusOf(code), code, msg)
+}
+
+// statusOf is the HTTP status of a protocol error code.
+func statusOf(code string) int {
+	switch code {
+	case application.CodeBadRequest:
+		return http.StatusBadRequest
+	case codeUnauthorized:
+		return http.StatusUnauthorized
+	case application.CodeForbidden:
+		return http.StatusForbidden
+	case application.CodeNotFound:
+		return http.StatusNotFound
+	case codeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case application.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case application.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorJSON{Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Answers carry tokens and private messages: no cache may keep them.
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// JSON shapes, named as PROTOCOL.md names them.
+
+type errorJSON struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type ackJSON struct {
+	ID           string `json:"id"`
+	MessageID    string `json:"messageId"`
+	Conversation string `json:"conversation"`
+	Seq          uint64 `json:"seq"`
+	SentAt       string `json:"sentAt"`
+}
+
+// messageJSON has a status on history pages only.
+type messageJSON struct {
+	MessageID    string  `json:"messageId"`
+	Conversation string  `json:"conversation"`
+	Seq          uint64  `json:"seq"`
+	From         user.ID `json:"from"`
+	To           user.ID `json:"to"`
+	Body         string  `json:"body"`
+	SentAt       string  `json:"sentAt"`
+	Status       string  `json:"status,omitempty"`
+}
+
+type pageJSON struct {
+	Messages []messageJSON `json:"messages"`
+	More     bool          `json:"more"`
+}
+
+type conversationJSON struct {
+	Conversation  string       `json:"conversation"`
+	Peer          user.ID      `json:"peer"`
+	LastSeq       uint64       `json:"lastSeq"`
+	DeliveredUpTo uint64       `json:"deliveredUpTo"`
+	ReadUpTo      uint64       `json:"readUpTo"`
+	Unread        int          `json:"unread"`
+	LastMessage   *messageJSON `json:"lastMessage"`
+}
+
+// timeFormat is RFC 3339 with milliseconds in UTC, as the WebSocket frames write it.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func messageOf(m ports.MessageView) messageJSON {
+	return messageJSON{MessageID: m.MessageID, Conversation: m.Conversation, Seq: m.Seq, From: m.From, To: m.To,
+		Body: m.Body, SentAt: formatTime(m.SentAt), Status: m.Status}
+}

@@ -1,0 +1,293 @@
+package websocket
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// Frame types of the protocol, as they appear in the `type` field.
+const (
+	typeSend     = "send"
+	typeRead     = "read"
+	typeSync     = "sync"
+	typePing     = "ping"
+	typeAck      = "ack"
+	typeMessage  = "message"
+	typeReceipt  = "receipt"
+	typeMessages = "messages"
+	typePong     = "pong"
+	typeError    = "error"
+	// typeInvalid labels, in metrics only, a frame that did not decode.
+	typeInvalid = "invalid"
+)
+
+// Error codes the transport adds to those of the application.
+const (
+	codeTooLarge     = "too_large"
+	codeUnauthorized = "unauthorized"
+)
+
+// clientFrame is a decoded, validated client frame. Seed marks the seed's
+// `{toId, msg}` form, a send whose idempotency key the server makes.
+type clientFrame struct {
+	Type         string
+	ID           string
+	To           string
+	Body         string
+	Seed         bool
+	Conversation string
+	UpTo         uint64
+	After        uint64
+	Limit        int
+}
+
+// frameError is a frame the server answers with an `error` frame; ID echoes
+// the frame's id when it had one, so a client can match the answer.
+type frameError struct {
+	ID      string
+	Code    string
+	Message string
+}
+
+func (e *frameError) Error() string { return e.Code + ": " + e.Message }
+
+// rawFrame receives a frame's JSON. Pointers and raw numbers tell a missing
+// field from a zero one; the numbers stay raw so that only a plain
+// non-negative integer passes, never 1.5, 1e3, -1 or "7".
+type rawFrame struct {
+	Type         *string         `json:"type"`
+	ID           *string         `json:"id"`
+	To           *string         `json:"to"`
+	Body         *string         `json:"body"`
+	ToID         json.RawMessage `json:"toId"`
+	Msg          *string         `json:"msg"`
+	Conversation *string         `json:"conversation"`
+	UpTo         json.RawMessage `json:"upTo"`
+	After        json.RawMessage `json:"after"`
+	Limit        json.RawMessage `json:"limit"`
+}
+
+// decodeFrame parses and validates one client frame. Every failure is a
+// *frameError with a protocol code; the send's `to == sender` rule is left
+// to the application, which knows the sender.
+func decodeFrame(data []byte) (clientFrame, *frameError) {
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, storing a
+	// body the client never wrote; refuse the frame instead.
+	if !utf8.Valid(data) {
+		return clientFrame{}, badRequest("", "frame is not valid UTF-8")
+	}
+	var raw rawFrame
+	err := json.Unmarshal(data, &raw)
+	var typeErr *json.UnmarshalTypeError
+	if err != nil && (!errors.As(err, &typeErr) || typeErr.Field == "") {
+		return clientFrame{}, badRequest("", "frame is not a JSON object")
+	}
+	// A type error leaves the other fields decoded, so the id can still be echoed.
+	var id string
+	if raw.ID != nil {
+		id = *raw.ID
+	}
+	if typeErr != nil {
+		return clientFrame{}, badRequest(id, "field "+typeErr.Field+" has the wrong type")
+	}
+	if raw.Type == nil {
+		if raw.ToID != nil && raw.Msg != nil {
+			return decodeSeed(raw)
+		}
+		return clientFrame{}, badRequest(id, "missing field type")
+	}
+	f := clientFrame{Type: *raw.Type, ID: id}
+	switch f.Type {
+	case typeSend:
+		return f, decodeSend(&f, raw)
+	case typeRead:
+		if err := decodeConversation(&f, raw); err != nil {
+			return f, err
+		}
+		f.UpTo, err = uintField(raw.UpTo, "upTo", true)
+	case typeSync:
+		if err := decodeConversation(&f, raw); err != nil {
+			return f, err
+		}
+		if f.After, err = uintField(raw.After, "after", true); err != nil {
+			break
+		}
+		var limit uint64
+		limit, err = uintField(raw.Limit, "limit", false)
+		// The application clamps to its maximum; clamping here first keeps a
+		// huge value from overflowing int.
+		f.Limit = int(min(limit, application.MaxPageLimit))
+	case typePing:
+	default:
+		return f, badRequest(id, "unknown frame type")
+	}
+	if err != nil {
+		return f, badRequest(id, err.Error())
+	}
+	return f, nil
+}
+
+func decodeSend(f *clientFrame, raw rawFrame) *frameError {
+	switch {
+	case raw.ID == nil:
+		return badRequest("", "missing field id")
+	case raw.To == nil:
+		return badRequest(f.ID, "missing field to")
+	case raw.Body == nil:
+		return badRequest(f.ID, "missing field body")
+	}
+	if _, err := message.ParseClientID(f.ID); err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	f.To, f.Body = *raw.To, *raw.Body
+	return validateSend(f)
+}
+
+// decodeSeed reads the seed's form; its toId may be a JSON number, since
+// the seed's clients used numeric ids such as 1001.
+func decodeSeed(raw rawFrame) (clientFrame, *frameError) {
+	f := clientFrame{Type: typeSend, Seed: true, Body: *raw.Msg}
+	var to string
+	if err := json.Unmarshal(raw.ToID, &to); err != nil {
+		if _, err := strconv.ParseUint(string(raw.ToID), 10, 64); err != nil {
+			return f, badRequest("", "field toId must be a user id")
+		}
+		to = string(raw.ToID)
+	}
+	f.To = to
+	return f, validateSend(&f)
+}
+
+func validateSend(f *clientFrame) *frameError {
+	if _, err := user.ParseID(f.To); err != nil {
+		return badRequest(f.ID, "to: "+err.Error())
+	}
+	if _, err := message.ParseBody(f.Body); err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	return nil
+}
+
+func decodeConversation(f *clientFrame, raw rawFrame) *frameError {
+	if raw.Conversation == nil {
+		return badRequest(f.ID, "missing field conversation")
+	}
+	if _, err := conversation.ParseID(*raw.Conversation); err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	f.Conversation = *raw.Conversation
+	return nil
+}
+
+// uintField parses a non-negative integer field; a missing optional one is 0.
+func uintField(raw json.RawMessage, name string, required bool) (uint64, error) {
+	if raw == nil || bytes.Equal(raw, []byte("null")) {
+		if required {
+			return 0, errors.New("missing field " + name)
+		}
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(string(raw), 10, 64)
+	if err != nil {
+		return 0, errors.New("field " + name + " must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func badRequest(id, msg string) *frameError {
+	return &frameError{ID: id, Code: application.CodeBadRequest, Message: msg}
+}
+
+// Server frames. Each is encoded as it stands, so the JSON names here are
+// the protocol's.
+
+type ackFrame struct {
+	Type         string `json:"type"`
+	ID           string `json:"id"`
+	MessageID    string `json:"messageId"`
+	Conversation string `json:"conversation"`
+	Seq          uint64 `json:"seq"`
+	SentAt       string `json:"sentAt"`
+}
+
+type messageJSON struct {
+	MessageID    string  `json:"messageId"`
+	Conversation string  `json:"conversation"`
+	Seq          uint64  `json:"seq"`
+	From         user.ID `json:"from"`
+	To           user.ID `json:"to"`
+	Body         string  `json:"body"`
+	SentAt       string  `json:"sentAt"`
+}
+
+type messageFrame struct {
+	Type    string      `json:"type"`
+	Message messageJSON `json:"message"`
+}
+
+// receiptFrame omits the marker that did not move, as ports.Receipt leaves it zero.
+type receiptFrame struct {
+	Type          string  `json:"type"`
+	Conversation  string  `json:"conversation"`
+	User          user.ID `json:"user"`
+	DeliveredUpTo uint64  `json:"deliveredUpTo,omitempty"`
+	ReadUpTo      uint64  `json:"readUpTo,omitempty"`
+}
+
+type messagesFrame struct {
+	Type         string        `json:"type"`
+	Conversation string        `json:"conversation"`
+	Messages     []messageJSON `json:"messages"`
+	More         bool          `json:"more"`
+}
+
+type pongFrame struct {
+	Type string `json:"type"`
+}
+
+type errorFrame struct {
+	Type    string `json:"type"`
+	ID      string `json:"id,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// timeFormat is RFC 3339 with milliseconds, always in UTC, so that clients
+// can sort sentAt as text.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func ackOf(a application.Ack) ackFrame {
+	return ackFrame{Type: typeAck, ID: a.ClientID, MessageID: a.MessageID, Conversation: a.Conversation,
+		Seq: a.Seq, SentAt: formatTime(a.SentAt)}
+}
+
+func messageOf(m ports.MessageView) messageJSON {
+	return messageJSON{MessageID: m.MessageID, Conversation: m.Conversation, Seq: m.Seq,
+		From: m.From, To: m.To, Body: m.Body, SentAt: formatTime(m.SentAt)}
+}
+
+func receiptOf(r ports.Receipt) receiptFrame {
+	return receiptFrame{Type: typeReceipt, Conversation: r.Conversation, User: r.User,
+		DeliveredUpTo: r.DeliveredUpTo, ReadUpTo: r.ReadUpTo}
+}
+
+func messagesOf(p application.Page) messagesFrame {
+	out := messagesFrame{Type: typeMessages, Conversation: p.Conversation, More: p.More,
+		Messages: make([]messageJSON, len(p.Messages))}
+	for i, m := range p.Messages {
+		out.Messages[i] = messageOf(m)
+	}
+	return out
+}

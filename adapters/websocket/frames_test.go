@@ -1,0 +1,134 @@
+package websocket
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
+	"github.com/evchat/chatd/domain/user"
+)
+
+const testConv = "c_AAAAAAAAAAAAAAAAAAAAAA"
+
+func TestDecodeFrame(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want clientFrame
+		err  string // part of the error message; "" when the frame is valid
+	}{
+		{"send", `{"type":"send","id":"k-1","to":"1002","body":"hi"}`, clientFrame{Type: "send", ID: "k-1", To: "1002", Body: "hi"}, ""},
+		{"send, unknown fields ignored", `{"type":"send","id":"k","to":"b","body":"x","extra":[1]}`, clientFrame{Type: "send", ID: "k", To: "b", Body: "x"}, ""},
+		{"seed", `{"toId":"1002","msg":"hi"}`, clientFrame{Type: "send", Seed: true, To: "1002", Body: "hi"}, ""},
+		{"seed, numeric toId", `{"toId":1002,"msg":"hi"}`, clientFrame{Type: "send", Seed: true, To: "1002", Body: "hi"}, ""},
+		{"seed, negative toId", `{"toId":-1,"msg":"hi"}`, clientFrame{}, "toId"},
+		{"seed, empty msg", `{"toId":"1002","msg":""}`, clientFrame{}, "empty"},
+		{"read", `{"type":"read","conversation":"` + testConv + `","upTo":7}`, clientFrame{Type: "read", Conversation: testConv, UpTo: 7}, ""},
+		{"read, upTo missing", `{"type":"read","conversation":"` + testConv + `"}`, clientFrame{}, "missing field upTo"},
+		{"read, upTo null", `{"type":"read","conversation":"` + testConv + `","upTo":null}`, clientFrame{}, "missing field upTo"},
+		{"read, upTo a string", `{"type":"read","conversation":"` + testConv + `","upTo":"7"}`, clientFrame{}, "non-negative integer"},
+		{"read, upTo exponent", `{"type":"read","conversation":"` + testConv + `","upTo":1e3}`, clientFrame{}, "non-negative integer"},
+		{"sync", `{"type":"sync","conversation":"` + testConv + `","after":0}`, clientFrame{Type: "sync", Conversation: testConv}, ""},
+		{"sync with limit", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":20}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: 20}, ""},
+		{"sync, huge limit clamped", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":18446744073709551615}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: application.MaxPageLimit}, ""},
+		{"sync, after missing", `{"type":"sync","conversation":"` + testConv + `"}`, clientFrame{}, "missing field after"},
+		{"sync, conversation missing", `{"type":"sync","after":0}`, clientFrame{}, "missing field conversation"},
+		{"sync, limit negative", `{"type":"sync","conversation":"` + testConv + `","after":0,"limit":-5}`, clientFrame{}, "limit"},
+		{"ping", `{"type":"ping"}`, clientFrame{Type: "ping"}, ""},
+		{"ping with id", `{"type":"ping","id":"p1"}`, clientFrame{Type: "ping", ID: "p1"}, ""},
+		{"empty", ``, clientFrame{}, "not a JSON object"},
+		{"null", `null`, clientFrame{}, "missing field type"},
+		{"array", `[]`, clientFrame{}, "not a JSON object"},
+		{"string", `"send"`, clientFrame{}, "not a JSON object"},
+		{"trailing garbage", `{"type":"ping"} x`, clientFrame{}, "not a JSON object"},
+		{"type not a string", `{"type":1}`, clientFrame{}, "type"},
+		{"typing is a later version", `{"type":"typing","conversation":"` + testConv + `"}`, clientFrame{}, "unknown frame type"},
+		{"invalid utf-8", "{\"type\":\"ping\",\"x\":\"\xc3\x28\"}", clientFrame{}, "UTF-8"},
+		{"body of 4096 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4096) + `"}`,
+			clientFrame{Type: "send", ID: "k", To: "b", Body: strings.Repeat("ж", 4096)}, ""},
+		{"body of 4097 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4097) + `"}`, clientFrame{}, "4096"},
+		{"id too long", `{"type":"send","id":"` + strings.Repeat("k", 65) + `","to":"b","body":"x"}`, clientFrame{}, "id must be"},
+		{"to too long", `{"type":"send","id":"k","to":"` + strings.Repeat("b", 65) + `","body":"x"}`, clientFrame{}, "user id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeFrame([]byte(tt.in))
+			if tt.err == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("decodeFrame = %+v, %v; want %+v", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
+				t.Fatalf("decodeFrame = %+v, %v; want bad_request containing %q", got, err, tt.err)
+			}
+		})
+	}
+}
+
+var protocolCodes = map[string]bool{
+	"bad_request": true, "too_large": true, "unauthorized": true, "forbidden": true,
+	"not_found": true, "rate_limited": true, "unavailable": true, "internal": true,
+}
+
+// FuzzDecodeFrame checks that the decoder never panics and that whatever it
+// accepts is a frame the rest of the session can act on without checking
+// again, and whatever it refuses carries a protocol code.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"send","id":"k-1","to":"1002","body":"hi"}`,
+		`{"toId":"1002","msg":"hi"}`,
+		`{"toId":1002,"msg":"hi"}`,
+		`{"type":"read","conversation":"` + testConv + `","upTo":3}`,
+		`{"type":"sync","conversation":"` + testConv + `","after":0,"limit":50}`,
+		`{"type":"ping"}`,
+		`{"type":"ping","id":"p"}`,
+		`{"type":"typing","conversation":"` + testConv + `"}`,
+		`{"type":"send","id":"k","to":"b","body":""}`,
+		`{"type":"sync","conversation":"x","after":-1}`,
+		`{"type":"read","conversation":"` + testConv + `","upTo":1.5e2}`,
+		`{"type":7,"id":{}}`,
+		`null`, `[]`, `{}`, `{"`, `garbage`, "",
+		"{\"type\":\"send\",\"id\":\"k\",\"to\":\"b\",\"body\":\"\xff\"}",
+		"\xc3\x28",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := decodeFrame(data)
+		if err != nil {
+			if !protocolCodes[err.Code] || err.Message == "" {
+				t.Fatalf("error %+v has no protocol code or message", err)
+			}
+			return
+		}
+		if !utf8.Valid(data) {
+			t.Fatalf("accepted invalid UTF-8 %q", data)
+		}
+		switch got.Type {
+		case typeSend:
+			if _, e := user.ParseID(got.To); e != nil {
+				t.Fatalf("accepted send to %q", got.To)
+			}
+			if _, e := message.ParseBody(got.Body); e != nil {
+				t.Fatalf("accepted body %q", got.Body)
+			}
+			if _, e := message.ParseClientID(got.ID); e != nil && !got.Seed {
+				t.Fatalf("accepted id %q", got.ID)
+			}
+		case typeRead, typeSync:
+			if _, e := conversation.ParseID(got.Conversation); e != nil {
+				t.Fatalf("accepted conversation %q", got.Conversation)
+			}
+			if got.Limit < 0 || got.Limit > application.MaxPageLimit {
+				t.Fatalf("accepted limit %d", got.Limit)
+			}
+		case typePing:
+		default:
+			t.Fatalf("accepted type %q", got.Type)
+		}
+	})
+}

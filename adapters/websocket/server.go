@@ -1,0 +1,303 @@
+// Package websocket is the chat's WebSocket transport: it authenticates the
+// upgrade with a JWT, holds one session per connection as a ports.Session
+// registered with the application, decodes client frames (`send` and the
+// seed's `{toId, msg}` form, `read`, `sync`, `ping`) into use case calls and
+// writes acks, pushed messages, receipts, pages and errors back as the
+// protocol spells them. Each session has one reader goroutine, which handles
+// frames in order so a client's acks come in the order of its sends, and one
+// writer goroutine fed by a bounded queue: pushes never block, and a client
+// that falls a queue behind is disconnected rather than allowed to hold up
+// delivery to the others. Idle sessions are kept cheap: no per-session timer
+// (one ticker pings every session), a queue that holds no memory while empty,
+// and write buffers borrowed from a pool only while a frame is written.
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/evchat/chatd/adapters/auth"
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/application"
+)
+
+// Config tunes the transport; a zero field takes its DefaultConfig value.
+type Config struct {
+	// MaxFrameBytes bounds a client frame (CHAT_MAX_FRAME_BYTES); a larger
+	// one is answered with `too_large` and the connection closed with 1009.
+	MaxFrameBytes int
+	// SendQueue bounds the frames waiting to be written to one client; a
+	// session whose queue is full is disconnected with 1008.
+	SendQueue int
+	// PingInterval is how often every session is pinged; a session that sends
+	// nothing, not even a pong, for twice as long is dropped.
+	PingInterval time.Duration
+	// WriteTimeout bounds writing one frame to a client.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds the use case a frame runs (a send, a sync).
+	RequestTimeout time.Duration
+	// HandshakeTimeout bounds the upgrade.
+	HandshakeTimeout time.Duration
+	// ReadBufferSize and WriteBufferSize size a connection's I/O buffers; the
+	// read buffer lives as long as the session, write buffers come from a pool.
+	ReadBufferSize  int
+	WriteBufferSize int
+	// AllowedOrigins lists the browser origins (such as
+	// "https://chat.example.com") allowed besides the server's own host; "*"
+	// allows any. Requests without an Origin header, which browsers always
+	// send, are not cross-site and are allowed.
+	AllowedOrigins []string
+}
+
+// DefaultConfig is what PROTOCOL.md promises when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameBytes:    65536,
+		SendQueue:        256,
+		PingInterval:     30 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		RequestTimeout:   10 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	for _, f := range []struct{ v, def *int }{
+		{&c.MaxFrameBytes, &d.MaxFrameBytes}, {&c.SendQueue, &d.SendQueue},
+		{&c.ReadBufferSize, &d.ReadBufferSize}, {&c.WriteBufferSize, &d.WriteBufferSize},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.PingInterval, &d.PingInterval}, {&c.WriteTimeout, &d.WriteTimeout},
+		{&c.RequestTimeout, &d.RequestTimeout}, {&c.HandshakeTimeout, &d.HandshakeTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return c
+}
+
+// Server upgrades `GET /ws` requests and runs their sessions.
+type Server struct {
+	cfg      Config
+	app      *application.Application
+	verifier *auth.Verifier
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	// draining is read without the lock on every frame; it only goes true.
+	draining atomic.Bool
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	stopPing chan struct{} // non-nil while the ping loop runs
+	running  sync.WaitGroup
+}
+
+// New builds the transport. m may be nil (nothing is measured); log nil is slog.Default().
+func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *metrics.Metrics, log *slog.Logger) (*Server, error) {
+	if app == nil || verifier == nil {
+		return nil, errors.New("websocket: the application and a token verifier are required")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{cfg: cfg, app: app, verifier: verifier, metrics: m, log: log, sessions: map[*session]struct{}{}}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferSize:  cfg.WriteBufferSize,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      originChecker(cfg.AllowedOrigins),
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			code := application.CodeBadRequest
+			if status == http.StatusForbidden {
+				code = application.CodeForbidden
+			}
+			writeHTTPError(w, status, code, reason.Error())
+		},
+	}
+	return s, nil
+}
+
+// ServeHTTP authenticates and upgrades the request, then runs the session
+// until it ends, on the request's own goroutine.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	token := r.URL.Query().Get("token")
+	if token == "" {
+		token = auth.BearerToken(r)
+	}
+	uid, err := s.verifier.Verify(token)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeHTTPError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
+		return
+	}
+	// Checked under the lock with running.Add, so Shutdown's Wait never
+	// races a session that is about to start.
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		writeHTTPError(w, http.StatusServiceUnavailable, application.CodeUnavailable, "server shutting down")
+		return
+	}
+	s.running.Add(1)
+	s.mu.Unlock()
+	defer s.running.Done()
+
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered already
+	}
+	sess := newSession(s, conn, uid)
+	s.add(sess)
+	defer s.remove(sess)
+	s.metrics.SessionOpened()
+	defer s.metrics.SessionClosed()
+	sess.run()
+}
+
+// Shutdown refuses new sessions, lets every session finish the frame it is
+// handling (an in-flight send still gets its ack), closes each with 1001,
+// and waits for them to end. When ctx ends first, the remaining connections
+// are cut and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining.Store(true)
+	open := s.snapshot()
+	s.mu.Unlock()
+	for _, sess := range open {
+		sess.interrupt()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		open = s.snapshot()
+		s.mu.Unlock()
+		for _, sess := range open {
+			sess.conn.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// add registers a session and starts the ping loop with the first one, so
+// a server without sessions runs no goroutine.
+func (s *Server) add(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions[sess] = struct{}{}
+	if s.stopPing == nil {
+		s.stopPing = make(chan struct{})
+		go s.pingLoop(s.stopPing)
+	}
+}
+
+func (s *Server) remove(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
+	if len(s.sessions) == 0 && s.stopPing != nil {
+		close(s.stopPing)
+		s.stopPing = nil
+	}
+}
+
+// snapshot copies the session set; the caller holds mu.
+func (s *Server) snapshot() []*session {
+	out := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// pingLoop queues a ping to every session each interval: one ticker for the
+// node instead of one timer per session.
+func (s *Server) pingLoop(stop chan struct{}) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			open := s.snapshot()
+			s.mu.Unlock()
+			for _, sess := range open {
+				sess.enqueue(outbound{control: websocket.PingMessage})
+			}
+		}
+	}
+}
+
+// originChecker allows requests without Origin, same-host requests and the
+// configured origins; gorilla's own check covers the first two.
+func originChecker(allowed []string) func(*http.Request) bool {
+	set := map[string]bool{}
+	for _, o := range allowed {
+		if o == "*" {
+			return func(*http.Request) bool { return true }
+		}
+		set[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || set[strings.ToLower(origin)] {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+}
+
+// publicMessage is what a client is told of a failed use case: the rule it
+// broke, but never the internals of a failure on the server's side, which
+// are logged instead.
+func (s *Server) publicMessage(code string, err error, frameType string) string {
+	switch code {
+	case application.CodeInternal:
+		s.log.Error("websocket frame failed", "type", frameType, "err", err)
+		return "internal error"
+	case application.CodeUnavailable:
+		s.log.Warn("websocket frame failed", "type", frameType, "err", err)
+		return "service unavailable, try again"
+	}
+	return err.Error()
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}{code, msg})
+}

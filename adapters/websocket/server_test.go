@@ -1,0 +1,560 @@
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/evchat/chatd/adapters/auth"
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+var testSecret = []byte("websocket-test-secret-of-32-bytes!")
+
+type harness struct {
+	t      *testing.T
+	app    *application.Application
+	srv    *Server
+	hs     *httptest.Server
+	issuer *auth.Issuer
+	reg    *prometheus.Registry
+}
+
+// newHarness runs the transport over the application built on the
+// in-memory adapters, as the embedded default wires it.
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	store := memory.NewEventStore()
+	clock := memory.Clock{}
+	tx, err := application.NewTransactions(store, clock, 6*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := memory.NewBus(tx, memory.DefaultBusConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := application.New(application.DefaultConfig(), store, bus, memory.NewReadModel(), clock, memory.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Cluster("projector", app.Projector.Handle)
+	bus.Broadcast("delivery", app.Delivery.Handle)
+	bus.Start()
+	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, app, verifier, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", srv)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	return &harness{t: t, app: app, srv: srv, hs: hs, issuer: issuer, reg: reg}
+}
+
+func (h *harness) token(u string) string {
+	h.t.Helper()
+	tok, _, err := h.issuer.Issue(user.ID(u))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
+
+func (h *harness) wsURL() string { return "ws" + strings.TrimPrefix(h.hs.URL, "http") + "/ws" }
+
+type client struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func (h *harness) dial(u string) *client {
+	h.t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+h.token(u), nil)
+	if err != nil {
+		h.t.Fatalf("dial as %s: %v (%v)", u, err, resp)
+	}
+	h.t.Cleanup(func() { conn.Close() })
+	return &client{t: h.t, conn: conn}
+}
+
+func (c *client) sendRaw(data string) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(data)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+type frame map[string]any
+
+// next returns the next frame of one of the given types, skipping frames
+// that arrive asynchronously (messages and receipts) unless asked for.
+func (c *client) next(types ...string) frame {
+	c.t.Helper()
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			c.t.Fatalf("waiting for %v: %v", types, err)
+		}
+		var f frame
+		if err := json.Unmarshal(data, &f); err != nil {
+			c.t.Fatalf("frame %q: %v", data, err)
+		}
+		for _, typ := range types {
+			if f["type"] == typ {
+				return f
+			}
+		}
+		if f["type"] != typeReceipt && f["type"] != typeMessage {
+			c.t.Fatalf("got %s while waiting for %v", data, types)
+		}
+	}
+}
+
+// closeCode reads until the server closes and returns the close code.
+func (c *client) closeCode() int {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.conn.ReadMessage()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		if err != nil {
+			c.t.Fatalf("connection ended without a close frame: %v", err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestUpgradeNeedsValidToken(t *testing.T) {
+	h := newHarness(t, Config{})
+	expired, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, Clock: fixedClock(time.Now().Add(-48 * time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := expired.Issue("1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forger, err := auth.NewIssuer(auth.IssuerConfig{Secret: []byte("another-secret-of-at-least-32-bytes")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _, err := forger.Issue("1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, query := range map[string]string{"missing": "", "expired": "?token=" + old, "forged": "?token=" + forged} {
+		t.Run(name, func(t *testing.T) {
+			_, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+query, nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("dial = %v, %v; want HTTP 401", resp, err)
+			}
+			var body struct{ Code, Message string }
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Code != "unauthorized" {
+				t.Fatalf("body = %+v, %v", body, err)
+			}
+		})
+	}
+	t.Run("bearer header", func(t *testing.T) {
+		header := http.Header{"Authorization": {"Bearer " + h.token("1001")}}
+		conn, _, err := websocket.DefaultDialer.Dial(h.wsURL(), header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+	})
+}
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+func TestSendAckAndDelivery(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, aliceOther, bob := h.dial("alice"), h.dial("alice"), h.dial("bob")
+	waitFor(t, "three sessions", func() bool { return h.app.Sessions.Count() == 3 })
+
+	alice.sendRaw(`{"type":"send","id":"c-1","to":"bob","body":"hello bob"}`)
+	ack := alice.next(typeAck)
+	for _, k := range []string{"id", "messageId", "conversation", "seq", "sentAt"} {
+		if _, ok := ack[k]; !ok {
+			t.Fatalf("ack %v lacks %s", ack, k)
+		}
+	}
+	if ack["id"] != "c-1" || ack["seq"] != 1.0 {
+		t.Fatalf("ack = %v", ack)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, ack["sentAt"].(string)); err != nil {
+		t.Fatalf("sentAt: %v", err)
+	}
+	for _, c := range []*client{bob, aliceOther} {
+		m := c.next(typeMessage)["message"].(map[string]any)
+		want := map[string]any{"messageId": ack["messageId"], "conversation": ack["conversation"], "seq": 1.0,
+			"from": "alice", "to": "bob", "body": "hello bob", "sentAt": ack["sentAt"]}
+		if len(m) != len(want) {
+			t.Fatalf("message = %v, want %v", m, want)
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Fatalf("message[%s] = %v, want %v", k, m[k], v)
+			}
+		}
+	}
+
+	// A resend of the same id is the same ack, and no second message.
+	alice.sendRaw(`{"type":"send","id":"c-1","to":"bob","body":"hello bob"}`)
+	if again := alice.next(typeAck); again["messageId"] != ack["messageId"] || again["seq"] != 1.0 {
+		t.Fatalf("resend ack = %v, first %v", again, ack)
+	}
+	// The sender's own session got no message frame: the next frame it sees
+	// after a ping is the pong (receipts aside).
+	alice.sendRaw(`{"type":"ping"}`)
+	_ = alice.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, data, err := alice.conn.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), `"type":"message"`) {
+			t.Fatalf("sender's own session got %s", data)
+		}
+		if string(data) == `{"type":"pong"}` {
+			break
+		}
+	}
+
+	if got := h.counter(t, "chat_sends_total", "outcome", "ok"); got != 2 {
+		t.Fatalf("ok sends = %v, want 2", got)
+	}
+}
+
+// counter reads one series of a gathered counter by a label value.
+func (h *harness) counter(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	families, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if f.GetName() == name && l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{%s=%q}", name, label, value)
+	return 0
+}
+
+func TestSeedForm(t *testing.T) {
+	h := newHarness(t, Config{})
+	seed, bob := h.dial("1001"), h.dial("1002")
+	waitFor(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
+	seed.sendRaw(`{"toId":"1002","msg":"from the seed"}`)
+	ack := seed.next(typeAck)
+	if id, _ := ack["id"].(string); id == "" {
+		t.Fatalf("seed ack has no server-made id: %v", ack)
+	}
+	if m := bob.next(typeMessage)["message"].(map[string]any); m["body"] != "from the seed" || m["from"] != "1001" {
+		t.Fatalf("message = %v", m)
+	}
+	// The seed's clients wrote numeric ids as numbers.
+	seed.sendRaw(`{"toId":1002,"msg":"numeric"}`)
+	if ack := seed.next(typeAck); ack["seq"] != 2.0 {
+		t.Fatalf("second seed ack = %v", ack)
+	}
+}
+
+func TestBadFramesKeepTheConnection(t *testing.T) {
+	h := newHarness(t, Config{})
+	c := h.dial("alice")
+	tests := []struct {
+		name, frame, id string
+	}{
+		{"not json", `hello`, ""},
+		{"not an object", `[1,2]`, ""},
+		{"unknown type", `{"type":"dance","id":"k1"}`, "k1"},
+		{"missing type", `{"id":"k2","to":"bob","body":"x"}`, "k2"},
+		{"missing to", `{"type":"send","id":"k3","body":"x"}`, "k3"},
+		{"missing body", `{"type":"send","id":"k4","to":"bob"}`, "k4"},
+		{"missing id", `{"type":"send","to":"bob","body":"x"}`, ""},
+		{"bad id", `{"type":"send","id":"a b","to":"bob","body":"x"}`, "a b"},
+		{"empty body", `{"type":"send","id":"k5","to":"bob","body":""}`, "k5"},
+		{"body too long", `{"type":"send","id":"k6","to":"bob","body":"` + strings.Repeat("é", 4097) + `"}`, "k6"},
+		{"bad to", `{"type":"send","id":"k7","to":"bob smith","body":"x"}`, "k7"},
+		{"to oneself", `{"type":"send","id":"k8","to":"alice","body":"x"}`, "k8"},
+		{"invalid utf-8", "{\"type\":\"send\",\"id\":\"k9\",\"to\":\"bob\",\"body\":\"\xff\xfe\"}", ""},
+		{"wrong field type", `{"type":"send","id":"k10","to":"bob","body":7}`, "k10"},
+		{"negative upTo", `{"type":"read","id":"k11","conversation":"c_AAAAAAAAAAAAAAAAAAAAAA","upTo":-1}`, "k11"},
+		{"fractional after", `{"type":"sync","conversation":"c_AAAAAAAAAAAAAAAAAAAAAA","after":1.5}`, ""},
+		{"bad conversation", `{"type":"sync","conversation":"nope","after":0}`, ""},
+		{"no such conversation", `{"type":"sync","id":"k12","conversation":"c_AAAAAAAAAAAAAAAAAAAAAA","after":0}`, "k12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.sendRaw(tt.frame)
+			e := c.next(typeError)
+			wantCode := "bad_request"
+			if tt.name == "no such conversation" {
+				wantCode = "not_found"
+			}
+			if e["code"] != wantCode || e["message"] == "" {
+				t.Fatalf("error = %v, want code %s", e, wantCode)
+			}
+			if id, has := e["id"]; tt.id == "" && has || tt.id != "" && id != tt.id {
+				t.Fatalf("error id = %v, want %q", id, tt.id)
+			}
+			c.sendRaw(`{"type":"ping"}`)
+			c.next(typePong)
+		})
+	}
+	t.Run("binary frame", func(t *testing.T) {
+		if err := c.conn.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if e := c.next(typeError); e["code"] != "bad_request" {
+			t.Fatalf("error = %v", e)
+		}
+	})
+}
+
+func TestReadReceiptsAndSync(t *testing.T) {
+	h := newHarness(t, Config{})
+	alice, bob := h.dial("alice"), h.dial("bob")
+	waitFor(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
+	var conv string
+	for i := range 3 {
+		alice.sendRaw(`{"type":"send","id":"m` + string(rune('0'+i)) + `","to":"bob","body":"hi"}`)
+		conv = alice.next(typeAck)["conversation"].(string)
+	}
+
+	bob.sendRaw(`{"type":"read","conversation":"` + conv + `","upTo":2}`)
+	for _, c := range []*client{alice, bob} {
+		var r frame
+		for r == nil || r["readUpTo"] == nil {
+			r = c.next(typeReceipt)
+			if _, both := r["deliveredUpTo"]; both && r["readUpTo"] != nil {
+				t.Fatalf("receipt carries both markers: %v", r)
+			}
+		}
+		if r["conversation"] != conv || r["user"] != "bob" || r["readUpTo"] != 2.0 {
+			t.Fatalf("receipt = %v", r)
+		}
+	}
+
+	bob.sendRaw(`{"type":"sync","conversation":"` + conv + `","after":1,"limit":1}`)
+	page := bob.next(typeMessages)
+	msgs := page["messages"].([]any)
+	if page["conversation"] != conv || page["more"] != true || len(msgs) != 1 || msgs[0].(map[string]any)["seq"] != 2.0 {
+		t.Fatalf("page = %v", page)
+	}
+	bob.sendRaw(`{"type":"sync","conversation":"` + conv + `","after":3}`)
+	if page := bob.next(typeMessages); page["more"] != false || len(page["messages"].([]any)) != 0 {
+		t.Fatalf("page past the end = %v", page)
+	}
+
+	stranger := h.dial("carol")
+	stranger.sendRaw(`{"type":"sync","id":"s1","conversation":"` + conv + `","after":0}`)
+	if e := stranger.next(typeError); e["code"] != "forbidden" || e["id"] != "s1" {
+		t.Fatalf("stranger's sync = %v", e)
+	}
+	bob.sendRaw(`{"type":"read","conversation":"` + conv + `","upTo":9}`)
+	if e := bob.next(typeError); e["code"] != "bad_request" {
+		t.Fatalf("read beyond the end = %v", e)
+	}
+}
+
+func TestTooLargeFrameClosesWith1009(t *testing.T) {
+	h := newHarness(t, Config{MaxFrameBytes: 1024})
+	for _, size := range []int{1025, 1 << 20} {
+		c := h.dial("alice")
+		c.sendRaw(`{"type":"send","id":"x","to":"bob","body":"` + strings.Repeat("a", size) + `"}`)
+		if e := c.next(typeError); e["code"] != "too_large" {
+			t.Fatalf("error = %v", e)
+		}
+		if code := c.closeCode(); code != websocket.CloseMessageTooBig {
+			t.Fatalf("close code = %d, want 1009", code)
+		}
+	}
+	// A frame of exactly the limit is read and judged on its content.
+	c := h.dial("alice")
+	frame := `{"type":"ping","pad":"` + strings.Repeat("a", 1024-len(`{"type":"ping","pad":""}`)) + `"}`
+	c.sendRaw(frame)
+	c.next(typePong)
+}
+
+func TestSlowClientIsDisconnected(t *testing.T) {
+	h := newHarness(t, Config{SendQueue: 8, WriteTimeout: 200 * time.Millisecond})
+	h.dial("alice") // never reads
+	waitFor(t, "the session", func() bool { return h.app.Sessions.Count() == 1 })
+	h.srv.mu.Lock()
+	var sess *session
+	for s := range h.srv.sessions {
+		sess = s
+	}
+	h.srv.mu.Unlock()
+
+	// Pushes fill the socket buffers, then the queue; none may block.
+	body := strings.Repeat("x", 4096)
+	refused := false
+	start := time.Now()
+	for i := 0; i < 100_000 && !refused; i++ {
+		refused = !sess.PushMessage(ports.MessageView{MessageID: "m", Conversation: "c", Seq: uint64(i), Body: body, SentAt: time.Now()})
+	}
+	if !refused {
+		t.Fatal("a session that never reads accepted 100000 pushes")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("pushing took %v", d)
+	}
+	waitFor(t, "the slow session to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
+	if sess.PushReceipt(ports.Receipt{Conversation: "c", User: "bob", ReadUpTo: 1}) {
+		t.Fatal("a dropped session accepted a push")
+	}
+}
+
+func TestKeepAlive(t *testing.T) {
+	h := newHarness(t, Config{PingInterval: 50 * time.Millisecond})
+	var pings atomic.Int32
+	c := h.dial("alice")
+	c.conn.SetPingHandler(func(data string) error {
+		pings.Add(1)
+		return c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	// Reading answers the pings; the session outlives many read deadlines.
+	go func() {
+		for {
+			if _, _, err := c.conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(400 * time.Millisecond)
+	if pings.Load() < 3 || h.app.Sessions.Count() != 1 {
+		t.Fatalf("pings = %d, sessions = %d", pings.Load(), h.app.Sessions.Count())
+	}
+
+	// A client that reads nothing answers no ping and is dropped.
+	h.dial("bob")
+	waitFor(t, "bob's session", func() bool { return h.app.Sessions.Count() == 2 })
+	waitFor(t, "the silent session to be dropped", func() bool { return h.app.Sessions.Count() == 1 })
+}
+
+func TestOrigins(t *testing.T) {
+	tests := []struct {
+		name    string
+		allowed []string
+		origin  string
+		ok      bool
+	}{
+		{"no origin", nil, "", true},
+		{"same host", nil, "SAME", true},
+		{"other host", nil, "https://evil.example", false},
+		{"configured", []string{"https://chat.example.com/"}, "https://chat.example.com", true},
+		{"not configured", []string{"https://chat.example.com"}, "https://evil.example", false},
+		{"any", []string{"*"}, "https://evil.example", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, Config{AllowedOrigins: tt.allowed})
+			header := http.Header{}
+			switch tt.origin {
+			case "":
+			case "SAME":
+				header.Set("Origin", h.hs.URL)
+			default:
+				header.Set("Origin", tt.origin)
+			}
+			conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+h.token("alice"), header)
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				conn.Close()
+				return
+			}
+			if err == nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("dial = %v, %v; want 403", resp, err)
+			}
+		})
+	}
+}
+
+func TestShutdownClosesSessionsWith1001(t *testing.T) {
+	h := newHarness(t, Config{})
+	a, b := h.dial("alice"), h.dial("bob")
+	waitFor(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
+	a.sendRaw(`{"type":"send","id":"last","to":"bob","body":"before the drain"}`)
+	a.next(typeAck)
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- h.srv.Shutdown(ctx)
+	}()
+	for _, c := range []*client{a, b} {
+		if code := c.closeCode(); code != websocket.CloseGoingAway {
+			t.Fatalf("close code = %d, want 1001", code)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := h.app.Sessions.Count(); n != 0 {
+		t.Fatalf("%d sessions left registered", n)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+h.token("alice"), nil)
+	if err == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("dial after shutdown = %v, %v; want 503", resp, err)
+	}
+}

@@ -1,0 +1,369 @@
+package websocket
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// closeGrace bounds the close handshake: how long a closing session waits
+// to write its close frame and to read what the client still sends.
+const closeGrace = time.Second
+
+var (
+	errTooLarge = errors.New("frame too large")
+	errClosing  = errors.New("session closing")
+)
+
+// outbound is one item of a session's write queue: a frame to encode, or a
+// control message (ping or close) when control is set.
+type outbound struct {
+	typ       string
+	frame     any
+	control   int
+	closeCode int
+	closeText string
+}
+
+// session is one connection. The reader goroutine (run) owns the teardown;
+// the writer goroutine (writeLoop) is the only one that writes data frames.
+type session struct {
+	srv  *Server
+	conn *websocket.Conn
+	id   string
+	user user.ID
+
+	// The queue is a slice rather than a buffered channel so that an idle
+	// session holds no queue memory; notify wakes the writer.
+	mu      sync.Mutex
+	queue   []outbound
+	closing bool // a close is queued; nothing may follow it
+	notify  chan struct{}
+
+	// stop asks the writer to close at once with stopCode, skipping the queue:
+	// the way out when the queue is full.
+	stopOnce  sync.Once
+	stop      chan struct{}
+	stopCode  int
+	stopText  string
+	closeSent atomic.Bool
+
+	readerDone chan struct{}
+	writerDone chan struct{}
+}
+
+var _ ports.Session = (*session)(nil)
+
+func newSession(srv *Server, conn *websocket.Conn, u user.ID) *session {
+	return &session{
+		srv: srv, conn: conn, id: rand.Text(), user: u,
+		notify: make(chan struct{}, 1), stop: make(chan struct{}),
+		readerDone: make(chan struct{}), writerDone: make(chan struct{}),
+	}
+}
+
+// ID implements ports.Session; delivery uses it to spare a sender's own session.
+func (s *session) ID() string { return s.id }
+
+// User implements ports.Session.
+func (s *session) User() user.ID { return s.user }
+
+// PushMessage queues a message frame; false when the session is full or closing.
+func (s *session) PushMessage(m ports.MessageView) bool {
+	return s.send(typeMessage, messageFrame{Type: typeMessage, Message: messageOf(m)})
+}
+
+// PushReceipt queues a receipt frame; false when the session is full or closing.
+func (s *session) PushReceipt(r ports.Receipt) bool {
+	return s.send(typeReceipt, receiptOf(r))
+}
+
+func (s *session) send(typ string, frame any) bool {
+	if !s.enqueue(outbound{typ: typ, frame: frame}) {
+		return false
+	}
+	s.srv.metrics.FrameOut(typ)
+	return true
+}
+
+func (s *session) sendError(id, code, msg string) {
+	s.send(typeError, errorFrame{Type: typeError, ID: id, Code: code, Message: msg})
+}
+
+// enqueue never blocks. A full queue means the client reads slower than it
+// is written to; it is disconnected so that it holds up no one else.
+func (s *session) enqueue(o outbound) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.srv.cfg.SendQueue {
+		s.mu.Unlock()
+		s.srv.metrics.SlowConsumer()
+		s.kick(websocket.ClosePolicyViolation, "send queue full: client too slow")
+		return false
+	}
+	s.queue = append(s.queue, o)
+	s.mu.Unlock()
+	s.wake()
+	return true
+}
+
+// closeWith queues a close after the frames already queued, or closes at
+// once, with the same code, when there is no room left.
+func (s *session) closeWith(code int, text string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.srv.cfg.SendQueue {
+		s.mu.Unlock()
+		s.kick(code, text)
+		return
+	}
+	s.queue = append(s.queue, outbound{control: websocket.CloseMessage, closeCode: code, closeText: text})
+	s.closing = true
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *session) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) kick(code int, text string) {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.stopOnce.Do(func() {
+		s.stopCode, s.stopText = code, text
+		close(s.stop)
+	})
+}
+
+// interrupt makes a blocked read return at once, so the reader sees that
+// the server drains; the frame being handled, if any, finishes first.
+func (s *session) interrupt() { _ = s.conn.NetConn().SetReadDeadline(time.Now()) }
+
+// run serves the session until it ends, then tears it down.
+func (s *session) run() {
+	go s.writeLoop()
+	unregister := s.srv.app.Sessions.Register(s)
+	err := s.readLoop()
+	// Out of the registry first, so that delivery stops counting on a
+	// session that will write nothing more.
+	unregister()
+	switch {
+	case errors.Is(err, errTooLarge):
+		limit := strconv.Itoa(s.srv.cfg.MaxFrameBytes)
+		s.sendError("", codeTooLarge, "frame larger than "+limit+" bytes")
+		s.closeWith(websocket.CloseMessageTooBig, "frame larger than "+limit+" bytes")
+		s.waitWriter()
+		s.drain()
+	case s.srv.draining.Load():
+		s.closeWith(websocket.CloseGoingAway, "server shutting down")
+		s.waitWriter()
+	}
+	// Refuse pushes from deliveries already under way: they would sit in a
+	// queue no one writes, counted as delivered.
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	close(s.readerDone)
+	s.conn.Close()
+	<-s.writerDone
+}
+
+// waitWriter waits for the writer to send the queued close; the writes'
+// deadlines bound the wait, and Shutdown's context can cut the connection.
+func (s *session) waitWriter() { <-s.writerDone }
+
+// drain reads, for the close handshake, the rest of an oversized frame and
+// whatever the client sends until its close; closing with unread data would
+// reset the connection and could lose the error frame on the client's side.
+func (s *session) drain() {
+	_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	for {
+		if _, _, err := s.conn.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// readLoop reads and handles frames until the connection fails, the client
+// closes, a frame is too large or the session is closing.
+func (s *session) readLoop() error {
+	idle := 2 * s.srv.cfg.PingInterval
+	s.conn.SetPongHandler(func(string) error {
+		return s.extendDeadline(idle)
+	})
+	// A frame is read through a limit one byte past the maximum: gorilla's
+	// own read limit would close the connection before the protocol's error
+	// frame could be sent, and reading this way never buffers more than the
+	// limit whatever the frame's declared length.
+	max := int64(s.srv.cfg.MaxFrameBytes)
+	for {
+		if err := s.extendDeadline(idle); err != nil {
+			return err
+		}
+		mt, r, err := s.conn.NextReader()
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(r, max+1))
+		if err != nil {
+			return err
+		}
+		if int64(len(data)) > max {
+			s.srv.metrics.FrameIn(typeInvalid)
+			return errTooLarge
+		}
+		if mt != websocket.TextMessage {
+			s.srv.metrics.FrameIn(typeInvalid)
+			s.sendError("", application.CodeBadRequest, "frames must be JSON text frames")
+			continue
+		}
+		s.handle(data)
+	}
+}
+
+// extendDeadline moves the read deadline, then checks for a close in
+// progress: Shutdown and the writer set the flag before they cut the
+// deadline short, so either they see the new deadline or this sees the flag.
+func (s *session) extendDeadline(idle time.Duration) error {
+	if err := s.conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		return err
+	}
+	if s.srv.draining.Load() || s.closeSent.Load() {
+		return errClosing
+	}
+	return nil
+}
+
+func (s *session) handle(data []byte) {
+	f, ferr := decodeFrame(data)
+	if ferr != nil {
+		s.srv.metrics.FrameIn(typeInvalid)
+		s.sendError(ferr.ID, ferr.Code, ferr.Message)
+		return
+	}
+	s.srv.metrics.FrameIn(f.Type)
+	if f.Type == typePing {
+		s.send(typePong, pongFrame{Type: typePong})
+		return
+	}
+	// Not the connection's context: a send whose client went away still
+	// completes, so that its resend finds the first ack.
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.RequestTimeout)
+	defer cancel()
+	var err error
+	switch f.Type {
+	case typeSend:
+		err = s.handleSend(ctx, f)
+	case typeRead:
+		err = s.srv.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: s.user, Conversation: f.Conversation, UpTo: f.UpTo})
+	case typeSync:
+		var page application.Page
+		page, err = s.srv.app.Sync.Handle(ctx, application.SyncQuery{Reader: s.user, Conversation: f.Conversation, After: f.After, Limit: f.Limit})
+		if err == nil {
+			s.send(typeMessages, messagesOf(page))
+		}
+	}
+	if err != nil {
+		code := application.ErrorCode(err)
+		s.sendError(f.ID, code, s.srv.publicMessage(code, err, f.Type))
+	}
+}
+
+func (s *session) handleSend(ctx context.Context, f clientFrame) error {
+	start := time.Now()
+	ack, err := s.srv.app.Send.Handle(ctx, application.SendMessageCommand{
+		Sender: s.user, ClientID: f.ID, To: f.To, Body: f.Body, Origin: s.id,
+	})
+	if err != nil {
+		s.srv.metrics.Send(metrics.TransportWebSocket, application.ErrorCode(err), start)
+		return err
+	}
+	s.srv.metrics.Send(metrics.TransportWebSocket, metrics.OutcomeOK, start)
+	s.send(typeAck, ackOf(ack))
+	return nil
+}
+
+// writeLoop writes queued items in order until a close is written, a write
+// fails, the session is kicked or the reader is done.
+func (s *session) writeLoop() {
+	defer close(s.writerDone)
+	for {
+		select {
+		case <-s.notify:
+		case <-s.stop:
+			s.writeClose(s.stopCode, s.stopText)
+			s.conn.Close()
+			return
+		case <-s.readerDone:
+			return
+		}
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		s.mu.Unlock()
+		for _, o := range batch {
+			select {
+			case <-s.stop:
+				s.writeClose(s.stopCode, s.stopText)
+				s.conn.Close()
+				return
+			default:
+			}
+			if o.control == websocket.CloseMessage {
+				s.writeClose(o.closeCode, o.closeText)
+				return
+			}
+			if err := s.write(o); err != nil {
+				s.conn.Close() // the reader fails now and tears the session down
+				return
+			}
+		}
+	}
+}
+
+func (s *session) write(o outbound) error {
+	deadline := time.Now().Add(s.srv.cfg.WriteTimeout)
+	if o.control != 0 {
+		return s.conn.WriteControl(o.control, nil, deadline)
+	}
+	data, err := json.Marshal(o.frame)
+	if err != nil {
+		return err
+	}
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	return s.conn.WriteMessage(websocket.TextMessage, data)
+}
+
+// writeClose sends the close frame and gives the client closeGrace to
+// answer it before the reader gives up.
+func (s *session) writeClose(code int, text string) {
+	s.closeSent.Store(true)
+	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeGrace))
+	_ = s.conn.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
+}

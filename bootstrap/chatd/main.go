@@ -1,0 +1,35 @@
+// Command chatd runs one node of the chat service. With no CHAT_MONGO_URI
+// and no CHAT_ROCKETMQ_NAMESRV it runs on the embedded default (in-memory
+// store, in-process bus); every setting is a CHAT_* environment variable.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"go.uber.org/fx"
+
+	"github.com/evchat/chatd/bootstrap"
+)
+
+func main() {
+	cfg, err := bootstrap.LoadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatd:", err)
+		os.Exit(2)
+	}
+	logger := bootstrap.NewLogger(cfg)
+	command := "serve"
+	if len(os.Args) > 1 {
+		command = os.Args[1]
+	}
+	switch command {
+	case "serve":
+		// Run starts the node, waits for SIGINT or SIGTERM, drains and stops;
+		// it exits non-zero itself when start or stop fails.
+		fx.New(bootstrap.Node(cfg, logger)).Run()
+	default:
+		fmt.Fprintf(os.Stderr, "chatd: unknown command %q (commands: serve)\n", command)
+		os.Exit(2)
+	}
+}

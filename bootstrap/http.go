@@ -1,0 +1,133 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/fx"
+
+	"github.com/evchat/chatd/adapters/auth"
+	"github.com/evchat/chatd/adapters/httpapi"
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/adapters/websocket"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/ports"
+)
+
+// AuthModule provides the token verifier, and the issuer in dev mode.
+var AuthModule = fx.Module("auth",
+	fx.Provide(newAuth),
+)
+
+func newAuth(cfg Config, logger *slog.Logger) (*auth.Verifier, *auth.Issuer, error) {
+	secret := []byte(cfg.AuthSecret)
+	var publicKey []byte
+	if cfg.AuthPublicKeyFile != "" {
+		pem, err := os.ReadFile(cfg.AuthPublicKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("CHAT_AUTH_PUBLIC_KEY_FILE: %w", err)
+		}
+		publicKey = pem
+	}
+	if cfg.AuthMode == "dev" && len(secret) == 0 {
+		random, err := auth.RandomSecret()
+		if err != nil {
+			return nil, nil, err
+		}
+		secret = random
+		logger.Warn("CHAT_AUTH_SECRET is unset: dev tokens are signed with a random secret of this process only")
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{Secret: secret, PublicKeyPEM: publicKey})
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.AuthMode != "dev" {
+		return verifier, nil, nil
+	}
+	issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: secret, TTL: cfg.DevTokenTTL})
+	return verifier, issuer, err
+}
+
+// MetricsModule provides the Prometheus registry and the chat's metrics.
+var MetricsModule = fx.Module("metrics",
+	fx.Provide(func() (*prometheus.Registry, *metrics.Metrics, error) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m, err := metrics.New(reg)
+		return reg, m, err
+	}),
+)
+
+// WebSocketModule provides the WebSocket transport.
+var WebSocketModule = fx.Module("websocket",
+	fx.Provide(func(cfg Config, app *application.Application, v *auth.Verifier, m *metrics.Metrics, logger *slog.Logger) (*websocket.Server, error) {
+		return websocket.New(websocket.Config{
+			MaxFrameBytes: cfg.MaxFrameBytes, SendQueue: cfg.SessionQueue,
+			PingInterval: cfg.PingInterval, AllowedOrigins: cfg.AllowedOrigins,
+		}, app, v, m, logger.With("component", "websocket"))
+	}),
+)
+
+// HTTPAPIModule provides the REST API, health, readiness and metrics.
+var HTTPAPIModule = fx.Module("httpapi",
+	fx.Provide(func(cfg Config, app *application.Application, v *auth.Verifier, issuer *auth.Issuer,
+		store ports.EventStore, publisher ports.TransactionalPublisher, reg *prometheus.Registry,
+		m *metrics.Metrics, logger *slog.Logger) (*httpapi.API, error) {
+		return httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes}, httpapi.Deps{
+			App: app, Verifier: v, Issuer: issuer,
+			Checks:   []httpapi.Check{{Name: "store", Pinger: store}, {Name: "broker", Pinger: publisher}},
+			Gatherer: reg, Metrics: m, Log: logger.With("component", "httpapi"),
+		})
+	}),
+)
+
+// HTTPServerModule serves the API and the WebSocket endpoint on
+// CHAT_HTTP_ADDR. It binds at start, so a busy port fails start-up, and on
+// stop drains as PROTOCOL.md says: readiness goes 503 and new connections
+// are refused, in-flight sends finish, sessions close with 1001, and the
+// delivered markers this node owes are written before the bus stops.
+var HTTPServerModule = fx.Module("http-server",
+	fx.Invoke(serveHTTP),
+)
+
+func serveHTTP(lc fx.Lifecycle, cfg Config, api *httpapi.API, ws *websocket.Server, app *application.Application, logger *slog.Logger) {
+	mux := http.NewServeMux()
+	api.Register(mux)
+	mux.Handle("GET /ws", ws)
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			ln, err := net.Listen("tcp", cfg.HTTPAddr)
+			if err != nil {
+				return fmt.Errorf("CHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+			}
+			logger.Info("chatd listening", "addr", ln.Addr().String(), "node", cfg.NodeID)
+			go func() {
+				if err := server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					logger.Error("http server stopped", "err", err)
+				}
+			}()
+			return nil
+		},
+		OnStop: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
+			defer cancel()
+			api.Drain()
+			// Shutdown closes the listener at once and then waits for
+			// in-flight requests; the sessions drain beside it.
+			serverDone := make(chan error, 1)
+			go func() { serverDone <- server.Shutdown(ctx) }()
+			wsErr := ws.Shutdown(ctx)
+			app.Delivery.Wait(ctx)
+			return errors.Join(wsErr, <-serverDone)
+		},
+	})
+}
