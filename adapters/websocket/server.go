@@ -163,16 +163,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.running.Done()
 
+	// Registered before the 101 goes out: a client may be told of a message
+	// the moment its upgrade succeeds, and the session must already be there
+	// to receive it. What is pushed meanwhile waits in the queue.
+	sess := newSession(s, uid)
+	unregister := s.app.Sessions.Register(sess)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		unregister()
 		return // the upgrader has answered already
 	}
-	sess := newSession(s, conn, uid)
+	sess.conn = conn
 	s.add(sess)
 	defer s.remove(sess)
 	s.metrics.SessionOpened()
 	defer s.metrics.SessionClosed()
-	sess.run()
+	sess.run(unregister)
 }
 
 // Shutdown refuses new sessions, lets every session finish the frame it is

@@ -67,9 +67,9 @@ type session struct {
 
 var _ ports.Session = (*session)(nil)
 
-func newSession(srv *Server, conn *websocket.Conn, u user.ID) *session {
+func newSession(srv *Server, u user.ID) *session {
 	return &session{
-		srv: srv, conn: conn, id: rand.Text(), user: u,
+		srv: srv, id: rand.Text(), user: u,
 		notify: make(chan struct{}, 1), stop: make(chan struct{}),
 		readerDone: make(chan struct{}), writerDone: make(chan struct{}),
 	}
@@ -164,9 +164,8 @@ func (s *session) kick(code int, text string) {
 func (s *session) interrupt() { _ = s.conn.NetConn().SetReadDeadline(time.Now()) }
 
 // run serves the session until it ends, then tears it down.
-func (s *session) run() {
+func (s *session) run(unregister func()) {
 	go s.writeLoop()
-	unregister := s.srv.app.Sessions.Register(s)
 	err := s.readLoop()
 	// Out of the registry first, so that delivery stops counting on a
 	// session that will write nothing more.
