@@ -1,0 +1,77 @@
+package application
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/ports"
+)
+
+// replayBatch bounds the views a replay holds before saving them, so that
+// memory stays flat however large the store is.
+const replayBatch = 1024
+
+// Replay rebuilds the read model from the event store: it empties rm, then
+// folds every commit the scanner yields into its conversation's view with
+// Apply, the projector's own fold, so the result equals what the live
+// projection built. A conversation's two streams (messages and receipts)
+// may come in any order relative to each other and to other streams; a view
+// saved in an earlier batch is read back when more of its commits arrive.
+// Run it while no projector writes to rm (`chatd replay` is an offline
+// command): a concurrent save shows up as ports.ErrRevisionConflict.
+func Replay(ctx context.Context, scanner ports.StreamScanner, rm ports.ReadModel) error {
+	if scanner == nil || rm == nil {
+		return fmt.Errorf("replay: a scanner and a read model are required")
+	}
+	if err := rm.Reset(ctx); err != nil {
+		return fmt.Errorf("replay: reset the read model: %w", err)
+	}
+	r := &replayer{rm: rm, pending: map[conversation.ID]*ports.ConversationView{}, saved: map[conversation.ID]uint64{}}
+	if err := scanner.Scan(ctx, func(c ports.Commit) error { return r.apply(ctx, c) }); err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return r.flush(ctx)
+}
+
+type replayer struct {
+	rm      ports.ReadModel
+	pending map[conversation.ID]*ports.ConversationView
+	// saved holds the revision each stored view was saved at.
+	saved map[conversation.ID]uint64
+}
+
+func (r *replayer) apply(ctx context.Context, c ports.Commit) error {
+	id, _ := conversation.StreamConversation(c.Stream)
+	view, ok := r.pending[id]
+	if !ok {
+		view = &ports.ConversationView{Conversation: string(id)}
+		if _, stored := r.saved[id]; stored {
+			v, found, err := r.rm.Get(ctx, string(id))
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("view of %s vanished during replay", id)
+			}
+			view = &v
+		}
+		r.pending[id] = view
+	}
+	Apply(view, c)
+	if len(r.pending) >= replayBatch {
+		return r.flush(ctx)
+	}
+	return nil
+}
+
+func (r *replayer) flush(ctx context.Context) error {
+	for id, view := range r.pending {
+		if err := r.rm.Save(ctx, *view, r.saved[id]); err != nil {
+			return fmt.Errorf("save view of %s: %w", id, err)
+		}
+		r.saved[id] = view.Revision()
+	}
+	clear(r.pending)
+	return nil
+}

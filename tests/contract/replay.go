@@ -1,0 +1,148 @@
+package contract
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// TestReplay checks that application.Replay rebuilds exactly the read model
+// the live projection built: it drives the application over the given store
+// and read model (published through the in-process bus), waits for the
+// projector, snapshots every view and every user's list, replays, and
+// compares. newPorts must give a store that also implements
+// ports.StreamScanner, and a read model no other case writes to, since
+// replay resets it.
+func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, ports.ReadModel)) {
+	store, rm := newPorts(t)
+	scanner, ok := store.(ports.StreamScanner)
+	if !ok {
+		t.Fatalf("%T does not implement ports.StreamScanner", store)
+	}
+	ctx := context.Background()
+	clock := memory.Clock{}
+	tx, err := application.NewTransactions(store, clock, 6*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := application.New(application.DefaultConfig(), store, bus, rm, clock, memory.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Cluster("projector", app.Projector.Handle)
+	bus.Start()
+	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+
+	users := make([]user.ID, 4)
+	for i := range users {
+		users[i] = user.ID(uniqueName(t, fmt.Sprintf("u%d", i)))
+	}
+	// Conversations of several lengths, sent from both sides, read up to
+	// various points, one never read, so views differ in every field.
+	type pair struct{ a, b, messages, readByB int }
+	convs := map[conversation.ID]bool{}
+	for _, p := range []pair{{0, 1, 7, 4}, {0, 2, 3, 3}, {1, 2, 5, 0}, {3, 0, 9, 8}, {2, 3, 1, 1}} {
+		a, b := users[p.a], users[p.b]
+		var conv string
+		for i := range p.messages {
+			from, to := a, b
+			if i%3 == 2 {
+				from, to = b, a
+			}
+			ack, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, To: string(to), Body: fmt.Sprintf("message %d", i)})
+			if err != nil {
+				t.Fatalf("send %s -> %s: %v", from, to, err)
+			}
+			conv = ack.Conversation
+		}
+		convs[conversation.ID(conv)] = true
+		if p.readByB > 0 {
+			err := app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: b, Conversation: conv, UpTo: uint64(p.readByB)})
+			if err != nil {
+				t.Fatalf("mark read: %v", err)
+			}
+		}
+	}
+
+	eventually(t, 10*time.Second, "the projector to catch up", func() bool {
+		for id := range convs {
+			messages := mustLoad(t, store, conversation.MessagesStream(id), 1, 0)
+			receipts := mustLoad(t, store, conversation.ReceiptsStream(id), 1, 0)
+			v, found, err := rm.Get(ctx, string(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !found || v.MessagesVersion != uint64(len(messages)) || v.ReceiptsVersion != uint64(len(receipts)) {
+				return false
+			}
+		}
+		return true
+	})
+	live := snapshot(t, rm, convs, users)
+	if len(live.views) != 5 || len(live.lists[users[0]]) != 3 {
+		t.Fatalf("live projection holds %d views, %d for %s; want 5 and 3", len(live.views), len(live.lists[users[0]]), users[0])
+	}
+
+	if err := application.Replay(ctx, scanner, rm); err != nil {
+		t.Fatal(err)
+	}
+	replayed := snapshot(t, rm, convs, users)
+	for id, want := range live.views {
+		assertView(t, replayed.views[id], want)
+	}
+	// Views with the same last activity may list in either order, the more
+	// so where times are kept to the millisecond; compare by conversation.
+	for u, want := range live.lists {
+		got := replayed.lists[u]
+		if len(got) != len(want) {
+			t.Fatalf("%s lists %d conversations after replay, %d before", u, len(got), len(want))
+		}
+		byID := map[string]ports.ConversationView{}
+		for i, v := range got {
+			if i > 0 && v.LastActivity.After(got[i-1].LastActivity) {
+				t.Errorf("%s's list after replay is not latest first: %v after %v", u, v.LastActivity, got[i-1].LastActivity)
+			}
+			byID[v.Conversation] = v
+		}
+		for _, w := range want {
+			assertView(t, byID[w.Conversation], w)
+		}
+	}
+}
+
+type readModelSnapshot struct {
+	views map[conversation.ID]ports.ConversationView
+	lists map[user.ID][]ports.ConversationView
+}
+
+func snapshot(t *testing.T, rm ports.ReadModel, convs map[conversation.ID]bool, users []user.ID) readModelSnapshot {
+	t.Helper()
+	ctx := context.Background()
+	s := readModelSnapshot{views: map[conversation.ID]ports.ConversationView{}, lists: map[user.ID][]ports.ConversationView{}}
+	for id := range convs {
+		v, found, err := rm.Get(ctx, string(id))
+		if err != nil || !found {
+			t.Fatalf("view of %s: found=%v err=%v", id, found, err)
+		}
+		s.views[id] = v
+	}
+	for _, u := range users {
+		list, err := rm.ListFor(ctx, u, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.lists[u] = list
+	}
+	return s
+}
