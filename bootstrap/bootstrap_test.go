@@ -65,3 +65,11 @@ func TestDefaultsArePROTOCOLs(t *testing.T) {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }
+
+func TestTheMongoNodeGraphIsComplete(t *testing.T) {
+	cfg := validConfig(t)
+	cfg.MongoURI = "mongodb://127.0.0.1:1"
+	if err := fx.ValidateApp(bootstrap.Node(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -32,7 +32,7 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		}),
 		fx.StopTimeout(cfg.ShutdownTimeout+cfg.ShutdownTimeout/2),
 		SystemModule,
-		MemoryStoreModule,
+		storeModule(cfg),
 		MemoryBusModule,
 		ApplicationModule,
 		AuthModule,
@@ -41,6 +41,14 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		HTTPAPIModule,
 		HTTPServerModule,
 	)
+}
+
+// storeModule picks MongoDB when CHAT_MONGO_URI is set, else memory.
+func storeModule(cfg Config) fx.Option {
+	if cfg.MongoURI != "" {
+		return MongoModule
+	}
+	return MemoryStoreModule
 }
 
 // SystemModule provides the clock and the id source.

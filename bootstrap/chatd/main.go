@@ -1,6 +1,8 @@
-// Command chatd runs one node of the chat service. With no CHAT_MONGO_URI
-// and no CHAT_ROCKETMQ_NAMESRV it runs on the embedded default (in-memory
-// store, in-process bus); every setting is a CHAT_* environment variable.
+// Command chatd runs one node of the chat service (`chatd` or `chatd serve`),
+// applies the MongoDB migrations (`chatd migrate`), or rebuilds the read
+// models from the event store (`chatd replay`). With no CHAT_MONGO_URI and no
+// CHAT_ROCKETMQ_NAMESRV it runs on the embedded default (in-memory store,
+// in-process bus); every setting is a CHAT_* environment variable.
 package main
 
 import (
@@ -28,8 +30,19 @@ func main() {
 		// Run starts the node, waits for SIGINT or SIGTERM, drains and stops;
 		// it exits non-zero itself when start or stop fails.
 		fx.New(bootstrap.Node(cfg, logger)).Run()
+	case "migrate":
+		exitOn(bootstrap.Migrate(cfg, logger))
+	case "replay":
+		exitOn(bootstrap.Replay(cfg, logger))
 	default:
-		fmt.Fprintf(os.Stderr, "chatd: unknown command %q (commands: serve)\n", command)
+		fmt.Fprintf(os.Stderr, "chatd: unknown command %q (commands: serve, migrate, replay)\n", command)
 		os.Exit(2)
+	}
+}
+
+func exitOn(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chatd:", err)
+		os.Exit(1)
 	}
 }
