@@ -22,7 +22,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	chatdBinary = bin
-	os.Exit(m.Run())
+	code := m.Run()
+	// The MongoDB-wire server shared by the mongo tests outlives each of
+	// them, so it is closed here, after all.
+	closeSharedMongo()
+	os.Exit(code)
 }
 
 // buildChatd runs `go build -o <repo>/bin/chatd ./bootstrap/chatd` from the
