@@ -73,3 +73,12 @@ func TestTheMongoNodeGraphIsComplete(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTheClusterNodeGraphIsComplete(t *testing.T) {
+	cfg := validConfig(t)
+	cfg.MongoURI = "mongodb://127.0.0.1:1"
+	cfg.RocketMQNamesrv = "127.0.0.1:9876;127.0.0.2:9876"
+	if err := fx.ValidateApp(bootstrap.Node(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))); err != nil {
+		t.Fatal(err)
+	}
+}

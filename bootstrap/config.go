@@ -32,6 +32,7 @@ type Config struct {
 	RocketMQRetries     int           `env:"CHAT_ROCKETMQ_RETRIES" envDefault:"3"`
 	RocketMQSendTimeout time.Duration `env:"CHAT_ROCKETMQ_SEND_TIMEOUT" envDefault:"3s"`
 	RocketMQReconsume   int           `env:"CHAT_ROCKETMQ_MAX_RECONSUME" envDefault:"3"`
+	RocketMQLogLevel    string        `env:"CHAT_ROCKETMQ_LOG_LEVEL" envDefault:"warn"`
 
 	AuthMode          string        `env:"CHAT_AUTH_MODE" envDefault:"dev"`
 	AuthSecret        string        `env:"CHAT_AUTH_SECRET"`
@@ -88,6 +89,9 @@ func (c Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("CHAT_LOG_LEVEL", "%v", err)
 	}
+	if _, err := parseLevel(c.RocketMQLogLevel); err != nil {
+		bad("CHAT_ROCKETMQ_LOG_LEVEL", "%v", err)
+	}
 	if c.NodeID != "" && strings.ContainsAny(c.NodeID, " /\\") {
 		bad("CHAT_NODE_ID", "%q must not contain spaces or slashes", c.NodeID)
 	}
@@ -104,6 +108,11 @@ func (c Config) Validate() error {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")
 		}
+	}
+	if c.RocketMQNamesrv != "" && c.MongoURI == "" {
+		// Nodes on one bus must share one store: checkback and gap fills
+		// read it, and an in-memory store is each process's own.
+		bad("CHAT_ROCKETMQ_NAMESRV", "needs CHAT_MONGO_URI: the nodes of a cluster share one store")
 	}
 	if c.RocketMQRetries < 0 {
 		bad("CHAT_ROCKETMQ_RETRIES", "must not be negative")

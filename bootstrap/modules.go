@@ -33,7 +33,7 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		fx.StopTimeout(cfg.ShutdownTimeout+cfg.ShutdownTimeout/2),
 		SystemModule,
 		storeModule(cfg),
-		MemoryBusModule,
+		busModule(cfg),
 		ApplicationModule,
 		AuthModule,
 		MetricsModule,
@@ -49,6 +49,15 @@ func storeModule(cfg Config) fx.Option {
 		return MongoModule
 	}
 	return MemoryStoreModule
+}
+
+// busModule picks RocketMQ when CHAT_ROCKETMQ_NAMESRV is set, else the
+// in-process bus.
+func busModule(cfg Config) fx.Option {
+	if cfg.RocketMQNamesrv != "" {
+		return RocketMQModule
+	}
+	return MemoryBusModule
 }
 
 // SystemModule provides the clock and the id source.

@@ -1,0 +1,85 @@
+// Package rocketmq carries commits between chatd nodes on Apache RocketMQ
+// with github.com/apache/rocketmq-client-go/v2, as the seed tutorial does.
+//
+// Outbound, Publisher is RocketMQ's transactional producer: the half message
+// carries the commit, ExecuteLocalTransaction runs the application's local
+// transaction (the append to the event store) and CheckLocalTransaction its
+// checkback. Inbound, Subscriber runs a BROADCASTING push consumer per
+// broadcast handler (every node delivers to its own sessions) and a
+// CLUSTERING consumer per group (once-per-cluster work, redelivered with
+// ConsumeRetryLater up to a bounded reconsume count, then the dead-letter
+// queue). Every client is given an explicit name-server resolver, because the
+// client's default one calls an outside HTTP address first, and its own
+// instance name derived from the node id, because clients that share one
+// share a connection and shutting one down breaks the others.
+//
+// Commits of one conversation carry the conversation as their sharding key
+// and go to one queue: a clustering group then sees a conversation on one
+// consumer, in order, which keeps projectors of different nodes from racing
+// for one view. The price is that a send retried after a broker failure goes
+// to the same queue's broker; with several masters, availability of a
+// conversation follows its broker's.
+package rocketmq
+
+import (
+	"errors"
+	"strings"
+	"time"
+)
+
+// Config is what the adapter needs of the node's configuration.
+type Config struct {
+	// NameServers lists the name servers, as "host:port".
+	NameServers []string
+	// Topic carries every commit; tags tell messages from receipts.
+	Topic string
+	// NodeID makes this node's instance names, so they are stable across
+	// restarts (a broadcast consumer's offsets are kept under its name).
+	NodeID string
+	// ProducerGroup is the one, stable group of every node's transactional
+	// producer: the broker asks any live member of the group for checkback.
+	ProducerGroup string
+	// Retries is how often a failed send is tried again (1 + Retries tries).
+	Retries int
+	// SendTimeout bounds each try; the caller's context bounds them all.
+	SendTimeout time.Duration
+	// MaxReconsume bounds the redeliveries of a failed clustering batch
+	// before the message goes to the dead-letter queue.
+	MaxReconsume int
+	// BatchSize is the most messages one handler call gets.
+	BatchSize int
+}
+
+// DefaultConfig holds the seed's defaults: 3 retries, 3 reconsumes.
+func DefaultConfig() Config {
+	return Config{
+		Topic: "chat_events", ProducerGroup: "chat_tx_producer",
+		Retries: 3, SendTimeout: 3 * time.Second, MaxReconsume: 3, BatchSize: 32,
+	}
+}
+
+// ParseNameServers splits the `;`-separated list RocketMQ clients take.
+func ParseNameServers(s string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(s, ";") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no name server given")
+	}
+	return out, nil
+}
+
+func (c Config) validate() error {
+	switch {
+	case len(c.NameServers) == 0:
+		return errors.New("rocketmq: at least one name server is required")
+	case c.Topic == "" || c.NodeID == "" || c.ProducerGroup == "":
+		return errors.New("rocketmq: topic, node id and producer group are required")
+	case c.SendTimeout <= 0 || c.BatchSize <= 0 || c.Retries < 0 || c.MaxReconsume < 0:
+		return errors.New("rocketmq: send timeout and batch size must be positive, retries and reconsumes not negative")
+	}
+	return nil
+}

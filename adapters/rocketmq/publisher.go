@@ -1,0 +1,183 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/evchat/chatd/ports"
+)
+
+// propFlight names the message property that ties a half message to the
+// Publish call waiting for it: ExecuteLocalTransaction gets only the message,
+// and it must run the local transaction under the caller's context and hand
+// its error back.
+const propFlight = "CHAT_FLIGHT"
+
+// checkTimeout bounds one checkback's read of the store.
+const checkTimeout = 5 * time.Second
+
+// Publisher is the transactional producer of a node.
+type Publisher struct {
+	cfg     Config
+	handler ports.TransactionHandler
+	log     *slog.Logger
+	tx      rocketmq.TransactionProducer
+
+	flights sync.Map // flight token -> *flight
+	next    atomic.Uint64
+}
+
+// flight is one Publish call in progress.
+type flight struct {
+	ctx    context.Context
+	commit ports.Commit
+	err    error
+}
+
+var _ ports.TransactionalPublisher = (*Publisher)(nil)
+
+// NewPublisher builds the producers; Start connects them.
+func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger) (*Publisher, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if handler == nil {
+		return nil, errors.New("rocketmq: a transaction handler is required")
+	}
+	p := &Publisher{cfg: cfg, handler: handler, log: log}
+	tx, err := rocketmq.NewTransactionProducer(listener{p},
+		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
+		producer.WithRetry(cfg.Retries),
+		producer.WithSendMsgTimeout(cfg.SendTimeout),
+		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+		producer.WithGroupName(cfg.ProducerGroup),
+		producer.WithInstanceName(cfg.NodeID+"_tx"))
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq transactional producer: %w", err)
+	}
+	p.tx = tx
+	return p, nil
+}
+
+// Start connects the producer. It is not yet known to any broker: that takes
+// a first send (EnsureTopic makes one), after which the client heartbeats to
+// the topic's brokers and they can ask it for checkback.
+func (p *Publisher) Start() error {
+	if err := p.tx.Start(); err != nil {
+		return fmt.Errorf("rocketmq transactional producer start: %w", err)
+	}
+	return nil
+}
+
+// Shutdown disconnects the producer.
+func (p *Publisher) Shutdown() error { return p.tx.Shutdown() }
+
+// Publish implements ports.TransactionalPublisher. The caller's context
+// bounds every try of the half message together.
+func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error) {
+	body, err := encodeCommit(c)
+	if err != nil {
+		return ports.TxRollback, err
+	}
+	token := strconv.FormatUint(p.next.Add(1), 36)
+	f := &flight{ctx: ctx, commit: c}
+	p.flights.Store(token, f)
+	defer p.flights.Delete(token)
+
+	msg := primitive.NewMessage(p.cfg.Topic, body)
+	msg.WithKeys([]string{c.ID})
+	msg.WithTag(tagOf(c))
+	msg.WithShardingKey(shardingKeyOf(c))
+	msg.WithProperty(propFlight, token)
+	res, err := p.tx.SendMessageInTransaction(ctx, msg)
+	if err != nil {
+		// The half message never reached a broker, so the local
+		// transaction did not run and nothing was stored.
+		return ports.TxRollback, fmt.Errorf("%w: rocketmq half message: %v", ports.ErrUnavailable, err)
+	}
+	return txState(res.State), f.err
+}
+
+// Ping implements ports.TransactionalPublisher: a probe half message, rolled
+// back at once, proves a broker takes messages now, which a name server
+// alone cannot; it also keeps this producer known to the topic's brokers.
+func (p *Publisher) Ping(ctx context.Context) error {
+	msg := primitive.NewMessage(p.cfg.Topic, []byte("probe"))
+	msg.WithTag(tagProbe)
+	if _, err := p.tx.SendMessageInTransaction(ctx, msg); err != nil {
+		return fmt.Errorf("%w: rocketmq: %v", ports.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// tagProbe marks readiness probes; no consumer subscribes to it and no
+// transaction of one ever commits.
+const tagProbe = "probe"
+
+// listener adapts the publisher to the client's TransactionListener.
+type listener struct{ p *Publisher }
+
+// ExecuteLocalTransaction runs the local transaction of the Publish call the
+// half message belongs to.
+func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.LocalTransactionState {
+	if msg.GetTags() == tagProbe {
+		return primitive.RollbackMessageState
+	}
+	v, ok := l.p.flights.Load(msg.GetProperty(propFlight))
+	if !ok {
+		// Not ours to decide: leave it to checkback, which reads the store.
+		return primitive.UnkonwnState
+	}
+	f := v.(*flight)
+	state, err := l.p.handler.ExecuteLocal(f.ctx, f.commit)
+	f.err = err
+	return localState(state)
+}
+
+// CheckLocalTransaction answers the broker's checkback from the store.
+func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.LocalTransactionState {
+	if msg.GetTags() == tagProbe {
+		return primitive.RollbackMessageState
+	}
+	c, err := decodeCommit(msg.Body)
+	if err != nil {
+		// A body we cannot read was never ours to commit.
+		l.p.log.Error("checkback of an unreadable half message: rolling back", "msgId", msg.MsgId, "err", err)
+		return primitive.RollbackMessageState
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	state := l.p.handler.Check(ctx, c)
+	l.p.log.Debug("checkback", "commit", c.ID, "stream", c.Stream, "version", c.Version, "state", state)
+	return localState(state)
+}
+
+func localState(s ports.TxState) primitive.LocalTransactionState {
+	switch s {
+	case ports.TxCommit:
+		return primitive.CommitMessageState
+	case ports.TxRollback:
+		return primitive.RollbackMessageState
+	}
+	return primitive.UnkonwnState
+}
+
+func txState(s primitive.LocalTransactionState) ports.TxState {
+	switch s {
+	case primitive.CommitMessageState:
+		return ports.TxCommit
+	case primitive.RollbackMessageState:
+		return ports.TxRollback
+	}
+	return ports.TxUnknown
+}

@@ -1,0 +1,131 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/evchat/chatd/ports"
+)
+
+// Subscriber runs one push consumer per registered handler.
+type Subscriber struct {
+	cfg       Config
+	log       *slog.Logger
+	subs      []subscription
+	consumers []rocketmq.PushConsumer
+}
+
+type subscription struct {
+	group     string
+	broadcast bool
+	handler   ports.CommitHandler
+}
+
+var _ ports.Subscriber = (*Subscriber)(nil)
+
+// NewSubscriber returns a subscriber; register handlers, then Start.
+func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Subscriber{cfg: cfg, log: log}, nil
+}
+
+// Broadcast implements ports.Subscriber with a BROADCASTING consumer: every
+// node gets every commit. Its offsets live in a local file named after the
+// node's instance, so a restarted node resumes where it stopped; a fresh one
+// starts at the end of the topic, since its sessions catch up with sync.
+func (s *Subscriber) Broadcast(name string, h ports.CommitHandler) {
+	s.subs = append(s.subs, subscription{group: "chat_" + name, broadcast: true, handler: h})
+}
+
+// Cluster implements ports.Subscriber with a CLUSTERING consumer group.
+func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
+	s.subs = append(s.subs, subscription{group: group, handler: h})
+}
+
+// Start creates and starts the consumers. The topic must exist: a push
+// consumer cannot start on a topic the name server has no route for.
+func (s *Subscriber) Start() error {
+	for _, sub := range s.subs {
+		c, err := s.start(sub)
+		if err != nil {
+			return errors.Join(err, s.Shutdown())
+		}
+		s.consumers = append(s.consumers, c)
+	}
+	return nil
+}
+
+func (s *Subscriber) start(sub subscription) (rocketmq.PushConsumer, error) {
+	model := consumer.Clustering
+	if sub.broadcast {
+		model = consumer.BroadCasting
+	}
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
+		consumer.WithGroupName(sub.group),
+		consumer.WithInstance(s.cfg.NodeID+"_"+sub.group),
+		consumer.WithConsumerModel(model),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset),
+		consumer.WithConsumeMessageBatchMaxSize(s.cfg.BatchSize),
+		consumer.WithMaxReconsumeTimes(int32(s.cfg.MaxReconsume)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq consumer %s: %w", sub.group, err)
+	}
+	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagMessage + " || " + tagReceipt}
+	if err := c.Subscribe(s.cfg.Topic, selector, s.consume(sub)); err != nil {
+		return nil, fmt.Errorf("rocketmq consumer %s subscribe: %w", sub.group, err)
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("rocketmq consumer %s start: %w", sub.group, err)
+	}
+	return c, nil
+}
+
+// consume decodes a batch and hands it to the handler. A broadcast batch is
+// never retried by the broker, so its failure is only logged; a clustering
+// batch is asked for again later, up to the reconsume bound.
+func (s *Subscriber) consume(sub subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		commits := make([]ports.Commit, 0, len(msgs))
+		for _, m := range msgs {
+			c, err := decodeCommit(m.Body)
+			if err != nil {
+				// Retrying cannot make it readable; drop it loudly.
+				s.log.Error("dropping an unreadable message", "group", sub.group, "msgId", m.MsgId, "err", err)
+				continue
+			}
+			commits = append(commits, c)
+		}
+		if len(commits) == 0 {
+			return consumer.ConsumeSuccess, nil
+		}
+		if err := sub.handler(ctx, commits); err != nil {
+			if sub.broadcast {
+				s.log.Warn("broadcast batch failed; the store fills the gap later", "group", sub.group, "commits", len(commits), "err", err)
+				return consumer.ConsumeSuccess, nil
+			}
+			s.log.Warn("batch failed, asking for it again", "group", sub.group, "commits", len(commits), "err", err)
+			return consumer.ConsumeRetryLater, nil
+		}
+		return consumer.ConsumeSuccess, nil
+	}
+}
+
+// Shutdown stops every consumer that started.
+func (s *Subscriber) Shutdown() error {
+	var errs []error
+	for _, c := range s.consumers {
+		errs = append(errs, c.Shutdown())
+	}
+	s.consumers = nil
+	return errors.Join(errs...)
+}

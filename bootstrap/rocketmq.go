@@ -1,0 +1,63 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"go.uber.org/fx"
+
+	"github.com/evchat/chatd/adapters/rocketmq"
+	"github.com/evchat/chatd/ports"
+)
+
+// RocketMQModule swaps the in-process bus for RocketMQ. Its hooks start the
+// producers, make sure the topic is routed, and only then start the
+// consumers; on stop, consumers go first and producers last, after the
+// servers that publish have drained.
+var RocketMQModule = fx.Module("rocketmq",
+	fx.Provide(
+		rocketmqConfig,
+		newRocketMQPublisher,
+		func(p *rocketmq.Publisher) ports.TransactionalPublisher { return p },
+		func(cfg rocketmq.Config, logger *slog.Logger) (*rocketmq.Subscriber, error) {
+			return rocketmq.NewSubscriber(cfg, logger.With("component", "rocketmq"))
+		},
+		func(s *rocketmq.Subscriber) ports.Subscriber { return s },
+	),
+	fx.Invoke(startRocketMQ),
+)
+
+func rocketmqConfig(cfg Config) (rocketmq.Config, error) {
+	servers, err := rocketmq.ParseNameServers(cfg.RocketMQNamesrv)
+	if err != nil {
+		return rocketmq.Config{}, err
+	}
+	rc := rocketmq.DefaultConfig()
+	rc.NameServers, rc.Topic, rc.NodeID = servers, cfg.RocketMQTopic, cfg.NodeID
+	rc.Retries, rc.SendTimeout, rc.MaxReconsume = cfg.RocketMQRetries, cfg.RocketMQSendTimeout, cfg.RocketMQReconsume
+	return rc, nil
+}
+
+func newRocketMQPublisher(cfg rocketmq.Config, handler ports.TransactionHandler, logger *slog.Logger) (*rocketmq.Publisher, error) {
+	return rocketmq.NewPublisher(cfg, handler, logger.With("component", "rocketmq"))
+}
+
+func startRocketMQ(lc fx.Lifecycle, cfg Config, p *rocketmq.Publisher, s *rocketmq.Subscriber, logger *slog.Logger) {
+	level, _ := parseLevel(cfg.RocketMQLogLevel)
+	rocketmq.RouteLogs(logger, level)
+	lc.Append(fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			if err := p.Start(); err != nil {
+				return err
+			}
+			if err := p.EnsureTopic(ctx); err != nil {
+				return err
+			}
+			return s.Start()
+		},
+		OnStop: func(context.Context) error {
+			return errors.Join(s.Shutdown(), p.Shutdown())
+		},
+	})
+}

@@ -1,0 +1,191 @@
+package infra_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+
+	"github.com/evchat/chatd/tests/infra"
+)
+
+type commitListener struct{}
+
+func (commitListener) ExecuteLocalTransaction(*primitive.Message) primitive.LocalTransactionState {
+	return primitive.CommitMessageState
+}
+
+func (commitListener) CheckLocalTransaction(*primitive.MessageExt) primitive.LocalTransactionState {
+	return primitive.CommitMessageState
+}
+
+// instance gives every client its own instance name: clients that share one
+// share a connection, and shutting one down breaks the others.
+func instance(t *testing.T, role string) string {
+	name := fmt.Sprintf("infra-%s-%s-%d", t.Name(), role, time.Now().UnixNano())
+	// Broadcast consumers keep offsets under $HOME unless the environment
+	// said otherwise before the client package initialised; do not leave
+	// them behind. This cleanup is registered before the client's Shutdown,
+	// which writes the file, so it runs after it.
+	t.Cleanup(func() {
+		base := os.Getenv("rocketmq.client.localOffsetStoreDir")
+		if base == "" {
+			base = filepath.Join(os.Getenv("HOME"), ".rocketmq_client_go")
+		}
+		// The client writes <base>/<group>/<ip>@<instance>/offset.json.
+		dirs, _ := filepath.Glob(filepath.Join(base, "*", "*@"+name))
+		for _, d := range dirs {
+			os.RemoveAll(d)
+			os.Remove(filepath.Dir(d)) // the group's, if now empty
+		}
+	})
+	return name
+}
+
+func TestRocketMQTransactionalBroadcast(t *testing.T) {
+	rlog.SetLogLevel("error")
+	r := infra.StartRocketMQ(t)
+	const topic = "infra_chat_events"
+	for range 2 { // the second call proves CreateTopic idempotent
+		if err := r.CreateTopic(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resolver := primitive.NewPassthroughResolver([]string{r.NamesrvAddr()})
+
+	received := make(chan string, 16)
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(resolver),
+		consumer.WithGroupName("infra_broadcast"),
+		consumer.WithInstance(instance(t, "consumer")),
+		consumer.WithConsumerModel(consumer.BroadCasting),
+		// A fresh topic: start at its beginning so that a message sent
+		// before the first rebalance finishes is not skipped.
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Subscribe(topic, consumer.MessageSelector{}, func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		for _, m := range msgs {
+			received <- string(m.Body)
+		}
+		return consumer.ConsumeSuccess, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatalf("consumer start: %v", err)
+	}
+	t.Cleanup(func() { c.Shutdown() })
+
+	p, err := rocketmq.NewTransactionProducer(commitListener{},
+		producer.WithNsResolver(resolver),
+		producer.WithGroupName("infra_tx_producer"),
+		producer.WithInstanceName(instance(t, "producer")),
+		producer.WithRetry(1),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatalf("producer start: %v", err)
+	}
+	t.Cleanup(func() { p.Shutdown() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sent := time.Now()
+	res, err := p.SendMessageInTransaction(ctx, primitive.NewMessage(topic, []byte("hello")))
+	if err != nil {
+		t.Fatalf("transactional send: %v", err)
+	}
+	if res.State != primitive.CommitMessageState {
+		t.Fatalf("transaction state %v, want commit", res.State)
+	}
+	select {
+	case body := <-received:
+		if body != "hello" {
+			t.Fatalf("received %q, want hello", body)
+		}
+		t.Logf("committed message delivered in %v", time.Since(sent).Round(time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatal("committed message not delivered to the broadcast consumer within 30 s")
+	}
+}
+
+// TestRocketMQRestart takes the broker down and brings it back on the same
+// port and store: the topic must survive and take messages again.
+func TestRocketMQRestart(t *testing.T) {
+	rlog.SetLogLevel("error")
+	r := infra.StartRocketMQ(t)
+	const topic = "infra_restart"
+	if err := r.CreateTopic(topic); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	if err := r.StopBroker(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("broker stopped in %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if err := r.StartBroker(); err != nil {
+		t.Fatalf("broker start again: %v", err)
+	}
+	t.Logf("broker started again in %v", time.Since(start).Round(time.Millisecond))
+
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{r.NamesrvAddr()})),
+		producer.WithGroupName("infra_restart_producer"),
+		producer.WithInstanceName(instance(t, "producer")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte("after restart"))); err != nil {
+		t.Fatalf("send after broker restart: %v", err)
+	}
+
+	// And the whole pair: Stop then Start keeps both addresses, and the
+	// producer that was connected all along carries on.
+	if err := r.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := r.Start(); err != nil {
+		t.Fatalf("start again: %v", err)
+	}
+	t.Logf("name server and broker started again in %v", time.Since(start).Round(time.Millisecond))
+	if err := r.CreateTopic(topic); err != nil {
+		t.Fatalf("topic after full restart: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	for {
+		_, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte("after full restart")))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("send after full restart: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("old producer sending again %v after the restart", time.Since(start).Round(time.Millisecond))
+}
