@@ -8,7 +8,7 @@ FERRETDB := $(BIN)/ferretdb
 RMQ_OFFSETS := $(CURDIR)/bin/rocketmq-offsets
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster test infra-deps fuzz bench vet clean
+.PHONY: build run run-cluster test infra-deps browser-deps fuzz bench vet clean
 
 build:
 	$(GO) build -o $(CHATD) ./bootstrap/chatd
@@ -17,6 +17,11 @@ build:
 run: build
 	./$(CHATD)
 
+## run-cluster: MongoDB-wire store, RocketMQ and two nodes on :8081 and :8082, until Ctrl-C.
+run-cluster: build infra-deps
+	$(GO) build -o $(BIN)/stack ./tests/infra/cmd/stack
+	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/stack -nodes 127.0.0.1:8081,127.0.0.1:8082
+
 ## infra-deps: the RocketMQ jars (Maven Central) and the FerretDB test server.
 infra-deps: $(FERRETDB)
 	./tests/infra/rocketmq/install.sh
@@ -24,10 +29,15 @@ infra-deps: $(FERRETDB)
 $(FERRETDB): $(wildcard tests/infra/ferretdb/*.go tests/infra/ferretdb/go.mod)
 	cd tests/infra/ferretdb && $(GO) build -o $(CURDIR)/$(FERRETDB) .
 
-## test: every suite, infrastructure included; nothing skips.
-test: vet infra-deps build
+## browser-deps: Debian's Chromium and fonts for the browser test.
+browser-deps:
+	./tests/e2e/browser/install.sh
+
+## test: every suite, infrastructure included; nothing skips. The suites under
+## tests/ run one package at a time: each starts its own broker and store.
+test: vet infra-deps browser-deps build
 	$(GOTEST) -race -timeout 5m ./domain/... ./application/... ./ports/... ./adapters/... ./bootstrap/...
-	$(GOTEST) -timeout 10m ./tests/...
+	$(GOTEST) -p 1 -timeout 12m ./tests/...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above are not formatted"; exit 1; }

@@ -18,6 +18,7 @@ import (
 	"github.com/evchat/chatd/adapters/httpapi"
 	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/adapters/websocket"
+	"github.com/evchat/chatd/adapters/webui"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/ports"
 )
@@ -102,6 +103,7 @@ func serveHTTP(lc fx.Lifecycle, cfg Config, api *httpapi.API, ws *websocket.Serv
 	mux := http.NewServeMux()
 	api.Register(mux)
 	mux.Handle("GET /ws", ws)
+	webui.Register(mux) // the web page: GET /{$} and GET /assets/
 	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"time"
 
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
@@ -31,6 +32,9 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.StopTimeout(cfg.ShutdownTimeout+cfg.ShutdownTimeout/2),
+		// Migrations, a broker's route and the consumers' first rebalance
+		// all come before the node serves.
+		fx.StartTimeout(startTimeout),
 		SystemModule,
 		storeModule(cfg),
 		busModule(cfg),
@@ -42,6 +46,9 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		HTTPServerModule,
 	)
 }
+
+// startTimeout bounds a node's start-up.
+const startTimeout = 90 * time.Second
 
 // storeModule picks MongoDB when CHAT_MONGO_URI is set, else memory.
 func storeModule(cfg Config) fx.Option {

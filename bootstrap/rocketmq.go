@@ -54,7 +54,10 @@ func startRocketMQ(lc fx.Lifecycle, cfg Config, p *rocketmq.Publisher, s *rocket
 			if err := p.EnsureTopic(ctx); err != nil {
 				return err
 			}
-			return s.Start()
+			if err := s.Start(); err != nil {
+				return err
+			}
+			return s.WarmUp(ctx, p)
 		},
 		OnStop: func(context.Context) error {
 			return errors.Join(s.Shutdown(), p.Shutdown())

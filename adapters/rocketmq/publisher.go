@@ -121,8 +121,21 @@ func (p *Publisher) Ping(ctx context.Context) error {
 }
 
 // tagProbe marks readiness probes; no consumer subscribes to it and no
-// transaction of one ever commits.
-const tagProbe = "probe"
+// transaction of one ever commits. tagWarmUp marks the committed messages a
+// starting node sends itself to learn that its consumers consume.
+const (
+	tagProbe  = "probe"
+	tagWarmUp = "warmup"
+)
+
+// sendWarmUp publishes one committed warm-up message carrying nonce.
+func (p *Publisher) sendWarmUp(ctx context.Context, nonce string) error {
+	msg := primitive.NewMessage(p.cfg.Topic, []byte(nonce))
+	msg.WithTag(tagWarmUp)
+	msg.WithShardingKey(nonce)
+	_, err := p.tx.SendMessageInTransaction(ctx, msg)
+	return err
+}
 
 // listener adapts the publisher to the client's TransactionListener.
 type listener struct{ p *Publisher }
@@ -130,8 +143,11 @@ type listener struct{ p *Publisher }
 // ExecuteLocalTransaction runs the local transaction of the Publish call the
 // half message belongs to.
 func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.LocalTransactionState {
-	if msg.GetTags() == tagProbe {
+	switch msg.GetTags() {
+	case tagProbe:
 		return primitive.RollbackMessageState
+	case tagWarmUp:
+		return primitive.CommitMessageState
 	}
 	v, ok := l.p.flights.Load(msg.GetProperty(propFlight))
 	if !ok {
@@ -146,8 +162,11 @@ func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 
 // CheckLocalTransaction answers the broker's checkback from the store.
 func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.LocalTransactionState {
-	if msg.GetTags() == tagProbe {
+	switch msg.GetTags() {
+	case tagProbe:
 		return primitive.RollbackMessageState
+	case tagWarmUp:
+		return primitive.CommitMessageState
 	}
 	c, err := decodeCommit(msg.Body)
 	if err != nil {

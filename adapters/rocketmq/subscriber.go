@@ -2,9 +2,12 @@ package rocketmq
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/consumer"
@@ -17,14 +20,18 @@ import (
 type Subscriber struct {
 	cfg       Config
 	log       *slog.Logger
-	subs      []subscription
+	subs      []*subscription
 	consumers []rocketmq.PushConsumer
+	// nonce is what this node's warm-up messages carry, so that a consumer
+	// knows the one it waits for from another node's.
+	nonce string
 }
 
 type subscription struct {
 	group     string
 	broadcast bool
 	handler   ports.CommitHandler
+	warm      atomic.Bool
 }
 
 var _ ports.Subscriber = (*Subscriber)(nil)
@@ -34,7 +41,7 @@ func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Subscriber{cfg: cfg, log: log}, nil
+	return &Subscriber{cfg: cfg, log: log, nonce: cfg.NodeID + "-" + rand.Text()}, nil
 }
 
 // Broadcast implements ports.Subscriber with a BROADCASTING consumer: every
@@ -42,12 +49,12 @@ func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
 // node's instance, so a restarted node resumes where it stopped; a fresh one
 // starts at the end of the topic, since its sessions catch up with sync.
 func (s *Subscriber) Broadcast(name string, h ports.CommitHandler) {
-	s.subs = append(s.subs, subscription{group: "chat_" + name, broadcast: true, handler: h})
+	s.subs = append(s.subs, &subscription{group: "chat_" + name, broadcast: true, handler: h})
 }
 
 // Cluster implements ports.Subscriber with a CLUSTERING consumer group.
 func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
-	s.subs = append(s.subs, subscription{group: group, handler: h})
+	s.subs = append(s.subs, &subscription{group: group, handler: h})
 }
 
 // Start creates and starts the consumers. The topic must exist: a push
@@ -63,7 +70,7 @@ func (s *Subscriber) Start() error {
 	return nil
 }
 
-func (s *Subscriber) start(sub subscription) (rocketmq.PushConsumer, error) {
+func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	model := consumer.Clustering
 	if sub.broadcast {
 		model = consumer.BroadCasting
@@ -80,7 +87,7 @@ func (s *Subscriber) start(sub subscription) (rocketmq.PushConsumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq consumer %s: %w", sub.group, err)
 	}
-	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagMessage + " || " + tagReceipt}
+	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagMessage + " || " + tagReceipt + " || " + tagWarmUp}
 	if err := c.Subscribe(s.cfg.Topic, selector, s.consume(sub)); err != nil {
 		return nil, fmt.Errorf("rocketmq consumer %s subscribe: %w", sub.group, err)
 	}
@@ -93,10 +100,16 @@ func (s *Subscriber) start(sub subscription) (rocketmq.PushConsumer, error) {
 // consume decodes a batch and hands it to the handler. A broadcast batch is
 // never retried by the broker, so its failure is only logged; a clustering
 // batch is asked for again later, up to the reconsume bound.
-func (s *Subscriber) consume(sub subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		commits := make([]ports.Commit, 0, len(msgs))
 		for _, m := range msgs {
+			if m.GetTags() == tagWarmUp {
+				if string(m.Body) == s.nonce {
+					sub.warm.Store(true)
+				}
+				continue
+			}
 			c, err := decodeCommit(m.Body)
 			if err != nil {
 				// Retrying cannot make it readable; drop it loudly.
@@ -118,6 +131,34 @@ func (s *Subscriber) consume(sub subscription) func(context.Context, ...*primiti
 		}
 		return consumer.ConsumeSuccess, nil
 	}
+}
+
+// WarmUp sends this node committed warm-up messages until every broadcast
+// consumer has received one. A broadcast consumer that starts at the end of
+// the topic consumes only once its first rebalance is done; a message
+// committed before then would never reach this node's sessions live. A node
+// that waits here before it serves has no such window.
+func (s *Subscriber) WarmUp(ctx context.Context, p *Publisher) error {
+	for !s.warm() {
+		if err := p.sendWarmUp(ctx, s.nonce); err != nil && ctx.Err() == nil {
+			s.log.Debug("warm-up message not sent", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rocketmq broadcast consumers did not start consuming: %w", ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (s *Subscriber) warm() bool {
+	for _, sub := range s.subs {
+		if sub.broadcast && !sub.warm.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Shutdown stops every consumer that started.

@@ -9,3 +9,6 @@ import "syscall"
 func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 }
+
+// StopWithParent does nothing outside Linux, which has no parent-death signal.
+func StopWithParent() error { return nil }

@@ -6,6 +6,9 @@
 // address on stdout (shell- and env-file-friendly) and then READY=1; it
 // stops every server and deletes the data on SIGINT or SIGTERM. If stack
 // itself is killed, the kernel kills the servers (Pdeathsig).
+//
+// With -nodes it also starts bin/chatd once per listed address, as a cluster
+// on that store and broker (`make run-cluster`), and stops them first.
 package main
 
 import (
@@ -25,6 +28,7 @@ func main() {
 	withMongo := flag.Bool("mongo", true, "start PostgreSQL and FerretDB")
 	withRocketMQ := flag.Bool("rocketmq", true, "start the RocketMQ name server and broker")
 	topics := flag.String("topics", "", "comma-separated RocketMQ topics to create once the broker is up")
+	nodes := flag.String("nodes", "", "comma-separated host:port of chatd nodes to start on the stack (needs -mongo and -rocketmq)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("stack: ")
@@ -34,6 +38,9 @@ func main() {
 	// the servers only Pdeathsig-protected.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	if err := infra.StopWithParent(); err != nil {
+		log.Fatal(err)
+	}
 
 	var closers []func()
 	closeAll := func() {
@@ -46,6 +53,7 @@ func main() {
 		log.Fatal(err)
 	}
 
+	var mongoURI, namesrv string
 	if *withMongo {
 		start := time.Now()
 		m, err := infra.LaunchMongo()
@@ -54,6 +62,7 @@ func main() {
 		}
 		closers = append(closers, m.Close)
 		log.Printf("mongo (ferretdb+postgres) up in %v", time.Since(start).Round(time.Millisecond))
+		mongoURI = m.URI()
 		fmt.Printf("MONGO_URI=%s\nPOSTGRES_URL=%s\n", m.URI(), m.Postgres().URL())
 	}
 	if *withRocketMQ {
@@ -72,11 +81,49 @@ func main() {
 				fail(err)
 			}
 		}
+		namesrv = r.NamesrvAddr()
 		fmt.Printf("ROCKETMQ_NAMESRV=%s\nROCKETMQ_BROKER=%s\n", r.NamesrvAddr(), r.BrokerAddr())
+	}
+	if *nodes != "" {
+		if !*withMongo || !*withRocketMQ {
+			fail(fmt.Errorf("-nodes needs -mongo and -rocketmq"))
+		}
+		stops, err := startNodes(strings.Split(*nodes, ","), mongoURI, namesrv)
+		closers = append(closers, stops...)
+		if err != nil {
+			fail(err)
+		}
 	}
 	fmt.Println("READY=1")
 
 	s := <-sig
 	log.Printf("%v: stopping", s)
 	closeAll()
+}
+
+// startNodes starts one chatd per address, all sharing one secret so a token
+// from either node works on both, and returns their stops (even on error).
+func startNodes(addrs []string, mongoURI, namesrv string) ([]func(), error) {
+	bin, err := infra.ChatdBinary()
+	if err != nil {
+		return nil, err
+	}
+	logDir, err := os.MkdirTemp("", "chatd-cluster-logs-")
+	if err != nil {
+		return nil, err
+	}
+	stops := []func(){func() { _ = os.RemoveAll(logDir) }}
+	env := []string{"CHAT_MONGO_URI=" + mongoURI, "CHAT_ROCKETMQ_NAMESRV=" + namesrv,
+		"CHAT_AUTH_SECRET=" + strings.Repeat("run-cluster-dev-secret-", 2)}
+	for i, addr := range addrs {
+		name := fmt.Sprintf("node%d", i+1)
+		n, err := infra.LaunchChatd(bin, name, strings.TrimSpace(addr), logDir, env)
+		if err != nil {
+			return stops, err
+		}
+		stops = append(stops, n.Stop)
+		log.Printf("chatd %s serving http://%s (log %s)", name, n.Addr(), n.LogPath())
+		fmt.Printf("CHATD_%d=http://%s\n", i+1, n.Addr())
+	}
+	return stops, nil
 }

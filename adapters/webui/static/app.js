@@ -1,0 +1,1142 @@
+// chatd web page: a plain-JavaScript client of shared/PROTOCOL.md.
+//
+// No framework and no build step: the file is served as it is written. It
+// never puts text into the page as HTML (no innerHTML anywhere; the page's
+// Content-Security-Policy requires Trusted Types, so the browser would
+// refuse it anyway): every user-supplied string goes in through
+// textContent.
+//
+// Model: one Map of conversations, each holding the messages loaded so far
+// by seq; a Map of unacknowledged sends by client id (kept in
+// sessionStorage, so a reload does not lose them); one WebSocket that is
+// re-opened with exponential back-off. After every (re)connect the page
+// refreshes the conversation list, asks `sync` for every known conversation
+// after the last seq it has seen, and resends every unacked send with its
+// original id: the server answers a repeated id with the first ack, so a
+// send whose ack was lost on the way is never stored twice.
+'use strict';
+
+(() => {
+  const PAGE_SIZE = 30;
+  const MAX_BODY_CHARS = 4096; // PROTOCOL.md: a body of 1-4096 characters
+  const USER_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 30000;
+  const PING_EVERY_MS = 20000;
+  // A connection silent for this long is taken for dead: a browser may not
+  // notice a half-open TCP connection for minutes on its own.
+  const DEAD_AFTER_MS = 50000;
+  const AUTH_KEY = 'chatd.auth';
+
+  const $ = (id) => document.getElementById(id);
+  const wideScreen = window.matchMedia('(min-width: 721px)');
+
+  // el builds an element; text goes in as textContent, never as markup.
+  function el(tag, opts = {}, ...children) {
+    const node = document.createElement(tag);
+    if (opts.className) node.className = opts.className;
+    if (opts.text !== undefined) node.textContent = opts.text;
+    for (const [k, v] of Object.entries(opts.attrs || {})) {
+      if (v !== undefined && v !== null && v !== false) node.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children) if (c) node.append(c);
+    return node;
+  }
+
+  const state = {
+    token: null,
+    me: null,
+    expiresAt: null,
+    expiryTimer: null,
+    convs: new Map(), // conversation id -> conv (see newConv)
+    current: null, // open conversation id
+    draftPeer: null, // peer of a conversation that has no message yet
+    pending: new Map(), // client id -> {id, to, body, createdAt, status, error, retriable}
+    lastSendId: null, // the last send written to the socket, for too_large
+    ws: null,
+    wsOpen: false,
+    attempt: 0,
+    reconnectTimer: null,
+    lastFrameAt: 0,
+    pingTimer: null,
+    signedIn: false,
+    nodes: new Map(), // message list item per key, for the open conversation
+    listTimer: null,
+  };
+
+  function newConv(id, peer) {
+    return {
+      id,
+      peer,
+      lastSeq: 0, // highest seq known to exist
+      lastMessage: null,
+      myRead: 0, // my read marker
+      readSent: 0, // highest upTo this page has sent in a read frame
+      unread: 0,
+      countedSeq: 0, // highest seq already reflected in unread
+      peerDelivered: 0, // the peer's markers: the marks on my messages
+      peerRead: 0,
+      msgs: new Map(), // seq -> message, only meaningful once loaded
+      loaded: false,
+      loading: false,
+      oldest: 0, // lowest seq loaded
+      more: false, // older pages exist
+    };
+  }
+
+  // ---------- REST ----------
+
+  class ApiError extends Error {
+    constructor(status, code, message) {
+      super(message);
+      this.status = status;
+      this.code = code;
+    }
+  }
+
+  async function api(path, opts = {}) {
+    const headers = { Accept: 'application/json' };
+    if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (state.token && !opts.anonymous) headers.Authorization = 'Bearer ' + state.token;
+    let res;
+    try {
+      res = await fetch(path, {
+        method: opts.method || 'GET',
+        headers,
+        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+        cache: 'no-store',
+      });
+    } catch (e) {
+      throw new ApiError(0, 'unavailable', 'The server cannot be reached.');
+    }
+    let data = null;
+    try {
+      data = await res.json();
+    } catch (e) {
+      data = null;
+    }
+    if (!res.ok) {
+      const err = new ApiError(res.status, (data && data.code) || 'internal', (data && data.message) || res.statusText);
+      if (res.status === 401 && state.signedIn && !opts.anonymous) {
+        signOut('Your session has ended. Sign in again.');
+      }
+      throw err;
+    }
+    return data;
+  }
+
+  // ---------- sign in ----------
+
+  // The sign-in mode is found by trying: the dev token endpoint answers
+  // 404 in jwt mode. Probing it ahead with a dummy request would log an
+  // error in the console of every visitor, so the page starts in the mode
+  // it last saw and switches when the server says otherwise.
+  const MODE_KEY = 'chatd.authMode';
+  let authMode = sessionStorage.getItem(MODE_KEY) === 'jwt' ? 'jwt' : 'dev';
+
+  function setMode(mode) {
+    authMode = mode;
+    sessionStorage.setItem(MODE_KEY, mode);
+    const dev = mode === 'dev';
+    $('signin-user-field').hidden = !dev;
+    $('signin-token-field').hidden = dev;
+    $('signin-mode').textContent = dev
+      ? 'Pick your user id. (Development servers issue a token for any id.)'
+      : 'This server uses tokens from your identity provider.';
+    $('signin-switch').textContent = dev ? 'I have a token' : 'Use a user id instead';
+  }
+
+  function showSigninError(text) {
+    const p = $('signin-error');
+    p.textContent = text;
+    p.hidden = !text;
+  }
+
+  async function onSignin(ev) {
+    ev.preventDefault();
+    showSigninError('');
+    const button = $('signin-submit');
+    button.disabled = true;
+    try {
+      if (authMode === 'dev') {
+        const userId = $('signin-user').value.trim();
+        if (!USER_ID_RE.test(userId)) {
+          showSigninError('A user id is 1–64 letters, digits, “_”, “.” or “-”.');
+          $('signin-user').focus();
+          return;
+        }
+        try {
+          const t = await api('/api/dev/token', { method: 'POST', body: { userId }, anonymous: true });
+          startSession({ token: t.token, userId: t.userId, expiresAt: t.expiresAt });
+        } catch (e) {
+          if (e.status === 404) {
+            setMode('jwt');
+            showSigninError('This server does not issue tokens: paste one instead.');
+            $('signin-token').focus();
+            return;
+          }
+          showSigninError(errorText(e.code, e.message));
+        }
+      } else {
+        const token = $('signin-token').value.trim();
+        const claims = jwtClaims(token);
+        if (!claims || typeof claims.sub !== 'string') {
+          showSigninError('That does not look like a JWT with a user id (sub).');
+          $('signin-token').focus();
+          return;
+        }
+        // The server is the judge of a token: try it before going on.
+        state.token = token;
+        try {
+          await api('/api/conversations', { anonymous: false });
+        } catch (e) {
+          state.token = null;
+          showSigninError(e.status === 401 ? 'The server refused this token.' : errorText(e.code, e.message));
+          return;
+        }
+        const exp = typeof claims.exp === 'number' ? new Date(claims.exp * 1000).toISOString() : null;
+        startSession({ token, userId: claims.sub, expiresAt: exp });
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // jwtClaims decodes a JWT's payload for display only; the server verifies it.
+  function jwtClaims(token) {
+    const parts = token.split('.');
+    if (parts.length !== 3) return null;
+    try {
+      const b64 = parts[1].replace(/-/g, '+').replace(/_/g, '/');
+      const bytes = Uint8Array.from(atob(b64 + '==='.slice((b64.length + 3) % 4)), (c) => c.charCodeAt(0));
+      return JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function startSession(auth) {
+    state.token = auth.token;
+    state.me = auth.userId;
+    state.expiresAt = auth.expiresAt ? new Date(auth.expiresAt) : null;
+    sessionStorage.setItem(AUTH_KEY, JSON.stringify(auth));
+    state.signedIn = true;
+    loadPending();
+    $('signin').hidden = true;
+    $('app').hidden = false;
+    $('me-name').textContent = state.me;
+    if (state.expiresAt) {
+      const left = state.expiresAt.getTime() - Date.now();
+      // setTimeout takes at most 2^31-1 ms.
+      if (left < 2 ** 31) state.expiryTimer = setTimeout(() => signOut('Your session has expired. Sign in again.'), Math.max(0, left));
+    }
+    refreshConversations().catch(() => {});
+    connect();
+    route();
+  }
+
+  function signOut(message) {
+    state.signedIn = false;
+    clearTimeout(state.expiryTimer);
+    clearTimeout(state.reconnectTimer);
+    clearInterval(state.pingTimer);
+    if (state.ws) {
+      const ws = state.ws;
+      state.ws = null;
+      ws.close(1000, 'signed out');
+    }
+    sessionStorage.removeItem(AUTH_KEY);
+    if (state.me) sessionStorage.removeItem(pendingKey());
+    Object.assign(state, {
+      token: null, me: null, expiresAt: null, current: null, draftPeer: null, wsOpen: false, attempt: 0,
+    });
+    state.convs.clear();
+    state.pending.clear();
+    state.nodes.clear();
+    $('conv-list').replaceChildren();
+    $('message-list').replaceChildren();
+    $('app').hidden = true;
+    $('signin').hidden = false;
+    history.replaceState(null, '', location.pathname);
+    showSigninError(message || '');
+    setMode(authMode);
+    $(authMode === 'dev' ? 'signin-user' : 'signin-token').focus();
+  }
+
+  // ---------- WebSocket ----------
+
+  function connect() {
+    if (!state.signedIn || state.ws) return;
+    clearTimeout(state.reconnectTimer);
+    setConn('connecting', 'Connecting…');
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(scheme + '//' + location.host + '/ws?token=' + encodeURIComponent(state.token));
+    state.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      if (state.ws !== ws) return;
+      opened = true;
+      state.wsOpen = true;
+      state.lastFrameAt = Date.now();
+      // The back-off is reset by the first frame the server answers, not
+      // by the open itself: a server that accepts and drops at once must
+      // still see the delays grow.
+      sendFrame({ type: 'ping' });
+      clearInterval(state.pingTimer);
+      state.pingTimer = setInterval(keepAlive, PING_EVERY_MS);
+      setConn('open', 'Online');
+      for (const p of state.pending.values()) if (p.status === 'sending') writeSend(p);
+      catchUp();
+    };
+    ws.onmessage = (ev) => {
+      if (state.ws !== ws) return;
+      state.lastFrameAt = Date.now();
+      state.attempt = 0;
+      let frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      onFrame(frame);
+    };
+    ws.onclose = (ev) => {
+      if (state.ws !== ws) return;
+      dropSocket();
+      if (ev.code === 1009) failLastSend('too_large', 'The message was larger than the server accepts.');
+      if (!opened) checkToken();
+      scheduleReconnect();
+    };
+  }
+
+  function dropSocket() {
+    const ws = state.ws;
+    state.ws = null;
+    state.wsOpen = false;
+    clearInterval(state.pingTimer);
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      try {
+        ws.close();
+      } catch (e) {
+        /* already closed */
+      }
+    }
+  }
+
+  // A failed upgrade hides its HTTP status from scripts: ask the REST API
+  // whether the token is still good (api() signs out on a 401).
+  function checkToken() {
+    api('/api/conversations').catch(() => {});
+  }
+
+  function scheduleReconnect() {
+    if (!state.signedIn) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** state.attempt);
+    // Jitter keeps many clients of a restarted node from coming back at once.
+    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    state.attempt++;
+    setConn('waiting', 'Reconnecting in ' + Math.max(1, Math.round(delay / 1000)) + ' s');
+    clearTimeout(state.reconnectTimer);
+    state.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function keepAlive() {
+    if (!state.wsOpen) return;
+    if (Date.now() - state.lastFrameAt > DEAD_AFTER_MS) {
+      dropSocket();
+      scheduleReconnect();
+      return;
+    }
+    sendFrame({ type: 'ping' });
+  }
+
+  function setConn(s, text) {
+    const p = $('conn-status');
+    p.dataset.state = s;
+    p.textContent = text;
+  }
+
+  function sendFrame(frame) {
+    if (!state.wsOpen || !state.ws) return false;
+    state.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  function writeSend(p) {
+    if (sendFrame({ type: 'send', id: p.id, to: p.to, body: p.body })) state.lastSendId = p.id;
+  }
+
+  // catchUp runs after every (re)connect: the session is registered by
+  // then, so whatever was stored before it is in the list or in a sync
+  // answer, and whatever comes after arrives live.
+  async function catchUp() {
+    try {
+      await refreshConversations();
+    } catch (e) {
+      /* the syncs below still run for the conversations known */
+    }
+    for (const c of state.convs.values()) {
+      // A loaded conversation continues from what it holds; another needs
+      // nothing older than the list's last seq.
+      sendFrame({ type: 'sync', conversation: c.id, after: c.loaded ? topSeq(c) : c.lastSeq, limit: 100 });
+    }
+    markReadIfViewing();
+  }
+
+  function topSeq(c) {
+    let top = c.oldest ? c.oldest - 1 : 0;
+    while (c.msgs.has(top + 1)) top++;
+    return top;
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+      case 'ack':
+        return onAck(f);
+      case 'message':
+        return onMessage(f.message, true);
+      case 'messages':
+        return onMessages(f);
+      case 'receipt':
+        return onReceipt(f);
+      case 'error':
+        return onError(f);
+      case 'typing':
+      case 'presence':
+        // PROTOCOL.md v1.1: the pane's subtitle and the presence dots are
+        // in place for these; the server does not send them yet.
+        return undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  function onAck(a) {
+    const p = state.pending.get(a.id);
+    if (!p) return;
+    state.pending.delete(a.id);
+    savePending();
+    hidePaneError();
+    const c = ensureConv(a.conversation, p.to);
+    addMessage(c, {
+      messageId: a.messageId, conversation: a.conversation, seq: a.seq, from: state.me, to: p.to, body: p.body, sentAt: a.sentAt,
+    });
+    if (state.draftPeer === p.to) {
+      location.replace('#/c/' + encodeURIComponent(a.conversation));
+    }
+    renderAll();
+  }
+
+  function onMessage(m, live) {
+    const peer = m.from === state.me ? m.to : m.from;
+    const c = ensureConv(m.conversation, peer);
+    const before = c.lastSeq;
+    const added = addMessage(c, m);
+    if (!added) return;
+    if (live && c.loaded && m.seq > before + 1) {
+      // A gap: fill it from the store before going on.
+      sendFrame({ type: 'sync', conversation: c.id, after: before, limit: 100 });
+    }
+    if (m.from !== state.me) {
+      if (state.draftPeer === peer) location.replace('#/c/' + encodeURIComponent(c.id));
+      if (!isViewing(c) || document.visibilityState !== 'visible') {
+        announce('New message from ' + peer + ': ' + m.body);
+      } else {
+        announce(peer + ': ' + m.body);
+      }
+    }
+    renderAll();
+    markReadIfViewing();
+  }
+
+  function onMessages(f) {
+    const c = state.convs.get(f.conversation);
+    if (!c) return;
+    let last = 0;
+    for (const m of f.messages || []) {
+      addMessage(c, m);
+      last = Math.max(last, m.seq);
+    }
+    if (f.more && last) sendFrame({ type: 'sync', conversation: c.id, after: last, limit: 100 });
+    renderAll();
+    markReadIfViewing();
+  }
+
+  function onReceipt(r) {
+    const c = state.convs.get(r.conversation);
+    if (!c) {
+      scheduleListRefresh();
+      return;
+    }
+    if (r.user === state.me) {
+      if (r.readUpTo) {
+        c.myRead = Math.max(c.myRead, r.readUpTo);
+        // Read on another device: the list knows the exact count.
+        if (c.myRead >= c.lastSeq) c.unread = 0;
+        else scheduleListRefresh();
+      }
+    } else {
+      if (r.deliveredUpTo) c.peerDelivered = Math.max(c.peerDelivered, r.deliveredUpTo);
+      if (r.readUpTo) {
+        c.peerRead = Math.max(c.peerRead, r.readUpTo);
+        c.peerDelivered = Math.max(c.peerDelivered, r.readUpTo);
+      }
+    }
+    renderAll();
+  }
+
+  function onError(e) {
+    if (e.code === 'unauthorized') {
+      signOut('Your session has ended. Sign in again.');
+      return;
+    }
+    if (e.code === 'too_large') {
+      failLastSend('too_large', e.message);
+      return;
+    }
+    if (e.id && state.pending.has(e.id)) {
+      const p = state.pending.get(e.id);
+      p.status = 'failed';
+      p.code = e.code;
+      p.retriable = e.code === 'rate_limited' || e.code === 'unavailable' || e.code === 'internal';
+      savePending();
+      showPaneError(errorText(e.code, e.message));
+      renderAll();
+      return;
+    }
+    // Errors of read or sync frames: nothing the person can do but know.
+    if (e.code === 'unavailable' || e.code === 'rate_limited') showPaneError(errorText(e.code, e.message));
+  }
+
+  // failLastSend: a frame over the limit closes the connection (1009)
+  // after an error without an id; the culprit is the last send written. It
+  // is not resent, or it would close every new connection too.
+  function failLastSend(code, message) {
+    const p = state.lastSendId && state.pending.get(state.lastSendId);
+    if (p && p.status === 'sending') {
+      p.status = 'failed';
+      p.code = code;
+      p.retriable = false;
+      savePending();
+      renderAll();
+    }
+    showPaneError(errorText(code, message));
+  }
+
+  function errorText(code, message) {
+    switch (code) {
+      case 'rate_limited':
+        return 'You are sending too fast. Wait a moment, then retry.';
+      case 'bad_request':
+        return /4096|long|too/i.test(message || '')
+          ? 'This message is too long: at most ' + MAX_BODY_CHARS + ' characters.'
+          : 'The server refused this: ' + message;
+      case 'too_large':
+        return 'This is too large to send.';
+      case 'unavailable':
+        return 'The chat service is unavailable right now. Your message is kept: retry in a moment.';
+      case 'forbidden':
+        return 'You are not allowed to do that.';
+      case 'not_found':
+        return 'Not found: ' + message;
+      case 'internal':
+        return 'Something went wrong on the server. Retry in a moment.';
+      default:
+        return message || 'Something went wrong.';
+    }
+  }
+
+  // ---------- model ----------
+
+  function ensureConv(id, peer) {
+    let c = state.convs.get(id);
+    if (!c) {
+      c = newConv(id, peer);
+      state.convs.set(id, c);
+    }
+    return c;
+  }
+
+  function convByPeer(peer) {
+    for (const c of state.convs.values()) if (c.peer === peer) return c;
+    return null;
+  }
+
+  // addMessage records m in c and reports whether it was new.
+  function addMessage(c, m) {
+    if (m.from === state.me && m.status) {
+      // History pages tell the marks of my own messages.
+      if (m.status === 'read') c.peerRead = Math.max(c.peerRead, m.seq);
+      if (m.status === 'read' || m.status === 'delivered') c.peerDelivered = Math.max(c.peerDelivered, m.seq);
+    }
+    if (c.msgs.has(m.seq) || (c.loaded && m.seq < c.oldest)) return false;
+    c.msgs.set(m.seq, m);
+    if (m.seq > c.lastSeq) {
+      c.lastSeq = m.seq;
+      c.lastMessage = m;
+    }
+    if (m.seq > c.countedSeq) {
+      if (m.from !== state.me && m.seq > c.myRead && !isViewing(c)) c.unread++;
+      c.countedSeq = m.seq;
+    }
+    return true;
+  }
+
+  async function refreshConversations() {
+    const list = await api('/api/conversations');
+    for (const item of list) {
+      const c = ensureConv(item.conversation, item.peer);
+      c.myRead = Math.max(c.myRead, item.readUpTo || 0);
+      if (!c.loaded && item.lastSeq > c.lastSeq) {
+        c.lastSeq = item.lastSeq;
+        c.lastMessage = item.lastMessage || c.lastMessage;
+      } else if (c.loaded && item.lastSeq > topSeq(c)) {
+        sendFrame({ type: 'sync', conversation: c.id, after: topSeq(c), limit: 100 });
+      }
+      if (item.lastSeq >= c.countedSeq) {
+        c.unread = isViewing(c) ? 0 : item.unread;
+        c.countedSeq = item.lastSeq;
+      }
+    }
+    renderAll();
+  }
+
+  function scheduleListRefresh() {
+    clearTimeout(state.listTimer);
+    state.listTimer = setTimeout(() => refreshConversations().catch(() => {}), 300);
+  }
+
+  // isViewing: the person can see the conversation now, so its messages
+  // count as read.
+  function isViewing(c) {
+    return (
+      state.signedIn &&
+      state.current === c.id &&
+      document.visibilityState === 'visible' &&
+      (wideScreen.matches || $('app').classList.contains('show-pane'))
+    );
+  }
+
+  function markReadIfViewing() {
+    const c = state.current && state.convs.get(state.current);
+    if (!c || !c.loaded || !isViewing(c)) return;
+    let upTo = 0;
+    for (const m of c.msgs.values()) if (m.from !== state.me && m.seq > upTo) upTo = m.seq;
+    if (upTo > Math.max(c.myRead, c.readSent) && sendFrame({ type: 'read', conversation: c.id, upTo })) {
+      c.readSent = upTo;
+    }
+    if (c.unread) {
+      c.unread = 0;
+      renderList();
+    }
+  }
+
+  // ---------- pending sends ----------
+
+  function pendingKey() {
+    return 'chatd.pending.' + state.me;
+  }
+
+  function loadPending() {
+    state.pending.clear();
+    try {
+      for (const p of JSON.parse(sessionStorage.getItem(pendingKey()) || '[]')) state.pending.set(p.id, p);
+    } catch (e) {
+      /* a corrupt entry is dropped */
+    }
+  }
+
+  function savePending() {
+    sessionStorage.setItem(pendingKey(), JSON.stringify([...state.pending.values()]));
+  }
+
+  function newClientId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return 'w' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  function onSend(ev) {
+    ev.preventDefault();
+    const input = $('composer-input');
+    // Leading and trailing blank space is never meant to be sent.
+    const body = input.value.trim();
+    const peer = currentPeer();
+    if (!peer || body === '') return;
+    if ([...body].length > MAX_BODY_CHARS) {
+      showPaneError(errorText('bad_request', 'too long'));
+      return;
+    }
+    hidePaneError();
+    const p = { id: newClientId(), to: peer, body, createdAt: Date.now(), status: 'sending' };
+    state.pending.set(p.id, p);
+    savePending();
+    writeSend(p); // when offline, the reconnect sends it
+    input.value = '';
+    autoGrow();
+    updateCount();
+    renderMessages(true);
+  }
+
+  function retry(id) {
+    const p = state.pending.get(id);
+    if (!p) return;
+    p.status = 'sending';
+    savePending();
+    hidePaneError();
+    writeSend(p);
+    renderMessages(false);
+  }
+
+  function editFailed(id) {
+    const p = state.pending.get(id);
+    if (!p) return;
+    state.pending.delete(id);
+    savePending();
+    const input = $('composer-input');
+    input.value = p.body;
+    autoGrow();
+    updateCount();
+    renderMessages(false);
+    input.focus();
+  }
+
+  // ---------- routing (the hash keeps the open conversation across reloads
+  // and gives phones a working back button) ----------
+
+  function route() {
+    if (!state.signedIn) return;
+    const h = location.hash;
+    let m;
+    state.nodes.clear();
+    $('message-list').replaceChildren();
+    hidePaneError();
+    if ((m = /^#\/c\/(.+)$/.exec(h))) {
+      const id = decodeURIComponent(m[1]);
+      state.current = id;
+      state.draftPeer = null;
+      showPane(true);
+      const c = state.convs.get(id);
+      if (c && c.loaded) {
+        renderAll();
+        scrollToBottom();
+        markReadIfViewing();
+      } else {
+        loadLatest(id);
+      }
+    } else if ((m = /^#\/new\/(.+)$/.exec(h))) {
+      const peer = decodeURIComponent(m[1]);
+      const existing = convByPeer(peer);
+      if (existing) {
+        location.replace('#/c/' + encodeURIComponent(existing.id));
+        return;
+      }
+      state.current = null;
+      state.draftPeer = peer;
+      showPane(true);
+      renderAll();
+    } else {
+      state.current = null;
+      state.draftPeer = null;
+      showPane(false);
+      renderAll();
+    }
+  }
+
+  function showPane(open) {
+    const app = $('app');
+    const wasOpen = app.classList.contains('show-pane');
+    app.classList.toggle('show-pane', open);
+    $('pane-empty').hidden = open;
+    $('pane-chat').hidden = !open;
+    if (open && wideScreen.matches) {
+      $('composer-input').focus();
+    } else if (open && !wasOpen) {
+      $('pane-title').setAttribute('tabindex', '-1');
+      $('pane-title').focus();
+    } else if (!open && wasOpen && !wideScreen.matches) {
+      const current = document.querySelector('.conv[aria-current="true"]') || $('new-conv-user');
+      current.focus();
+    }
+  }
+
+  function currentPeer() {
+    if (state.draftPeer) return state.draftPeer;
+    const c = state.current && state.convs.get(state.current);
+    return c ? c.peer : null;
+  }
+
+  async function loadLatest(id) {
+    let c = state.convs.get(id);
+    if (c && c.loading) return;
+    if (c) c.loading = true;
+    $('load-older').hidden = true;
+    let page;
+    try {
+      page = await api('/api/conversations/' + encodeURIComponent(id) + '/messages?limit=' + PAGE_SIZE);
+    } catch (e) {
+      if (c) c.loading = false;
+      if (state.current === id) showPaneError(e.status === 404 || e.status === 403 ? 'No such conversation.' : errorText(e.code, e.message));
+      return;
+    }
+    const msgs = page.messages || [];
+    if (!c) {
+      const first = msgs[0];
+      if (!first) return;
+      c = ensureConv(id, first.from === state.me ? first.to : first.from);
+    }
+    c.loading = false;
+    const oldest = msgs.length ? msgs[0].seq : c.lastSeq + 1;
+    // Messages that arrived live before this first page and lie below it
+    // would leave a hole: keep only those the page joins up with.
+    for (const seq of [...c.msgs.keys()]) if (seq < oldest) c.msgs.delete(seq);
+    c.loaded = true;
+    c.oldest = oldest;
+    c.more = !!page.more;
+    for (const m of msgs) addMessage(c, m);
+    if (state.current !== id) return;
+    renderAll();
+    scrollToBottom();
+    markReadIfViewing();
+    fillViewport(c);
+  }
+
+  async function loadOlder(c) {
+    if (!c.loaded || c.loading || !c.more) return;
+    c.loading = true;
+    let page;
+    try {
+      page = await api('/api/conversations/' + encodeURIComponent(c.id) + '/messages?before=' + c.oldest + '&limit=' + PAGE_SIZE);
+    } catch (e) {
+      c.loading = false;
+      showPaneError(errorText(e.code, e.message));
+      return;
+    }
+    c.loading = false;
+    const msgs = page.messages || [];
+    if (msgs.length) c.oldest = msgs[0].seq;
+    c.more = !!page.more && msgs.length > 0;
+    for (const m of msgs) {
+      if (m.from === state.me && m.status) addMessage(c, m); // marks
+      c.msgs.set(m.seq, m);
+    }
+    if (state.current !== c.id) return;
+    // Prepending must not move what the reader is looking at.
+    const box = $('messages');
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    renderMessages(false);
+    box.scrollTop = box.scrollHeight - fromBottom;
+    fillViewport(c);
+  }
+
+  // fillViewport loads older pages until the pane can scroll, so that
+  // scrolling up is always possible when there is more to see.
+  function fillViewport(c) {
+    const box = $('messages');
+    if (c.more && box.scrollHeight <= box.clientHeight + 50) loadOlder(c);
+  }
+
+  // ---------- rendering ----------
+
+  function renderAll() {
+    renderList();
+    renderPaneHead();
+    renderMessages(false);
+  }
+
+  const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+  const dateFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+  function shortTime(iso) {
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return '';
+    return d.toDateString() === new Date().toDateString() ? timeFmt.format(d) : dateFmt.format(d);
+  }
+
+  function renderList() {
+    const ul = $('conv-list');
+    const convs = [...state.convs.values()].sort((a, b) => {
+      const ta = a.lastMessage ? Date.parse(a.lastMessage.sentAt) : 0;
+      const tb = b.lastMessage ? Date.parse(b.lastMessage.sentAt) : 0;
+      return tb - ta;
+    });
+    $('conv-empty').hidden = convs.length > 0;
+    const focusedId = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.conv;
+    const items = convs.map((c) => {
+      const last = c.lastMessage;
+      const lastText = last ? (last.from === state.me ? 'You: ' : '') + last.body : 'No messages yet';
+      const button = el(
+        'button',
+        {
+          className: 'conv' + (c.unread ? ' unread' : ''),
+          attrs: { type: 'button', 'data-conv': c.id, 'data-peer': c.peer, 'aria-current': c.id === state.current ? 'true' : null },
+        },
+        el('span', { className: 'name' }, el('span', { className: 'presence', attrs: { 'data-online': 'unknown', 'aria-hidden': 'true' } }), c.peer),
+        el('span', { className: 'time', text: last ? shortTime(last.sentAt) : '' }),
+        el('span', { className: 'last', text: lastText.length > 120 ? lastText.slice(0, 120) + '…' : lastText }),
+        c.unread
+          ? el('span', { className: 'badge', attrs: { 'data-unread': c.unread } }, String(c.unread),
+            el('span', { className: 'visually-hidden', text: c.unread === 1 ? ' unread message' : ' unread messages' }))
+          : null,
+      );
+      return el('li', {}, button);
+    });
+    ul.replaceChildren(...items);
+    if (focusedId) {
+      const again = ul.querySelector('[data-conv="' + CSS.escape(focusedId) + '"]');
+      if (again) again.focus();
+    }
+  }
+
+  function renderPaneHead() {
+    const peer = currentPeer();
+    $('pane-peer').textContent = peer || '';
+    $('composer-label').textContent = peer ? 'Message to ' + peer : 'Message';
+    const sub = $('pane-sub');
+    // The subtitle is where "typing…" and last-seen go with v1.1.
+    if (state.draftPeer) sub.textContent = 'New conversation: say hello.';
+    else if (sub.dataset.typing !== 'true') sub.textContent = '';
+  }
+
+  function statusOf(c, m) {
+    if (m.seq <= c.peerRead) return 'read';
+    if (m.seq <= c.peerDelivered) return 'delivered';
+    return 'sent';
+  }
+
+  const STATUS_LABEL = { sending: 'Sending…', sent: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
+  const STATUS_MARK = { sent: '✓', delivered: '✓✓', read: '✓✓' };
+
+  function markNode(status) {
+    // Ticks for the settled states, words for those that need attention.
+    if (status === 'sending' || status === 'failed') {
+      return el('span', { className: 'mark', attrs: { 'data-status': status }, text: STATUS_LABEL[status] });
+    }
+    return el(
+      'span',
+      { className: 'mark', attrs: { 'data-status': status, title: STATUS_LABEL[status] } },
+      el('span', { attrs: { 'aria-hidden': 'true' }, text: STATUS_MARK[status] }),
+      el('span', { className: 'visually-hidden', text: STATUS_LABEL[status] }),
+    );
+  }
+
+  function messageNode(key, m, own, status, pending) {
+    const meta = el('div', { className: 'meta' });
+    meta.append(el('time', { attrs: { datetime: m.sentAt || '' }, text: m.sentAt ? shortTime(m.sentAt) : '' }));
+    if (own) meta.append(markNode(status));
+    if (pending && pending.status === 'failed') {
+      if (pending.retriable) {
+        const b = el('button', { className: 'link', attrs: { type: 'button' }, text: 'Retry' });
+        b.addEventListener('click', () => retry(pending.id));
+        meta.append(b);
+      } else {
+        const b = el('button', { className: 'link', attrs: { type: 'button' }, text: 'Edit' });
+        b.addEventListener('click', () => editFailed(pending.id));
+        meta.append(b);
+      }
+    }
+    const li = el(
+      'li',
+      {
+        className: 'msg ' + (own ? 'own' : 'theirs') + (pending && pending.status === 'failed' ? ' failed' : ''),
+        attrs: { 'data-key': key, 'data-seq': m.seq || null, 'data-status': own ? status : null },
+      },
+      el('span', { className: 'visually-hidden', text: (own ? 'You' : m.from) + ': ' }),
+      el('div', { className: 'bubble', text: m.body }),
+      meta,
+    );
+    li.dataset.sig = status + '|' + (pending ? pending.status : '');
+    return li;
+  }
+
+  // renderMessages updates the open conversation's list in place, keyed by
+  // seq (pending sends by client id), so that focus and scroll survive.
+  function renderMessages(forceBottom) {
+    const list = $('message-list');
+    const box = $('messages');
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    const peer = currentPeer();
+    const c = state.current && state.convs.get(state.current);
+    const wanted = [];
+    if (c && c.loaded) {
+      for (const seq of [...c.msgs.keys()].sort((a, b) => a - b)) {
+        const m = c.msgs.get(seq);
+        const own = m.from === state.me;
+        wanted.push(['m' + seq, m, own, own ? statusOf(c, m) : '', null]);
+      }
+    }
+    if (peer && (state.draftPeer || (c && c.loaded))) {
+      const pend = [...state.pending.values()].filter((p) => p.to === peer).sort((a, b) => a.createdAt - b.createdAt);
+      for (const p of pend) {
+        wanted.push(['p' + p.id, { body: p.body, from: state.me, sentAt: new Date(p.createdAt).toISOString() }, true, p.status, p]);
+      }
+    }
+    const nodes = [];
+    const keep = new Map();
+    for (const [key, m, own, status, p] of wanted) {
+      let node = state.nodes.get(key);
+      const sig = status + '|' + (p ? p.status : '');
+      if (!node || node.dataset.sig !== sig) node = messageNode(key, m, own, status, p);
+      keep.set(key, node);
+      nodes.push(node);
+    }
+    state.nodes = keep;
+    const same = nodes.length === list.children.length && nodes.every((n, i) => list.children[i] === n);
+    if (!same) list.replaceChildren(...nodes);
+
+    $('load-older').hidden = !(c && c.loaded && c.more);
+    $('history-start').hidden = !(c && c.loaded && !c.more && c.msgs.size > 0);
+    if (forceBottom || atBottom) scrollToBottom();
+  }
+
+  function scrollToBottom() {
+    const box = $('messages');
+    box.scrollTop = box.scrollHeight;
+  }
+
+  // ---------- small UI helpers ----------
+
+  function showPaneError(text) {
+    const p = $('pane-error');
+    p.textContent = text;
+    p.hidden = false;
+  }
+
+  function hidePaneError() {
+    $('pane-error').hidden = true;
+    $('pane-error').textContent = '';
+  }
+
+  function announce(text) {
+    const region = $('announcer');
+    region.append(el('p', { text: text.length > 200 ? text.slice(0, 200) + '…' : text }));
+    while (region.children.length > 3) region.firstChild.remove();
+  }
+
+  function autoGrow() {
+    const t = $('composer-input');
+    t.style.height = 'auto';
+    t.style.height = Math.min(t.scrollHeight + 2, window.innerHeight * 0.4) + 'px';
+  }
+
+  function updateCount() {
+    const n = [...$('composer-input').value].length;
+    const p = $('composer-count');
+    // Only shown near the limit, so it is not read out on every key.
+    if (n > MAX_BODY_CHARS - 200) {
+      p.textContent = n + ' of ' + MAX_BODY_CHARS + ' characters' + (n > MAX_BODY_CHARS ? ': too long to send' : '');
+      p.classList.toggle('over', n > MAX_BODY_CHARS);
+    } else if (p.textContent) {
+      p.textContent = '';
+      p.classList.remove('over');
+    }
+  }
+
+  function onNewConv(ev) {
+    ev.preventDefault();
+    const input = $('new-conv-user');
+    const err = $('new-conv-error');
+    const peer = input.value.trim();
+    let problem = '';
+    if (!USER_ID_RE.test(peer)) problem = 'A user id is 1–64 letters, digits, “_”, “.” or “-”.';
+    else if (peer === state.me) problem = 'That is you: pick someone else.';
+    err.textContent = problem;
+    err.hidden = !problem;
+    input.setAttribute('aria-invalid', problem ? 'true' : 'false');
+    if (problem) {
+      input.focus();
+      return;
+    }
+    input.value = '';
+    const existing = convByPeer(peer);
+    location.hash = existing ? '#/c/' + encodeURIComponent(existing.id) : '#/new/' + encodeURIComponent(peer);
+  }
+
+  // ---------- wiring ----------
+
+  function init() {
+    $('signin-form').addEventListener('submit', onSignin);
+    $('signin-switch').addEventListener('click', () => {
+      setMode(authMode === 'dev' ? 'jwt' : 'dev');
+      showSigninError('');
+      $(authMode === 'dev' ? 'signin-user' : 'signin-token').focus();
+    });
+    $('signout').addEventListener('click', () => signOut(''));
+    $('new-conv').addEventListener('submit', onNewConv);
+    $('composer').addEventListener('submit', onSend);
+    $('back').addEventListener('click', () => {
+      location.hash = '';
+    });
+    $('conv-list').addEventListener('click', (ev) => {
+      const b = ev.target.closest('button.conv');
+      if (b) location.hash = '#/c/' + encodeURIComponent(b.dataset.conv);
+    });
+    // Arrow keys move between conversations, as in a listbox.
+    $('conv-list').addEventListener('keydown', (ev) => {
+      if (ev.key !== 'ArrowDown' && ev.key !== 'ArrowUp') return;
+      const buttons = [...$('conv-list').querySelectorAll('button.conv')];
+      const i = buttons.indexOf(document.activeElement);
+      if (i < 0) return;
+      const next = buttons[i + (ev.key === 'ArrowDown' ? 1 : -1)];
+      if (next) {
+        next.focus();
+        ev.preventDefault();
+      }
+    });
+    const input = $('composer-input');
+    input.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        $('composer').requestSubmit();
+      }
+    });
+    input.addEventListener('input', () => {
+      autoGrow();
+      updateCount();
+      // The person is acting on the error; a failed send stays marked on
+      // its message.
+      hidePaneError();
+    });
+    document.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && !wideScreen.matches && $('app').classList.contains('show-pane')) location.hash = '';
+    });
+    $('load-older').addEventListener('click', () => {
+      const c = state.current && state.convs.get(state.current);
+      if (c) loadOlder(c);
+    });
+    $('messages').addEventListener('scroll', () => {
+      const c = state.current && state.convs.get(state.current);
+      if (c && $('messages').scrollTop < 120) loadOlder(c);
+    }, { passive: true });
+    window.addEventListener('hashchange', route);
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState !== 'visible') return;
+      markReadIfViewing();
+      // Back from the background: do not wait out a long back-off.
+      if (state.signedIn && !state.ws) connect();
+    });
+    window.addEventListener('online', () => {
+      if (state.signedIn && !state.ws) {
+        state.attempt = 0;
+        connect();
+      }
+    });
+    wideScreen.addEventListener('change', () => markReadIfViewing());
+
+    let saved = null;
+    try {
+      saved = JSON.parse(sessionStorage.getItem(AUTH_KEY) || 'null');
+    } catch (e) {
+      saved = null;
+    }
+    if (saved && saved.token && (!saved.expiresAt || Date.parse(saved.expiresAt) > Date.now() + 5000)) {
+      startSession(saved);
+    } else {
+      $('signin').hidden = false;
+      setMode(authMode);
+      $(authMode === 'dev' ? 'signin-user' : 'signin-token').focus();
+    }
+  }
+
+  init();
+})();
