@@ -23,6 +23,9 @@ type Config struct {
 	HTTPAddr string `env:"CHAT_HTTP_ADDR" envDefault:":8080"`
 	NodeID   string `env:"CHAT_NODE_ID"`
 	LogLevel string `env:"CHAT_LOG_LEVEL" envDefault:"info"`
+	// PprofAddr serves net/http/pprof on its own listener when set, for
+	// profiling a node under load; keep it on loopback.
+	PprofAddr string `env:"CHAT_PPROF_ADDR"`
 
 	MongoURI string `env:"CHAT_MONGO_URI"`
 	MongoDB  string `env:"CHAT_MONGO_DB" envDefault:"chat"`

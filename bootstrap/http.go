@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -96,8 +97,34 @@ var HTTPAPIModule = fx.Module("httpapi",
 // are refused, in-flight sends finish, sessions close with 1001, and the
 // delivered markers this node owes are written before the bus stops.
 var HTTPServerModule = fx.Module("http-server",
-	fx.Invoke(serveHTTP),
+	fx.Invoke(serveHTTP, servePprof),
 )
+
+// servePprof serves the runtime profiles on CHAT_PPROF_ADDR, apart from the
+// public listener so that they are never exposed with the API.
+func servePprof(lc fx.Lifecycle, cfg Config, logger *slog.Logger) {
+	if cfg.PprofAddr == "" {
+		return
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			ln, err := net.Listen("tcp", cfg.PprofAddr)
+			if err != nil {
+				return fmt.Errorf("CHAT_PPROF_ADDR %s: %w", cfg.PprofAddr, err)
+			}
+			logger.Info("pprof listening", "addr", ln.Addr().String())
+			go func() { _ = server.Serve(ln) }()
+			return nil
+		},
+		OnStop: server.Shutdown,
+	})
+}
 
 func serveHTTP(lc fx.Lifecycle, cfg Config, api *httpapi.API, ws *websocket.Server, app *application.Application, logger *slog.Logger) {
 	mux := http.NewServeMux()

@@ -38,8 +38,10 @@ type outbound struct {
 	closeText string
 }
 
-// session is one connection. The reader goroutine (run) owns the teardown;
-// the writer goroutine (writeLoop) is the only one that writes data frames.
+// session is one connection. The reader goroutine (run) owns the teardown.
+// Writing needs a goroutine only while there is something to write: the
+// first frame queued on an idle session starts a writer, which exits when
+// the queue is empty, so an idle session costs its reader and nothing more.
 type session struct {
 	srv  *Server
 	conn *websocket.Conn
@@ -47,32 +49,31 @@ type session struct {
 	user user.ID
 
 	// The queue is a slice rather than a buffered channel so that an idle
-	// session holds no queue memory; notify wakes the writer.
+	// session holds no queue memory.
 	mu      sync.Mutex
 	queue   []outbound
 	closing bool // a close is queued; nothing may follow it
-	notify  chan struct{}
+	writing bool // a writer goroutine runs
+	live    bool // the connection is up: frames queued before wait for it
+	// idle is signalled when the writer exits, for a teardown that waits.
+	idle sync.Cond
 
-	// stop asks the writer to close at once with stopCode, skipping the queue:
-	// the way out when the queue is full.
-	stopOnce  sync.Once
-	stop      chan struct{}
+	// stopped asks the writer to close at once with stopCode, skipping the
+	// queue: the way out when the queue is full.
+	stopped   atomic.Bool
 	stopCode  int
 	stopText  string
 	closeSent atomic.Bool
-
-	readerDone chan struct{}
-	writerDone chan struct{}
+	// ended: the reader tore the session down; a writer still running stops.
+	ended atomic.Bool
 }
 
 var _ ports.Session = (*session)(nil)
 
 func newSession(srv *Server, u user.ID) *session {
-	return &session{
-		srv: srv, id: rand.Text(), user: u,
-		notify: make(chan struct{}, 1), stop: make(chan struct{}),
-		readerDone: make(chan struct{}), writerDone: make(chan struct{}),
-	}
+	s := &session{srv: srv, id: rand.Text(), user: u}
+	s.idle.L = &s.mu
+	return s
 }
 
 // ID implements ports.Session; delivery uses it to spare a sender's own session.
@@ -118,8 +119,8 @@ func (s *session) enqueue(o outbound) bool {
 		return false
 	}
 	s.queue = append(s.queue, o)
+	s.startWriterLocked()
 	s.mu.Unlock()
-	s.wake()
 	return true
 }
 
@@ -138,25 +139,31 @@ func (s *session) closeWith(code int, text string) {
 	}
 	s.queue = append(s.queue, outbound{control: websocket.CloseMessage, closeCode: code, closeText: text})
 	s.closing = true
+	s.startWriterLocked()
 	s.mu.Unlock()
-	s.wake()
 }
 
-func (s *session) wake() {
-	select {
-	case s.notify <- struct{}{}:
-	default:
+// startWriterLocked starts a writer unless one runs or the upgrade has not
+// given the session its connection yet; s.mu is held.
+func (s *session) startWriterLocked() {
+	if s.live && !s.writing {
+		s.writing = true
+		go s.writeLoop()
 	}
 }
 
+// kick closes the session at once with code, skipping what is queued; a
+// writer blocked on the slow client sees it after its current write.
 func (s *session) kick(code int, text string) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.closing = true
-	s.mu.Unlock()
-	s.stopOnce.Do(func() {
-		s.stopCode, s.stopText = code, text
-		close(s.stop)
-	})
+	if s.stopped.Load() {
+		return
+	}
+	s.stopCode, s.stopText = code, text
+	s.stopped.Store(true)
+	s.startWriterLocked()
 }
 
 // interrupt makes a blocked read return at once, so the reader sees that
@@ -165,7 +172,12 @@ func (s *session) interrupt() { _ = s.conn.NetConn().SetReadDeadline(time.Now())
 
 // run serves the session until it ends, then tears it down.
 func (s *session) run(unregister func()) {
-	go s.writeLoop()
+	s.mu.Lock()
+	s.live = true
+	if len(s.queue) > 0 || s.stopped.Load() {
+		s.startWriterLocked()
+	}
+	s.mu.Unlock()
 	err := s.readLoop()
 	// Out of the registry first, so that delivery stops counting on a
 	// session that will write nothing more.
@@ -186,14 +198,21 @@ func (s *session) run(unregister func()) {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	close(s.readerDone)
+	s.ended.Store(true)
 	s.conn.Close()
-	<-s.writerDone
+	s.waitWriter()
 }
 
-// waitWriter waits for the writer to send the queued close; the writes'
-// deadlines bound the wait, and Shutdown's context can cut the connection.
-func (s *session) waitWriter() { <-s.writerDone }
+// waitWriter waits until no writer runs, so a queued close has been sent;
+// the writes' deadlines bound the wait, and Shutdown's context can cut the
+// connection.
+func (s *session) waitWriter() {
+	s.mu.Lock()
+	for s.writing {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
+}
 
 // drain reads, for the close handshake, the rest of an oversized frame and
 // whatever the client sends until its close; closing with unread data would
@@ -306,31 +325,36 @@ func (s *session) handleSend(ctx context.Context, f clientFrame) error {
 	return nil
 }
 
-// writeLoop writes queued items in order until a close is written, a write
+// writeLoop writes queued items in order until the queue is empty (then it
+// exits, to be started again by the next item), a close is written, a write
 // fails, the session is kicked or the reader is done.
 func (s *session) writeLoop() {
-	defer close(s.writerDone)
+	defer func() {
+		s.mu.Lock()
+		s.writing = false
+		s.idle.Broadcast()
+		s.mu.Unlock()
+	}()
 	for {
-		select {
-		case <-s.notify:
-		case <-s.stop:
-			s.writeClose(s.stopCode, s.stopText)
-			s.conn.Close()
-			return
-		case <-s.readerDone:
-			return
-		}
 		s.mu.Lock()
 		batch := s.queue
 		s.queue = nil
+		if len(batch) == 0 && !s.stopped.Load() {
+			s.mu.Unlock()
+			return
+		}
 		s.mu.Unlock()
+		if s.stopped.Load() {
+			s.stop()
+			return
+		}
 		for _, o := range batch {
-			select {
-			case <-s.stop:
-				s.writeClose(s.stopCode, s.stopText)
-				s.conn.Close()
+			if s.ended.Load() {
 				return
-			default:
+			}
+			if s.stopped.Load() {
+				s.stop()
+				return
 			}
 			if o.control == websocket.CloseMessage {
 				s.writeClose(o.closeCode, o.closeText)
@@ -342,6 +366,12 @@ func (s *session) writeLoop() {
 			}
 		}
 	}
+}
+
+// stop writes the kick's close frame and cuts the connection.
+func (s *session) stop() {
+	s.writeClose(s.stopCode, s.stopText)
+	s.conn.Close()
 }
 
 func (s *session) write(o outbound) error {
