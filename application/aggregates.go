@@ -1,9 +1,11 @@
 package application
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/evchat/chatd/domain/conversation"
@@ -33,6 +35,12 @@ type aggregateEntry struct {
 	mu       sync.Mutex
 	conv     *conversation.Conversation
 	receipts *conversation.Receipts
+
+	// observed holds commits seen on the bus while the entry was locked, for
+	// the next holder to apply: the cache keeps up with other nodes' commits
+	// without reading the store and without delivery waiting on a command.
+	observedMu sync.Mutex
+	observed   []ports.Commit
 }
 
 func newAggregates(store ports.EventStore, publisher ports.TransactionalPublisher) *aggregates {
@@ -52,6 +60,7 @@ func (a *aggregates) lock(id conversation.ID) *aggregateEntry {
 	}
 	a.mu.Unlock()
 	e.mu.Lock()
+	e.catchUp()
 	return e
 }
 
@@ -131,19 +140,59 @@ func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
 }
 
 // observe brings a cached aggregate forward with a commit seen on the bus, so
-// the next command of this node does not lose a race it could have known of.
+// the next command of this node neither loses a race it could have known of
+// nor reads the store to learn what the bus already said.
 func (a *aggregates) observe(c ports.Commit) {
-	id, receipts := conversation.StreamConversation(c.Stream)
+	id, _ := conversation.StreamConversation(c.Stream)
 	a.mu.Lock()
 	e, ok := a.entries[id]
 	a.mu.Unlock()
-	if !ok || !e.mu.TryLock() {
+	if !ok {
 		return
 	}
-	defer e.mu.Unlock()
-	if receipts && c.Version == e.receipts.Version()+1 {
-		e.receipts.Replay(c.Events)
-	} else if !receipts && c.Version == e.conv.Version()+1 {
-		e.conv.Replay(c.Events)
+	e.observedMu.Lock()
+	e.observed = append(e.observed, c)
+	e.observedMu.Unlock()
+	if e.mu.TryLock() {
+		e.catchUp()
+		e.mu.Unlock()
 	}
+}
+
+// maxObserved bounds the commits an entry keeps for later; past it the
+// oldest are dropped, costing only a store read should they be needed.
+const maxObserved = 256
+
+// catchUp applies the observed commits that continue the cached aggregates,
+// in version order, and drops the rest; e.mu is held.
+func (e *aggregateEntry) catchUp() {
+	e.observedMu.Lock()
+	pending := e.observed
+	e.observed = nil
+	e.observedMu.Unlock()
+	if len(pending) == 0 {
+		return
+	}
+	slices.SortFunc(pending, func(x, y ports.Commit) int { return cmp.Compare(x.Version, y.Version) })
+	var later []ports.Commit
+	for _, c := range pending {
+		_, receipts := conversation.StreamConversation(c.Stream)
+		switch {
+		case receipts && c.Version == e.receipts.Version()+1:
+			e.receipts.Replay(c.Events)
+		case !receipts && c.Version == e.conv.Version()+1:
+			e.conv.Replay(c.Events)
+		case receipts && c.Version > e.receipts.Version()+1, !receipts && c.Version > e.conv.Version()+1:
+			later = append(later, c)
+		}
+	}
+	if len(later) == 0 {
+		return
+	}
+	e.observedMu.Lock()
+	e.observed = append(later, e.observed...)
+	if over := len(e.observed) - maxObserved; over > 0 {
+		e.observed = e.observed[over:]
+	}
+	e.observedMu.Unlock()
 }
