@@ -48,6 +48,8 @@ type EventStore struct {
 	// next version can skip the read that proves its predecessor exists.
 	mu    sync.Mutex
 	known map[string]uint64
+
+	group *groupCommit
 }
 
 var (
@@ -61,10 +63,12 @@ const maxKnownStreams = 100_000
 
 // NewEventStore returns the event store over db.
 func NewEventStore(db *driver.Database) *EventStore {
-	return &EventStore{db: db, commits: db.Collection(CommitsCollection), known: map[string]uint64{}}
+	commits := db.Collection(CommitsCollection)
+	return &EventStore{db: db, commits: commits, known: map[string]uint64{}, group: &groupCommit{commits: commits}}
 }
 
-// Append implements ports.EventStore with one InsertOne. The unique index
+// Append implements ports.EventStore with one document, written in a group
+// commit with the appends running beside it (group_commit.go). The unique index
 // rejects a taken version; a skipped version is caught before the insert by
 // checking that the previous one is stored, which no race can undo because
 // a stored commit is never removed.
@@ -86,7 +90,7 @@ func (s *EventStore) Append(ctx context.Context, c ports.Commit) error {
 	if err != nil {
 		return &ports.StoreError{Op: "append", Stream: c.Stream, Version: c.Version, Err: err}
 	}
-	if _, err := s.commits.InsertOne(ctx, doc); err != nil {
+	if err := s.group.insert(ctx, doc); err != nil {
 		if driver.IsDuplicateKeyError(err) {
 			return s.duplicate(ctx, c, err)
 		}

@@ -39,20 +39,25 @@ func BenchmarkAppend(b *testing.B) {
 			}
 		}
 	})
-	b.Run("parallel", func(b *testing.B) {
-		store, ctx := mongo.NewEventStore(freshDatabase(b)), context.Background()
-		var streams atomic.Int64
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			stream := fmt.Sprintf("c_par%d", streams.Add(1))
-			for v := uint64(1); pb.Next(); v++ {
-				if err := store.Append(ctx, benchCommit(stream, v)); err != nil {
-					b.Error(err)
-					return
-				}
+	b.Run("parallel", func(b *testing.B) { benchParallelAppend(b, 1) })
+	// 64 conversations at once, as a loaded node has them.
+	b.Run("parallel64", func(b *testing.B) { benchParallelAppend(b, 32) })
+}
+
+func benchParallelAppend(b *testing.B, perCPU int) {
+	store, ctx := mongo.NewEventStore(freshDatabase(b)), context.Background()
+	var streams atomic.Int64
+	b.SetParallelism(perCPU)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		stream := fmt.Sprintf("c_par%d", streams.Add(1))
+		for v := uint64(1); pb.Next(); v++ {
+			if err := store.Append(ctx, benchCommit(stream, v)); err != nil {
+				b.Error(err)
+				return
 			}
-		})
+		}
 	})
 }
 
