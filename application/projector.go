@@ -25,58 +25,73 @@ type Projector struct {
 // maxProjectionAttempts bounds retries when two projectors race for one view.
 const maxProjectionAttempts = 16
 
-// Handle applies a batch of commits, one save per conversation touched.
+// Handle applies a batch of commits: one read and one write of the read
+// model for all the conversations the batch touches.
 func (p *Projector) Handle(ctx context.Context, commits []ports.Commit) error {
-	byConv := map[conversation.ID][]ports.Commit{}
-	var order []conversation.ID
+	byConv := map[string][]ports.Commit{}
+	var pending []string
 	for _, c := range commits {
 		id, _ := conversation.StreamConversation(c.Stream)
-		if _, seen := byConv[id]; !seen {
-			order = append(order, id)
+		if _, seen := byConv[string(id)]; !seen {
+			pending = append(pending, string(id))
 		}
-		byConv[id] = append(byConv[id], c)
+		byConv[string(id)] = append(byConv[string(id)], c)
 	}
-	for _, id := range order {
-		if err := p.project(ctx, id, byConv[id]); err != nil {
+	for _, list := range byConv {
+		slices.SortFunc(list, func(a, b ports.Commit) int {
+			return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Version, b.Version))
+		})
+	}
+	for attempt := 0; attempt < maxProjectionAttempts; attempt++ {
+		retry, err := p.project(ctx, pending, byConv)
+		if err != nil || len(retry) == 0 {
 			return err
 		}
+		pending = retry
 	}
-	return nil
+	return fmt.Errorf("projection of %d conversations kept conflicting", len(pending))
 }
 
-func (p *Projector) project(ctx context.Context, id conversation.ID, commits []ports.Commit) error {
-	slices.SortFunc(commits, func(a, b ports.Commit) int {
-		if a.Stream != b.Stream {
-			if a.Stream < b.Stream {
-				return -1
-			}
-			return 1
-		}
-		return cmp.Compare(a.Version, b.Version)
-	})
-	for attempt := 0; attempt < maxProjectionAttempts; attempt++ {
-		view, found, err := p.readModel.Get(ctx, string(id))
-		if err != nil {
-			return err
-		}
+// project applies the commits of the given conversations and returns those
+// whose save lost a race to another projector, to be tried again.
+func (p *Projector) project(ctx context.Context, ids []string, byConv map[string][]ports.Commit) ([]string, error) {
+	views, err := p.readModel.GetMany(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var saves []ports.ViewSave
+	for _, id := range ids {
+		view, found := views[id]
 		if !found {
-			view = ports.ConversationView{Conversation: string(id)}
+			view = ports.ConversationView{Conversation: id}
 		}
 		expected := view.Revision()
-		for _, c := range commits {
+		for _, c := range byConv[id] {
 			if err := p.applyWithGap(ctx, &view, c); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		if view.Revision() == expected {
-			return nil
-		}
-		err = p.readModel.Save(ctx, view, expected)
-		if !errors.Is(err, ports.ErrRevisionConflict) {
-			return err
+		if view.Revision() != expected {
+			saves = append(saves, ports.ViewSave{View: view, Expected: expected})
 		}
 	}
-	return fmt.Errorf("projection of %s kept conflicting", id)
+	if len(saves) == 0 {
+		return nil, nil
+	}
+	errs, err := p.readModel.SaveMany(ctx, saves)
+	if err != nil {
+		return nil, err
+	}
+	var retry []string
+	for i, e := range errs {
+		switch {
+		case errors.Is(e, ports.ErrRevisionConflict):
+			retry = append(retry, saves[i].View.Conversation)
+		case e != nil:
+			return nil, e
+		}
+	}
+	return retry, nil
 }
 
 // applyWithGap applies c after any commits of its stream the view lacks.

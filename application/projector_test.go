@@ -32,11 +32,11 @@ func projectedBy(t *testing.T, store ports.EventStore, batches ...[]ports.Commit
 			id = string(c)
 		}
 	}
-	view, _, err := rm.Get(context.Background(), id)
+	views, err := rm.GetMany(context.Background(), []string{id})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return view
+	return views[id]
 }
 
 func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {

@@ -47,10 +47,11 @@ func (r *replayer) apply(ctx context.Context, c ports.Commit) error {
 	if !ok {
 		view = &ports.ConversationView{Conversation: string(id)}
 		if _, stored := r.saved[id]; stored {
-			v, found, err := r.rm.Get(ctx, string(id))
+			stored, err := r.rm.GetMany(ctx, []string{string(id)})
 			if err != nil {
 				return err
 			}
+			v, found := stored[string(id)]
 			if !found {
 				return fmt.Errorf("view of %s vanished during replay", id)
 			}
@@ -66,11 +67,19 @@ func (r *replayer) apply(ctx context.Context, c ports.Commit) error {
 }
 
 func (r *replayer) flush(ctx context.Context) error {
+	saves := make([]ports.ViewSave, 0, len(r.pending))
 	for id, view := range r.pending {
-		if err := r.rm.Save(ctx, *view, r.saved[id]); err != nil {
-			return fmt.Errorf("save view of %s: %w", id, err)
+		saves = append(saves, ports.ViewSave{View: *view, Expected: r.saved[id]})
+	}
+	errs, err := r.rm.SaveMany(ctx, saves)
+	if err != nil {
+		return fmt.Errorf("save views: %w", err)
+	}
+	for i, s := range saves {
+		if errs[i] != nil {
+			return fmt.Errorf("save view of %s: %w", s.View.Conversation, errs[i])
 		}
-		r.saved[id] = view.Revision()
+		r.saved[conversation.ID(s.View.Conversation)] = s.View.Revision()
 	}
 	clear(r.pending)
 	return nil

@@ -48,13 +48,23 @@ type MessageRecord struct {
 	SentAt    time.Time
 }
 
-// ReadModel stores conversation views.
+// ViewSave is one view to store, if the stored one is still at revision
+// Expected (0: none stored yet).
+type ViewSave struct {
+	View     ConversationView
+	Expected uint64
+}
+
+// ReadModel stores conversation views. Reads and writes come in batches:
+// the projector applies a batch of commits to many conversations at once,
+// and one round trip each way costs the store far less than one per view.
 type ReadModel interface {
-	// Get returns the view of a conversation, and false when there is none yet.
-	Get(ctx context.Context, conversation string) (ConversationView, bool, error)
-	// Save stores v if the stored view is still at revision expected (0: none
-	// stored yet), else ErrRevisionConflict.
-	Save(ctx context.Context, v ConversationView, expected uint64) error
+	// GetMany returns the stored views among the given conversations.
+	GetMany(ctx context.Context, conversations []string) (map[string]ConversationView, error)
+	// SaveMany stores each view whose stored revision is still the expected
+	// one. It returns one error per save, nil or ErrRevisionConflict, and an
+	// error of its own when the store failed as a whole.
+	SaveMany(ctx context.Context, saves []ViewSave) ([]error, error)
 	// ListFor returns the user's conversations, most recent activity first.
 	ListFor(ctx context.Context, u user.ID, limit int) ([]ConversationView, error)
 	// Reset removes every view, before a replay rebuilds them.

@@ -23,18 +23,31 @@ func NewReadModel() *ReadModel {
 	return &ReadModel{views: map[string]ports.ConversationView{}, byUser: map[user.ID][]string{}}
 }
 
-// Get implements ports.ReadModel.
-func (r *ReadModel) Get(_ context.Context, conversation string) (ports.ConversationView, bool, error) {
+// GetMany implements ports.ReadModel.
+func (r *ReadModel) GetMany(_ context.Context, conversations []string) (map[string]ports.ConversationView, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	v, ok := r.views[conversation]
-	return cloneView(v), ok, nil
+	out := make(map[string]ports.ConversationView, len(conversations))
+	for _, id := range conversations {
+		if v, ok := r.views[id]; ok {
+			out[id] = cloneView(v)
+		}
+	}
+	return out, nil
 }
 
-// Save implements ports.ReadModel.
-func (r *ReadModel) Save(_ context.Context, v ports.ConversationView, expected uint64) error {
+// SaveMany implements ports.ReadModel.
+func (r *ReadModel) SaveMany(_ context.Context, saves []ports.ViewSave) ([]error, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	errs := make([]error, len(saves))
+	for i, s := range saves {
+		errs[i] = r.save(s.View, s.Expected)
+	}
+	return errs, nil
+}
+
+func (r *ReadModel) save(v ports.ConversationView, expected uint64) error {
 	old, ok := r.views[v.Conversation]
 	if (ok && old.Revision() != expected) || (!ok && expected != 0) {
 		return ports.ErrRevisionConflict

@@ -2,8 +2,10 @@ package mongo
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +36,10 @@ type viewDoc struct {
 	LastMessage  *messageDoc `bson:"lastMessage"`
 	LastActivity time.Time   `bson:"lastActivity"`
 	Members      []memberDoc `bson:"members"`
+	// SaveToken is unique to the save that wrote the document: a bulk
+	// write says how many replaces matched but not which, and the token
+	// read back does.
+	SaveToken string `bson:"saveToken"`
 }
 
 type messageDoc struct {
@@ -79,45 +85,128 @@ func NewReadModel(db *driver.Database) *ReadModel {
 	return &ReadModel{views: db.Collection(ConversationsCollection)}
 }
 
-// Get implements ports.ReadModel.
-func (r *ReadModel) Get(ctx context.Context, conversation string) (ports.ConversationView, bool, error) {
-	var doc viewDoc
-	err := r.views.FindOne(ctx, bson.D{{Key: "_id", Value: conversation}}).Decode(&doc)
-	switch {
-	case errors.Is(err, driver.ErrNoDocuments):
-		return ports.ConversationView{}, false, nil
-	case err != nil:
-		return ports.ConversationView{}, false, storeErr("get view", conversation, 0, err)
+// GetMany implements ports.ReadModel with one query.
+func (r *ReadModel) GetMany(ctx context.Context, conversations []string) (map[string]ports.ConversationView, error) {
+	out := make(map[string]ports.ConversationView, len(conversations))
+	if len(conversations) == 0 {
+		return out, nil
 	}
-	return fromViewDoc(doc), true, nil
+	cur, err := r.views.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: conversations}}}})
+	if err != nil {
+		return nil, storeErr("get views", "", 0, err)
+	}
+	var docs []viewDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, storeErr("get views", "", 0, err)
+	}
+	for _, d := range docs {
+		out[d.ID] = fromViewDoc(d)
+	}
+	return out, nil
 }
 
-// Save implements ports.ReadModel: an insert when no view is expected, so
-// the _id index settles a race to create; else a replace whose filter holds
-// the expected revision, so a concurrent save makes it match nothing.
-func (r *ReadModel) Save(ctx context.Context, v ports.ConversationView, expected uint64) error {
-	doc := toViewDoc(v)
-	stripe := &r.saves[stripeOf(v.Conversation)]
-	stripe.Lock()
-	defer stripe.Unlock()
-	if expected == 0 {
-		_, err := r.views.InsertOne(ctx, doc)
-		switch {
-		case driver.IsDuplicateKeyError(err):
-			return ports.ErrRevisionConflict
-		case err != nil:
-			return storeErr("save view", v.Conversation, v.Revision(), err)
+// SaveMany implements ports.ReadModel with one unordered bulk write: an
+// insert where no view is expected, so the _id index settles a race to
+// create; else a replace whose filter holds the expected revision, so a
+// concurrent save makes it match nothing. A bulk write reports how many
+// replaces matched, not which, so when some did not, the save tokens read
+// back tell.
+func (r *ReadModel) SaveMany(ctx context.Context, saves []ports.ViewSave) ([]error, error) {
+	errs := make([]error, len(saves))
+	if len(saves) == 0 {
+		return errs, nil
+	}
+	defer r.lockStripes(saves)()
+	models := make([]driver.WriteModel, len(saves))
+	tokens := make([]string, len(saves))
+	replaces := 0
+	for i, s := range saves {
+		doc := toViewDoc(s.View)
+		doc.SaveToken = rand.Text()
+		tokens[i] = doc.SaveToken
+		if s.Expected == 0 {
+			models[i] = driver.NewInsertOneModel().SetDocument(doc)
+			continue
 		}
-		return nil
+		replaces++
+		models[i] = driver.NewReplaceOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: s.View.Conversation}, {Key: "revision", Value: int64(s.Expected)}}).
+			SetReplacement(doc)
 	}
-	res, err := r.views.ReplaceOne(ctx, bson.D{{Key: "_id", Value: v.Conversation}, {Key: "revision", Value: int64(expected)}}, doc)
+	res, err := r.views.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	var bulk driver.BulkWriteException
+	switch {
+	case err == nil:
+	case errors.As(err, &bulk) && bulk.WriteConcernError == nil:
+		for _, we := range bulk.WriteErrors {
+			if we.Index < 0 || we.Index >= len(saves) {
+				continue
+			}
+			if driver.IsDuplicateKeyError(driver.WriteException{WriteErrors: []driver.WriteError{we.WriteError}}) {
+				errs[we.Index] = ports.ErrRevisionConflict
+			} else {
+				errs[we.Index] = storeErr("save view", saves[we.Index].View.Conversation, saves[we.Index].View.Revision(), we)
+			}
+		}
+	default:
+		return nil, storeErr("save views", "", 0, err)
+	}
+	if res != nil && res.MatchedCount >= int64(replaces) {
+		return errs, nil
+	}
+	return r.settleReplaces(ctx, saves, tokens, errs)
+}
+
+// settleReplaces finds out which replaces of a bulk write took effect: those
+// whose token the stored document carries.
+func (r *ReadModel) settleReplaces(ctx context.Context, saves []ports.ViewSave, tokens []string, errs []error) ([]error, error) {
+	var ids []string
+	for i, s := range saves {
+		if s.Expected != 0 && errs[i] == nil {
+			ids = append(ids, s.View.Conversation)
+		}
+	}
+	cur, err := r.views.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		options.Find().SetProjection(bson.D{{Key: "saveToken", Value: 1}}))
 	if err != nil {
-		return storeErr("save view", v.Conversation, v.Revision(), err)
+		return nil, storeErr("save views", "", 0, err)
 	}
-	if res.MatchedCount == 0 {
-		return ports.ErrRevisionConflict
+	var docs []struct {
+		ID        string `bson:"_id"`
+		SaveToken string `bson:"saveToken"`
 	}
-	return nil
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, storeErr("save views", "", 0, err)
+	}
+	stored := make(map[string]string, len(docs))
+	for _, d := range docs {
+		stored[d.ID] = d.SaveToken
+	}
+	for i, s := range saves {
+		if s.Expected != 0 && errs[i] == nil && stored[s.View.Conversation] != tokens[i] {
+			errs[i] = ports.ErrRevisionConflict
+		}
+	}
+	return errs, nil
+}
+
+// lockStripes takes the stripes of every saved conversation, in order so
+// that two batches cannot deadlock, and returns their release.
+func (r *ReadModel) lockStripes(saves []ports.ViewSave) func() {
+	stripes := make([]uint32, 0, len(saves))
+	for _, s := range saves {
+		stripes = append(stripes, stripeOf(s.View.Conversation))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, st := range stripes {
+		r.saves[st].Lock()
+	}
+	return func() {
+		for _, st := range stripes {
+			r.saves[st].Unlock()
+		}
+	}
 }
 
 // ListFor implements ports.ReadModel; limit <= 0 means no limit.

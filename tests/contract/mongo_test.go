@@ -150,7 +150,10 @@ func TestMongoUnavailable(t *testing.T) {
 			_, err := store.Load(ctx, "s", 1, 0)
 			return err
 		},
-		"save view": func() error { return rm.Save(ctx, ports.ConversationView{Conversation: "c"}, 0) },
+		"save view": func() error {
+			_, err := rm.SaveMany(ctx, []ports.ViewSave{{View: ports.ConversationView{Conversation: "c"}}})
+			return err
+		},
 		"list views": func() error {
 			_, err := rm.ListFor(ctx, "u", 10)
 			return err

@@ -18,13 +18,13 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 		t.Parallel()
 		rm, ctx := newModel(t), context.Background()
 		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
-		if _, found, err := rm.Get(ctx, v.Conversation); err != nil || found {
+		if _, found, err := getView(ctx, rm, v.Conversation); err != nil || found {
 			t.Fatalf("before save: found=%v err=%v", found, err)
 		}
-		if err := rm.Save(ctx, v, 0); err != nil {
+		if err := saveView(ctx, rm, v, 0); err != nil {
 			t.Fatal(err)
 		}
-		got, found, err := rm.Get(ctx, v.Conversation)
+		got, found, err := getView(ctx, rm, v.Conversation)
 		if err != nil || !found {
 			t.Fatalf("after save: found=%v err=%v", found, err)
 		}
@@ -35,22 +35,22 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 		t.Parallel()
 		rm, ctx := newModel(t), context.Background()
 		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
-		if err := rm.Save(ctx, v, 0); err != nil {
+		if err := saveView(ctx, rm, v, 0); err != nil {
 			t.Fatal(err)
 		}
-		if err := rm.Save(ctx, v, 0); !errors.Is(err, ports.ErrRevisionConflict) {
+		if err := saveView(ctx, rm, v, 0); !errors.Is(err, ports.ErrRevisionConflict) {
 			t.Fatalf("second create: got %v, want ErrRevisionConflict", err)
 		}
 		next := v
 		next.MessagesVersion++
 		next.LastSeq++
-		if err := rm.Save(ctx, next, v.Revision()+1); !errors.Is(err, ports.ErrRevisionConflict) {
+		if err := saveView(ctx, rm, next, v.Revision()+1); !errors.Is(err, ports.ErrRevisionConflict) {
 			t.Fatalf("wrong revision: got %v, want ErrRevisionConflict", err)
 		}
-		if err := rm.Save(ctx, next, v.Revision()); err != nil {
+		if err := saveView(ctx, rm, next, v.Revision()); err != nil {
 			t.Fatalf("right revision: %v", err)
 		}
-		got, _, _ := rm.Get(ctx, v.Conversation)
+		got, _, _ := getView(ctx, rm, v.Conversation)
 		assertView(t, got, next)
 	})
 
@@ -58,7 +58,7 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 		t.Parallel()
 		rm, ctx := newModel(t), context.Background()
 		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
-		if err := rm.Save(ctx, v, 0); err != nil {
+		if err := saveView(ctx, rm, v, 0); err != nil {
 			t.Fatal(err)
 		}
 		const savers = 20
@@ -70,7 +70,7 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 				defer wg.Done()
 				next := v
 				next.ReceiptsVersion++
-				errs[i] = rm.Save(ctx, next, v.Revision())
+				errs[i] = saveView(ctx, rm, next, v.Revision())
 			}()
 		}
 		wg.Wait()
@@ -88,6 +88,49 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 		}
 	})
 
+	t.Run("a batch of saves settles each view on its own", func(t *testing.T) {
+		t.Parallel()
+		rm, ctx := newModel(t), context.Background()
+		now := time.Now()
+		stale := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), now)
+		taken := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), now)
+		other := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), now)
+		for _, v := range []ports.ConversationView{stale, taken, other} {
+			if err := saveView(ctx, rm, v, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fresh := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), now)
+		next := stale
+		next.MessagesVersion++
+		errs, err := rm.SaveMany(ctx, []ports.ViewSave{
+			{View: fresh, Expected: 0},                   // a new view
+			{View: next, Expected: stale.Revision()},     // the next revision
+			{View: taken, Expected: 0},                   // created already
+			{View: next, Expected: stale.Revision() + 5}, // a wrong revision
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []error{nil, nil, ports.ErrRevisionConflict, ports.ErrRevisionConflict}
+		for i := range want {
+			if !errors.Is(errs[i], want[i]) {
+				t.Errorf("save %d: got %v, want %v", i, errs[i], want[i])
+			}
+		}
+		got, err := rm.GetMany(ctx, []string{fresh.Conversation, next.Conversation, taken.Conversation, other.Conversation, uniqueName(t, "missing")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 4 {
+			t.Fatalf("GetMany found %d views, want 4", len(got))
+		}
+		assertView(t, got[fresh.Conversation], fresh)
+		assertView(t, got[next.Conversation], next)
+		assertView(t, got[taken.Conversation], taken)
+		assertView(t, got[other.Conversation], other)
+	})
+
 	t.Run("a user's list holds their conversations, latest first, limited", func(t *testing.T) {
 		t.Parallel()
 		rm, ctx := newModel(t), context.Background()
@@ -100,7 +143,7 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 			sampleView(uniqueName(t, "c"), a, b, now.Add(time.Minute)),
 		}
 		for _, v := range views {
-			if err := rm.Save(ctx, v, 0); err != nil {
+			if err := saveView(ctx, rm, v, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -126,13 +169,13 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 	t.Run("reset empties the model", func(t *testing.T) {
 		rm, ctx := newModel(t), context.Background()
 		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
-		if err := rm.Save(ctx, v, 0); err != nil {
+		if err := saveView(ctx, rm, v, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := rm.Reset(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, found, err := rm.Get(ctx, v.Conversation); err != nil || found {
+		if _, found, err := getView(ctx, rm, v.Conversation); err != nil || found {
 			t.Fatalf("after reset: found=%v err=%v", found, err)
 		}
 		if list, err := rm.ListFor(ctx, v.Participants[0], 10); err != nil || len(list) != 0 {
@@ -182,4 +225,23 @@ func assertView(t *testing.T, got, want ports.ConversationView) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("view:\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// getView reads one view through the batch read.
+func getView(ctx context.Context, rm ports.ReadModel, id string) (ports.ConversationView, bool, error) {
+	views, err := rm.GetMany(ctx, []string{id})
+	if err != nil {
+		return ports.ConversationView{}, false, err
+	}
+	v, ok := views[id]
+	return v, ok, nil
+}
+
+// saveView writes one view through the batch write.
+func saveView(ctx context.Context, rm ports.ReadModel, v ports.ConversationView, expected uint64) error {
+	errs, err := rm.SaveMany(ctx, []ports.ViewSave{{View: v, Expected: expected}})
+	if err != nil {
+		return err
+	}
+	return errs[0]
 }

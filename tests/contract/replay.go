@@ -79,7 +79,7 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		for id := range convs {
 			messages := mustLoad(t, store, conversation.MessagesStream(id), 1, 0)
 			receipts := mustLoad(t, store, conversation.ReceiptsStream(id), 1, 0)
-			v, found, err := rm.Get(ctx, string(id))
+			v, found, err := getView(ctx, rm, string(id))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func snapshot(t *testing.T, rm ports.ReadModel, convs map[conversation.ID]bool, 
 	ctx := context.Background()
 	s := readModelSnapshot{views: map[conversation.ID]ports.ConversationView{}, lists: map[user.ID][]ports.ConversationView{}}
 	for id := range convs {
-		v, found, err := rm.Get(ctx, string(id))
+		v, found, err := getView(ctx, rm, string(id))
 		if err != nil || !found {
 			t.Fatalf("view of %s: found=%v err=%v", id, found, err)
 		}
