@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
@@ -195,4 +197,21 @@ func (e *aggregateEntry) catchUp() {
 		e.observed = e.observed[over:]
 	}
 	e.observedMu.Unlock()
+}
+
+// backOff waits before attempt+1 of a command that lost a version race: a
+// random wait, doubling with each attempt up to maxBackOff. Retrying at once
+// lets the node that won keep winning while this one reloads, so that a
+// sender on the node that is behind could starve.
+func backOff(ctx context.Context, attempt int) error {
+	const base, maxBackOff = time.Millisecond, 50 * time.Millisecond
+	limit := min(base<<min(attempt, 6), maxBackOff)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(limit)) + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ports.ErrUnavailable, ctx.Err())
+	}
 }

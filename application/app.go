@@ -61,7 +61,7 @@ type Config struct {
 
 // DefaultConfig is what PROTOCOL.md promises when nothing is configured.
 func DefaultConfig() Config {
-	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 8}
+	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20}
 }
 
 // Application gathers the use cases that inbound adapters drive.

@@ -113,9 +113,36 @@ func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.
 	}
 	for _, u := range pair {
 		for _, st := range d.sessions.of(u) {
-			st.session.PushReceipt(r)
+			pushReceiptForward(st, r)
 		}
 	}
+}
+
+// pushReceiptForward pushes only the markers that move forward for this
+// session: receipts of one conversation may be handled out of order (a
+// consumer runs batches side by side), and a client must never see a
+// marker go back.
+func pushReceiptForward(st *sessionState, r ports.Receipt) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	k := receiptKey{conversation: r.Conversation, user: r.User}
+	told := st.receipts[k]
+	if r.DeliveredUpTo <= told.DeliveredUpTo {
+		r.DeliveredUpTo = 0
+	}
+	if r.ReadUpTo <= told.ReadUpTo {
+		r.ReadUpTo = 0
+	}
+	if r.DeliveredUpTo == 0 && r.ReadUpTo == 0 {
+		return
+	}
+	told.DeliveredUpTo = max(told.DeliveredUpTo, r.DeliveredUpTo)
+	told.ReadUpTo = max(told.ReadUpTo, r.ReadUpTo)
+	if st.receipts == nil {
+		st.receipts = make(map[receiptKey]ports.Receipt, 1)
+	}
+	st.receipts[k] = told
+	st.session.PushReceipt(r)
 }
 
 func messageView(p conversation.MessagePosted) ports.MessageView {

@@ -87,3 +87,39 @@ func TestDeliveryMovesTheDeliveredMarker(t *testing.T) {
 		t.Fatalf("history %+v, want one delivered message", page.Messages)
 	}
 }
+
+func TestReceiptsNeverGoBack(t *testing.T) {
+	store := memory.NewEventStore()
+	sender := newNode(t, testConfig(), store)
+	var ack application.Ack
+	for i := range 3 {
+		ack = send(t, sender, "alice", string(rune('a'+i)), "bob", "x")
+	}
+	ctx := context.Background()
+	for _, upTo := range []uint64{1, 2, 3} {
+		if err := sender.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: upTo}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receipts, err := store.Load(ctx, conversation.ReceiptsStream(conversation.ID(ack.Conversation)), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another node hears of the receipts in the wrong order.
+	n := newNode(t, testConfig(), store)
+	alice := connect(t, n, "alice-phone", "alice")
+	for _, i := range []int{2, 0, 1} {
+		if err := n.app.Delivery.Handle(ctx, receipts[i:i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var read []uint64
+	for _, r := range alice.receiptsSeen() {
+		if r.ReadUpTo > 0 {
+			read = append(read, r.ReadUpTo)
+		}
+	}
+	if !slices.Equal(read, []uint64{3}) {
+		t.Fatalf("alice was told bob read up to %v; a marker must only move forward", read)
+	}
+}

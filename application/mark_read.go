@@ -50,6 +50,9 @@ func (m *MarkRead) mark(ctx context.Context, id conversation.ID, u user.ID, upTo
 		if !errors.Is(err, ports.ErrVersionConflict) {
 			return err
 		}
+		if err := backOff(ctx, attempt); err != nil {
+			return err
+		}
 	}
 	return fmt.Errorf("%w: markers too busy, gave up after %d attempts", ports.ErrUnavailable, m.attempts)
 }

@@ -89,6 +89,9 @@ func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, 
 		case !errors.Is(err, ports.ErrVersionConflict):
 			return Ack{}, err
 		}
+		if err := backOff(ctx, attempt); err != nil {
+			return Ack{}, err
+		}
 	}
 	return Ack{}, fmt.Errorf("%w: conversation too busy, gave up after %d attempts", ports.ErrUnavailable, s.attempts)
 }

@@ -15,12 +15,20 @@ type Sessions struct {
 	count  int
 }
 
-// sessionState is one session's delivery position. The cursors map is made
-// on the first delivery, so an idle session costs a few words here.
+// sessionState is one session's delivery position: per conversation, the
+// last message seq it got, and per conversation and participant, the
+// markers its receipts told. The maps are made on first use, so an idle
+// session costs a few words here.
 type sessionState struct {
-	session ports.Session
-	mu      sync.Mutex
-	cursors map[string]uint64
+	session  ports.Session
+	mu       sync.Mutex
+	cursors  map[string]uint64
+	receipts map[receiptKey]ports.Receipt
+}
+
+type receiptKey struct {
+	conversation string
+	user         user.ID
 }
 
 // NewSessions returns an empty registry.

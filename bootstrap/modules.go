@@ -97,7 +97,7 @@ func newApplication(cfg Config, store ports.EventStore, publisher ports.Transact
 }
 
 // projectorGroup is the cluster group whose one member projects each commit.
-const projectorGroup = "chat_projector"
+const projectorGroup = "projector"
 
 func subscribe(app *application.Application, sub ports.Subscriber) {
 	sub.Cluster(projectorGroup, app.Projector.Handle)

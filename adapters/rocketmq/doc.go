@@ -38,6 +38,8 @@ type Config struct {
 	NodeID string
 	// ProducerGroup is the one, stable group of every node's transactional
 	// producer: the broker asks any live member of the group for checkback.
+	// It is named after the topic, so clusters sharing brokers on topics of
+	// their own never answer each other's checkbacks.
 	ProducerGroup string
 	// Retries is how often a failed send is tried again (1 + Retries tries).
 	Retries int
@@ -53,7 +55,7 @@ type Config struct {
 // DefaultConfig holds the seed's defaults: 3 retries, 3 reconsumes.
 func DefaultConfig() Config {
 	return Config{
-		Topic: "chat_events", ProducerGroup: "chat_tx_producer",
+		Topic: "chat_events", ProducerGroup: "chat_events_tx",
 		Retries: 3, SendTimeout: 3 * time.Second, MaxReconsume: 3, BatchSize: 32,
 	}
 }

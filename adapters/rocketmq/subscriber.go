@@ -49,13 +49,17 @@ func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
 // node's instance, so a restarted node resumes where it stopped; a fresh one
 // starts at the end of the topic, since its sessions catch up with sync.
 func (s *Subscriber) Broadcast(name string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: "chat_" + name, broadcast: true, handler: h})
+	s.subs = append(s.subs, &subscription{group: s.groupName(name), broadcast: true, handler: h})
 }
 
 // Cluster implements ports.Subscriber with a CLUSTERING consumer group.
 func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: group, handler: h})
+	s.subs = append(s.subs, &subscription{group: s.groupName(group), handler: h})
 }
+
+// groupName puts the topic in a consumer group's name: groups are the
+// broker's, and two clusters on topics of their own must not share one.
+func (s *Subscriber) groupName(name string) string { return s.cfg.Topic + "_" + name }
 
 // Start creates and starts the consumers. The topic must exist: a push
 // consumer cannot start on a topic the name server has no route for.

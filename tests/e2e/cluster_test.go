@@ -22,14 +22,11 @@ import (
 // sessions on either node, sends on both. Each cluster has a database and
 // a topic of its own.
 //
-// Clusters share a broker only one at a time (the subtests of TestCluster
-// run in sequence): the transactional producer group (chat_tx_producer)
-// and the projector's clustering group (chat_projector) are fixed names,
-// so two clusters alive on one broker would be one group to it. The broker
-// would send one cluster's checkbacks to the other's producers, which read
-// another database, and split the projector's queues of each topic among
-// consumers that do not all subscribe to it. The broker-down test has a
-// broker of its own, since it stops it.
+// Each cluster has a topic of its own, and the producer and consumer groups
+// are named after it, so clusters on one broker never share a group. The
+// subtests of TestCluster still run in sequence, to keep the two cores for
+// one cluster's load at a time. The broker-down test has a broker of its
+// own, since it stops it.
 
 // offsetDirEnv is the environment variable from which rocketmq-client-go
 // reads, once at process start, where broadcast consumers keep their
