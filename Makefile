@@ -8,7 +8,7 @@ FERRETDB := $(BIN)/ferretdb
 RMQ_OFFSETS := $(CURDIR)/bin/rocketmq-offsets
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster test infra-deps browser-deps fuzz bench vet clean
+.PHONY: build run run-cluster test infra-deps browser-deps fuzz bench bench-load vet clean
 
 build:
 	$(GO) build -o $(CHATD) ./bootstrap/chatd
@@ -50,6 +50,13 @@ fuzz:
 ## bench: the store's append path and a history page against the MongoDB-wire server.
 bench: infra-deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./tests/contract/
+
+## bench-load: the load benchmark of the embedded node and of the real stack
+## (two nodes on FerretDB and RocketMQ); prints the table of issue 7's targets.
+## About 6 minutes on 2 cores; node logs stay in bin/bench-load.
+bench-load: build infra-deps
+	$(GO) build -o $(BIN)/benchload ./tests/load/cmd/benchload
+	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/benchload -log-dir $(BIN)/bench-load
 
 clean:
 	rm -rf $(BIN)

@@ -29,6 +29,13 @@ type aggregates struct {
 
 	mu      sync.Mutex
 	entries map[conversation.ID]*aggregateEntry
+
+	// pairs caches each conversation's participants, which never change,
+	// apart from the entries: delivery needs them for every receipt and
+	// must never wait on a conversation's lock, which a command holds while
+	// it publishes and, with the bus's queue full, while delivery drains it.
+	pairsMu sync.RWMutex
+	pairs   map[conversation.ID][2]user.ID
 }
 
 // aggregateEntry serialises the commands of one conversation on this node,
@@ -46,7 +53,8 @@ type aggregateEntry struct {
 }
 
 func newAggregates(store ports.EventStore, publisher ports.TransactionalPublisher) *aggregates {
-	return &aggregates{store: store, publisher: publisher, entries: map[conversation.ID]*aggregateEntry{}}
+	return &aggregates{store: store, publisher: publisher, entries: map[conversation.ID]*aggregateEntry{},
+		pairs: map[conversation.ID][2]user.ID{}}
 }
 
 // lock returns the conversation's entry, locked; the caller unlocks it.
@@ -118,6 +126,36 @@ func (a *aggregates) readable(ctx context.Context, id conversation.ID, reader us
 		return nil, err
 	}
 	return e, nil
+}
+
+// participants returns a conversation's pair from the cache, or from its
+// first commit, which started it.
+func (a *aggregates) participants(ctx context.Context, id conversation.ID) ([2]user.ID, error) {
+	a.pairsMu.RLock()
+	pair, ok := a.pairs[id]
+	a.pairsMu.RUnlock()
+	if ok {
+		return pair, nil
+	}
+	first, err := a.store.Load(ctx, conversation.MessagesStream(id), 1, 1)
+	if err != nil {
+		return pair, err
+	}
+	c := conversation.New(id)
+	for _, commit := range first {
+		c.Replay(commit.Events)
+	}
+	if !c.Started() {
+		return pair, conversation.ErrNotStarted
+	}
+	pair = c.Participants()
+	a.pairsMu.Lock()
+	if len(a.pairs) >= maxCachedConversations {
+		clear(a.pairs)
+	}
+	a.pairs[id] = pair
+	a.pairsMu.Unlock()
+	return pair, nil
 }
 
 // publish commits c through the transactional publisher and explains any

@@ -99,16 +99,9 @@ func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin s
 }
 
 func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {
-	e := d.aggregates.lock(id)
-	if !e.conv.Started() {
-		if err := d.aggregates.refreshConversation(ctx, e); err != nil {
-			slog.Warn("receipt not pushed", "conversation", id, "err", err)
-		}
-	}
-	pair := e.conv.Participants()
-	started := e.conv.Started()
-	e.mu.Unlock()
-	if !started {
+	pair, err := d.aggregates.participants(ctx, id)
+	if err != nil {
+		slog.Warn("receipt not pushed", "conversation", id, "err", err)
 		return
 	}
 	for _, u := range pair {

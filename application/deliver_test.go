@@ -2,13 +2,16 @@ package application_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
 )
 
 func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
@@ -121,5 +124,50 @@ func TestReceiptsNeverGoBack(t *testing.T) {
 	}
 	if !slices.Equal(read, []uint64{3}) {
 		t.Fatalf("alice was told bob read up to %v; a marker must only move forward", read)
+	}
+}
+
+// A full bus queue makes senders wait while they hold their conversation;
+// delivery, which drains the queue, must never wait for a conversation.
+func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
+	store := memory.NewEventStore()
+	tx, _ := application.NewTransactions(store, memory.Clock{}, time.Second)
+	bus, err := memory.NewBus(tx, memory.BusConfig{QueueSize: 1, BatchSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := application.New(testConfig(), store, bus, memory.NewReadModel(), memory.Clock{}, memory.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Cluster("projector", app.Projector.Handle)
+	bus.Broadcast("delivery", app.Delivery.Handle)
+	bus.Start()
+	defer func() { _ = bus.Stop(context.Background()) }()
+	for _, u := range []user.ID{"alice", "bob"} {
+		t.Cleanup(app.Sessions.Register(&fakeSession{id: string(u), user: u}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			from, to := user.ID("alice"), "bob"
+			if i%2 == 1 {
+				from, to = "bob", "alice"
+			}
+			if _, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, ClientID: fmt.Sprintf("k%d", i), To: to, Body: "x"}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("sends stuck: delivery waited for a conversation whose sender waited for delivery")
 	}
 }

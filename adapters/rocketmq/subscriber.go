@@ -81,6 +81,14 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	}
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
+		// A clustering group consumes orderly: one queue's batches one after
+		// the other, in queue order. A conversation's commits share a queue,
+		// so the projector sees them in order and never reads the store to
+		// fill a gap that is only a later batch overtaking an earlier one.
+		// The client pulls orderly broadcast queues only once they are
+		// locked, which broadcast queues never are, so broadcast stays
+		// concurrent and Delivery orders per session.
+		consumer.WithConsumerOrder(!sub.broadcast),
 		consumer.WithGroupName(sub.group),
 		consumer.WithInstance(s.cfg.NodeID+"_"+sub.group),
 		consumer.WithConsumerModel(model),
@@ -102,8 +110,11 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 }
 
 // consume decodes a batch and hands it to the handler. A broadcast batch is
-// never retried by the broker, so its failure is only logged; a clustering
-// batch is asked for again later, up to the reconsume bound.
+// never retried by the broker, so its failure is only logged. A failed
+// clustering batch is handled again in place, after a pause, up to the
+// reconsume bound, then goes to the dead-letter queue: the orderly form of
+// ConsumeRetryLater, which would send it through the retry topic and let
+// the batches after it overtake it.
 func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		commits := make([]ports.Commit, 0, len(msgs))
@@ -130,8 +141,8 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 				s.log.Warn("broadcast batch failed; the store fills the gap later", "group", sub.group, "commits", len(commits), "err", err)
 				return consumer.ConsumeSuccess, nil
 			}
-			s.log.Warn("batch failed, asking for it again", "group", sub.group, "commits", len(commits), "err", err)
-			return consumer.ConsumeRetryLater, nil
+			s.log.Warn("batch failed, handling it again", "group", sub.group, "commits", len(commits), "err", err)
+			return consumer.SuspendCurrentQueueAMoment, nil
 		}
 		return consumer.ConsumeSuccess, nil
 	}
