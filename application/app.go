@@ -74,6 +74,14 @@ type Application struct {
 	Delivery      *Delivery
 	Projector     *Projector
 	Sessions      *Sessions
+	// Presence and Typing are nil until NewPresence sets them up.
+	Presence *Presence
+	Typing   *Typing
+
+	// What NewPresence builds on.
+	aggregates *aggregates
+	readModel  ports.ReadModel
+	clock      ports.Clock
 }
 
 // New builds the use cases over the given ports. The publisher must have been
@@ -96,6 +104,9 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		Conversations: &ListConversations{readModel: readModel},
 		Sessions:      sessions,
 		Projector:     &Projector{store: store, readModel: readModel},
+		aggregates:    aggs,
+		readModel:     readModel,
+		clock:         clock,
 	}
 	app.Delivery = &Delivery{aggregates: aggs, sessions: sessions, marks: newDeliveredMarks(markRead)}
 	return app, nil

@@ -13,6 +13,22 @@ type Sessions struct {
 	mu     sync.RWMutex
 	byUser map[user.ID][]*sessionState
 	count  int
+	// observer hears of every session opening and closing, outside the
+	// lock; presence counts them. Nil until presence is set up.
+	observer SessionObserver
+}
+
+// SessionObserver hears of each session that opens or closes on this node.
+type SessionObserver interface {
+	SessionOpened(u user.ID)
+	SessionClosed(u user.ID)
+}
+
+// observe makes o hear of sessions from now on.
+func (r *Sessions) observe(o SessionObserver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.observer = o
 }
 
 // sessionState is one session's delivery position: per conversation, the
@@ -43,12 +59,22 @@ func (r *Sessions) Register(s ports.Session) (unregister func()) {
 	r.mu.Lock()
 	r.byUser[u] = append(r.byUser[u], st)
 	r.count++
+	observer := r.observer
 	r.mu.Unlock()
+	if observer != nil {
+		observer.SessionOpened(u)
+	}
 	var once sync.Once
-	return func() { once.Do(func() { r.remove(u, st) }) }
+	return func() {
+		once.Do(func() {
+			if observer := r.remove(u, st); observer != nil {
+				observer.SessionClosed(u)
+			}
+		})
+	}
 }
 
-func (r *Sessions) remove(u user.ID, st *sessionState) {
+func (r *Sessions) remove(u user.ID, st *sessionState) SessionObserver {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	list := r.byUser[u]
@@ -65,6 +91,7 @@ func (r *Sessions) remove(u user.ID, st *sessionState) {
 	} else {
 		r.byUser[u] = list
 	}
+	return r.observer
 }
 
 // Count is the number of sessions on this node.

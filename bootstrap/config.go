@@ -50,6 +50,9 @@ type Config struct {
 	PingInterval   time.Duration `env:"CHAT_PING_INTERVAL" envDefault:"30s"`
 	AllowedOrigins []string      `env:"CHAT_ALLOWED_ORIGINS" envSeparator:","`
 
+	PresenceHeartbeat time.Duration `env:"CHAT_PRESENCE_HEARTBEAT" envDefault:"5s"`
+	PresenceGrace     time.Duration `env:"CHAT_PRESENCE_GRACE" envDefault:"5s"`
+
 	TxTimeout       time.Duration `env:"CHAT_TX_TIMEOUT" envDefault:"6s"`
 	ShutdownTimeout time.Duration `env:"CHAT_SHUTDOWN_TIMEOUT" envDefault:"15s"`
 }
@@ -107,6 +110,7 @@ func (c Config) Validate() error {
 		{"CHAT_SESSION_QUEUE", float64(c.SessionQueue)}, {"CHAT_PING_INTERVAL", float64(c.PingInterval)},
 		{"CHAT_TX_TIMEOUT", float64(c.TxTimeout)}, {"CHAT_SHUTDOWN_TIMEOUT", float64(c.ShutdownTimeout)},
 		{"CHAT_ROCKETMQ_SEND_TIMEOUT", float64(c.RocketMQSendTimeout)}, {"CHAT_DEV_TOKEN_TTL", float64(c.DevTokenTTL)},
+		{"CHAT_PRESENCE_HEARTBEAT", float64(c.PresenceHeartbeat)}, {"CHAT_PRESENCE_GRACE", float64(c.PresenceGrace)},
 	} {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")

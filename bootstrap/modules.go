@@ -39,6 +39,9 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		storeModule(cfg),
 		busModule(cfg),
 		ApplicationModule,
+		signalsModule(cfg),
+		lastSeenModule(cfg),
+		PresenceModule,
 		AuthModule,
 		MetricsModule,
 		WebSocketModule,
@@ -101,7 +104,14 @@ const projectorGroup = "projector"
 
 func subscribe(app *application.Application, sub ports.Subscriber) {
 	sub.Cluster(projectorGroup, app.Projector.Handle)
-	sub.Broadcast("delivery", app.Delivery.Handle)
+	sub.Broadcast("delivery", func(ctx context.Context, commits []ports.Commit) error {
+		// Presence learns of new conversations from the same consumer, so
+		// that its cached peers need no subscription of their own.
+		if p := app.Presence; p != nil {
+			_ = p.ObserveCommits(ctx, commits)
+		}
+		return app.Delivery.Handle(ctx, commits)
+	})
 }
 
 // MemoryStoreModule provides the in-memory event store and read model.

@@ -64,6 +64,10 @@ func All() []Migration {
 				Options: options.Index().SetName("participants_1_lastActivity_-1"),
 			})
 		}},
+		{Version: 3, Name: "last_seen: one document per user, the time their last session closed", Up: func(ctx context.Context, db *mongo.Database) error {
+			// Looked up by _id only, which every collection indexes.
+			return createWithIndexes(ctx, db, "last_seen")
+		}},
 	}
 }
 
@@ -133,6 +137,9 @@ func createWithIndexes(ctx context.Context, db *mongo.Database, name string, ind
 	var se mongo.ServerError
 	if err := db.CreateCollection(ctx, name); err != nil && !(errors.As(err, &se) && se.HasErrorCode(namespaceExists)) {
 		return fmt.Errorf("create collection %s: %w", name, err)
+	}
+	if len(indexes) == 0 {
+		return nil
 	}
 	if _, err := db.Collection(name).Indexes().CreateMany(ctx, indexes); err != nil {
 		return fmt.Errorf("create indexes on %s: %w", name, err)

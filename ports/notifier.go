@@ -35,4 +35,20 @@ type Session interface {
 	User() user.ID
 	PushMessage(m MessageView) bool
 	PushReceipt(r Receipt) bool
+	PushPresence(p PresenceView) bool
+	PushTyping(t TypingView) bool
+}
+
+// PresenceView is a user's presence as a client sees it; LastSeen is zero
+// when the user is online or the time is not known.
+type PresenceView struct {
+	User     user.ID
+	Online   bool
+	LastSeen time.Time
+}
+
+// TypingView says User is typing in Conversation.
+type TypingView struct {
+	Conversation string
+	User         user.ID
 }

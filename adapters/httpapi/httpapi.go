@@ -118,6 +118,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/messages", a.authed(a.sendMessage))
 	mux.HandleFunc("GET /api/conversations", a.authed(a.conversations))
 	mux.HandleFunc("GET /api/conversations/{id}/messages", a.authed(a.history))
+	mux.HandleFunc("GET /api/presence", a.authed(a.presence))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -21,6 +21,8 @@ const (
 	typeRead     = "read"
 	typeSync     = "sync"
 	typePing     = "ping"
+	typeTyping   = "typing"
+	typePresence = "presence"
 	typeAck      = "ack"
 	typeMessage  = "message"
 	typeReceipt  = "receipt"
@@ -49,6 +51,7 @@ type clientFrame struct {
 	UpTo         uint64
 	After        uint64
 	Limit        int
+	Users        []string
 }
 
 // frameError is a frame the server answers with an `error` frame; ID echoes
@@ -75,6 +78,7 @@ type rawFrame struct {
 	UpTo         json.RawMessage `json:"upTo"`
 	After        json.RawMessage `json:"after"`
 	Limit        json.RawMessage `json:"limit"`
+	Users        []string        `json:"users"`
 }
 
 // decodeFrame parses and validates one client frame. Every failure is a
@@ -127,6 +131,10 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 		// The application clamps to its maximum; clamping here first keeps a
 		// huge value from overflowing int.
 		f.Limit = int(min(limit, application.MaxPageLimit))
+	case typeTyping:
+		return f, decodeConversation(&f, raw)
+	case typePresence:
+		return f, decodePresence(&f, raw)
 	case typePing:
 	default:
 		return f, badRequest(id, "unknown frame type")

@@ -304,6 +304,10 @@ func (s *session) handle(data []byte) {
 		if err == nil {
 			s.send(typeMessages, messagesOf(page))
 		}
+	case typeTyping:
+		err = s.handleTyping(ctx, f)
+	case typePresence:
+		err = s.handlePresence(ctx, f)
 	}
 	if err != nil {
 		code := application.ErrorCode(err)

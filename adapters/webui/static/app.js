@@ -62,6 +62,9 @@
     signedIn: false,
     nodes: new Map(), // message list item per key, for the open conversation
     listTimer: null,
+    presence: new Map(), // user id -> {online, lastSeen}, from presence frames
+    typingTimer: null, // clears the pane's "typing…"
+    typingSentAt: 0, // when this page last said it was typing, for the 2 s throttle
   };
 
   function newConv(id, peer) {
@@ -287,6 +290,7 @@
       setConn('open', 'Online');
       for (const p of state.pending.values()) if (p.status === 'sending') writeSend(p);
       catchUp();
+      askPresence();
     };
     ws.onmessage = (ev) => {
       if (state.ws !== ws) return;
@@ -403,13 +407,62 @@
       case 'error':
         return onError(f);
       case 'typing':
+        return onTyping(f);
       case 'presence':
-        // PROTOCOL.md v1.1: the pane's subtitle and the presence dots are
-        // in place for these; the server does not send them yet.
-        return undefined;
+        return onPresence(f);
       default:
         return undefined;
     }
+  }
+
+  // The server relays at most one typing frame per 2 s, so "typing…" stays
+  // a little longer than that and goes when the next one would be due.
+  const TYPING_SHOWN_MS = 3000;
+
+  function onTyping(f) {
+    const c = state.convs.get(f.conversation);
+    if (!c || f.conversation !== state.current) return;
+    const sub = $('pane-sub');
+    sub.dataset.typing = 'true';
+    sub.dataset.conv = f.conversation;
+    sub.textContent = 'typing…';
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(() => {
+      sub.dataset.typing = 'false';
+      renderPaneHead();
+    }, TYPING_SHOWN_MS);
+  }
+
+  function onPresence(f) {
+    state.presence.set(f.user, { online: !!f.online, lastSeen: f.lastSeen || null });
+    for (const dot of document.querySelectorAll('#conv-list [data-peer="' + CSS.escape(f.user) + '"] .presence')) {
+      dot.dataset.online = String(!!f.online);
+    }
+    if (currentPeer() === f.user) {
+      // An offline peer types no more.
+      if (!f.online) $('pane-sub').dataset.typing = 'false';
+      renderPaneHead();
+    }
+  }
+
+  function onlineOf(peer) {
+    const p = state.presence.get(peer);
+    return p ? String(p.online) : 'unknown';
+  }
+
+  // askPresence asks for the presence of the peers listed (the protocol
+  // takes up to 200 a frame); changes after that are pushed unasked.
+  function askPresence() {
+    const peers = [...new Set([...state.convs.values()].map((c) => c.peer).filter(Boolean))];
+    for (let i = 0; i < peers.length; i += 200) sendFrame({ type: 'presence', users: peers.slice(i, i + 200) });
+  }
+
+  // sayTyping tells the peer this page types, at most once per 2 s, as the
+  // server would drop the rest anyway.
+  function sayTyping() {
+    const c = state.current && state.convs.get(state.current);
+    if (!c || state.draftPeer || Date.now() - state.typingSentAt < 2000) return;
+    if (sendFrame({ type: 'typing', conversation: c.id })) state.typingSentAt = Date.now();
   }
 
   function onAck(a) {
@@ -600,6 +653,7 @@
       }
     }
     renderAll();
+    askPresence();
   }
 
   function scheduleListRefresh() {
@@ -871,7 +925,7 @@
           className: 'conv' + (c.unread ? ' unread' : ''),
           attrs: { type: 'button', 'data-conv': c.id, 'data-peer': c.peer, 'aria-current': c.id === state.current ? 'true' : null },
         },
-        el('span', { className: 'name' }, el('span', { className: 'presence', attrs: { 'data-online': 'unknown', 'aria-hidden': 'true' } }), c.peer),
+        el('span', { className: 'name' }, el('span', { className: 'presence', attrs: { 'data-online': onlineOf(c.peer), 'aria-hidden': 'true' } }), c.peer),
         el('span', { className: 'time', text: last ? shortTime(last.sentAt) : '' }),
         el('span', { className: 'last', text: lastText.length > 120 ? lastText.slice(0, 120) + '…' : lastText }),
         c.unread
@@ -893,9 +947,17 @@
     $('pane-peer').textContent = peer || '';
     $('composer-label').textContent = peer ? 'Message to ' + peer : 'Message';
     const sub = $('pane-sub');
-    // The subtitle is where "typing…" and last-seen go with v1.1.
+    $('pane-title').querySelector('.presence').dataset.online = peer && !state.draftPeer ? onlineOf(peer) : 'unknown';
+    // The subtitle shows "typing…" while the peer types, else their presence.
+    if (sub.dataset.conv !== state.current) sub.dataset.typing = 'false';
     if (state.draftPeer) sub.textContent = 'New conversation: say hello.';
-    else if (sub.dataset.typing !== 'true') sub.textContent = '';
+    else if (sub.dataset.typing !== 'true') sub.textContent = presenceText(state.presence.get(peer));
+  }
+
+  function presenceText(p) {
+    if (!p) return '';
+    if (p.online) return 'online';
+    return p.lastSeen ? 'last seen ' + shortTime(p.lastSeen) : 'offline';
   }
 
   function statusOf(c, m) {
@@ -1093,6 +1155,7 @@
     input.addEventListener('input', () => {
       autoGrow();
       updateCount();
+      if (input.value) sayTyping();
       // The person is acting on the error; a failed send stays marked on
       // its message.
       hidePaneError();

@@ -1,0 +1,213 @@
+package rocketmq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// Tags of the ephemeral signals on the topic. They ride the commits' topic,
+// which every node has a route for already, as ordinary messages: the
+// commits' consumers select their own tags and never see these.
+const (
+	tagPresence     = "presence"
+	tagTyping       = "typing"
+	tagSignalWarmUp = "signal_warmup"
+)
+
+// The signals' broadcasting consumer group and the plain producer's group
+// (which no broker calls back) carry the topic's name, as every group of
+// the adapter does, so clusters on one broker stay apart.
+func signalsGroup(topic string) string         { return topic + "_signals" }
+func signalsProducerGroup(topic string) string { return topic + "_signals_producer" }
+
+// Signals carries presence and typing between nodes: a plain producer (a
+// lost signal is repaired by the next heartbeat or not worth repairing, so
+// no transaction) and a BROADCASTING consumer, with instance names of their
+// own so that neither shares a connection with the commits' clients.
+type Signals struct {
+	cfg      Config
+	log      *slog.Logger
+	producer rocketmq.Producer
+
+	mu       sync.Mutex
+	handlers []ports.SignalHandler
+	consumer rocketmq.PushConsumer
+
+	nonce string
+	warm  atomic.Bool
+}
+
+var _ ports.Signals = (*Signals)(nil)
+
+// NewSignals builds the producer; Start connects it and starts consuming.
+func NewSignals(cfg Config, log *slog.Logger) (*Signals, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p, err := rocketmq.NewProducer(
+		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
+		producer.WithRetry(cfg.Retries),
+		producer.WithSendMsgTimeout(cfg.SendTimeout),
+		producer.WithGroupName(signalsProducerGroup(cfg.Topic)),
+		producer.WithInstanceName(cfg.NodeID+"_signals_producer"))
+	if err != nil {
+		return nil, fmt.Errorf("rocketmq signals producer: %w", err)
+	}
+	return &Signals{cfg: cfg, log: log, producer: p, nonce: cfg.NodeID + "-" + rand.Text()}, nil
+}
+
+// Subscribe implements ports.Signals.
+func (s *Signals) Subscribe(h ports.SignalHandler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers = append(s.handlers, h)
+}
+
+// Start connects the producer and starts the consumer; the topic must be
+// routed already (the commits' publisher makes sure of it).
+func (s *Signals) Start() error {
+	if err := s.producer.Start(); err != nil {
+		return fmt.Errorf("rocketmq signals producer start: %w", err)
+	}
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
+		consumer.WithGroupName(signalsGroup(s.cfg.Topic)),
+		consumer.WithInstance(s.cfg.NodeID+"_signals"),
+		consumer.WithConsumerModel(consumer.BroadCasting),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset),
+		consumer.WithConsumeMessageBatchMaxSize(s.cfg.BatchSize),
+	)
+	if err != nil {
+		return errors.Join(fmt.Errorf("rocketmq signals consumer: %w", err), s.producer.Shutdown())
+	}
+	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagPresence + " || " + tagTyping + " || " + tagSignalWarmUp}
+	if err := c.Subscribe(s.cfg.Topic, selector, s.consume); err != nil {
+		return errors.Join(fmt.Errorf("rocketmq signals subscribe: %w", err), s.producer.Shutdown())
+	}
+	if err := c.Start(); err != nil {
+		return errors.Join(fmt.Errorf("rocketmq signals consumer start: %w", err), s.producer.Shutdown())
+	}
+	s.mu.Lock()
+	s.consumer = c
+	s.mu.Unlock()
+	return nil
+}
+
+// WarmUp sends this node warm-up signals until its consumer has received
+// one: a broadcasting consumer that starts at the end of the topic consumes
+// only once its first rebalance is done, and a node that serves before then
+// would miss the joins of the moment.
+func (s *Signals) WarmUp(ctx context.Context) error {
+	for !s.warm.Load() {
+		msg := primitive.NewMessage(s.cfg.Topic, []byte(s.nonce))
+		msg.WithTag(tagSignalWarmUp)
+		if _, err := s.producer.SendSync(ctx, msg); err != nil && ctx.Err() == nil {
+			s.log.Debug("signal warm-up not sent", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("rocketmq signals consumer did not start consuming: %w", ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Shutdown stops the consumer, then the producer.
+func (s *Signals) Shutdown() error {
+	s.mu.Lock()
+	c := s.consumer
+	s.consumer = nil
+	s.mu.Unlock()
+	var errs []error
+	if c != nil {
+		errs = append(errs, c.Shutdown())
+	}
+	errs = append(errs, s.producer.Shutdown())
+	return errors.Join(errs...)
+}
+
+// Publish implements ports.Signals with one synchronous send, bounded by
+// ctx; its retries are the producer's.
+func (s *Signals) Publish(ctx context.Context, sig ports.Signal) error {
+	body, err := json.Marshal(wireSignalOf(sig))
+	if err != nil {
+		return err
+	}
+	msg := primitive.NewMessage(s.cfg.Topic, body)
+	if sig.Kind == ports.SignalTyping {
+		msg.WithTag(tagTyping)
+	} else {
+		msg.WithTag(tagPresence)
+	}
+	res, err := s.producer.SendSync(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("%w: rocketmq signal: %v", ports.ErrUnavailable, err)
+	}
+	if res.Status != primitive.SendOK {
+		return fmt.Errorf("%w: rocketmq signal: send status %d", ports.ErrUnavailable, res.Status)
+	}
+	return nil
+}
+
+func (s *Signals) consume(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	s.mu.Lock()
+	handlers := s.handlers
+	s.mu.Unlock()
+	for _, m := range msgs {
+		if m.GetTags() == tagSignalWarmUp {
+			if string(m.Body) == s.nonce {
+				s.warm.Store(true)
+			}
+			continue
+		}
+		var w wireSignal
+		if err := json.Unmarshal(m.Body, &w); err != nil {
+			// Broadcast messages are never redelivered; drop it loudly.
+			s.log.Error("dropping an unreadable signal", "msgId", m.MsgId, "err", err)
+			continue
+		}
+		sig := w.signal()
+		for _, h := range handlers {
+			h(ctx, sig)
+		}
+	}
+	return consumer.ConsumeSuccess, nil
+}
+
+// wireSignal is a signal as a message body.
+type wireSignal struct {
+	Kind         ports.SignalKind `json:"kind"`
+	Node         string           `json:"node"`
+	Seq          uint64           `json:"seq,omitempty"`
+	At           time.Time        `json:"at"`
+	User         user.ID          `json:"user,omitempty"`
+	Users        []user.ID        `json:"users,omitempty"`
+	Conversation string           `json:"conversation,omitempty"`
+	To           user.ID          `json:"to,omitempty"`
+}
+
+func wireSignalOf(s ports.Signal) wireSignal {
+	return wireSignal{Kind: s.Kind, Node: s.Node, Seq: s.Seq, At: s.At, User: s.User, Users: s.Users,
+		Conversation: s.Conversation, To: s.To}
+}
+
+func (w wireSignal) signal() ports.Signal {
+	return ports.Signal{Kind: w.Kind, Node: w.Node, Seq: w.Seq, At: w.At, User: w.User, Users: w.Users,
+		Conversation: w.Conversation, To: w.To}
+}

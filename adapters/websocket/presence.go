@@ -1,0 +1,79 @@
+package websocket
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// The frames of PROTOCOL.md's "Presence and typing (v1.1)".
+
+// presenceFrame omits lastSeen when the user is online or it is not known.
+type presenceFrame struct {
+	Type     string  `json:"type"`
+	User     user.ID `json:"user"`
+	Online   bool    `json:"online"`
+	LastSeen string  `json:"lastSeen,omitempty"`
+}
+
+type typingFrame struct {
+	Type         string  `json:"type"`
+	Conversation string  `json:"conversation"`
+	User         user.ID `json:"user"`
+}
+
+func presenceOf(p ports.PresenceView) presenceFrame {
+	f := presenceFrame{Type: typePresence, User: p.User, Online: p.Online}
+	if !p.Online && !p.LastSeen.IsZero() {
+		f.LastSeen = formatTime(p.LastSeen)
+	}
+	return f
+}
+
+// decodePresence takes the users of a `presence` frame; how many and which
+// ids are valid is the application's rule, checked there.
+func decodePresence(f *clientFrame, raw rawFrame) *frameError {
+	if raw.Users == nil {
+		return badRequest(f.ID, "missing field users")
+	}
+	f.Users = raw.Users
+	return nil
+}
+
+// PushPresence queues a presence frame; false when the session is full or closing.
+func (s *session) PushPresence(p ports.PresenceView) bool {
+	return s.send(typePresence, presenceOf(p))
+}
+
+// PushTyping queues a typing frame; false when the session is full or closing.
+func (s *session) PushTyping(t ports.TypingView) bool {
+	return s.send(typeTyping, typingFrame{Type: typeTyping, Conversation: t.Conversation, User: t.User})
+}
+
+// errNoPresence answers presence and typing on a node built without them.
+var errNoPresence = fmt.Errorf("%w: presence is not running on this node", ports.ErrUnavailable)
+
+func (s *session) handleTyping(ctx context.Context, f clientFrame) error {
+	if s.srv.app.Typing == nil {
+		return errNoPresence
+	}
+	return s.srv.app.Typing.Handle(ctx, application.TypingCommand{User: s.user, Conversation: f.Conversation})
+}
+
+// handlePresence answers with one presence frame per user asked for.
+func (s *session) handlePresence(ctx context.Context, f clientFrame) error {
+	if s.srv.app.Presence == nil {
+		return errNoPresence
+	}
+	views, err := s.srv.app.Presence.Query(ctx, f.Users)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		s.send(typePresence, presenceOf(v))
+	}
+	return nil
+}

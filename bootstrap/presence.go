@@ -1,0 +1,99 @@
+package bootstrap
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
+	"go.uber.org/fx"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/adapters/mongo"
+	"github.com/evchat/chatd/adapters/rocketmq"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/ports"
+)
+
+// PresenceModule sets up presence and typing on the application. Its hooks
+// come after the signals' (started first, stopped last) and before the HTTP
+// server's, so presence heartbeats only once the signals flow, and on stop
+// publishes the leaves of the sessions the drain closed before the signals stop.
+var PresenceModule = fx.Module("presence",
+	fx.Provide(newPresence),
+	fx.Invoke(func(lc fx.Lifecycle, p *application.Presence) {
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error { p.Start(); return nil },
+			OnStop:  p.Stop,
+		})
+	}),
+)
+
+func newPresence(cfg Config, app *application.Application, signals ports.Signals, lastSeen ports.LastSeenStore, reg *prometheus.Registry) (*application.Presence, error) {
+	m, err := metrics.NewPresence(reg)
+	if err != nil {
+		return nil, err
+	}
+	return application.NewPresence(app, application.PresenceConfig{
+		Node: cfg.NodeID, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.PresenceGrace,
+	}, signals, lastSeen, m)
+}
+
+// signalsModule carries signals on RocketMQ when it is the bus, else in process.
+func signalsModule(cfg Config) fx.Option {
+	if cfg.RocketMQNamesrv != "" {
+		return RocketMQSignalsModule
+	}
+	return MemorySignalsModule
+}
+
+// lastSeenModule keeps last-seen times in MongoDB when it is the store,
+// else in memory.
+func lastSeenModule(cfg Config) fx.Option {
+	if cfg.MongoURI != "" {
+		return fx.Module("mongo-last-seen", fx.Provide(
+			func(db *driver.Database) ports.LastSeenStore { return mongo.NewLastSeen(db) },
+		))
+	}
+	return fx.Module("memory-last-seen", fx.Provide(
+		func() ports.LastSeenStore { return memory.NewLastSeen() },
+	))
+}
+
+// MemorySignalsModule provides the in-process signal bus.
+var MemorySignalsModule = fx.Module("memory-signals",
+	fx.Provide(
+		memory.NewSignals,
+		func(s *memory.Signals) ports.Signals { return s },
+	),
+	fx.Invoke(func(lc fx.Lifecycle, s *memory.Signals) {
+		lc.Append(fx.Hook{
+			OnStart: func(context.Context) error { s.Start(); return nil },
+			OnStop:  s.Stop,
+		})
+	}),
+)
+
+// RocketMQSignalsModule provides signals on RocketMQ. It starts after the
+// commits' clients, which make sure the topic is routed, and waits until
+// its consumer consumes, as they do, before the node serves.
+var RocketMQSignalsModule = fx.Module("rocketmq-signals",
+	fx.Provide(
+		func(cfg rocketmq.Config, logger *slog.Logger) (*rocketmq.Signals, error) {
+			return rocketmq.NewSignals(cfg, logger.With("component", "rocketmq-signals"))
+		},
+		func(s *rocketmq.Signals) ports.Signals { return s },
+	),
+	fx.Invoke(func(lc fx.Lifecycle, s *rocketmq.Signals, _ *rocketmq.Publisher) {
+		lc.Append(fx.Hook{
+			OnStart: func(ctx context.Context) error {
+				if err := s.Start(); err != nil {
+					return err
+				}
+				return s.WarmUp(ctx)
+			},
+			OnStop: func(context.Context) error { return s.Shutdown() },
+		})
+	}),
+)
