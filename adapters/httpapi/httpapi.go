@@ -26,11 +26,11 @@ import (
 
 	"github.com/evchat/chatd/adapters/auth"
 	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
-	"github.com/evchat/chatd/ports"
 )
 
 // Error codes the transport adds to those of the application.
@@ -208,8 +208,7 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request, uid user.ID) {
 		return
 	}
 	a.deps.Metrics.Send(metrics.TransportHTTP, metrics.OutcomeOK, start)
-	writeJSON(w, http.StatusCreated, ackJSON{ID: ack.ClientID, MessageID: ack.MessageID, Conversation: ack.Conversation,
-		Seq: ack.Seq, SentAt: formatTime(ack.SentAt)})
+	writeJSON(w, http.StatusCreated, wire.AckOf(ack))
 }
 
 func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID) {
@@ -225,7 +224,7 @@ func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID)
 		out[i] = conversationJSON{Conversation: c.Conversation, Peer: c.Peer, LastSeq: c.LastSeq,
 			DeliveredUpTo: c.DeliveredUpTo, ReadUpTo: c.ReadUpTo, Unread: c.Unread}
 		if c.LastMessage != nil {
-			m := messageOf(*c.LastMessage)
+			m := wire.MessageOf(*c.LastMessage)
 			out[i].LastMessage = &m
 		}
 	}
@@ -265,11 +264,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 		a.fail(w, err)
 		return
 	}
-	out := pageJSON{Messages: make([]messageJSON, len(page.Messages)), More: page.More}
-	for i, m := range page.Messages {
-		out.Messages[i] = messageOf(m)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, pageJSON{Messages: wire.MessagesOf(page.Messages), More: page.More})
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
@@ -378,47 +373,17 @@ type errorJSON struct {
 	Message string `json:"message"`
 }
 
-type ackJSON struct {
-	ID           string `json:"id"`
-	MessageID    string `json:"messageId"`
-	Conversation string `json:"conversation"`
-	Seq          uint64 `json:"seq"`
-	SentAt       string `json:"sentAt"`
-}
-
-// messageJSON has a status on history pages only.
-type messageJSON struct {
-	MessageID    string  `json:"messageId"`
-	Conversation string  `json:"conversation"`
-	Seq          uint64  `json:"seq"`
-	From         user.ID `json:"from"`
-	To           user.ID `json:"to"`
-	Body         string  `json:"body"`
-	SentAt       string  `json:"sentAt"`
-	Status       string  `json:"status,omitempty"`
-}
-
 type pageJSON struct {
-	Messages []messageJSON `json:"messages"`
-	More     bool          `json:"more"`
+	Messages []wire.Message `json:"messages"`
+	More     bool           `json:"more"`
 }
 
 type conversationJSON struct {
-	Conversation  string       `json:"conversation"`
-	Peer          user.ID      `json:"peer"`
-	LastSeq       uint64       `json:"lastSeq"`
-	DeliveredUpTo uint64       `json:"deliveredUpTo"`
-	ReadUpTo      uint64       `json:"readUpTo"`
-	Unread        int          `json:"unread"`
-	LastMessage   *messageJSON `json:"lastMessage"`
-}
-
-// timeFormat is RFC 3339 with milliseconds in UTC, as the WebSocket frames write it.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-func messageOf(m ports.MessageView) messageJSON {
-	return messageJSON{MessageID: m.MessageID, Conversation: m.Conversation, Seq: m.Seq, From: m.From, To: m.To,
-		Body: m.Body, SentAt: formatTime(m.SentAt), Status: m.Status}
+	Conversation  string        `json:"conversation"`
+	Peer          user.ID       `json:"peer"`
+	LastSeq       uint64        `json:"lastSeq"`
+	DeliveredUpTo uint64        `json:"deliveredUpTo"`
+	ReadUpTo      uint64        `json:"readUpTo"`
+	Unread        int           `json:"unread"`
+	LastMessage   *wire.Message `json:"lastMessage"`
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"github.com/evchat/chatd/adapters/wire"
 	"net/http"
 	"strings"
 
@@ -38,7 +39,7 @@ func (a *API) presence(w http.ResponseWriter, r *http.Request, _ user.ID) {
 	for i, v := range views {
 		out[i] = presenceJSON{User: v.User, Online: v.Online}
 		if !v.Online && !v.LastSeen.IsZero() {
-			out[i].LastSeen = formatTime(v.LastSeen)
+			out[i].LastSeen = wire.FormatTime(v.LastSeen)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
@@ -220,27 +220,13 @@ func badRequest(id, msg string) *frameError {
 // the protocol's.
 
 type ackFrame struct {
-	Type         string `json:"type"`
-	ID           string `json:"id"`
-	MessageID    string `json:"messageId"`
-	Conversation string `json:"conversation"`
-	Seq          uint64 `json:"seq"`
-	SentAt       string `json:"sentAt"`
-}
-
-type messageJSON struct {
-	MessageID    string  `json:"messageId"`
-	Conversation string  `json:"conversation"`
-	Seq          uint64  `json:"seq"`
-	From         user.ID `json:"from"`
-	To           user.ID `json:"to"`
-	Body         string  `json:"body"`
-	SentAt       string  `json:"sentAt"`
+	Type string `json:"type"`
+	wire.Ack
 }
 
 type messageFrame struct {
-	Type    string      `json:"type"`
-	Message messageJSON `json:"message"`
+	Type    string       `json:"type"`
+	Message wire.Message `json:"message"`
 }
 
 // receiptFrame omits the marker that did not move, as ports.Receipt leaves it zero.
@@ -253,10 +239,10 @@ type receiptFrame struct {
 }
 
 type messagesFrame struct {
-	Type         string        `json:"type"`
-	Conversation string        `json:"conversation"`
-	Messages     []messageJSON `json:"messages"`
-	More         bool          `json:"more"`
+	Type         string         `json:"type"`
+	Conversation string         `json:"conversation"`
+	Messages     []wire.Message `json:"messages"`
+	More         bool           `json:"more"`
 }
 
 type pongFrame struct {
@@ -270,21 +256,7 @@ type errorFrame struct {
 	Message string `json:"message"`
 }
 
-// timeFormat is RFC 3339 with milliseconds, always in UTC, so that clients
-// can sort sentAt as text.
-const timeFormat = "2006-01-02T15:04:05.000Z07:00"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-func ackOf(a application.Ack) ackFrame {
-	return ackFrame{Type: typeAck, ID: a.ClientID, MessageID: a.MessageID, Conversation: a.Conversation,
-		Seq: a.Seq, SentAt: formatTime(a.SentAt)}
-}
-
-func messageOf(m ports.MessageView) messageJSON {
-	return messageJSON{MessageID: m.MessageID, Conversation: m.Conversation, Seq: m.Seq,
-		From: m.From, To: m.To, Body: m.Body, SentAt: formatTime(m.SentAt)}
-}
+func ackOf(a application.Ack) ackFrame { return ackFrame{Type: typeAck, Ack: wire.AckOf(a)} }
 
 func receiptOf(r ports.Receipt) receiptFrame {
 	return receiptFrame{Type: typeReceipt, Conversation: r.Conversation, User: r.User,
@@ -292,10 +264,5 @@ func receiptOf(r ports.Receipt) receiptFrame {
 }
 
 func messagesOf(p application.Page) messagesFrame {
-	out := messagesFrame{Type: typeMessages, Conversation: p.Conversation, More: p.More,
-		Messages: make([]messageJSON, len(p.Messages))}
-	for i, m := range p.Messages {
-		out.Messages[i] = messageOf(m)
-	}
-	return out
+	return messagesFrame{Type: typeMessages, Conversation: p.Conversation, More: p.More, Messages: wire.MessagesOf(p.Messages)}
 }

@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"fmt"
+	"github.com/evchat/chatd/adapters/wire"
 
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
@@ -28,7 +29,7 @@ type typingFrame struct {
 func presenceOf(p ports.PresenceView) presenceFrame {
 	f := presenceFrame{Type: typePresence, User: p.User, Online: p.Online}
 	if !p.Online && !p.LastSeen.IsZero() {
-		f.LastSeen = formatTime(p.LastSeen)
+		f.LastSeen = wire.FormatTime(p.LastSeen)
 	}
 	return f
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
@@ -84,7 +85,7 @@ func (s *session) User() user.ID { return s.user }
 
 // PushMessage queues a message frame; false when the session is full or closing.
 func (s *session) PushMessage(m ports.MessageView) bool {
-	return s.send(typeMessage, messageFrame{Type: typeMessage, Message: messageOf(m)})
+	return s.send(typeMessage, messageFrame{Type: typeMessage, Message: wire.MessageOf(m)})
 }
 
 // PushReceipt queues a receipt frame; false when the session is full or closing.
