@@ -2,10 +2,11 @@ package bootstrap
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	driver "go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/evchat/chatd/adapters/mongo"
 	"github.com/evchat/chatd/application"
@@ -18,29 +19,31 @@ const commandTimeout = 30 * time.Minute
 
 // Migrate applies the MongoDB migrations and exits: `chatd migrate`.
 func Migrate(cfg Config, logger *slog.Logger) error {
-	if cfg.MongoURI == "" {
-		return errors.New("chatd migrate: CHAT_MONGO_URI is not set; the in-memory store has no schema")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
-	defer cancel()
-	db, err := mongo.Connect(ctx, cfg.MongoURI, cfg.MongoDB)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = db.Client().Disconnect(context.Background()) }()
-	if err := migrations.Up(ctx, db); err != nil {
-		return err
-	}
-	logger.Info("migrations applied", "db", cfg.MongoDB)
-	return nil
+	return withMigratedMongo(cfg, "migrate", "the in-memory store has no schema", func(context.Context, *driver.Database) error {
+		logger.Info("migrations applied", "db", cfg.MongoDB)
+		return nil
+	})
 }
 
 // Replay rebuilds every read model from the event store: `chatd replay`.
 // Run it while no node projects, or a live commit may land in a view the
 // replay then overwrites.
 func Replay(cfg Config, logger *slog.Logger) error {
+	return withMigratedMongo(cfg, "replay", "the in-memory store lives only inside a running node", func(ctx context.Context, db *driver.Database) error {
+		started := time.Now()
+		if err := application.Replay(ctx, mongo.NewEventStore(db), mongo.NewReadModel(db)); err != nil {
+			return fmt.Errorf("chatd replay: %w", err)
+		}
+		logger.Info("read models rebuilt", "db", cfg.MongoDB, "took", time.Since(started))
+		return nil
+	})
+}
+
+// withMigratedMongo runs a one-shot command on the configured database,
+// brought up to the current schema first.
+func withMigratedMongo(cfg Config, command, whyNotMemory string, run func(context.Context, *driver.Database) error) error {
 	if cfg.MongoURI == "" {
-		return errors.New("chatd replay: CHAT_MONGO_URI is not set; the in-memory store lives only inside a running node")
+		return fmt.Errorf("chatd %s: CHAT_MONGO_URI is not set; %s", command, whyNotMemory)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
@@ -52,10 +55,5 @@ func Replay(cfg Config, logger *slog.Logger) error {
 	if err := migrations.Up(ctx, db); err != nil {
 		return err
 	}
-	started := time.Now()
-	if err := application.Replay(ctx, mongo.NewEventStore(db), mongo.NewReadModel(db)); err != nil {
-		return fmt.Errorf("chatd replay: %w", err)
-	}
-	logger.Info("read models rebuilt", "db", cfg.MongoDB, "took", time.Since(started))
-	return nil
+	return run(ctx, db)
 }
