@@ -180,8 +180,19 @@ func (m *deliveredMarks) add(conv conversation.ID, u user.ID, seq uint64) {
 	}
 }
 
+// markDelay is how long delivered marks gather before they are written: a
+// mark costs a transactional publish, a store append and a projection, as
+// much as the message itself, and a conversation that is busy now gets one
+// mark for all its messages of the moment instead of one each. "Delivered"
+// ticks come this much later; "read" is not delayed.
+const markDelay = 300 * time.Millisecond
+
+// markWorkers bounds the marks written at once.
+const markWorkers = 8
+
 func (m *deliveredMarks) flush() {
 	for {
+		time.Sleep(markDelay)
 		m.mu.Lock()
 		batch := m.pending
 		if len(batch) == 0 {
@@ -192,14 +203,27 @@ func (m *deliveredMarks) flush() {
 		}
 		m.pending = map[markKey]uint64{}
 		m.mu.Unlock()
-		for k, seq := range batch {
+		m.write(batch)
+	}
+}
+
+// write moves each marker of the batch, a few at a time.
+func (m *deliveredMarks) write(batch map[markKey]uint64) {
+	slots := make(chan struct{}, markWorkers)
+	var wg sync.WaitGroup
+	for k, seq := range batch {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
 			if err := m.marker.markDelivered(ctx, k.conv, k.user, seq); err != nil {
 				slog.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "seq", seq, "err", err)
 			}
-			cancel()
-		}
+		}()
 	}
+	wg.Wait()
 }
 
 func (m *deliveredMarks) wait(ctx context.Context) {

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
@@ -85,25 +86,39 @@ func NewReadModel(db *driver.Database) *ReadModel {
 	return &ReadModel{views: db.Collection(ConversationsCollection)}
 }
 
-// GetMany implements ports.ReadModel with one query.
+// GetMany implements ports.ReadModel with a point read per view, a few at
+// a time. One `$in` query would be the obvious form, but FerretDB v1 cannot
+// push `$in` down to PostgreSQL and decodes the whole collection for it;
+// equality on _id it can, and MongoDB serves either from the _id index.
 func (r *ReadModel) GetMany(ctx context.Context, conversations []string) (map[string]ports.ConversationView, error) {
 	out := make(map[string]ports.ConversationView, len(conversations))
-	if len(conversations) == 0 {
-		return out, nil
+	var mu sync.Mutex
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(getManyReaders)
+	for _, id := range conversations {
+		g.Go(func() error {
+			var doc viewDoc
+			err := r.views.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+			switch {
+			case errors.Is(err, driver.ErrNoDocuments):
+				return nil
+			case err != nil:
+				return storeErr("get views", id, 0, err)
+			}
+			mu.Lock()
+			out[id] = fromViewDoc(doc)
+			mu.Unlock()
+			return nil
+		})
 	}
-	cur, err := r.views.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: conversations}}}})
-	if err != nil {
-		return nil, storeErr("get views", "", 0, err)
-	}
-	var docs []viewDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, storeErr("get views", "", 0, err)
-	}
-	for _, d := range docs {
-		out[d.ID] = fromViewDoc(d)
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
+
+// getManyReaders bounds the point reads of one GetMany.
+const getManyReaders = 8
 
 // SaveMany implements ports.ReadModel with one unordered bulk write: an
 // insert where no view is expected, so the _id index settles a race to

@@ -16,6 +16,12 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
+// clusterBatchFactor makes clustering batches larger than broadcast ones:
+// the projector writes each conversation of a batch once, so the larger the
+// batch, the more commits of a busy conversation share one write, while a
+// broadcast batch is delivered message by message and only waits longer.
+const clusterBatchFactor = 8
+
 // Subscriber runs one push consumer per registered handler.
 type Subscriber struct {
 	cfg       Config
@@ -75,9 +81,9 @@ func (s *Subscriber) Start() error {
 }
 
 func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
-	model := consumer.Clustering
+	model, batch := consumer.Clustering, s.cfg.BatchSize*clusterBatchFactor
 	if sub.broadcast {
-		model = consumer.BroadCasting
+		model, batch = consumer.BroadCasting, s.cfg.BatchSize
 	}
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
@@ -93,7 +99,8 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 		consumer.WithInstance(s.cfg.NodeID+"_"+sub.group),
 		consumer.WithConsumerModel(model),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset),
-		consumer.WithConsumeMessageBatchMaxSize(s.cfg.BatchSize),
+		consumer.WithConsumeMessageBatchMaxSize(batch),
+		consumer.WithPullBatchSize(int32(batch)),
 		consumer.WithMaxReconsumeTimes(int32(s.cfg.MaxReconsume)),
 	)
 	if err != nil {

@@ -123,7 +123,7 @@ unix_socket_directories = '%s'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 200
+max_connections = 400
 shared_buffers = 64MB
 `, p.port, p.sock)
 	f, err := os.OpenFile(filepath.Join(p.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
