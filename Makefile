@@ -20,7 +20,7 @@ run: build
 ## run-cluster: MongoDB-wire store, RocketMQ and two nodes on :8081 and :8082, until Ctrl-C.
 run-cluster: build infra-deps
 	$(GO) build -o $(BIN)/stack ./tests/infra/cmd/stack
-	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/stack -nodes 127.0.0.1:8081,127.0.0.1:8082
+	./$(BIN)/stack -nodes 127.0.0.1:8081,127.0.0.1:8082
 
 ## infra-deps: the RocketMQ jars (Maven Central) and the FerretDB test server.
 infra-deps: $(FERRETDB)

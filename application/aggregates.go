@@ -128,6 +128,25 @@ func (a *aggregates) readable(ctx context.Context, id conversation.ID, reader us
 	return e, nil
 }
 
+// rememberPair caches the participants a commit that starts a
+// conversation names.
+func (a *aggregates) rememberPair(id conversation.ID, c ports.Commit) {
+	for _, ev := range c.Events {
+		if started, ok := ev.(conversation.ConversationStarted); ok {
+			a.cachePair(id, started.Participants)
+		}
+	}
+}
+
+func (a *aggregates) cachePair(id conversation.ID, pair [2]user.ID) {
+	a.pairsMu.Lock()
+	defer a.pairsMu.Unlock()
+	if len(a.pairs) >= maxCachedConversations {
+		clear(a.pairs)
+	}
+	a.pairs[id] = pair
+}
+
 // participants returns a conversation's pair from the cache, or from its
 // first commit, which started it.
 func (a *aggregates) participants(ctx context.Context, id conversation.ID) ([2]user.ID, error) {
@@ -149,12 +168,7 @@ func (a *aggregates) participants(ctx context.Context, id conversation.ID) ([2]u
 		return pair, conversation.ErrNotStarted
 	}
 	pair = c.Participants()
-	a.pairsMu.Lock()
-	if len(a.pairs) >= maxCachedConversations {
-		clear(a.pairs)
-	}
-	a.pairs[id] = pair
-	a.pairsMu.Unlock()
+	a.cachePair(id, pair)
 	return pair, nil
 }
 
@@ -182,10 +196,24 @@ func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
 // observe brings a cached aggregate forward with a commit seen on the bus, so
 // the next command of this node neither loses a race it could have known of
 // nor reads the store to learn what the bus already said.
+//
+// A commit that opens its stream also opens the cache entry: a node hears
+// of a new conversation on the bus before it serves anything about it, and
+// seeding the entry then spares it the store read of a cold entry later
+// (on FerretDB a read of the whole commits collection).
 func (a *aggregates) observe(c ports.Commit) {
 	id, _ := conversation.StreamConversation(c.Stream)
+	a.rememberPair(id, c)
 	a.mu.Lock()
 	e, ok := a.entries[id]
+	if !ok && c.Version == 1 {
+		if len(a.entries) >= maxCachedConversations {
+			a.evictOne()
+		}
+		e = &aggregateEntry{conv: conversation.New(id), receipts: conversation.NewReceipts(id)}
+		a.entries[id] = e
+		ok = true
+	}
 	a.mu.Unlock()
 	if !ok {
 		return

@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -117,7 +118,11 @@ func startNodes(addrs []string, mongoURI, namesrv string) ([]func(), error) {
 		"CHAT_AUTH_SECRET=" + strings.Repeat("run-cluster-dev-secret-", 2)}
 	for i, addr := range addrs {
 		name := fmt.Sprintf("node%d", i+1)
-		n, err := infra.LaunchChatd(bin, name, strings.TrimSpace(addr), logDir, env)
+		// Broadcast offsets are files named after the node; this broker is
+		// new, so the node's offsets must be too, or it starts from
+		// positions the broker never had.
+		nodeEnv := append(env, "rocketmq.client.localOffsetStoreDir="+filepath.Join(logDir, "offsets-"+name))
+		n, err := infra.LaunchChatd(bin, name, strings.TrimSpace(addr), logDir, nodeEnv)
 		if err != nil {
 			return stops, err
 		}
