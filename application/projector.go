@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
@@ -20,7 +22,18 @@ import (
 type Projector struct {
 	store     ports.EventStore
 	readModel ports.ReadModel
+
+	// last holds the views this node saved last. A clustering group gives a
+	// conversation's queue to one node, so the view it saved is almost
+	// always still the stored one and need not be read back; when another
+	// node saved since, the save conflicts and the view is read afresh.
+	mu   sync.Mutex
+	last map[string]ports.ConversationView
 }
+
+// maxProjectedViews bounds the views a projector keeps; past it, it starts
+// afresh, which costs only reads.
+const maxProjectedViews = 10_000
 
 // maxProjectionAttempts bounds retries when two projectors race for one view.
 const maxProjectionAttempts = 16
@@ -55,7 +68,7 @@ func (p *Projector) Handle(ctx context.Context, commits []ports.Commit) error {
 // project applies the commits of the given conversations and returns those
 // whose save lost a race to another projector, to be tried again.
 func (p *Projector) project(ctx context.Context, ids []string, byConv map[string][]ports.Commit) ([]string, error) {
-	views, err := p.readModel.GetMany(ctx, ids)
+	views, err := p.views(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -83,15 +96,63 @@ func (p *Projector) project(ctx context.Context, ids []string, byConv map[string
 		return nil, err
 	}
 	var retry []string
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil || len(p.last) >= maxProjectedViews {
+		p.last = make(map[string]ports.ConversationView)
+	}
 	for i, e := range errs {
+		id := saves[i].View.Conversation
 		switch {
+		case e == nil:
+			p.last[id] = saves[i].View
 		case errors.Is(e, ports.ErrRevisionConflict):
-			retry = append(retry, saves[i].View.Conversation)
-		case e != nil:
+			delete(p.last, id)
+			retry = append(retry, id)
+		default:
+			delete(p.last, id)
 			return nil, e
 		}
 	}
 	return retry, nil
+}
+
+// views returns the views of ids: those this node saved last from memory,
+// copied so that applying commits to them cannot change the kept ones, and
+// the others from the read model.
+func (p *Projector) views(ctx context.Context, ids []string) (map[string]ports.ConversationView, error) {
+	out := make(map[string]ports.ConversationView, len(ids))
+	var missing []string
+	p.mu.Lock()
+	for _, id := range ids {
+		if v, ok := p.last[id]; ok {
+			out[id] = copyView(v)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	p.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	stored, err := p.readModel.GetMany(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(out, stored)
+	return out, nil
+}
+
+// copyView copies the slices and the pointer a fold may change in place.
+func copyView(v ports.ConversationView) ports.ConversationView {
+	for i := range v.Members {
+		v.Members[i].Unread = slices.Clone(v.Members[i].Unread)
+	}
+	if v.LastMessage != nil {
+		m := *v.LastMessage
+		v.LastMessage = &m
+	}
+	return v
 }
 
 // applyWithGap applies c after any commits of its stream the view lacks.

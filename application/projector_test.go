@@ -83,3 +83,39 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 		})
 	}
 }
+
+// Two nodes project one conversation in turn (a rebalance moved its queue):
+// the node whose remembered view is stale must not overwrite the other's.
+func TestProjectorsTakingTurnsAgree(t *testing.T) {
+	store := memory.NewEventStore()
+	n := newNode(t, testConfig(), store)
+	ctx := context.Background()
+	var ack application.Ack
+	for i := range 4 {
+		ack = send(t, n, "alice", string(rune('a'+i)), "bob", "x")
+	}
+	commits, _ := store.Load(ctx, conversation.MessagesStream(conversation.ID(ack.Conversation)), 1, 0)
+	rm := memory.NewReadModel()
+	node := func() *application.Application {
+		tx, _ := application.NewTransactions(store, memory.Clock{}, time.Second)
+		bus, _ := memory.NewBus(tx, memory.DefaultBusConfig())
+		app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app
+	}
+	a, b := node(), node()
+	for _, step := range []struct {
+		app *application.Application
+		i   int
+	}{{a, 0}, {a, 1}, {b, 2}, {a, 3}} {
+		if err := step.app.Projector.Handle(ctx, commits[step.i:step.i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	views, _ := rm.GetMany(ctx, []string{ack.Conversation})
+	if got := views[ack.Conversation]; got.LastSeq != 4 || len(got.Members[1].Unread) != 4 {
+		t.Fatalf("view after turns: lastSeq %d, bob's unread %v; want 4 and [1 2 3 4]", got.LastSeq, got.Members[1].Unread)
+	}
+}
