@@ -435,13 +435,17 @@ func TestTooLargeFrameClosesWith1009(t *testing.T) {
 func TestSlowClientIsDisconnected(t *testing.T) {
 	h := newHarness(t, Config{SendQueue: 8, WriteTimeout: 200 * time.Millisecond})
 	h.dial("alice") // never reads
-	waitFor(t, "the session", func() bool { return h.app.Sessions.Count() == 1 })
-	h.srv.mu.Lock()
+	// The application registers a session before its upgrade answer, the
+	// server once the upgrade is done: wait for the latter.
 	var sess *session
-	for s := range h.srv.sessions {
-		sess = s
-	}
-	h.srv.mu.Unlock()
+	waitFor(t, "the session", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		for s := range h.srv.sessions {
+			sess = s
+		}
+		return sess != nil
+	})
 
 	// Pushes fill the socket buffers, then the queue; none may block.
 	body := strings.Repeat("x", 4096)
