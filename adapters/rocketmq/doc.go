@@ -15,8 +15,8 @@
 //
 // Commits of one conversation carry the conversation as their sharding key
 // and go to one queue: a clustering group then sees a conversation on one
-// consumer, in order, which keeps projectors of different nodes from racing
-// for one view. The price is that a send retried after a broker failure goes
+// consumer, mostly in order, which keeps projectors of different nodes from
+// racing for one view. The price is that a send retried after a broker failure goes
 // to the same queue's broker; with several masters, availability of a
 // conversation follows its broker's.
 package rocketmq

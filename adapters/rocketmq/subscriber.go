@@ -87,14 +87,6 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	}
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
-		// A clustering group consumes orderly: one queue's batches one after
-		// the other, in queue order. A conversation's commits share a queue,
-		// so the projector sees them in order and never reads the store to
-		// fill a gap that is only a later batch overtaking an earlier one.
-		// The client pulls orderly broadcast queues only once they are
-		// locked, which broadcast queues never are, so broadcast stays
-		// concurrent and Delivery orders per session.
-		consumer.WithConsumerOrder(!sub.broadcast),
 		consumer.WithGroupName(sub.group),
 		consumer.WithInstance(s.cfg.NodeID+"_"+sub.group),
 		consumer.WithConsumerModel(model),
@@ -117,11 +109,16 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 }
 
 // consume decodes a batch and hands it to the handler. A broadcast batch is
-// never retried by the broker, so its failure is only logged. A failed
-// clustering batch is handled again in place, after a pause, up to the
-// reconsume bound, then goes to the dead-letter queue: the orderly form of
-// ConsumeRetryLater, which would send it through the retry topic and let
-// the batches after it overtake it.
+// never retried by the broker, so its failure is only logged; a clustering
+// batch is asked for again later, up to the reconsume bound, then goes to
+// the dead-letter queue.
+//
+// Both consume concurrently. Orderly consumption would keep a
+// conversation's batches in queue order, but this client, after an orderly
+// batch fails, consumes that queue again only when new messages arrive, and
+// with several nodes it can leave a queue unlocked, and so unconsumed, for a
+// minute after a rebalance. Handlers cope with order instead: delivery per
+// session, the projector by filling gaps from the store.
 func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 		commits := make([]ports.Commit, 0, len(msgs))
@@ -148,8 +145,8 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 				s.log.Warn("broadcast batch failed; the store fills the gap later", "group", sub.group, "commits", len(commits), "err", err)
 				return consumer.ConsumeSuccess, nil
 			}
-			s.log.Warn("batch failed, handling it again", "group", sub.group, "commits", len(commits), "err", err)
-			return consumer.SuspendCurrentQueueAMoment, nil
+			s.log.Warn("batch failed, asking for it again", "group", sub.group, "commits", len(commits), "err", err)
+			return consumer.ConsumeRetryLater, nil
 		}
 		return consumer.ConsumeSuccess, nil
 	}
