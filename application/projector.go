@@ -129,12 +129,17 @@ const predecessorWait = 250 * time.Millisecond
 // moment, and waiting for it is far cheaper than reading the gap from the
 // store. Past the wait, the gap is read from the store as ever.
 func (p *Projector) awaitPredecessors(id string, view ports.ConversationView, commits []ports.Commit) ports.ConversationView {
+	// What the view must hold: each stream up to just before the batch's
+	// first commit of it (commits come sorted by stream and version).
 	needMessages, needReceipts := view.MessagesVersion, view.ReceiptsVersion
+	seenMessages, seenReceipts := false, false
 	for _, c := range commits {
-		if _, receipts := conversation.StreamConversation(c.Stream); receipts {
-			needReceipts = max(needReceipts, c.Version-1)
-		} else {
-			needMessages = max(needMessages, c.Version-1)
+		_, receipts := conversation.StreamConversation(c.Stream)
+		switch {
+		case receipts && !seenReceipts:
+			needReceipts, seenReceipts = max(needReceipts, c.Version-1), true
+		case !receipts && !seenMessages:
+			needMessages, seenMessages = max(needMessages, c.Version-1), true
 		}
 	}
 	deadline := time.Now().Add(predecessorWait)
