@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
@@ -79,7 +78,6 @@ func (p *Projector) project(ctx context.Context, ids []string, byConv map[string
 		if !found {
 			view = ports.ConversationView{Conversation: id}
 		}
-		view = p.awaitPredecessors(id, view, byConv[id])
 		expected := view.Revision()
 		for _, c := range byConv[id] {
 			if err := p.applyWithGap(ctx, &view, c); err != nil {
@@ -117,45 +115,6 @@ func (p *Projector) project(ctx context.Context, ids []string, byConv map[string
 		}
 	}
 	return retry, nil
-}
-
-// predecessorWait bounds how long a batch waits for the batch before it.
-const predecessorWait = 250 * time.Millisecond
-
-// awaitPredecessors returns a view that has every commit before commits,
-// waiting a little for it if need be. A consumer handles the batches of one
-// queue side by side, so a batch may come while the batch before it, on
-// this same node, is still being applied; that one saves its view in a
-// moment, and waiting for it is far cheaper than reading the gap from the
-// store. Past the wait, the gap is read from the store as ever.
-func (p *Projector) awaitPredecessors(id string, view ports.ConversationView, commits []ports.Commit) ports.ConversationView {
-	// What the view must hold: each stream up to just before the batch's
-	// first commit of it (commits come sorted by stream and version).
-	needMessages, needReceipts := view.MessagesVersion, view.ReceiptsVersion
-	seenMessages, seenReceipts := false, false
-	for _, c := range commits {
-		_, receipts := conversation.StreamConversation(c.Stream)
-		switch {
-		case receipts && !seenReceipts:
-			needReceipts, seenReceipts = max(needReceipts, c.Version-1), true
-		case !receipts && !seenMessages:
-			needMessages, seenMessages = max(needMessages, c.Version-1), true
-		}
-	}
-	deadline := time.Now().Add(predecessorWait)
-	for view.MessagesVersion < needMessages || view.ReceiptsVersion < needReceipts {
-		if time.Now().After(deadline) {
-			return view
-		}
-		time.Sleep(10 * time.Millisecond)
-		p.mu.Lock()
-		last, ok := p.last[id]
-		p.mu.Unlock()
-		if ok && last.Revision() > view.Revision() {
-			view = copyView(last)
-		}
-	}
-	return view
 }
 
 // views returns the views of ids: those this node saved last from memory,

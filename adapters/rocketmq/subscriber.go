@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +40,23 @@ type subscription struct {
 	broadcast bool
 	handler   ports.CommitHandler
 	warm      atomic.Bool
+	// queues serialises the batches of each queue: the client hands a
+	// queue's batches to goroutines side by side, and one at a time keeps a
+	// conversation's commits (one queue, by sharding key) nearly in order,
+	// which spares the handlers most store reads to fill gaps.
+	queues sync.Map // queue key -> *sync.Mutex
+}
+
+// lockQueue takes the lock of the queue msgs came from; release it after.
+func (sub *subscription) lockQueue(msgs []*primitive.MessageExt) func() {
+	if len(msgs) == 0 || msgs[0].Queue == nil {
+		return func() {}
+	}
+	q := msgs[0].Queue
+	v, _ := sub.queues.LoadOrStore(q.BrokerName+"/"+q.Topic+"/"+strconv.Itoa(q.QueueId), &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 var _ ports.Subscriber = (*Subscriber)(nil)
@@ -121,6 +140,7 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 // session, the projector by filling gaps from the store.
 func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		defer sub.lockQueue(msgs)()
 		commits := make([]ports.Commit, 0, len(msgs))
 		for _, m := range msgs {
 			if m.GetTags() == tagWarmUp {
