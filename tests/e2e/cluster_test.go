@@ -548,30 +548,7 @@ func testClusterKillDuringSends(t *testing.T, rmq *infra.RocketMQ) {
 		cc := convs[conv]
 		cc.hist = fullHistory(t, n2, n2.Token(t, cc.reader), conv)
 		hist := cc.hist
-		checkSeqs(t, "history of "+conv+" after the kill", hist)
-		seen := map[string]int{}
-		for _, m := range hist {
-			seen[m.Body]++
-			if a, ok := cc.acked[m.Seq]; ok {
-				if m.MessageID != a.MessageID || m.Body != a.ID || m.SentAt != a.SentAt {
-					t.Errorf("%s seq %d after the kill: %+v, want the acked %s", conv, m.Seq, m, a)
-				}
-			} else if cc.maybe[m.Body] {
-				t.Logf("%s: %s, in flight on node 1 when it died, was stored at seq %d", conv, m.Body, m.Seq)
-			} else {
-				t.Errorf("%s seq %d after the kill: %+v was neither acked nor in flight", conv, m.Seq, m)
-			}
-		}
-		for seq, a := range cc.acked {
-			if seq > uint64(len(hist)) {
-				t.Errorf("%s: acked %s is missing after the kill (history ends at %d)", conv, a, len(hist))
-			}
-		}
-		for body, k := range seen {
-			if k > 1 {
-				t.Errorf("%s: body %q stored %d times", conv, body, k)
-			}
-		}
+		checkAfterKill(t, conv, hist, cc.acked, cc.maybe)
 	}
 	if t.Failed() {
 		return
