@@ -13,14 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/evchat/chatd/adapters/auth"
-	"github.com/evchat/chatd/adapters/memory"
-	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/embedded"
 )
 
 var testSecret = []byte("httpapi-test-secret-of-at-least-32")
@@ -48,43 +45,10 @@ type options struct {
 // adapters, as the embedded default wires it.
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
-	store := memory.NewEventStore()
-	clock := memory.Clock{}
-	tx, err := application.NewTransactions(store, clock, 6*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := memory.NewBus(tx, memory.DefaultBusConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.appCfg == (application.Config{}) {
-		o.appCfg = application.DefaultConfig()
-	}
-	app, err := application.New(o.appCfg, store, bus, memory.NewReadModel(), clock, memory.IDs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus.Cluster("projector", app.Projector.Handle)
-	bus.Broadcast("delivery", app.Delivery.Handle)
-	bus.Start()
-	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
-
-	verifier, err := auth.NewVerifier(auth.VerifierConfig{Secret: testSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := Deps{App: app, Verifier: verifier, Issuer: issuer, Gatherer: reg, Metrics: m,
-		Checks: append([]Check{{"store", store}, {"broker", bus}}, o.checks...)}
+	n := embedded.New(t, o.appCfg, testSecret)
+	app, issuer := n.App, n.Issuer
+	deps := Deps{App: app, Verifier: n.Verifier, Issuer: issuer, Gatherer: n.Registry, Metrics: n.Metrics,
+		Checks: append([]Check{{"store", n.Store}, {"broker", n.Bus}}, o.checks...)}
 	if o.jwtMode {
 		deps.Issuer = nil
 	}

@@ -15,11 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evchat/chatd/adapters/auth"
-	"github.com/evchat/chatd/adapters/memory"
-	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/embedded"
 )
 
 var testSecret = []byte("websocket-test-secret-of-32-bytes!")
@@ -37,39 +36,9 @@ type harness struct {
 // in-memory adapters, as the embedded default wires it.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	store := memory.NewEventStore()
-	clock := memory.Clock{}
-	tx, err := application.NewTransactions(store, clock, 6*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := memory.NewBus(tx, memory.DefaultBusConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := application.New(application.DefaultConfig(), store, bus, memory.NewReadModel(), clock, memory.IDs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus.Cluster("projector", app.Projector.Handle)
-	bus.Broadcast("delivery", app.Delivery.Handle)
-	bus.Start()
-	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
-
-	verifier, err := auth.NewVerifier(auth.VerifierConfig{Secret: testSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := New(cfg, app, verifier, m, nil)
+	n := embedded.New(t, application.Config{}, testSecret)
+	app, issuer, reg := n.App, n.Issuer, n.Registry
+	srv, err := New(cfg, app, n.Verifier, n.Metrics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
