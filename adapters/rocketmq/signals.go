@@ -113,19 +113,12 @@ func (s *Signals) Start() error {
 // only once its first rebalance is done, and a node that serves before then
 // would miss the joins of the moment.
 func (s *Signals) WarmUp(ctx context.Context) error {
-	for !s.warm.Load() {
+	return warmUp(ctx, s.log, "signals consumer", s.warm.Load, func(ctx context.Context) error {
 		msg := primitive.NewMessage(s.cfg.Topic, []byte(s.nonce))
 		msg.WithTag(tagSignalWarmUp)
-		if _, err := s.producer.SendSync(ctx, msg); err != nil && ctx.Err() == nil {
-			s.log.Debug("signal warm-up not sent", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("rocketmq signals consumer did not start consuming: %w", ctx.Err())
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-	return nil
+		_, err := s.producer.SendSync(ctx, msg)
+		return err
+	})
 }
 
 // Shutdown stops the consumer, then the producer.

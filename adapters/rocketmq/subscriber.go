@@ -178,13 +178,20 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 // committed before then would never reach this node's sessions live. A node
 // that waits here before it serves has no such window.
 func (s *Subscriber) WarmUp(ctx context.Context, p *Publisher) error {
-	for !s.warm() {
-		if err := p.sendWarmUp(ctx, s.nonce); err != nil && ctx.Err() == nil {
-			s.log.Debug("warm-up message not sent", "err", err)
+	return warmUp(ctx, s.log, "broadcast consumers", s.warm, func(ctx context.Context) error {
+		return p.sendWarmUp(ctx, s.nonce)
+	})
+}
+
+// warmUp sends warm-up messages until warm reports that they arrive.
+func warmUp(ctx context.Context, log *slog.Logger, consumers string, warm func() bool, send func(context.Context) error) error {
+	for !warm() {
+		if err := send(ctx); err != nil && ctx.Err() == nil {
+			log.Debug("warm-up message not sent", "consumers", consumers, "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("rocketmq broadcast consumers did not start consuming: %w", ctx.Err())
+			return fmt.Errorf("rocketmq %s did not start consuming: %w", consumers, ctx.Err())
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
