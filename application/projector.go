@@ -219,9 +219,7 @@ func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 			view.LastActivity = ev.SentAt
 		}
 		if m := member(view, ev.To); ev.Seq > m.ReadUpTo {
-			if i, found := slices.BinarySearch(m.Unread, ev.Seq); !found {
-				m.Unread = slices.Insert(m.Unread, i, ev.Seq)
-			}
+			m.Unread = addUnread(m.Unread, ev.Seq)
 		}
 	case conversation.DeliveredUpTo:
 		if m := member(view, ev.User); ev.Seq > m.DeliveredUpTo {
@@ -230,10 +228,44 @@ func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 	case conversation.ReadUpTo:
 		if m := member(view, ev.User); ev.Seq > m.ReadUpTo {
 			m.ReadUpTo = ev.Seq
-			i, _ := slices.BinarySearch(m.Unread, ev.Seq+1)
-			m.Unread = slices.Clone(m.Unread[i:])
+			m.Unread = readUnread(m.Unread, ev.Seq)
 		}
 	}
+}
+
+// addUnread returns runs with seq added, merged into the runs it touches.
+// Runs is never shared with a kept view (copyView), so it may change in
+// place.
+func addUnread(runs []ports.SeqRun, seq uint64) []ports.SeqRun {
+	// i is the first run that ends at or after seq-1, the only one seq can
+	// extend or fall within besides the run after it.
+	i, _ := slices.BinarySearchFunc(runs, seq, func(r ports.SeqRun, s uint64) int { return cmp.Compare(r.To+1, s) })
+	switch {
+	case i < len(runs) && runs[i].From <= seq && seq <= runs[i].To:
+		return runs
+	case i < len(runs) && runs[i].To+1 == seq:
+		runs[i].To = seq
+		if i+1 < len(runs) && runs[i+1].From == seq+1 {
+			runs[i].To = runs[i+1].To
+			runs = slices.Delete(runs, i+1, i+2)
+		}
+		return runs
+	case i < len(runs) && runs[i].From == seq+1:
+		runs[i].From = seq
+		return runs
+	default:
+		return slices.Insert(runs, i, ports.SeqRun{From: seq, To: seq})
+	}
+}
+
+// readUnread returns the runs left once everything up to seq is read.
+func readUnread(runs []ports.SeqRun, upTo uint64) []ports.SeqRun {
+	i, _ := slices.BinarySearchFunc(runs, upTo, func(r ports.SeqRun, s uint64) int { return cmp.Compare(r.To, s+1) })
+	left := slices.Clone(runs[i:])
+	if len(left) > 0 && left[0].From <= upTo {
+		left[0].From = upTo + 1
+	}
+	return left
 }
 
 // member returns u's slot in the view, taking a free one if u has none yet:

@@ -57,7 +57,7 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 	all := append(append([]ports.Commit(nil), messages...), receipts...)
 
 	want := projectedBy(t, store, all)
-	if want.LastSeq != 5 || want.Members[1].User != "bob" || !reflect.DeepEqual(want.Members[1].Unread, []uint64{4}) {
+	if want.LastSeq != 5 || want.Members[1].User != "bob" || !reflect.DeepEqual(want.Members[1].Unread, []ports.SeqRun{{From: 4, To: 4}}) {
 		t.Fatalf("projection %+v", want)
 	}
 	tests := []struct {
@@ -115,7 +115,62 @@ func TestProjectorsTakingTurnsAgree(t *testing.T) {
 		}
 	}
 	views, _ := rm.GetMany(ctx, []string{ack.Conversation})
-	if got := views[ack.Conversation]; got.LastSeq != 4 || len(got.Members[1].Unread) != 4 {
+	if got := views[ack.Conversation]; got.LastSeq != 4 || got.Members[1].UnreadCount() != 4 {
 		t.Fatalf("view after turns: lastSeq %d, bob's unread %v; want 4 and [1 2 3 4]", got.LastSeq, got.Members[1].Unread)
+	}
+}
+
+// TestUnreadRuns: a member's unread messages are kept as runs of seqs,
+// merged as messages come in any order and cut as the reader reads.
+func TestUnreadRuns(t *testing.T) {
+	const conv = conversation.ID("c_runs")
+	type step struct {
+		posted []uint64 // seqs sent to bob, in this order
+		readTo uint64   // then bob reads up to this seq (0: no read)
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		want  []ports.SeqRun
+		count int
+	}{
+		{"in order", []step{{posted: []uint64{1, 2, 3}}}, []ports.SeqRun{{From: 1, To: 3}}, 3},
+		{"with a gap", []step{{posted: []uint64{1, 2, 5}}}, []ports.SeqRun{{From: 1, To: 2}, {From: 5, To: 5}}, 3},
+		{"late seq joins two runs", []step{{posted: []uint64{1, 3, 2}}}, []ports.SeqRun{{From: 1, To: 3}}, 3},
+		{"late seq extends a run downwards", []step{{posted: []uint64{1, 4, 5, 3}}}, []ports.SeqRun{{From: 1, To: 1}, {From: 3, To: 5}}, 4},
+		{"late seq before every run", []step{{posted: []uint64{5, 3}}}, []ports.SeqRun{{From: 3, To: 3}, {From: 5, To: 5}}, 2},
+		{"repeated seq", []step{{posted: []uint64{1, 2, 2, 1}}}, []ports.SeqRun{{From: 1, To: 2}}, 2},
+		{"read inside a run", []step{{posted: []uint64{1, 2, 3, 4}, readTo: 2}}, []ports.SeqRun{{From: 3, To: 4}}, 2},
+		{"read between runs", []step{{posted: []uint64{1, 2, 6, 7}, readTo: 4}}, []ports.SeqRun{{From: 6, To: 7}}, 2},
+		{"read everything", []step{{posted: []uint64{1, 2, 6}, readTo: 6}}, nil, 0},
+		{"posted at or below the read marker stays read", []step{{readTo: 3}, {posted: []uint64{2, 3, 4}}}, []ports.SeqRun{{From: 4, To: 4}}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			view := ports.ConversationView{Conversation: string(conv)}
+			var messages, receipts uint64
+			for _, s := range tt.steps {
+				for _, seq := range s.posted {
+					messages++
+					application.Apply(&view, ports.Commit{Stream: conversation.MessagesStream(conv), Version: messages,
+						Events: []conversation.Event{conversation.MessagePosted{Conversation: conv, Seq: seq, From: "alice", To: "bob"}}})
+				}
+				if s.readTo > 0 {
+					receipts++
+					application.Apply(&view, ports.Commit{Stream: conversation.ReceiptsStream(conv), Version: receipts,
+						Events: []conversation.Event{conversation.ReadUpTo{Conversation: conv, User: "bob", Seq: s.readTo}}})
+				}
+			}
+			bob := view.Members[0]
+			if bob.User != "bob" {
+				bob = view.Members[1]
+			}
+			if len(bob.Unread) == 0 {
+				bob.Unread = nil
+			}
+			if !reflect.DeepEqual(bob.Unread, tt.want) || bob.UnreadCount() != tt.count {
+				t.Fatalf("bob's unread %v (count %d), want %v (count %d)", bob.Unread, bob.UnreadCount(), tt.want, tt.count)
+			}
+		})
 	}
 }

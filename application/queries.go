@@ -193,7 +193,7 @@ func (l *ListConversations) Handle(ctx context.Context, u user.ID) ([]Conversati
 		}
 		s := ConversationSummary{
 			Conversation: v.Conversation, Peer: peer.User, LastSeq: v.LastSeq,
-			DeliveredUpTo: me.DeliveredUpTo, ReadUpTo: me.ReadUpTo, Unread: len(me.Unread),
+			DeliveredUpTo: me.DeliveredUpTo, ReadUpTo: me.ReadUpTo, Unread: me.UnreadCount(),
 		}
 		if r := v.LastMessage; r != nil {
 			s.LastMessage = &ports.MessageView{MessageID: r.MessageID, Conversation: v.Conversation, Seq: r.Seq,

@@ -68,7 +68,92 @@ func All() []Migration {
 			// Looked up by _id only, which every collection indexes.
 			return createWithIndexes(ctx, db, "last_seen")
 		}},
+		{Version: 4, Name: "conversations: members' unread seqs as runs {f: from, t: to}", Up: unreadAsRuns},
 	}
+}
+
+// unreadAsRuns rewrites each view whose members list unread seqs one by one
+// into runs of consecutive seqs, {f: from, t: to}, the form the read model
+// keeps since (documents, as FerretDB v1 refuses nested arrays). A view already in runs is left alone, so the step can run again;
+// the revision is kept, since the view says the same.
+func unreadAsRuns(ctx context.Context, db *mongo.Database) error {
+	views := db.Collection("conversations")
+	cur, err := views.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "members", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("read conversations: %w", err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		var doc struct {
+			ID      string     `bson:"_id"`
+			Members []bson.Raw `bson:"members"`
+		}
+		if err := cur.Decode(&doc); err != nil {
+			return fmt.Errorf("decode conversation: %w", err)
+		}
+		changed := false
+		members := make([]bson.Raw, len(doc.Members))
+		for i, m := range doc.Members {
+			members[i] = m
+			unread, err := m.LookupErr("unread")
+			if err != nil || unread.Type != bson.TypeArray {
+				continue
+			}
+			seqs, err := unread.Array().Values()
+			if err != nil {
+				return fmt.Errorf("conversation %s: unread: %w", doc.ID, err)
+			}
+			if len(seqs) == 0 || seqs[0].Type == bson.TypeEmbeddedDocument {
+				continue
+			}
+			runs, err := seqRuns(seqs)
+			if err != nil {
+				return fmt.Errorf("conversation %s: %w", doc.ID, err)
+			}
+			var member bson.D
+			if err := bson.Unmarshal(m, &member); err != nil {
+				return fmt.Errorf("conversation %s: member: %w", doc.ID, err)
+			}
+			for j := range member {
+				if member[j].Key == "unread" {
+					member[j].Value = runs
+				}
+			}
+			if members[i], err = bson.Marshal(member); err != nil {
+				return fmt.Errorf("conversation %s: member: %w", doc.ID, err)
+			}
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		if _, err := views.UpdateOne(ctx, bson.D{{Key: "_id", Value: doc.ID}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "members", Value: members}}}}); err != nil {
+			return fmt.Errorf("conversation %s: %w", doc.ID, err)
+		}
+	}
+	return cur.Err()
+}
+
+// seqRuns folds ascending seqs into runs of consecutive ones.
+func seqRuns(seqs []bson.RawValue) (bson.A, error) {
+	var runs [][2]int64
+	for _, v := range seqs {
+		seq, ok := v.AsInt64OK()
+		if !ok {
+			return nil, fmt.Errorf("unread seq %v is not an integer", v)
+		}
+		if n := len(runs); n > 0 && runs[n-1][1]+1 == seq {
+			runs[n-1][1] = seq
+			continue
+		}
+		runs = append(runs, [2]int64{seq, seq})
+	}
+	out := make(bson.A, len(runs))
+	for i, r := range runs {
+		out[i] = bson.D{{Key: "f", Value: r[0]}, {Key: "t", Value: r[1]}}
+	}
+	return out, nil
 }
 
 // Up applies every migration of All that db has not recorded yet.

@@ -34,8 +34,24 @@ type MemberView struct {
 	User          user.ID
 	DeliveredUpTo uint64
 	ReadUpTo      uint64
-	// Unread holds the seqs of messages sent to this member past ReadUpTo.
-	Unread []uint64
+	// Unread holds the messages sent to this member past ReadUpTo, as runs
+	// of consecutive seqs in order: a conversation goes back and forth in
+	// runs, so a view stays a few runs long however many messages wait,
+	// where a seq each made every view grow, and every save of it cost more,
+	// with each unread message.
+	Unread []SeqRun
+}
+
+// SeqRun is the seqs From through To.
+type SeqRun struct{ From, To uint64 }
+
+// UnreadCount is how many messages wait for this member.
+func (m MemberView) UnreadCount() int {
+	n := 0
+	for _, r := range m.Unread {
+		n += int(r.To - r.From + 1)
+	}
+	return n
 }
 
 // MessageRecord is a posted message as the read side shows it.

@@ -53,10 +53,18 @@ type messageDoc struct {
 }
 
 type memberDoc struct {
-	User          string  `bson:"user"`
-	DeliveredUpTo int64   `bson:"deliveredUpTo"`
-	ReadUpTo      int64   `bson:"readUpTo"`
-	Unread        []int64 `bson:"unread"`
+	User          string `bson:"user"`
+	DeliveredUpTo int64  `bson:"deliveredUpTo"`
+	ReadUpTo      int64  `bson:"readUpTo"`
+	// Unread is runs of seqs, documents rather than [from, to] pairs
+	// because FerretDB v1 refuses nested arrays. Migration 4 turned the
+	// earlier list of seqs into these.
+	Unread []runDoc `bson:"unread"`
+}
+
+type runDoc struct {
+	From int64 `bson:"f"`
+	To   int64 `bson:"t"`
 }
 
 // ReadModel keeps conversation views in the `conversations` collection.
@@ -274,9 +282,9 @@ func toViewDoc(v ports.ConversationView) viewDoc {
 			To: string(m.To), Body: m.Body, SentAt: m.SentAt}
 	}
 	for i, m := range v.Members {
-		unread := make([]int64, len(m.Unread))
-		for j, seq := range m.Unread {
-			unread[j] = int64(seq)
+		unread := make([]runDoc, len(m.Unread))
+		for j, run := range m.Unread {
+			unread[j] = runDoc{From: int64(run.From), To: int64(run.To)}
 		}
 		doc.Members[i] = memberDoc{User: string(m.User), DeliveredUpTo: int64(m.DeliveredUpTo),
 			ReadUpTo: int64(m.ReadUpTo), Unread: unread}
@@ -303,11 +311,11 @@ func fromViewDoc(d viewDoc) ports.ConversationView {
 		if i >= len(v.Members) {
 			break
 		}
-		var unread []uint64
+		var unread []ports.SeqRun
 		if len(m.Unread) > 0 {
-			unread = make([]uint64, len(m.Unread))
-			for j, seq := range m.Unread {
-				unread[j] = uint64(seq)
+			unread = make([]ports.SeqRun, len(m.Unread))
+			for j, run := range m.Unread {
+				unread[j] = ports.SeqRun{From: uint64(run.From), To: uint64(run.To)}
 			}
 		}
 		v.Members[i] = ports.MemberView{User: user.ID(m.User), DeliveredUpTo: uint64(m.DeliveredUpTo),

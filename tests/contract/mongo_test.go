@@ -122,6 +122,59 @@ func TestMongoMigrations(t *testing.T) {
 	}
 }
 
+// TestMongoMigrationUnreadAsRuns: migration 4 turns views written with a
+// list of unread seqs into runs the read model reads, and leaves views
+// already in runs alone.
+func TestMongoMigrationUnreadAsRuns(t *testing.T) {
+	ctx := context.Background()
+	db := mongoClient(t).Database("t_" + strings.ToLower(rand.Text()[:16]))
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	before := migrations.All()[:3]
+	if err := migrations.Apply(ctx, db, before); err != nil {
+		t.Fatal(err)
+	}
+	member := func(user string, unread any) bson.D {
+		return bson.D{{Key: "user", Value: user}, {Key: "deliveredUpTo", Value: int64(0)},
+			{Key: "readUpTo", Value: int64(1)}, {Key: "unread", Value: unread}}
+	}
+	view := func(id string, alice, bob any) bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: "participants", Value: bson.A{"alice", "bob"}},
+			{Key: "messagesVersion", Value: int64(7)}, {Key: "receiptsVersion", Value: int64(1)},
+			{Key: "revision", Value: int64(8)}, {Key: "lastSeq", Value: int64(7)},
+			{Key: "lastActivity", Value: time.Now().UTC()},
+			{Key: "members", Value: bson.A{member("alice", alice), member("bob", bob)}}}
+	}
+	if _, err := db.Collection(mongo.ConversationsCollection).InsertMany(ctx, []any{
+		view("c_old", bson.A{int64(3)}, bson.A{int64(2), int64(4), int64(5), int64(7)}),
+		view("c_new", bson.A{}, bson.A{bson.D{{Key: "f", Value: int64(2)}, {Key: "t", Value: int64(3)}}}),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for run := 1; run <= 2; run++ {
+		if err := migrations.Up(ctx, db); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	views, err := mongo.NewReadModel(db).GetMany(ctx, []string{"c_old", "c_new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string][2][]ports.SeqRun{
+		"c_old": {{{From: 3, To: 3}}, {{From: 2, To: 2}, {From: 4, To: 5}, {From: 7, To: 7}}},
+		"c_new": {nil, {{From: 2, To: 3}}},
+	} {
+		v := views[id]
+		for i, runs := range want {
+			if got := v.Members[i].Unread; !slices.Equal(got, runs) {
+				t.Errorf("%s member %d unread %v, want %v", id, i, got, runs)
+			}
+		}
+		if v.Revision() != 8 {
+			t.Errorf("%s revision %d, want 8 kept", id, v.Revision())
+		}
+	}
+}
+
 // With no server behind the address, every operation is unavailable, and
 // promptly: server selection gives up after mongo.ConnectTimeout.
 func TestMongoUnavailable(t *testing.T) {

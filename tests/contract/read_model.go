@@ -195,7 +195,7 @@ func sampleView(conv, a, b string, activity time.Time) ports.ConversationView {
 		LastActivity: activity,
 		Members: [2]ports.MemberView{
 			{User: user.ID(a), DeliveredUpTo: 2, ReadUpTo: 1},
-			{User: user.ID(b), DeliveredUpTo: 3, ReadUpTo: 1, Unread: []uint64{2, 3}},
+			{User: user.ID(b), DeliveredUpTo: 3, ReadUpTo: 1, Unread: []ports.SeqRun{{From: 2, To: 3}}},
 		},
 	}
 }
