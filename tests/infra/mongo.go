@@ -21,9 +21,10 @@ import (
 // them back on the same port with the same data, for tests of what the
 // service does while its store is away.
 type Mongo struct {
-	pg   *Postgres
-	bin  string
-	port int
+	pg        *Postgres
+	bin       string
+	port      int
+	pprofPort int
 
 	mu     sync.Mutex
 	proc   *process
@@ -58,7 +59,7 @@ func LaunchMongo() (*Mongo, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Mongo{pg: pg, bin: bin, port: FreePort()}
+	m := &Mongo{pg: pg, bin: bin, port: FreePort(), pprofPort: FreePort()}
 	if err := m.startFerretDB(); err != nil {
 		m.Close()
 		return nil, err
@@ -69,6 +70,18 @@ func LaunchMongo() (*Mongo, error) {
 // URI is the mongodb:// connection string; it stays valid across Stop and
 // Start.
 func (m *Mongo) URI() string { return fmt.Sprintf("mongodb://%s/", loopback(m.port)) }
+
+// PprofURL is FerretDB's net/http/pprof, for profiles of the store under
+// load (make bench-load takes one).
+func (m *Mongo) PprofURL() string { return fmt.Sprintf("http://%s/debug/pprof", loopback(m.pprofPort)) }
+
+// Pid is the running FerretDB's process id, for the load benchmark's CPU
+// accounting.
+func (m *Mongo) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc.pid()
+}
 
 // Postgres is the cluster FerretDB stores into, for tests that want to fail
 // the storage under a running FerretDB rather than the whole server.
@@ -92,7 +105,8 @@ func (m *Mongo) startFerretDB() error {
 	proc, err := startProcess(procSpec{
 		name: "ferretdb",
 		argv: []string{m.bin, "-listen", loopback(m.port), "-handler", "postgresql",
-			"-postgresql-url", m.pg.URL() + "&pool_max_conns=" + strconv.Itoa(ferretdbPoolConns), "-log-level", "warn"},
+			"-postgresql-url", m.pg.URL() + "&pool_max_conns=" + strconv.Itoa(ferretdbPoolConns), "-log-level", "warn",
+			"-pprof", loopback(m.pprofPort)},
 		dir:     m.pg.dir,
 		logPath: filepath.Join(m.pg.dir, fmt.Sprintf("ferretdb.%d.log", m.starts)),
 	})

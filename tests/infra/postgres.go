@@ -41,7 +41,7 @@ func LaunchPostgres() (*Postgres, error) {
 	if bin == "" {
 		bin = defaultPGBin
 	}
-	for _, b := range []string{"initdb", "postgres", "createdb"} {
+	for _, b := range []string{"initdb", "postgres", "createdb", "psql"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return nil, fmt.Errorf("PostgreSQL 15 not found (%v): install it with `apt-get install postgresql-15` (see `make infra-deps`) or set CHATD_PG_BIN", err)
 		}
@@ -74,8 +74,42 @@ func LaunchPostgres() (*Postgres, error) {
 		p.Close()
 		return nil, fmt.Errorf("createdb: %v: %s", err, out)
 	}
+	if out, err := p.run("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.port), "-U", "postgres",
+		"-d", PostgresDatabase, "-v", "ON_ERROR_STOP=1", "-q", "-c", ginTwinsSQL); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("psql: GIN twins of FerretDB's indexes: %v: %s", err, out)
+	}
 	return p, nil
 }
+
+// ginTwinsSQL gives every btree index FerretDB creates a GIN twin on its
+// first key. FerretDB v1 pushes a filter's equality down to PostgreSQL as
+// jsonb containment, (_jsonb -> 'key') @> value, which the btree indexes
+// it builds for createIndexes (and for _id) cannot serve, so every point
+// read or conditional save scanned its whole table: a view save cost PostgreSQL
+// O(conversations), and most of its CPU at 500 messages/s. A GIN index on
+// the same expression serves @>, as MongoDB serves these reads from the
+// indexes the migrations declare. The twin is the test store's business:
+// chatd and its migrations stay plain MongoDB.
+const ginTwinsSQL = `
+CREATE FUNCTION ferretdb_gin_twins() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE
+	created record;
+	tbl text;
+	key text;
+BEGIN
+	FOR created IN SELECT objid FROM pg_event_trigger_ddl_commands() WHERE object_type = 'index' LOOP
+		SELECT i.indrelid::regclass::text, pg_get_indexdef(i.indexrelid, 1, true) INTO tbl, key
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+		WHERE i.indexrelid = created.objid AND am.amname = 'btree';
+		IF key LIKE '(_jsonb -> %' THEN
+			EXECUTE format('CREATE INDEX ON %s USING gin (%s)', tbl, key);
+		END IF;
+	END LOOP;
+END $$;
+CREATE EVENT TRIGGER ferretdb_gin_twins ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+	EXECUTE FUNCTION ferretdb_gin_twins();
+`
 
 // pgCredential picks the user the server runs as: initdb and postgres refuse
 // root, so as root we switch to the postgres account the Debian package made.
@@ -125,6 +159,10 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 400
 shared_buffers = 64MB
+# FerretDB's statements are prepared with the key as a parameter,
+# _jsonb -> $1, which a generic plan cannot match to an index on
+# _jsonb -> 'key'; a custom plan sees the key and uses the GIN twins below.
+plan_cache_mode = force_custom_plan
 `, p.port, p.sock)
 	f, err := os.OpenFile(filepath.Join(p.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -145,6 +183,15 @@ func (p *Postgres) URL() string {
 // Port is the TCP port on 127.0.0.1 the server listens on, the same across
 // Stop and Start.
 func (p *Postgres) Port() int { return p.port }
+
+// Pid is the running postmaster's process id; the server's other
+// processes (a backend per connection, the background workers) are its
+// children.
+func (p *Postgres) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc.pid()
+}
 
 // Start starts the server on its port and data directory if it is not
 // running, and returns once it accepts connections.

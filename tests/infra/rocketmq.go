@@ -121,6 +121,20 @@ func (r *RocketMQ) NamesrvAddr() string { return loopback(r.nsPort) }
 // BrokerAddr is the broker's host:port, for admin calls.
 func (r *RocketMQ) BrokerAddr() string { return loopback(r.brokerPort) }
 
+// NamesrvPid and BrokerPid are the running servers' process ids (the
+// JVMs), for the load benchmark's CPU accounting.
+func (r *RocketMQ) NamesrvPid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ns.pid()
+}
+
+func (r *RocketMQ) BrokerPid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.broker.pid()
+}
+
 // StartupTimes reports how long the last name server and broker starts took.
 func (r *RocketMQ) StartupTimes() (namesrv, broker time.Duration) {
 	r.mu.Lock()

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,15 +36,21 @@ func run() error {
 	pgURL := flag.String("postgresql-url", "", "PostgreSQL URL for the postgresql handler, e.g. postgres://postgres@127.0.0.1:5432/ferretdb")
 	sqliteDir := flag.String("sqlite-dir", "", "directory for the sqlite handler's database files")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
+	pprofAddr := flag.String("pprof", "", "loopback TCP address to serve net/http/pprof on, for profiling the store under load (off when empty)")
 	flag.Parse()
 
-	host, _, err := net.SplitHostPort(*listen)
-	if err != nil {
-		return fmt.Errorf("-listen %q: %w", *listen, err)
+	if err := requireLoopback("-listen", *listen); err != nil {
+		return err
 	}
-	// Test servers must never be reachable from outside the machine.
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("-listen %q: only loopback IP addresses are allowed", *listen)
+	if *pprofAddr != "" {
+		if err := requireLoopback("-pprof", *pprofAddr); err != nil {
+			return err
+		}
+		pprofListener, err := net.Listen("tcp", *pprofAddr)
+		if err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
+		go func() { _ = http.Serve(pprofListener, nil) }()
 	}
 
 	var level slog.Level
@@ -85,4 +93,17 @@ func run() error {
 
 	logger.Info("serving", "listen", *listen, "handler", *handler)
 	return f.Run(ctx)
+}
+
+// requireLoopback refuses any address but a loopback IP: test servers must
+// never be reachable from outside the machine.
+func requireLoopback(flagName, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", flagName, addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s %q: only loopback IP addresses are allowed", flagName, addr)
+	}
+	return nil
 }

@@ -64,7 +64,7 @@ func main() {
 		closers = append(closers, m.Close)
 		log.Printf("mongo (ferretdb+postgres) up in %v", time.Since(start).Round(time.Millisecond))
 		mongoURI = m.URI()
-		fmt.Printf("MONGO_URI=%s\nPOSTGRES_URL=%s\n", m.URI(), m.Postgres().URL())
+		fmt.Printf("MONGO_URI=%s\nPOSTGRES_URL=%s\nFERRETDB_PPROF=%s\n", m.URI(), m.Postgres().URL(), m.PprofURL())
 	}
 	if *withRocketMQ {
 		r, err := infra.LaunchRocketMQ()
