@@ -42,6 +42,10 @@ type RateConfig struct {
 	// out of the report: a fixed-rate figure is meant to be the steady
 	// state, not a freshly started JVM's or Go heap's first seconds.
 	Prelude Step
+	// MeasureStart, when set, is called as the first measured step starts,
+	// after the set-up, the warm-up and the prelude: a caller sampling the
+	// servers while they are loaded aligns its window on it.
+	MeasureStart func()
 	// BodySize pads message bodies to this many characters.
 	BodySize int
 	// Log receives a line per phase and per step; nil discards them.
@@ -187,6 +191,9 @@ func RunRate(ctx context.Context, cfg RateConfig) (*RateReport, error) {
 	fmt.Fprintf(cfg.Log, "  warm-up: every pair delivered a first message within %v\n", report.WarmUp.Round(time.Millisecond))
 
 	for i, st := range all {
+		if i == len(all)-len(cfg.Steps) && cfg.MeasureStart != nil {
+			cfg.MeasureStart()
+		}
 		res := r.runStep(ctx, i, st)
 		if ctx.Err() != nil {
 			return report, ctx.Err()

@@ -12,10 +12,12 @@
 //
 // Progress, per-step figures and the nodes' warnings go to stderr; the
 // machine and one markdown table, a row per target of the issue, go to
-// stdout. Every server it starts is stopped by pid when its phase ends, on
-// failure too, and killed by the kernel if benchload itself dies. A target
-// that is not met is a finding, not a failure: the exit status is non-zero
-// only when a phase could not run.
+// stdout, followed by where the real stack's CPU went during its fixed-rate
+// run (profile.go), whose raw profiles stay in the log directory. Every
+// server it starts is stopped by pid when its phase ends, on failure too,
+// and killed by the kernel if benchload itself dies. A target that is not
+// met is a finding, not a failure: the exit status is non-zero only when a
+// phase could not run.
 package main
 
 import (
@@ -128,6 +130,7 @@ type results struct {
 	stFixed, stStep       *load.RateReport
 	stFixedErr, stStErr   error
 	stackErr              error
+	stProfile             *stackProfile
 }
 
 func run(ctx context.Context, o options) int {
@@ -177,6 +180,9 @@ func run(ctx context.Context, o options) int {
 	}
 	r.loadAfter = loadAverage()
 	printTable(os.Stdout, o, r)
+	if r.stProfile != nil {
+		printStackProfile(os.Stdout, o, r.stProfile)
+	}
 	for _, err := range []error{r.embFixedErr, r.embStErr, r.idleErr, r.floorErr, r.stFixedErr, r.stStErr, r.stackErr} {
 		if err != nil {
 			return 1
@@ -224,11 +230,12 @@ func (b *bench) stop(n *infra.Chatd, name string) {
 // figures are the steady state's.
 const fixedPrelude = 3 * time.Second
 
-// fixed offers one rate after a prelude at the same rate.
-func (b *bench) fixed(ctx context.Context, sendURL, recvURL string, rate float64) (*load.RateReport, error) {
+// fixed offers one rate after a prelude at the same rate; measureStart,
+// when set, is called as the measured part starts.
+func (b *bench) fixed(ctx context.Context, sendURL, recvURL string, rate float64, measureStart func()) (*load.RateReport, error) {
 	return load.RunRate(ctx, load.RateConfig{SendURL: sendURL, RecvURL: recvURL, Pairs: b.o.pairs,
 		Steps: []load.Step{{Rate: rate, Duration: b.o.fixedDuration}}, Prelude: load.Step{Rate: rate, Duration: fixedPrelude},
-		Drain: b.o.drain, P99Limit: b.o.p99Limit, BodySize: 64, Log: os.Stderr})
+		MeasureStart: measureStart, Drain: b.o.drain, P99Limit: b.o.p99Limit, BodySize: 64, Log: os.Stderr})
 }
 
 // stepped offers rising rates until one does not hold.
@@ -252,7 +259,7 @@ func (b *bench) embedded(ctx context.Context) {
 	defer b.stop(n, "embedded")
 	url := "http://" + n.Addr()
 	logf("fixed %.0f msg/s for %v after %v unmeasured", b.o.embeddedFixed, b.o.fixedDuration, fixedPrelude)
-	b.r.embFixed, b.r.embFixedErr = b.fixed(ctx, url, url, b.o.embeddedFixed)
+	b.r.embFixed, b.r.embFixedErr = b.fixed(ctx, url, url, b.o.embeddedFixed, nil)
 	logIf(b.r.embFixedErr)
 	logf("steps %v msg/s, %v each, until one does not hold", b.o.embeddedSteps, b.o.stepDuration)
 	b.r.embStep, b.r.embStErr = b.stepped(ctx, url, url, b.o.embeddedSteps)
@@ -303,12 +310,15 @@ func (b *bench) stack(ctx context.Context) {
 	logf("RocketMQ name server %s and broker %s up in %v", rmq.NamesrvAddr(), rmq.BrokerAddr(), time.Since(start).Round(time.Millisecond))
 
 	var nodes [2]*infra.Chatd
+	var nodePprof [2]string
 	for i := range nodes {
 		name := fmt.Sprintf("stack-node%d", i+1)
+		pprofAddr := loopbackAddr()
+		nodePprof[i] = "http://" + pprofAddr + "/debug/pprof"
 		// Each node keeps its broadcast offsets in a directory of its own:
 		// the client reads it from this variable once, at start.
 		env := []string{"CHAT_MONGO_URI=" + mongo.URI(), "CHAT_MONGO_DB=bench", "CHAT_ROCKETMQ_NAMESRV=" + rmq.NamesrvAddr(),
-			"rocketmq.client.localOffsetStoreDir=" + filepath.Join(b.o.logDir, "offsets-"+name)}
+			"rocketmq.client.localOffsetStoreDir=" + filepath.Join(b.o.logDir, "offsets-"+name), "CHAT_PPROF_ADDR=" + pprofAddr}
 		n, err := b.launch(name, env)
 		if err != nil {
 			fail(err)
@@ -333,8 +343,10 @@ func (b *bench) stack(ctx context.Context) {
 	}
 	send, recv := "http://"+nodes[0].Addr(), "http://"+nodes[1].Addr()
 	logf("fixed %.0f msg/s for %v after %v unmeasured, senders on node 1, recipients on node 2", b.o.stackFixed, b.o.fixedDuration, fixedPrelude)
-	b.r.stFixed, b.r.stFixedErr = b.fixed(ctx, send, recv, b.o.stackFixed)
+	sampler := newStackSampler(mongo, rmq, nodes, nodePprof, b.o.fixedDuration, b.o.logDir)
+	b.r.stFixed, b.r.stFixedErr = b.fixed(ctx, send, recv, b.o.stackFixed, func() { sampler.start(ctx) })
 	logIf(b.r.stFixedErr)
+	b.r.stProfile = sampler.wait()
 	logf("steps %v msg/s, %v each, until one does not hold", b.o.stackSteps, b.o.stepDuration)
 	b.r.stStep, b.r.stStErr = b.stepped(ctx, send, recv, b.o.stackSteps)
 	logIf(b.r.stStErr)
