@@ -169,7 +169,7 @@ func RunRate(ctx context.Context, cfg RateConfig) (*RateReport, error) {
 	if cfg.Prelude.Rate > 0 && cfg.Prelude.Duration > 0 {
 		all = append([]Step{cfg.Prelude}, cfg.Steps...)
 	}
-	r := &rateRun{cfg: cfg, steps: make([]*stepState, len(all))}
+	r := &rateRun{cfg: cfg, recvNode: recvNode, steps: make([]*stepState, len(all))}
 	for i := range r.steps {
 		r.steps[i] = &stepState{errors: newTally()}
 	}
@@ -220,7 +220,9 @@ func RunRate(ctx context.Context, cfg RateConfig) (*RateReport, error) {
 type rateRun struct {
 	cfg   RateConfig
 	pairs []*pair
-	steps []*stepState
+	// recvNode serves the recipients, for reopening their sessions.
+	recvNode *node
+	steps    []*stepState
 	// cur is the step that frames not tied to a message are counted in.
 	cur  atomic.Int32
 	late atomic.Int64
@@ -269,6 +271,9 @@ type pair struct {
 	conv     string
 	synced   map[uint64]bool
 	syncDone bool
+	// rcvGone: the server closed the recipient's session (a slow client
+	// is disconnected), so the final sync needs a new one.
+	rcvGone bool
 }
 
 func runID() string { return strings.ToLower(rand.Text()[:6]) }
@@ -316,7 +321,7 @@ func (r *rateRun) setUp(ctx context.Context, sendNode, recvNode *node) error {
 			go r.readSender(p)
 		}
 		if p.rcv != nil {
-			go r.readRecipient(p)
+			go r.readRecipient(p, p.rcv)
 		}
 	}
 	if err != nil {
@@ -328,7 +333,10 @@ func (r *rateRun) setUp(ctx context.Context, sendNode, recvNode *node) error {
 func (r *rateRun) closeAll() {
 	var wg sync.WaitGroup
 	for _, p := range r.pairs {
-		for _, s := range []*session{p.snd, p.rcv} {
+		p.mu.Lock()
+		rcv := p.rcv
+		p.mu.Unlock()
+		for _, s := range []*session{p.snd, rcv} {
 			if s != nil {
 				wg.Add(1)
 				go func() { defer wg.Done(); s.close() }()
@@ -575,13 +583,16 @@ func (r *rateRun) readSender(p *pair) {
 }
 
 // readRecipient takes the recipient's message frames.
-func (r *rateRun) readRecipient(p *pair) {
+func (r *rateRun) readRecipient(p *pair, s *session) {
 	for {
-		_, data, err := p.rcv.conn.ReadMessage()
+		_, data, err := s.conn.ReadMessage()
 		if err != nil {
-			if !p.rcv.closing.Load() {
+			if !s.closing.Load() {
 				key, detail := closeReason(err)
 				r.steps[r.cur.Load()].errors.add("recipient "+key, fmt.Sprintf("%s: %s", p.recipient, detail))
+				p.mu.Lock()
+				p.rcvGone = p.rcv == s
+				p.mu.Unlock()
 			}
 			return
 		}
@@ -589,7 +600,7 @@ func (r *rateRun) readRecipient(p *pair) {
 		case "message":
 			r.onMessage(p, data)
 		case "messages":
-			r.onSyncPage(p, data)
+			r.onSyncPage(p, s, data)
 		case "error":
 			var f struct {
 				Code    string `json:"code"`
@@ -689,12 +700,13 @@ func (r *rateRun) verifyAcked(ctx context.Context) (undelivered, missing, unveri
 	if n == 0 {
 		return 0, 0, 0
 	}
+	r.reopenRecipients(ctx, pairs)
 	for _, p := range pairs {
 		p.mu.Lock()
 		p.synced, p.syncDone = map[uint64]bool{}, false
-		conv := p.conv
+		conv, rcv := p.conv, p.rcv
 		p.mu.Unlock()
-		if err := p.rcv.write(syncFrame(conv, 0)); err != nil {
+		if err := rcv.write(syncFrame(conv, 0)); err != nil {
 			r.steps[r.cur.Load()].errors.add("sync write failed", err.Error())
 		}
 	}
@@ -729,6 +741,48 @@ func (r *rateRun) verifyAcked(ctx context.Context) (undelivered, missing, unveri
 	return undelivered, missing, unverified
 }
 
+// reopenRecipients gives a new session to each recipient among pairs whose
+// session the server closed: what was acked is still due in the store, and
+// a sync on the new session tells. A recipient that cannot reconnect stays
+// unverified.
+func (r *rateRun) reopenRecipients(ctx context.Context, pairs []*pair) {
+	var gone []*pair
+	for _, p := range pairs {
+		p.mu.Lock()
+		if p.rcvGone {
+			gone = append(gone, p)
+		}
+		p.mu.Unlock()
+	}
+	if len(gone) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	failed, err := forEach(ctx, len(gone), setupWorkers, func(ctx context.Context, i int) error {
+		p := gone[i]
+		tok, err := r.recvNode.token(ctx, p.recipient)
+		if err != nil {
+			return err
+		}
+		conn, err := r.recvNode.dial(ctx, tok, sessionBuffer)
+		if err != nil {
+			return err
+		}
+		s := &session{conn: conn}
+		p.mu.Lock()
+		p.rcv, p.rcvGone = s, false
+		p.mu.Unlock()
+		go r.readRecipient(p, s)
+		return nil
+	})
+	fmt.Fprintf(r.cfg.Log, "  reopened %d of %d recipient sessions the server had closed, for the final sync", len(gone)-failed, len(gone))
+	if err != nil {
+		fmt.Fprintf(r.cfg.Log, " (%v)", err)
+	}
+	fmt.Fprintln(r.cfg.Log)
+}
+
 // syncTimeout bounds the final sync of every conversation with acked
 // messages that did not arrive.
 const syncTimeout = 20 * time.Second
@@ -739,7 +793,7 @@ func syncFrame(conv string, after uint64) []byte {
 
 // onSyncPage records the messages a final sync returned and asks for the
 // next page while there is one.
-func (r *rateRun) onSyncPage(p *pair, data []byte) {
+func (r *rateRun) onSyncPage(p *pair, s *session, data []byte) {
 	var f struct {
 		Messages []struct {
 			Seq  uint64 `json:"seq"`
@@ -764,7 +818,7 @@ func (r *rateRun) onSyncPage(p *pair, data []byte) {
 	done := p.syncDone
 	p.mu.Unlock()
 	if !done {
-		if err := p.rcv.write(syncFrame(conv, last)); err != nil {
+		if err := s.write(syncFrame(conv, last)); err != nil {
 			r.steps[r.cur.Load()].errors.add("sync write failed", err.Error())
 		}
 	}
