@@ -50,6 +50,8 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// ReadBufferSize and WriteBufferSize size a connection's I/O buffers; the
 	// read buffer lives as long as the session, write buffers come from a pool.
+	// 256 bytes hold any control frame and a chat frame's header; a larger
+	// payload is read past the buffer, straight into the message.
 	ReadBufferSize  int
 	WriteBufferSize int
 	// AllowedOrigins lists the browser origins (such as
@@ -68,7 +70,7 @@ func DefaultConfig() Config {
 		WriteTimeout:     10 * time.Second,
 		RequestTimeout:   10 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   512,
+		ReadBufferSize:   256,
 		WriteBufferSize:  4096,
 	}
 }
