@@ -35,6 +35,7 @@ type Config struct {
 	RocketMQRetries     int           `env:"CHAT_ROCKETMQ_RETRIES" envDefault:"3"`
 	RocketMQSendTimeout time.Duration `env:"CHAT_ROCKETMQ_SEND_TIMEOUT" envDefault:"3s"`
 	RocketMQReconsume   int           `env:"CHAT_ROCKETMQ_MAX_RECONSUME" envDefault:"3"`
+	RocketMQLinger      time.Duration `env:"CHAT_ROCKETMQ_CLUSTER_LINGER" envDefault:"200ms"`
 	RocketMQLogLevel    string        `env:"CHAT_ROCKETMQ_LOG_LEVEL" envDefault:"warn"`
 
 	AuthMode          string        `env:"CHAT_AUTH_MODE" envDefault:"dev"`
@@ -126,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.RocketMQReconsume < 0 {
 		bad("CHAT_ROCKETMQ_MAX_RECONSUME", "must not be negative")
+	}
+	if c.RocketMQLinger < 0 {
+		bad("CHAT_ROCKETMQ_CLUSTER_LINGER", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -37,6 +37,7 @@ func rocketmqConfig(cfg Config) (rocketmq.Config, error) {
 	rc.NameServers, rc.Topic, rc.NodeID = servers, cfg.RocketMQTopic, cfg.NodeID
 	rc.ProducerGroup = cfg.RocketMQTopic + "_tx"
 	rc.Retries, rc.SendTimeout, rc.MaxReconsume = cfg.RocketMQRetries, cfg.RocketMQSendTimeout, cfg.RocketMQReconsume
+	rc.ClusterLinger = cfg.RocketMQLinger
 	return rc, nil
 }
 

@@ -40,23 +40,21 @@ type subscription struct {
 	broadcast bool
 	handler   ports.CommitHandler
 	warm      atomic.Bool
-	// queues serialises the batches of each queue: the client hands a
-	// queue's batches to goroutines side by side, and one at a time keeps a
-	// conversation's commits (one queue, by sharding key) nearly in order,
-	// which spares the handlers most store reads to fill gaps.
-	queues sync.Map // queue key -> *sync.Mutex
+	// linger is how long a call of the handler waits for more of its
+	// queue's batches (queueGate).
+	linger time.Duration
+	queues sync.Map // queue key -> *queueGate
 }
 
-// lockQueue takes the lock of the queue msgs came from; release it after.
-func (sub *subscription) lockQueue(msgs []*primitive.MessageExt) func() {
-	if len(msgs) == 0 || msgs[0].Queue == nil {
-		return func() {}
+// handle runs the handler on commits through the gate of the queue msgs
+// came from.
+func (sub *subscription) handle(ctx context.Context, msgs []*primitive.MessageExt, commits []ports.Commit) error {
+	if msgs[0].Queue == nil {
+		return sub.handler(ctx, commits)
 	}
 	q := msgs[0].Queue
-	v, _ := sub.queues.LoadOrStore(q.BrokerName+"/"+q.Topic+"/"+strconv.Itoa(q.QueueId), &sync.Mutex{})
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	v, _ := sub.queues.LoadOrStore(q.BrokerName+"/"+q.Topic+"/"+strconv.Itoa(q.QueueId), &queueGate{})
+	return v.(*queueGate).run(ctx, commits, sub.linger, sub.handler)
 }
 
 var _ ports.Subscriber = (*Subscriber)(nil)
@@ -79,7 +77,7 @@ func (s *Subscriber) Broadcast(name string, h ports.CommitHandler) {
 
 // Cluster implements ports.Subscriber with a CLUSTERING consumer group.
 func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: s.groupName(group), handler: h})
+	s.subs = append(s.subs, &subscription{group: s.groupName(group), handler: h, linger: s.cfg.ClusterLinger})
 }
 
 // groupName puts the topic in a consumer group's name: groups are the
@@ -140,7 +138,6 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 // session, the projector by filling gaps from the store.
 func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		defer sub.lockQueue(msgs)()
 		commits := make([]ports.Commit, 0, len(msgs))
 		for _, m := range msgs {
 			if m.GetTags() == tagWarmUp {
@@ -160,7 +157,7 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 		if len(commits) == 0 {
 			return consumer.ConsumeSuccess, nil
 		}
-		if err := sub.handler(ctx, commits); err != nil {
+		if err := sub.handle(ctx, msgs, commits); err != nil {
 			if sub.broadcast {
 				s.log.Warn("broadcast batch failed; the store fills the gap later", "group", sub.group, "commits", len(commits), "err", err)
 				return consumer.ConsumeSuccess, nil
