@@ -52,7 +52,7 @@ const floorStreams = 200
 // rmq, and times them to a BROADCASTING Subscriber in this process. Like
 // the load client it is open-loop: each publish has its own goroutine and
 // the latency is counted from its scheduled time.
-func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, d, drain time.Duration) (*floorResult, error) {
+func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, prelude, d, drain time.Duration) (*floorResult, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rocketmq.RouteLogs(logger, slog.LevelError)
 	cfg := rocketmq.DefaultConfig()
@@ -120,7 +120,7 @@ func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, d, dra
 	// A broker fresh from its start answers its first seconds of load far
 	// slower than its steady state (the JVM compiles its hot paths then),
 	// which is what the floor is about.
-	p.run(ctx, rate, floorPrelude, originPrelude)
+	p.run(ctx, rate, prelude, originPrelude)
 	res := &floorResult{Rate: rate}
 	pubLat := p.run(ctx, rate, d, originMeasured)
 	res.Sent, res.Failed = p.sent, p.failed
@@ -141,7 +141,6 @@ func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, d, dra
 const (
 	originPrelude  = "bench-floor-prelude"
 	originMeasured = "bench-floor"
-	floorPrelude   = 3 * time.Second
 )
 
 type floorPublisher struct {

@@ -50,6 +50,7 @@ type options struct {
 	pairs         int
 	stepDuration  time.Duration
 	fixedDuration time.Duration
+	stackPrelude  time.Duration
 	drain         time.Duration
 	p99Limit      time.Duration
 	embeddedSteps []float64
@@ -69,6 +70,7 @@ func main() {
 	flag.IntVar(&o.pairs, "pairs", 200, "sender/recipient pairs of the rate runs")
 	flag.DurationVar(&o.stepDuration, "step-duration", 5*time.Second, "length of each step")
 	flag.DurationVar(&o.fixedDuration, "fixed-duration", 20*time.Second, "length of the fixed-rate runs")
+	flag.DurationVar(&o.stackPrelude, "stack-prelude", 20*time.Second, "unmeasured load before the floor and the real stack's fixed-rate run, while the broker's JVM compiles")
 	flag.DurationVar(&o.drain, "drain", 5*time.Second, "how long after a step's last send its messages may arrive")
 	flag.DurationVar(&o.p99Limit, "p99", 100*time.Millisecond, "end-to-end p99 a step must stay under to hold")
 	flag.StringVar(&embSteps, "embedded-steps", "1000,2000,5000,10000,16000,20000,25000,30000", "rates of the embedded node's steps")
@@ -226,15 +228,18 @@ func (b *bench) stop(n *infra.Chatd, name string) {
 	reportLog(n.LogPath(), name)
 }
 
-// fixedPrelude is the unmeasured load before a fixed-rate run, so that its
-// figures are the steady state's.
-const fixedPrelude = 3 * time.Second
+// embeddedPrelude is the unmeasured load before the embedded node's
+// fixed-rate run, so that its figures are the steady state's. The real
+// stack's (-stack-prelude) is longer: a fresh broker's JVM compiles its hot
+// paths for most of its first minute under load (its C2 compiler thread
+// took 9 s of CPU in the first 30 s at 500 msg/s, on two cores).
+const embeddedPrelude = 3 * time.Second
 
 // fixed offers one rate after a prelude at the same rate; measureStart,
 // when set, is called as the measured part starts.
-func (b *bench) fixed(ctx context.Context, sendURL, recvURL string, rate float64, measureStart func()) (*load.RateReport, error) {
+func (b *bench) fixed(ctx context.Context, sendURL, recvURL string, rate float64, prelude time.Duration, measureStart func()) (*load.RateReport, error) {
 	return load.RunRate(ctx, load.RateConfig{SendURL: sendURL, RecvURL: recvURL, Pairs: b.o.pairs,
-		Steps: []load.Step{{Rate: rate, Duration: b.o.fixedDuration}}, Prelude: load.Step{Rate: rate, Duration: fixedPrelude},
+		Steps: []load.Step{{Rate: rate, Duration: b.o.fixedDuration}}, Prelude: load.Step{Rate: rate, Duration: prelude},
 		MeasureStart: measureStart, Drain: b.o.drain, P99Limit: b.o.p99Limit, BodySize: 64, Log: os.Stderr})
 }
 
@@ -258,8 +263,8 @@ func (b *bench) embedded(ctx context.Context) {
 	}
 	defer b.stop(n, "embedded")
 	url := "http://" + n.Addr()
-	logf("fixed %.0f msg/s for %v after %v unmeasured", b.o.embeddedFixed, b.o.fixedDuration, fixedPrelude)
-	b.r.embFixed, b.r.embFixedErr = b.fixed(ctx, url, url, b.o.embeddedFixed, nil)
+	logf("fixed %.0f msg/s for %v after %v unmeasured", b.o.embeddedFixed, b.o.fixedDuration, embeddedPrelude)
+	b.r.embFixed, b.r.embFixedErr = b.fixed(ctx, url, url, b.o.embeddedFixed, embeddedPrelude, nil)
 	logIf(b.r.embFixedErr)
 	logf("steps %v msg/s, %v each, until one does not hold", b.o.embeddedSteps, b.o.stepDuration)
 	b.r.embStep, b.r.embStErr = b.stepped(ctx, url, url, b.o.embeddedSteps)
@@ -331,8 +336,8 @@ func (b *bench) stack(ctx context.Context) {
 		return
 	}
 
-	logf("raw floor: RocketMQ transactional send to a BROADCASTING consumer at %.0f msg/s for %v after %v unmeasured", b.o.floorRate, b.o.fixedDuration, floorPrelude)
-	b.r.floor, b.r.floorErr = measureFloor(ctx, rmq, b.o.floorRate, b.o.fixedDuration, b.o.drain)
+	logf("raw floor: RocketMQ transactional send to a BROADCASTING consumer at %.0f msg/s for %v after %v unmeasured", b.o.floorRate, b.o.fixedDuration, b.o.stackPrelude)
+	b.r.floor, b.r.floorErr = measureFloor(ctx, rmq, b.o.floorRate, b.o.stackPrelude, b.o.fixedDuration, b.o.drain)
 	logIf(b.r.floorErr)
 	if f := b.r.floor; f != nil {
 		logf("floor: %s", f.Text())
@@ -342,9 +347,9 @@ func (b *bench) stack(ctx context.Context) {
 		return
 	}
 	send, recv := "http://"+nodes[0].Addr(), "http://"+nodes[1].Addr()
-	logf("fixed %.0f msg/s for %v after %v unmeasured, senders on node 1, recipients on node 2", b.o.stackFixed, b.o.fixedDuration, fixedPrelude)
+	logf("fixed %.0f msg/s for %v after %v unmeasured, senders on node 1, recipients on node 2", b.o.stackFixed, b.o.fixedDuration, b.o.stackPrelude)
 	sampler := newStackSampler(mongo, rmq, nodes, nodePprof, b.o.fixedDuration, b.o.logDir)
-	b.r.stFixed, b.r.stFixedErr = b.fixed(ctx, send, recv, b.o.stackFixed, func() { sampler.start(ctx) })
+	b.r.stFixed, b.r.stFixedErr = b.fixed(ctx, send, recv, b.o.stackFixed, b.o.stackPrelude, func() { sampler.start(ctx) })
 	logIf(b.r.stFixedErr)
 	b.r.stProfile = sampler.wait()
 	logf("steps %v msg/s, %v each, until one does not hold", b.o.stackSteps, b.o.stepDuration)
