@@ -502,6 +502,9 @@ func printStackProfile(w io.Writer, o options, sp *stackProfile) {
 		totalCell += fmt.Sprintf(" (%d processes not measured)", missing)
 	}
 	fmt.Fprintf(w, "| **total** | %s |\n", totalCell)
+	if missing == 0 {
+		printWhatIsLeft(w, sp.cpu, total)
+	}
 
 	fmt.Fprintf(w, "\nCPU profiles over the same %v, shares of each profile's samples:\n\n", sp.window.Round(time.Second))
 	var files []string
@@ -521,4 +524,23 @@ func printStackProfile(w io.Writer, o options, sp *stackProfile) {
 	if len(files) > 0 {
 		fmt.Fprintf(w, "\nRaw profiles in %s: %s (`go tool pprof -top <file>` to look further).\n", o.logDir, strings.Join(files, ", "))
 	}
+}
+
+// printWhatIsLeft reads the CPU table for the targets the real stack does
+// not meet on two cores.
+func printWhatIsLeft(w io.Writer, cpu []componentCPU, total float64) {
+	share := func(prefix string) float64 {
+		var sum float64
+		for _, c := range cpu {
+			if strings.HasPrefix(c.name, prefix) {
+				sum += c.cores
+			}
+		}
+		return 100 * sum
+	}
+	fmt.Fprintf(w, "\nWhat is left: the cores are %.0f%% of %d%% busy, so a message's latency here is mostly its wait for a core, not one stage's work. "+
+		"The store (PostgreSQL and FerretDB) takes %.0f%% of a core, the broker %.0f%%, the two nodes %.0f%%, the load client %.0f%%. "+
+		"The floor is the same broker path with the store idle, no projection and no delivered marks; coming within 1.5 × of it here needs "+
+		"the store off these two cores, as MongoDB is in production, or fewer store writes per message.\n",
+		100*total, 100*runtime.NumCPU(), share("PostgreSQL")+share("FerretDB"), share("RocketMQ"), share("chatd"), share("load client"))
 }
