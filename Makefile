@@ -53,7 +53,7 @@ bench: infra-deps
 
 ## bench-load: the load benchmark of the embedded node and of the real stack
 ## (two nodes on FerretDB and RocketMQ); prints the table of issue 7's targets.
-## About 6 minutes on 2 cores; node logs and CPU profiles stay in bin/bench-load.
+## About 5 minutes on 2 cores; node logs and CPU profiles stay in bin/bench-load.
 bench-load: build infra-deps
 	$(GO) build -o $(BIN)/benchload ./tests/load/cmd/benchload
 	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/benchload -log-dir $(BIN)/bench-load
