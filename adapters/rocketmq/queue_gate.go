@@ -2,6 +2,7 @@ package rocketmq
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -66,22 +67,29 @@ func (g *queueGate) run(ctx context.Context, commits []ports.Commit, linger time
 			merged = append(merged, w.commits...)
 		}
 	}
-	err := handle(ctx, merged)
-	for _, w := range group {
-		if w != b {
-			w.err = err
-			close(w.wake)
+	// Deferred, so that a handler that panics (the client recovers it)
+	// still answers the batches it took and passes the lead on, instead of
+	// leaving the queue stuck.
+	err := errHandlerPanicked
+	defer func() {
+		for _, w := range group {
+			if w != b {
+				w.err = err
+				close(w.wake)
+			}
 		}
-	}
-
-	g.mu.Lock()
-	if len(g.waiting) > 0 {
-		next := g.waiting[0]
-		next.lead = true
-		close(next.wake)
-	} else {
-		g.running = false
-	}
-	g.mu.Unlock()
+		g.mu.Lock()
+		if len(g.waiting) > 0 {
+			next := g.waiting[0]
+			next.lead = true
+			close(next.wake)
+		} else {
+			g.running = false
+		}
+		g.mu.Unlock()
+	}()
+	err = handle(ctx, merged)
 	return err
 }
+
+var errHandlerPanicked = errors.New("rocketmq: the handler panicked on a batch merged with this one")

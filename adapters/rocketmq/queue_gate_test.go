@@ -151,3 +151,35 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestQueueGateSurvivesAPanic: a handler that panics (the client recovers
+// it) still answers the batches merged into its call, and the queue goes
+// on.
+func TestQueueGateSurvivesAPanic(t *testing.T) {
+	var g queueGate
+	var calls atomic.Int32
+	handle := func(context.Context, []ports.Commit) error {
+		if calls.Add(1) == 1 {
+			panic("handler bug")
+		}
+		return nil
+	}
+	go func() {
+		defer func() { _ = recover() }()
+		_ = g.run(context.Background(), commitsOf(1), 200*time.Millisecond, handle)
+	}()
+	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running })
+	merged := make(chan error, 1)
+	go func() { merged <- g.run(context.Background(), commitsOf(2), 200*time.Millisecond, handle) }()
+	select {
+	case err := <-merged:
+		if !errors.Is(err, errHandlerPanicked) {
+			t.Fatalf("batch merged into the call that panicked: %v, want errHandlerPanicked", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a batch merged into a call that panicked was never answered")
+	}
+	if err := g.run(context.Background(), commitsOf(3), 0, handle); err != nil {
+		t.Fatalf("the next batch: %v", err)
+	}
+}
