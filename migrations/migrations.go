@@ -85,50 +85,33 @@ func unreadAsRuns(ctx context.Context, db *mongo.Database) error {
 	defer cur.Close(ctx)
 	for cur.Next(ctx) {
 		var doc struct {
-			ID      string     `bson:"_id"`
-			Members []bson.Raw `bson:"members"`
+			ID      string   `bson:"_id"`
+			Members []bson.D `bson:"members"`
 		}
 		if err := cur.Decode(&doc); err != nil {
 			return fmt.Errorf("decode conversation: %w", err)
 		}
 		changed := false
-		members := make([]bson.Raw, len(doc.Members))
-		for i, m := range doc.Members {
-			members[i] = m
-			unread, err := m.LookupErr("unread")
-			if err != nil || unread.Type != bson.TypeArray {
-				continue
-			}
-			seqs, err := unread.Array().Values()
-			if err != nil {
-				return fmt.Errorf("conversation %s: unread: %w", doc.ID, err)
-			}
-			if len(seqs) == 0 || seqs[0].Type == bson.TypeEmbeddedDocument {
-				continue
-			}
-			runs, err := seqRuns(seqs)
-			if err != nil {
-				return fmt.Errorf("conversation %s: %w", doc.ID, err)
-			}
-			var member bson.D
-			if err := bson.Unmarshal(m, &member); err != nil {
-				return fmt.Errorf("conversation %s: member: %w", doc.ID, err)
-			}
-			for j := range member {
-				if member[j].Key == "unread" {
-					member[j].Value = runs
+		for _, member := range doc.Members {
+			for j, field := range member {
+				seqs, ok := field.Value.(bson.A)
+				if field.Key != "unread" || !ok || len(seqs) == 0 {
+					continue
 				}
+				if _, runs := seqs[0].(bson.D); runs {
+					continue
+				}
+				if member[j].Value, err = seqRuns(seqs); err != nil {
+					return fmt.Errorf("conversation %s: %w", doc.ID, err)
+				}
+				changed = true
 			}
-			if members[i], err = bson.Marshal(member); err != nil {
-				return fmt.Errorf("conversation %s: member: %w", doc.ID, err)
-			}
-			changed = true
 		}
 		if !changed {
 			continue
 		}
 		if _, err := views.UpdateOne(ctx, bson.D{{Key: "_id", Value: doc.ID}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "members", Value: members}}}}); err != nil {
+			bson.D{{Key: "$set", Value: bson.D{{Key: "members", Value: doc.Members}}}}); err != nil {
 			return fmt.Errorf("conversation %s: %w", doc.ID, err)
 		}
 	}
@@ -136,24 +119,29 @@ func unreadAsRuns(ctx context.Context, db *mongo.Database) error {
 }
 
 // seqRuns folds ascending seqs into runs of consecutive ones.
-func seqRuns(seqs []bson.RawValue) (bson.A, error) {
-	var runs [][2]int64
-	for _, v := range seqs {
-		seq, ok := v.AsInt64OK()
-		if !ok {
+func seqRuns(seqs bson.A) (bson.A, error) {
+	var runs bson.A
+	var from, to int64
+	for i, v := range seqs {
+		var seq int64
+		switch n := v.(type) {
+		case int64:
+			seq = n
+		case int32:
+			seq = int64(n)
+		default:
 			return nil, fmt.Errorf("unread seq %v is not an integer", v)
 		}
-		if n := len(runs); n > 0 && runs[n-1][1]+1 == seq {
-			runs[n-1][1] = seq
+		if i > 0 && seq == to+1 {
+			to = seq
 			continue
 		}
-		runs = append(runs, [2]int64{seq, seq})
+		if i > 0 {
+			runs = append(runs, bson.D{{Key: "f", Value: from}, {Key: "t", Value: to}})
+		}
+		from, to = seq, seq
 	}
-	out := make(bson.A, len(runs))
-	for i, r := range runs {
-		out[i] = bson.D{{Key: "f", Value: r[0]}, {Key: "t", Value: r[1]}}
-	}
-	return out, nil
+	return append(runs, bson.D{{Key: "f", Value: from}, {Key: "t", Value: to}}), nil
 }
 
 // Up applies every migration of All that db has not recorded yet.
