@@ -89,10 +89,17 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return &Verifier{keys: keys, parser: jwt.NewParser(opts...)}, nil
 }
 
+// Identity is what a verified token says: who the bearer is and until when
+// the token vouches for it.
+type Identity struct {
+	User      user.ID
+	ExpiresAt time.Time
+}
+
 // Verify checks token's signature and expiry and returns its subject.
-func (v *Verifier) Verify(token string) (user.ID, error) {
+func (v *Verifier) Verify(token string) (Identity, error) {
 	if token == "" {
-		return "", fmt.Errorf("%w: missing token", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: missing token", ErrUnauthorized)
 	}
 	var claims jwt.RegisteredClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
@@ -107,17 +114,17 @@ func (v *Verifier) Verify(token string) (user.ID, error) {
 	})
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", fmt.Errorf("%w: token expired", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: token expired", ErrUnauthorized)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "", fmt.Errorf("%w: token has no exp", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: token has no exp", ErrUnauthorized)
 	case err != nil:
-		return "", fmt.Errorf("%w: invalid token", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: invalid token", ErrUnauthorized)
 	}
 	id, err := user.ParseID(claims.Subject)
 	if err != nil {
-		return "", fmt.Errorf("%w: sub is not a valid user id", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: sub is not a valid user id", ErrUnauthorized)
 	}
-	return id, nil
+	return Identity{User: id, ExpiresAt: claims.ExpiresAt.Time}, nil
 }
 
 // BearerToken returns the token of an `Authorization: Bearer` header, or "".

@@ -113,13 +113,13 @@ func TestVerifier(t *testing.T) {
 			}
 			got, err := v.Verify(tt.token)
 			if tt.reason == "" {
-				if err != nil || got != tt.want {
-					t.Fatalf("Verify = %q, %v; want %q", got, err, tt.want)
+				if err != nil || got.User != tt.want {
+					t.Fatalf("Verify = %+v, %v; want %q", got, err, tt.want)
 				}
 				return
 			}
 			if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), tt.reason) {
-				t.Fatalf("Verify = %q, %v; want ErrUnauthorized with %q", got, err, tt.reason)
+				t.Fatalf("Verify = %+v, %v; want ErrUnauthorized with %q", got, err, tt.reason)
 			}
 		})
 	}
@@ -175,8 +175,8 @@ func TestIssuerRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := v.Verify(token); err != nil || got != "1001" {
-		t.Fatalf("Verify = %q, %v", got, err)
+	if got, err := v.Verify(token); err != nil || got.User != "1001" || !got.ExpiresAt.Equal(exp) {
+		t.Fatalf("Verify = %+v, %v; want 1001 until %v", got, err, exp)
 	}
 	late, err := NewVerifier(VerifierConfig{Secret: secret, Clock: fixedClock{exp}})
 	if err != nil {

@@ -132,13 +132,13 @@ func (a *API) Drain() { a.draining.Store(true) }
 
 func (a *API) authed(h func(http.ResponseWriter, *http.Request, user.ID)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		uid, err := a.deps.Verifier.Verify(auth.BearerToken(r))
+		identity, err := a.deps.Verifier.Verify(auth.BearerToken(r))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			writeError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
 			return
 		}
-		h(w, r, uid)
+		h(w, r, identity.User)
 	}
 }
 

@@ -147,7 +147,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		token = auth.BearerToken(r)
 	}
-	uid, err := s.verifier.Verify(token)
+	identity, err := s.verifier.Verify(token)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeHTTPError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
@@ -167,7 +167,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Registered before the 101 goes out: a client may be told of a message
 	// the moment its upgrade succeeds, and the session must already be there
 	// to receive it. What is pushed meanwhile waits in the queue.
-	sess := newSession(s, uid)
+	sess := newSession(s, identity.User)
 	unregister := s.app.Sessions.Register(sess)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
