@@ -49,16 +49,18 @@ const minRSABits = 2048
 // Bounds of a JWKS fetch, so that a slow or hostile endpoint can neither
 // hold a verification nor fill the memory.
 const (
-	JWKSFetchTimeout = 10 * time.Second
+	jwksFetchTimeout = 10 * time.Second
 	maxJWKSBytes     = 1 << 20
-	// DefaultJWKSRefresh is how often the key set is fetched again when
-	// nothing asks sooner.
-	DefaultJWKSRefresh = time.Hour
-	// unknownKIDRefresh spaces the extra fetches that a token naming a kid
-	// not in the set triggers: a rotated key is found at once, yet a stream
-	// of made-up kids costs the identity provider one request a minute.
-	unknownKIDRefresh = time.Minute
 )
+
+// DefaultJWKSRefresh is how often the key set is fetched again when nothing
+// asks sooner.
+const DefaultJWKSRefresh = time.Hour
+
+// unknownKIDRefresh spaces the extra fetches that a token naming a kid not
+// in the set triggers: a rotated key is found at once, yet a stream of
+// made-up kids costs the identity provider one request a minute.
+const unknownKIDRefresh = time.Minute
 
 // jwksAlgorithms are the algorithms a JWKS key may verify; which one a
 // given key verifies is decided by the key itself.
@@ -107,11 +109,12 @@ type Verifier struct {
 }
 
 // NewVerifier builds a Verifier over the configured keys. The JWKS is
-// fetched once before it returns, within JWKSFetchTimeout; an endpoint that
-// does not answer is logged and retried, and its tokens are refused until
-// the keys arrive, so that an identity provider's outage does not keep
-// nodes from starting (those with a secret or a public key beside it serve
-// their tokens meanwhile).
+// fetched once before it returns, within jwksFetchTimeout. An endpoint that
+// does not answer is logged, not fatal, so that an identity provider's
+// outage does not keep nodes from starting or restarting; its tokens are
+// refused until the keys arrive, at the next refresh or sooner when a
+// token's kid asks for one (at most once a minute), and a secret or public
+// key configured beside it serves its tokens meanwhile.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	v := &Verifier{keys: map[string]any{}, issuer: cfg.Issuer, audience: cfg.Audience}
 	if len(cfg.Secret) > 0 {
@@ -172,16 +175,17 @@ func (v *Verifier) startJWKS(cfg VerifierConfig) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	jwks, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
-		Client:            &http.Client{Timeout: JWKSFetchTimeout, Transport: limitedBodies{http.DefaultTransport}},
-		HTTPTimeout:       JWKSFetchTimeout,
+		Client:            &http.Client{Timeout: jwksFetchTimeout, Transport: limitedBodies{http.DefaultTransport}},
+		HTTPTimeout:       jwksFetchTimeout,
 		RefreshInterval:   refresh,
 		RefreshUnknownKID: rate.NewLimiter(rate.Every(unknownKIDRefresh), 1),
 		// Bounds what a verification spends on an extra fetch, waiting
 		// for the limiter included; a longer wait is refused at once.
-		RateLimitWaitMax: JWKSFetchTimeout,
-		RefreshErrorHandlerFunc: func(url string) func(context.Context, error) {
+		RateLimitWaitMax: jwksFetchTimeout,
+		RefreshErrorHandlerFunc: func(endpoint string) func(context.Context, error) {
 			return func(_ context.Context, err error) {
-				log.Warn("auth: fetching the JWKS failed; its tokens are refused until it answers", "url", url, "err", err)
+				log.Warn("auth: fetching the JWKS failed; tokens are checked against the keys fetched last, none before the first fetch",
+					"url", endpoint, "err", err)
 			}
 		},
 	})
