@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/fx"
 
@@ -39,6 +40,11 @@ func TestConfigNamesTheBadVariable(t *testing.T) {
 		{"CHAT_SEND_RATE", "-1", "CHAT_SEND_RATE"},
 		{"CHAT_LOG_LEVEL", "loud", "CHAT_LOG_LEVEL"},
 		{"CHAT_PING_INTERVAL", "soon", "CHAT_PING_INTERVAL"},
+		{"CHAT_HTTP_READ_TIMEOUT", "0s", "CHAT_HTTP_READ_TIMEOUT"},
+		{"CHAT_HTTP_IDLE_TIMEOUT", "-1s", "CHAT_HTTP_IDLE_TIMEOUT"},
+		{"CHAT_AUTH_JWKS_URL", "file:///etc/jwks.json", "CHAT_AUTH_JWKS_URL"},
+		{"CHAT_AUTH_JWKS_URL", "idp.example/jwks", "CHAT_AUTH_JWKS_URL"},
+		{"CHAT_AUTH_JWKS_REFRESH", "0s", "CHAT_AUTH_JWKS_REFRESH"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
@@ -58,11 +64,78 @@ func TestConfigNamesTheBadVariable(t *testing.T) {
 	})
 }
 
+func TestJWTModeTakesAnyOneKeySource(t *testing.T) {
+	for _, source := range []string{"CHAT_AUTH_SECRET", "CHAT_AUTH_PUBLIC_KEY_FILE", "CHAT_AUTH_JWKS_URL"} {
+		t.Run(source, func(t *testing.T) {
+			t.Setenv("CHAT_AUTH_MODE", "jwt")
+			t.Setenv("CHAT_AUTH_SECRET", "")
+			value := map[string]string{
+				"CHAT_AUTH_SECRET":          strings.Repeat("s", 32),
+				"CHAT_AUTH_PUBLIC_KEY_FILE": "/etc/chatd/rsa.pub",
+				"CHAT_AUTH_JWKS_URL":        "https://idp.example/.well-known/jwks.json",
+			}[source]
+			t.Setenv(source, value)
+			if _, err := bootstrap.LoadConfig(); err != nil {
+				t.Fatalf("%s alone: %v", source, err)
+			}
+		})
+	}
+}
+
 func TestDefaultsArePROTOCOLs(t *testing.T) {
 	cfg := validConfig(t)
-	if cfg.HTTPAddr != ":8080" || cfg.MongoDB != "chat" || cfg.AuthMode != "dev" || cfg.MaxFrameBytes != 65536 ||
-		cfg.SendRate != 50 || cfg.SendBurst != 200 {
+	if cfg.HTTPAddr != "127.0.0.1:8080" || cfg.MongoDB != "chat" || cfg.AuthMode != "dev" || cfg.MaxFrameBytes != 65536 ||
+		cfg.SendRate != 50 || cfg.SendBurst != 200 || cfg.HTTPReadTimeout != 10*time.Second || cfg.HTTPIdleTimeout != time.Minute ||
+		cfg.AuthJWKSRefresh != time.Hour {
 		t.Fatalf("defaults %+v", cfg)
+	}
+}
+
+func TestTheDefaultAddressDependsOnTheMode(t *testing.T) {
+	tests := []struct {
+		mode, addr, want string
+	}{
+		{"dev", "", "127.0.0.1:8080"},
+		{"jwt", "", ":8080"},
+		{"dev", "0.0.0.0:9000", "0.0.0.0:9000"},
+		{"jwt", "127.0.0.1:9000", "127.0.0.1:9000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode+" "+tt.addr, func(t *testing.T) {
+			t.Setenv("CHAT_AUTH_SECRET", strings.Repeat("s", 32))
+			t.Setenv("CHAT_AUTH_MODE", tt.mode)
+			t.Setenv("CHAT_HTTP_ADDR", tt.addr)
+			cfg, err := bootstrap.LoadConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.HTTPAddr != tt.want {
+				t.Fatalf("CHAT_HTTP_ADDR = %q, want %q", cfg.HTTPAddr, tt.want)
+			}
+		})
+	}
+}
+
+func TestListensOnLoopbackOnly(t *testing.T) {
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:8080", true},
+		{"127.0.0.53:8080", true},
+		{"[::1]:8080", true},
+		{"localhost:8080", true},
+		{":8080", false},
+		{"0.0.0.0:8080", false},
+		{"[::]:8080", false},
+		{"192.168.1.10:8080", false},
+		{"chat.example:8080", false},
+		{"127.0.0.1", false}, // no port: not an address net.Listen takes
+	}
+	for _, tt := range tests {
+		if got := (bootstrap.Config{HTTPAddr: tt.addr}).ListensOnLoopbackOnly(); got != tt.want {
+			t.Errorf("ListensOnLoopbackOnly(%q) = %v, want %v", tt.addr, got, tt.want)
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"reflect"
 	"strings"
@@ -20,12 +22,18 @@ import (
 // Config is every setting of a node, read from CHAT_* environment variables
 // as PROTOCOL.md names them.
 type Config struct {
-	HTTPAddr string `env:"CHAT_HTTP_ADDR" envDefault:":8080"`
+	HTTPAddr string `env:"CHAT_HTTP_ADDR"` // its default depends on the mode: defaultHTTPAddr
 	NodeID   string `env:"CHAT_NODE_ID"`
 	LogLevel string `env:"CHAT_LOG_LEVEL" envDefault:"info"`
 	// PprofAddr serves net/http/pprof on its own listener when set, for
 	// profiling a node under load; keep it on loopback.
 	PprofAddr string `env:"CHAT_PPROF_ADDR"`
+
+	// Slow clients cannot hold connections: a request's headers and body
+	// must arrive within the read timeout, and a keep-alive connection
+	// idle for the idle timeout is closed.
+	HTTPReadTimeout time.Duration `env:"CHAT_HTTP_READ_TIMEOUT" envDefault:"10s"`
+	HTTPIdleTimeout time.Duration `env:"CHAT_HTTP_IDLE_TIMEOUT" envDefault:"60s"`
 
 	MongoURI string `env:"CHAT_MONGO_URI"`
 	MongoDB  string `env:"CHAT_MONGO_DB" envDefault:"chat"`
@@ -41,6 +49,10 @@ type Config struct {
 	AuthMode          string        `env:"CHAT_AUTH_MODE" envDefault:"dev"`
 	AuthSecret        string        `env:"CHAT_AUTH_SECRET"`
 	AuthPublicKeyFile string        `env:"CHAT_AUTH_PUBLIC_KEY_FILE"`
+	AuthJWKSURL       string        `env:"CHAT_AUTH_JWKS_URL"`
+	AuthJWKSRefresh   time.Duration `env:"CHAT_AUTH_JWKS_REFRESH" envDefault:"1h"`
+	AuthIssuer        string        `env:"CHAT_AUTH_ISSUER"`
+	AuthAudience      string        `env:"CHAT_AUTH_AUDIENCE"`
 	DevTokenTTL       time.Duration `env:"CHAT_DEV_TOKEN_TTL" envDefault:"24h"`
 
 	MaxFrameBytes  int           `env:"CHAT_MAX_FRAME_BYTES" envDefault:"65536"`
@@ -68,11 +80,38 @@ func LoadConfig() (Config, error) {
 	if err := env.Parse(&cfg); err != nil {
 		return Config{}, namedParseErrors(err)
 	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = defaultHTTPAddr(cfg.AuthMode)
+	}
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
 		cfg.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	return cfg, cfg.Validate()
+}
+
+// defaultHTTPAddr keeps a dev node, where anyone may sign in as anyone,
+// off the network unless the operator asks for it by name.
+func defaultHTTPAddr(authMode string) string {
+	if authMode == "jwt" {
+		return ":8080"
+	}
+	return "127.0.0.1:8080"
+}
+
+// ListensOnLoopbackOnly tells whether CHAT_HTTP_ADDR names a loopback host:
+// an IP of the loopback range or "localhost". An empty host listens on
+// every interface, and any other name is taken as reachable from outside.
+func (c Config) ListensOnLoopbackOnly() bool {
+	host, _, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Validate checks the values that parsing alone cannot.
@@ -84,14 +123,19 @@ func (c Config) Validate() error {
 	switch c.AuthMode {
 	case "dev":
 	case "jwt":
-		if c.AuthSecret == "" && c.AuthPublicKeyFile == "" {
-			bad("CHAT_AUTH_MODE", "jwt mode needs CHAT_AUTH_SECRET or CHAT_AUTH_PUBLIC_KEY_FILE")
+		if c.AuthSecret == "" && c.AuthPublicKeyFile == "" && c.AuthJWKSURL == "" {
+			bad("CHAT_AUTH_MODE", "jwt mode needs CHAT_AUTH_SECRET, CHAT_AUTH_PUBLIC_KEY_FILE or CHAT_AUTH_JWKS_URL")
 		}
 	default:
 		bad("CHAT_AUTH_MODE", "%q is neither dev nor jwt", c.AuthMode)
 	}
 	if c.AuthSecret != "" && len(c.AuthSecret) < minSecretBytes {
 		bad("CHAT_AUTH_SECRET", "must be at least %d bytes, got %d", minSecretBytes, len(c.AuthSecret))
+	}
+	if c.AuthJWKSURL != "" {
+		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("CHAT_AUTH_JWKS_URL", "%q is not an http(s) URL", c.AuthJWKSURL)
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("CHAT_LOG_LEVEL", "%v", err)
@@ -112,6 +156,8 @@ func (c Config) Validate() error {
 		{"CHAT_TX_TIMEOUT", float64(c.TxTimeout)}, {"CHAT_SHUTDOWN_TIMEOUT", float64(c.ShutdownTimeout)},
 		{"CHAT_ROCKETMQ_SEND_TIMEOUT", float64(c.RocketMQSendTimeout)}, {"CHAT_DEV_TOKEN_TTL", float64(c.DevTokenTTL)},
 		{"CHAT_PRESENCE_HEARTBEAT", float64(c.PresenceHeartbeat)}, {"CHAT_PRESENCE_GRACE", float64(c.PresenceGrace)},
+		{"CHAT_HTTP_READ_TIMEOUT", float64(c.HTTPReadTimeout)}, {"CHAT_HTTP_IDLE_TIMEOUT", float64(c.HTTPIdleTimeout)},
+		{"CHAT_AUTH_JWKS_REFRESH", float64(c.AuthJWKSRefresh)},
 	} {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")

@@ -29,7 +29,7 @@ var AuthModule = fx.Module("auth",
 	fx.Provide(newAuth),
 )
 
-func newAuth(cfg Config, logger *slog.Logger) (*auth.Verifier, *auth.Issuer, error) {
+func newAuth(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*auth.Verifier, *auth.Issuer, error) {
 	secret := []byte(cfg.AuthSecret)
 	var publicKey []byte
 	if cfg.AuthPublicKeyFile != "" {
@@ -47,14 +47,20 @@ func newAuth(cfg Config, logger *slog.Logger) (*auth.Verifier, *auth.Issuer, err
 		secret = random
 		logger.Warn("CHAT_AUTH_SECRET is unset: dev tokens are signed with a random secret of this process only")
 	}
-	verifier, err := auth.NewVerifier(auth.VerifierConfig{Secret: secret, PublicKeyPEM: publicKey})
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{
+		Secret: secret, PublicKeyPEM: publicKey,
+		JWKSURL: cfg.AuthJWKSURL, JWKSRefresh: cfg.AuthJWKSRefresh,
+		Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience,
+		Log: logger.With("component", "auth"),
+	})
 	if err != nil {
 		return nil, nil, err
 	}
+	lc.Append(fx.StopHook(verifier.Close))
 	if cfg.AuthMode != "dev" {
 		return verifier, nil, nil
 	}
-	issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: secret, TTL: cfg.DevTokenTTL})
+	issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: secret, TTL: cfg.DevTokenTTL, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience})
 	return verifier, issuer, err
 }
 
@@ -131,7 +137,13 @@ func serveHTTP(lc fx.Lifecycle, cfg Config, api *httpapi.API, ws *websocket.Serv
 	api.Register(mux)
 	mux.Handle("GET /ws", ws)
 	webui.Register(mux) // the web page: GET /{$} and GET /assets/
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{
+		Handler: httpapi.JSONErrors(mux),
+		// The read timeout also bounds the upgrade request of a WebSocket;
+		// its session then keeps its own read deadline by the ping rule.
+		ReadTimeout: cfg.HTTPReadTimeout,
+		IdleTimeout: cfg.HTTPIdleTimeout,
+	}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -139,6 +151,10 @@ func serveHTTP(lc fx.Lifecycle, cfg Config, api *httpapi.API, ws *websocket.Serv
 				return fmt.Errorf("CHAT_HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
 			}
 			logger.Info("chatd listening", "addr", ln.Addr().String(), "node", cfg.NodeID)
+			if cfg.AuthMode == "dev" && !cfg.ListensOnLoopbackOnly() {
+				logger.Warn("dev mode listens beyond loopback: anyone who reaches "+cfg.HTTPAddr+
+					" may sign in as anyone; set CHAT_AUTH_MODE=jwt or CHAT_HTTP_ADDR=127.0.0.1:PORT", "addr", cfg.HTTPAddr)
+			}
 			go func() {
 				if err := server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					logger.Error("http server stopped", "err", err)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -59,12 +60,25 @@ func TestVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsaPEM, ecPEM := pemOf(t, &rsaKey.PublicKey), pemOf(t, &ecKey.PublicKey)
+	edPub, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaPEM, ecPEM, edPEM := pemOf(t, &rsaKey.PublicKey), pemOf(t, &ecKey.PublicKey), pemOf(t, edPub)
 	clock := fixedClock{now}
 	hsOnly := VerifierConfig{Secret: secret, Clock: clock}
 	rsOnly := VerifierConfig{PublicKeyPEM: rsaPEM, Clock: clock}
 	esOnly := VerifierConfig{PublicKeyPEM: ecPEM, Clock: clock}
+	edOnly := VerifierConfig{PublicKeyPEM: edPEM, Clock: clock}
+	// An unset secret read from the environment is an empty, non-nil slice.
+	rsEmptySecret := VerifierConfig{Secret: []byte(""), PublicKeyPEM: rsaPEM, Clock: clock}
+	issAud := VerifierConfig{Secret: secret, Clock: clock, Issuer: "https://id.example", Audience: "chatd"}
 	valid := claims("1001", now.Add(time.Hour))
+	withIssAud := func(iss string, aud ...string) jwt.RegisteredClaims {
+		c := valid
+		c.Issuer, c.Audience = iss, aud
+		return c
+	}
 	unsigned, err := jwt.NewWithClaims(jwt.SigningMethodNone, valid).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +97,15 @@ func TestVerifier(t *testing.T) {
 		{"hs256 valid", hsOnly, good, "1001", ""},
 		{"rs256 valid", rsOnly, sign(t, jwt.SigningMethodRS256, valid, rsaKey), "1001", ""},
 		{"es256 valid", esOnly, sign(t, jwt.SigningMethodES256, valid, ecKey), "1001", ""},
+		{"eddsa valid", edOnly, sign(t, jwt.SigningMethodEdDSA, valid, edKey), "1001", ""},
+		{"public key beside an empty secret", rsEmptySecret, sign(t, jwt.SigningMethodRS256, valid, rsaKey), "1001", ""},
+		{"hs256 refused beside an empty secret", rsEmptySecret, sign(t, jwt.SigningMethodHS256, valid, []byte{}), "", "invalid token"},
+		{"iss and aud match", issAud, sign(t, jwt.SigningMethodHS256, withIssAud("https://id.example", "other", "chatd"), secret), "1001", ""},
+		{"iss mismatch", issAud, sign(t, jwt.SigningMethodHS256, withIssAud("https://evil.example", "chatd"), secret), "", "iss is not"},
+		{"aud mismatch", issAud, sign(t, jwt.SigningMethodHS256, withIssAud("https://id.example", "other"), secret), "", "aud does not include"},
+		{"iss missing", issAud, sign(t, jwt.SigningMethodHS256, withIssAud("", "chatd"), secret), "", "no iss"},
+		{"aud missing", issAud, sign(t, jwt.SigningMethodHS256, withIssAud("https://id.example"), secret), "", "no aud"},
+		{"iss and aud not required when unset", hsOnly, sign(t, jwt.SigningMethodHS256, withIssAud("https://any.example", "any"), secret), "1001", ""},
 		{"dotted user id", hsOnly, sign(t, jwt.SigningMethodHS256, claims("a.b-c_D", now.Add(time.Hour)), secret), "a.b-c_D", ""},
 		{"within leeway", VerifierConfig{Secret: secret, Clock: clock, Leeway: time.Minute},
 			sign(t, jwt.SigningMethodHS256, claims("1001", now.Add(-30*time.Second)), secret), "1001", ""},
@@ -95,6 +118,8 @@ func TestVerifier(t *testing.T) {
 		{"alg none against a public key", rsOnly, unsigned, "", "invalid token"},
 		{"hs256 signed with the rsa public key", rsOnly, sign(t, jwt.SigningMethodHS256, valid, rsaPEM), "", "invalid token"},
 		{"hs256 signed with the ec public key", esOnly, sign(t, jwt.SigningMethodHS256, valid, ecPEM), "", "invalid token"},
+		{"hs256 signed with the ed25519 public key", edOnly, sign(t, jwt.SigningMethodHS256, valid, edPEM), "", "invalid token"},
+		{"es256 to an eddsa verifier", edOnly, sign(t, jwt.SigningMethodES256, valid, ecKey), "", "invalid token"},
 		{"rs256 to an hs256 verifier", hsOnly, sign(t, jwt.SigningMethodRS256, valid, rsaKey), "", "invalid token"},
 		{"es384 to an es256 verifier", esOnly, sign(t, jwt.SigningMethodES384, valid, mustEC(t, elliptic.P384())), "", "invalid token"},
 		{"hs512 with the right secret", hsOnly, sign(t, jwt.SigningMethodHS512, valid, secret), "", "invalid token"},
@@ -144,6 +169,9 @@ func TestNewVerifierRejectsWeakKeys(t *testing.T) {
 		cfg  VerifierConfig
 	}{
 		{"nothing", VerifierConfig{}},
+		{"empty secret and key", VerifierConfig{Secret: []byte(""), PublicKeyPEM: []byte("")}},
+		{"jwks url not http", VerifierConfig{JWKSURL: "file:///etc/jwks.json"}},
+		{"jwks url without host", VerifierConfig{JWKSURL: "https:///jwks"}},
 		{"short secret", VerifierConfig{Secret: []byte("short")}},
 		{"not pem", VerifierConfig{PublicKeyPEM: []byte("hello")}},
 		{"small rsa", VerifierConfig{PublicKeyPEM: pemOf(t, &smallRSA.PublicKey)}},
@@ -187,6 +215,32 @@ func TestIssuerRoundTrip(t *testing.T) {
 	}
 	if _, err := NewIssuer(IssuerConfig{Secret: secret[:31]}); err == nil {
 		t.Fatal("NewIssuer accepted a 31-byte secret")
+	}
+}
+
+func TestIssuerSignsTheConfiguredIssuerAndAudience(t *testing.T) {
+	clock := fixedClock{now}
+	iss, err := NewIssuer(IssuerConfig{Secret: secret, Clock: clock, Issuer: "https://chat.example", Audience: "chatd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := iss.Issue("1001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewVerifier(VerifierConfig{Secret: secret, Clock: clock, Issuer: "https://chat.example", Audience: "chatd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v.Verify(token); err != nil || got.User != "1001" {
+		t.Fatalf("Verify = %+v, %v; want 1001", got, err)
+	}
+	strict, err := NewVerifier(VerifierConfig{Secret: secret, Clock: clock, Audience: "another-service"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := strict.Verify(token); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("a dev token for chatd verified for another audience: %v", err)
 	}
 }
 
