@@ -39,6 +39,7 @@ func TestConfigNamesTheBadVariable(t *testing.T) {
 		{"CHAT_SEND_RATE", "-1", "CHAT_SEND_RATE"},
 		{"CHAT_LOG_LEVEL", "loud", "CHAT_LOG_LEVEL"},
 		{"CHAT_PING_INTERVAL", "soon", "CHAT_PING_INTERVAL"},
+		{"CHAT_MAX_SESSIONS_PER_USER", "0", "CHAT_MAX_SESSIONS_PER_USER"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {

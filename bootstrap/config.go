@@ -51,6 +51,8 @@ type Config struct {
 	PingInterval   time.Duration `env:"CHAT_PING_INTERVAL" envDefault:"30s"`
 	AllowedOrigins []string      `env:"CHAT_ALLOWED_ORIGINS" envSeparator:","`
 
+	MaxSessionsPerUser int `env:"CHAT_MAX_SESSIONS_PER_USER" envDefault:"20"`
+
 	PresenceHeartbeat time.Duration `env:"CHAT_PRESENCE_HEARTBEAT" envDefault:"5s"`
 	PresenceGrace     time.Duration `env:"CHAT_PRESENCE_GRACE" envDefault:"5s"`
 
@@ -112,6 +114,7 @@ func (c Config) Validate() error {
 		{"CHAT_TX_TIMEOUT", float64(c.TxTimeout)}, {"CHAT_SHUTDOWN_TIMEOUT", float64(c.ShutdownTimeout)},
 		{"CHAT_ROCKETMQ_SEND_TIMEOUT", float64(c.RocketMQSendTimeout)}, {"CHAT_DEV_TOKEN_TTL", float64(c.DevTokenTTL)},
 		{"CHAT_PRESENCE_HEARTBEAT", float64(c.PresenceHeartbeat)}, {"CHAT_PRESENCE_GRACE", float64(c.PresenceGrace)},
+		{"CHAT_MAX_SESSIONS_PER_USER", float64(c.MaxSessionsPerUser)},
 	} {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")
