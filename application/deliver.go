@@ -16,6 +16,10 @@ import (
 // conversation in seq order and once per session, with any gap filled from
 // the store; receipts to both participants. The bus only signals; the store
 // is the truth, which is why a lost or late broadcast costs latency, not data.
+//
+// A pushed message is only queued on its session; the recipient's delivered
+// marker moves when the transport reports it Written to the connection, so
+// that frames a slow session drops when it is disconnected never count.
 type Delivery struct {
 	aggregates *aggregates
 	sessions   *Sessions
@@ -43,59 +47,63 @@ func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
 // Wait blocks until the delivered markers this node owes are written, or ctx ends.
 func (d *Delivery) Wait(ctx context.Context) { d.marks.wait(ctx) }
 
+// Written is the transport's report that message seq of conversation, sent
+// to user to, was written to session s's connection. Only the recipient's
+// sessions move its delivered marker; the sender's other sessions do not.
+func (d *Delivery) Written(s ports.Session, conv string, to user.ID, seq uint64) {
+	if s.User() != to {
+		return
+	}
+	d.marks.add(conversation.ID(conv), to, seq)
+}
+
 func (d *Delivery) deliverMessage(ctx context.Context, p conversation.MessagePosted, origin string) {
 	for _, u := range [2]user.ID{p.To, p.From} {
 		for _, st := range d.sessions.of(u) {
-			if upTo := d.deliverInOrder(ctx, st, p, origin); upTo > 0 && u == p.To {
-				d.marks.add(p.Conversation, p.To, upTo)
-			}
+			d.deliverInOrder(ctx, st, p, origin)
 		}
 	}
 }
 
-// deliverInOrder pushes p to one session after any messages it missed, and
-// returns the highest seq pushed, 0 for none.
-func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conversation.MessagePosted, origin string) uint64 {
+// deliverInOrder pushes p to one session after any messages it missed.
+func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conversation.MessagePosted, origin string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	conv := string(p.Conversation)
 	cursor, known := st.cursors[conv]
 	if known && p.Seq <= cursor {
-		return 0
+		return
 	}
-	var pushed uint64
 	if known && p.Seq > cursor+1 {
 		gap, err := d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cursor+1, p.Seq-1)
 		if err != nil {
 			// Leave the cursor where it is: the next message retries the fill.
 			slog.Warn("delivery gap not filled", "conversation", conv, "from", cursor+1, "to", p.Seq-1, "err", err)
-			return 0
+			return
 		}
 		for _, c := range gap {
 			for _, ev := range c.Events {
-				if gp, ok := ev.(conversation.MessagePosted); ok && d.push(st, gp, c.Origin) {
-					pushed = gp.Seq
+				if gp, ok := ev.(conversation.MessagePosted); ok {
+					d.push(st, gp, c.Origin)
 				}
 			}
 		}
 	}
-	if d.push(st, p, origin) {
-		pushed = p.Seq
-	}
+	d.push(st, p, origin)
 	if st.cursors == nil {
 		st.cursors = make(map[string]uint64, 1)
 	}
 	st.cursors[conv] = p.Seq
-	return pushed
 }
 
 // push sends p unless st is the session that sent it; a sender's own
-// session learns of its message from the ack.
-func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin string) bool {
+// session learns of its message from the ack. A session that refuses the
+// push is being disconnected, and its client catches up with sync.
+func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin string) {
 	if origin != "" && origin == st.session.ID() {
-		return false
+		return
 	}
-	return st.session.PushMessage(messageView(p))
+	st.session.PushMessage(messageView(p))
 }
 
 func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {
@@ -146,8 +154,8 @@ func messageView(p conversation.MessagePosted) ports.MessageView {
 }
 
 // deliveredMarks coalesces the delivered markers this node owes: however many
-// messages a session received meanwhile, one commit moves the marker to the
-// last of them. A goroutine runs only while marks are pending.
+// messages were written to a recipient's sessions meanwhile, one commit moves
+// the marker to the last of them. A goroutine runs only while marks are pending.
 type deliveredMarks struct {
 	marker  *MarkRead
 	mu      sync.Mutex

@@ -91,6 +91,65 @@ func TestDeliveryMovesTheDeliveredMarker(t *testing.T) {
 	}
 }
 
+// writingSession is one session of a test: whose it is, and whether its
+// transport writes what is pushed to it.
+type writingSession struct {
+	user   user.ID
+	writes bool
+}
+
+func TestDeliveredMarkerMovesOnlyOverWrittenMessages(t *testing.T) {
+	tests := []struct {
+		name     string
+		sessions []writingSession
+		want     string
+	}{
+		{"the recipient's session writes", []writingSession{{"bob", true}}, "delivered"},
+		{"the recipient's session never writes", []writingSession{{"bob", false}}, "sent"},
+		{"only the sender's other session writes", []writingSession{{"bob", false}, {"alice", true}}, "sent"},
+		{"one of the recipient's sessions writes", []writingSession{{"bob", false}, {"bob", true}}, "delivered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNode(t, testConfig(), memory.NewEventStore())
+			var pushed []*fakeSession
+			for i, s := range tt.sessions {
+				fs := &fakeSession{id: fmt.Sprintf("%s-%d", s.user, i), user: s.user}
+				if s.writes {
+					fs.delivery = n.app.Delivery
+				}
+				t.Cleanup(n.app.Sessions.Register(fs))
+				pushed = append(pushed, fs)
+			}
+			ack := send(t, n, "alice", "k1", "bob", "one")
+			send(t, n, "alice", "k2", "bob", "two")
+			eventually(t, "both messages pushed to every session", func() bool {
+				for _, fs := range pushed {
+					if len(fs.seqs()) != 2 {
+						return false
+					}
+				}
+				return true
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n.app.Delivery.Wait(ctx)
+			page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Messages) != 2 {
+				t.Fatalf("history has %d messages, want 2", len(page.Messages))
+			}
+			for _, m := range page.Messages {
+				if m.Status != tt.want {
+					t.Fatalf("message %d is %s, want %s", m.Seq, m.Status, tt.want)
+				}
+			}
+		})
+	}
+}
+
 func TestReceiptsNeverGoBack(t *testing.T) {
 	store := memory.NewEventStore()
 	sender := newNode(t, testConfig(), store)
@@ -145,7 +204,7 @@ func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
 	bus.Start()
 	defer func() { _ = bus.Stop(context.Background()) }()
 	for _, u := range []user.ID{"alice", "bob"} {
-		t.Cleanup(app.Sessions.Register(&fakeSession{id: string(u), user: u}))
+		t.Cleanup(app.Sessions.Register(&fakeSession{id: string(u), user: u, delivery: app.Delivery}))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

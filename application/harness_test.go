@@ -53,10 +53,13 @@ func testConfig() application.Config {
 	return cfg
 }
 
-// fakeSession records what the application pushes to it.
+// fakeSession records what the application pushes to it. With a
+// delivery, it reports each message written at once, as a prompt client's
+// transport would; without, it is a session whose frames never leave its queue.
 type fakeSession struct {
-	id   string
-	user user.ID
+	id       string
+	user     user.ID
+	delivery *application.Delivery
 
 	mu       sync.Mutex
 	messages []ports.MessageView
@@ -69,6 +72,9 @@ func (s *fakeSession) PushMessage(m ports.MessageView) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.messages = append(s.messages, m)
+	if s.delivery != nil {
+		s.delivery.Written(s, m.Conversation, m.To, m.Seq)
+	}
 	return true
 }
 func (s *fakeSession) PushReceipt(r ports.Receipt) bool {
@@ -96,7 +102,7 @@ func (s *fakeSession) receiptsSeen() []ports.Receipt {
 
 func connect(t *testing.T, n *node, id string, u user.ID) *fakeSession {
 	t.Helper()
-	s := &fakeSession{id: id, user: u}
+	s := &fakeSession{id: id, user: u, delivery: n.app.Delivery}
 	t.Cleanup(n.app.Sessions.Register(s))
 	return s
 }

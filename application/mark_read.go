@@ -37,7 +37,7 @@ func (m *MarkRead) Handle(ctx context.Context, cmd MarkReadCommand) error {
 }
 
 // markDelivered moves the recipient's delivered marker after this node
-// pushed messages to one of its sessions.
+// wrote messages to one of its sessions' connections.
 func (m *MarkRead) markDelivered(ctx context.Context, id conversation.ID, u user.ID, upTo uint64) error {
 	return m.mark(ctx, id, u, upTo, (*conversation.Receipts).MarkDelivered)
 }

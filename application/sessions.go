@@ -1,6 +1,8 @@
 package application
 
 import (
+	"errors"
+	"math"
 	"sync"
 
 	"github.com/evchat/chatd/domain/user"
@@ -52,11 +54,29 @@ func NewSessions() *Sessions {
 	return &Sessions{byUser: map[user.ID][]*sessionState{}}
 }
 
-// Register adds s and returns the function that removes it again.
+// ErrTooManySessions refuses a session to a user who has as many on this
+// node as the transport allows.
+var ErrTooManySessions = errors.New("too many sessions of this user on this node")
+
+// Register adds s, however many sessions its user has, and returns the
+// function that removes it again.
 func (r *Sessions) Register(s ports.Session) (unregister func()) {
+	unregister, _ = r.RegisterAtMost(s, math.MaxInt)
+	return unregister
+}
+
+// RegisterAtMost adds s unless its user already has limit sessions here,
+// then it returns ErrTooManySessions and changes nothing. The count is
+// checked under the same lock as the addition, so that two sessions racing
+// for the last place cannot both take it.
+func (r *Sessions) RegisterAtMost(s ports.Session, limit int) (unregister func(), err error) {
 	st := &sessionState{session: s}
 	u := s.User()
 	r.mu.Lock()
+	if len(r.byUser[u]) >= limit {
+		r.mu.Unlock()
+		return nil, ErrTooManySessions
+	}
 	r.byUser[u] = append(r.byUser[u], st)
 	r.count++
 	observer := r.observer
@@ -71,7 +91,7 @@ func (r *Sessions) Register(s ports.Session) (unregister func()) {
 				observer.SessionClosed(u)
 			}
 		})
-	}
+	}, nil
 }
 
 func (r *Sessions) remove(u user.ID, st *sessionState) SessionObserver {

@@ -63,6 +63,8 @@ type Config struct {
 	PingInterval   time.Duration `env:"CHAT_PING_INTERVAL" envDefault:"30s"`
 	AllowedOrigins []string      `env:"CHAT_ALLOWED_ORIGINS" envSeparator:","`
 
+	MaxSessionsPerUser int `env:"CHAT_MAX_SESSIONS_PER_USER" envDefault:"20"`
+
 	PresenceHeartbeat time.Duration `env:"CHAT_PRESENCE_HEARTBEAT" envDefault:"5s"`
 	PresenceGrace     time.Duration `env:"CHAT_PRESENCE_GRACE" envDefault:"5s"`
 
@@ -158,6 +160,7 @@ func (c Config) Validate() error {
 		{"CHAT_PRESENCE_HEARTBEAT", float64(c.PresenceHeartbeat)}, {"CHAT_PRESENCE_GRACE", float64(c.PresenceGrace)},
 		{"CHAT_HTTP_READ_TIMEOUT", float64(c.HTTPReadTimeout)}, {"CHAT_HTTP_IDLE_TIMEOUT", float64(c.HTTPIdleTimeout)},
 		{"CHAT_AUTH_JWKS_REFRESH", float64(c.AuthJWKSRefresh)},
+		{"CHAT_MAX_SESSIONS_PER_USER", float64(c.MaxSessionsPerUser)},
 	} {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")

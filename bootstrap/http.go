@@ -80,6 +80,7 @@ var WebSocketModule = fx.Module("websocket",
 		return websocket.New(websocket.Config{
 			MaxFrameBytes: cfg.MaxFrameBytes, SendQueue: cfg.SessionQueue,
 			PingInterval: cfg.PingInterval, AllowedOrigins: cfg.AllowedOrigins,
+			MaxSessionsPerUser: cfg.MaxSessionsPerUser,
 		}, app, v, m, logger.With("component", "websocket"))
 	}),
 )

@@ -30,6 +30,8 @@ type Receipt struct {
 // Session is one client connection on this node, as the inbound transport
 // holds it. Pushes never block: a session whose queue is full reports false
 // and the transport disconnects it, so a slow client never holds up others.
+// A pushed message is only queued; it counts as delivered once the transport
+// has written it to the connection and says so (application.Delivery.Written).
 type Session interface {
 	ID() string
 	User() user.ID

@@ -199,20 +199,27 @@ func TestSendRateLimited(t *testing.T) {
 	}
 }
 
-// session stands for a connected client of bob's, so that delivered markers move.
-type session struct{ lastSeq atomic.Uint64 }
+// session stands for a connected client of bob's, so that delivered
+// markers move: with a delivery, it reports each message written at once.
+type session struct {
+	lastSeq  atomic.Uint64
+	delivery *application.Delivery
+}
 
 func (s *session) ID() string    { return "bob-1" }
 func (s *session) User() user.ID { return "bob" }
 func (s *session) PushMessage(m ports.MessageView) bool {
 	s.lastSeq.Store(m.Seq)
+	if s.delivery != nil {
+		s.delivery.Written(s, m.Conversation, m.To, m.Seq)
+	}
 	return true
 }
 func (s *session) PushReceipt(ports.Receipt) bool { return true }
 
 func TestConversationsAndHistory(t *testing.T) {
 	h := newHarness(t, options{})
-	bob := &session{}
+	bob := &session{delivery: h.app.Delivery}
 	unregister := h.app.Sessions.Register(bob)
 	var conv string
 	for i, body := range []string{"one", "two", "three", "four"} {

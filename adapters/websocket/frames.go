@@ -23,6 +23,8 @@ const (
 	typePing     = "ping"
 	typeTyping   = "typing"
 	typePresence = "presence"
+	typeAuth     = "auth"
+	typeAuthed   = "authed"
 	typeAck      = "ack"
 	typeMessage  = "message"
 	typeReceipt  = "receipt"
@@ -37,6 +39,8 @@ const (
 const (
 	codeTooLarge     = "too_large"
 	codeUnauthorized = "unauthorized"
+	// codeTooManySessions refuses an upgrade past MaxSessionsPerUser.
+	codeTooManySessions = "too_many_sessions"
 )
 
 // clientFrame is a decoded, validated client frame. Seed marks the seed's
@@ -52,6 +56,7 @@ type clientFrame struct {
 	After        uint64
 	Limit        int
 	Users        []string
+	Token        string
 }
 
 // frameError is a frame the server answers with an `error` frame; ID echoes
@@ -79,6 +84,7 @@ type rawFrame struct {
 	After        json.RawMessage `json:"after"`
 	Limit        json.RawMessage `json:"limit"`
 	Users        []string        `json:"users"`
+	Token        *string         `json:"token"`
 }
 
 // decodeFrame parses and validates one client frame. Every failure is a
@@ -135,6 +141,8 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 		return f, decodeConversation(&f, raw)
 	case typePresence:
 		return f, decodePresence(&f, raw)
+	case typeAuth:
+		return f, decodeAuth(&f, raw)
 	case typePing:
 	default:
 		return f, badRequest(id, "unknown frame type")
@@ -183,6 +191,14 @@ func validateSend(f *clientFrame) *frameError {
 	if _, err := message.ParseBody(f.Body); err != nil {
 		return badRequest(f.ID, err.Error())
 	}
+	return nil
+}
+
+func decodeAuth(f *clientFrame, raw rawFrame) *frameError {
+	if raw.Token == nil || *raw.Token == "" {
+		return badRequest(f.ID, "missing field token")
+	}
+	f.Token = *raw.Token
 	return nil
 }
 
@@ -243,6 +259,13 @@ type messagesFrame struct {
 	Conversation string         `json:"conversation"`
 	Messages     []wire.Message `json:"messages"`
 	More         bool           `json:"more"`
+}
+
+// authedFrame answers an `auth` frame with the session's new expiry.
+type authedFrame struct {
+	Type      string `json:"type"`
+	ID        string `json:"id,omitempty"`
+	ExpiresAt string `json:"expiresAt"`
 }
 
 type pongFrame struct {

@@ -46,12 +46,12 @@ func decodePresence(f *clientFrame, raw rawFrame) *frameError {
 
 // PushPresence queues a presence frame; false when the session is full or closing.
 func (s *session) PushPresence(p ports.PresenceView) bool {
-	return s.send(typePresence, presenceOf(p))
+	return s.push(typePresence, presenceOf(p))
 }
 
 // PushTyping queues a typing frame; false when the session is full or closing.
 func (s *session) PushTyping(t ports.TypingView) bool {
-	return s.send(typeTyping, typingFrame{Type: typeTyping, Conversation: t.Conversation, User: t.User})
+	return s.push(typeTyping, typingFrame{Type: typeTyping, Conversation: t.Conversation, User: t.User})
 }
 
 // errNoPresence answers presence and typing on a node built without them.
@@ -74,7 +74,7 @@ func (s *session) handlePresence(ctx context.Context, f clientFrame) error {
 		return err
 	}
 	for _, v := range views {
-		s.send(typePresence, presenceOf(v))
+		s.reply(typePresence, presenceOf(v))
 	}
 	return nil
 }

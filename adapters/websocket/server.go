@@ -1,24 +1,31 @@
 // Package websocket is the chat's WebSocket transport: it authenticates the
 // upgrade with a JWT, holds one session per connection as a ports.Session
 // registered with the application, decodes client frames (`send` and the
-// seed's `{toId, msg}` form, `read`, `sync`, `ping`) into use case calls and
-// writes acks, pushed messages, receipts, pages and errors back as the
-// protocol spells them. Each session has one reader goroutine, which handles
+// seed's `{toId, msg}` form, `read`, `sync`, `ping`, `auth`) into use case
+// calls and writes acks, pushed messages, receipts, pages and errors back as
+// the protocol spells them. Each session has one reader goroutine, which handles
 // frames in order so a client's acks come in the order of its sends, and one
 // writer goroutine fed by a bounded queue: pushes never block, and a client
 // that falls a queue behind is disconnected rather than allowed to hold up
-// delivery to the others. Idle sessions are kept cheap: no per-session timer
-// (one ticker pings every session), a queue that holds no memory while empty,
-// and write buffers borrowed from a pool only while a frame is written.
+// delivery to the others, while the answers to a client's own frames hold
+// up only its reader. A message counts as delivered once the writer has
+// written it. A session lives no longer than its token, unless an `auth`
+// frame hands it a fresh one. Idle sessions are kept cheap: one runtime
+// timer for the token's expiry and no goroutine of their own besides the
+// reader (one ticker pings every session), a queue that holds no memory
+// while empty, and write buffers borrowed from a pool only while a frame is
+// written.
 package websocket
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +61,9 @@ type Config struct {
 	// payload is read past the buffer, straight into the message.
 	ReadBufferSize  int
 	WriteBufferSize int
+	// MaxSessionsPerUser bounds one user's sessions on this node
+	// (CHAT_MAX_SESSIONS_PER_USER); the next upgrade is refused with 429.
+	MaxSessionsPerUser int
 	// AllowedOrigins lists the browser origins (such as
 	// "https://chat.example.com") allowed besides the server's own host; "*"
 	// allows any. Requests without an Origin header, which browsers always
@@ -72,6 +82,8 @@ func DefaultConfig() Config {
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   256,
 		WriteBufferSize:  4096,
+
+		MaxSessionsPerUser: 20,
 	}
 }
 
@@ -80,6 +92,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxFrameBytes, &d.MaxFrameBytes}, {&c.SendQueue, &d.SendQueue},
 		{&c.ReadBufferSize, &d.ReadBufferSize}, {&c.WriteBufferSize, &d.WriteBufferSize},
+		{&c.MaxSessionsPerUser, &d.MaxSessionsPerUser},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -141,7 +154,11 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 }
 
 // ServeHTTP authenticates and upgrades the request, then runs the session
-// until it ends, on the request's own goroutine.
+// until it ends, on a goroutine of its own.
+//
+// Every check that can refuse the request comes before the session is
+// registered, because registering announces the user online to their
+// peers: a refused request must leave no trace.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token := r.URL.Query().Get("token")
 	if token == "" {
@@ -151,6 +168,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeHTTPError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
+		return
+	}
+	if status, msg := s.refusal(r); status != 0 {
+		code := application.CodeBadRequest
+		if status == http.StatusForbidden {
+			code = application.CodeForbidden
+		}
+		writeHTTPError(w, status, code, msg)
 		return
 	}
 	// Checked under the lock with running.Add, so Shutdown's Wait never
@@ -167,8 +192,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Registered before the 101 goes out: a client may be told of a message
 	// the moment its upgrade succeeds, and the session must already be there
 	// to receive it. What is pushed meanwhile waits in the queue.
-	sess := newSession(s, identity.User)
-	unregister := s.app.Sessions.Register(sess)
+	sess := newSession(s, identity)
+	unregister, err := s.app.Sessions.RegisterAtMost(sess, s.cfg.MaxSessionsPerUser)
+	if err != nil {
+		s.running.Done()
+		writeHTTPError(w, http.StatusTooManyRequests, codeTooManySessions,
+			"at most "+strconv.Itoa(s.cfg.MaxSessionsPerUser)+" sessions per user on this node")
+		return
+	}
+	// Only a failing connection can make the upgrade fail now: refusal
+	// checked everything the upgrader refuses for.
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		unregister()
@@ -266,10 +299,45 @@ func (s *Server) pingLoop(stop chan struct{}) {
 			open := s.snapshot()
 			s.mu.Unlock()
 			for _, sess := range open {
-				sess.enqueue(outbound{control: websocket.PingMessage})
+				sess.enqueue(outbound{control: websocket.PingMessage}, false)
 			}
 		}
 	}
+}
+
+// refusal is what the upgrader would refuse r for, in the upgrader's order,
+// as a status and a message; 0 when the upgrade may go ahead.
+func (s *Server) refusal(r *http.Request) (status int, msg string) {
+	switch {
+	case !websocket.IsWebSocketUpgrade(r):
+		return http.StatusBadRequest, "not a WebSocket upgrade: the 'Connection: upgrade' and 'Upgrade: websocket' headers are required"
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET"
+	case !headerHasToken(r.Header, "Sec-Websocket-Version", "13"):
+		return http.StatusBadRequest, "unsupported WebSocket version: 13 is required"
+	case !s.upgrader.CheckOrigin(r):
+		return http.StatusForbidden, "origin not allowed"
+	case !validChallengeKey(r.Header.Get("Sec-Websocket-Key")):
+		return http.StatusBadRequest, "the Sec-WebSocket-Key header must be 16 bytes in base64"
+	}
+	return 0, ""
+}
+
+// headerHasToken: one of the comma-separated values of header name is token.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func validChallengeKey(key string) bool {
+	decoded, err := base64.StdEncoding.DecodeString(key)
+	return err == nil && len(decoded) == 16
 }
 
 // originChecker allows requests without Origin, same-host requests and the

@@ -25,6 +25,7 @@ var testSecret = []byte("websocket-test-secret-of-32-bytes!")
 
 type harness struct {
 	t      *testing.T
+	node   *embedded.Node
 	app    *application.Application
 	srv    *Server
 	hs     *httptest.Server
@@ -51,7 +52,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		_ = srv.Shutdown(ctx)
 		hs.Close()
 	})
-	return &harness{t: t, app: app, srv: srv, hs: hs, issuer: issuer, reg: reg}
+	return &harness{t: t, node: n, app: app, srv: srv, hs: hs, issuer: issuer, reg: reg}
 }
 
 func (h *harness) token(u string) string {

@@ -13,12 +13,17 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/evchat/chatd/adapters/auth"
 	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
+
+// closeTokenExpired closes a session whose token's exp has passed, a code of
+// the range RFC 6455 leaves to applications.
+const closeTokenExpired = 4001
 
 // closeGrace bounds the close handshake: how long a closing session waits
 // to write its close frame and to read what the client still sends.
@@ -43,6 +48,14 @@ type outbound struct {
 // Writing needs a goroutine only while there is something to write: the
 // first frame queued on an idle session starts a writer, which exits when
 // the queue is empty, so an idle session costs its reader and nothing more.
+//
+// The queue holds two kinds of frames. Pushes (messages, receipts, presence,
+// typing, pings) come from elsewhere and must never wait, so a client that
+// lets SendQueue of them pile up is disconnected. Replies answer the
+// client's own frames; they never disconnect it, however many one request
+// makes, and instead the reader reads the client's next frame only once the
+// queue has room again: a client that does not read its answers stops
+// being read, and is still bounded.
 type session struct {
 	srv  *Server
 	conn *websocket.Conn
@@ -53,11 +66,19 @@ type session struct {
 	// session holds no queue memory.
 	mu      sync.Mutex
 	queue   []outbound
+	replies int  // how many of the queued frames are replies
 	closing bool // a close is queued; nothing may follow it
 	writing bool // a writer goroutine runs
 	live    bool // the connection is up: frames queued before wait for it
-	// idle is signalled when the writer exits, for a teardown that waits.
-	idle sync.Cond
+	// changed is signalled when the writer takes the queue or exits, for a
+	// reader waiting for room and a teardown waiting for the writer.
+	changed sync.Cond
+
+	// expiresAt is the session's token's exp; the expiry timer closes the
+	// session then, and an `auth` frame moves both. One runtime timer, not
+	// a goroutine, so that an idle session stays cheap.
+	expiresAt time.Time
+	expiry    *time.Timer
 
 	// stopped asks the writer to close at once with stopCode, skipping the
 	// queue: the way out when the queue is full.
@@ -71,9 +92,9 @@ type session struct {
 
 var _ ports.Session = (*session)(nil)
 
-func newSession(srv *Server, u user.ID) *session {
-	s := &session{srv: srv, id: rand.Text(), user: u}
-	s.idle.L = &s.mu
+func newSession(srv *Server, identity auth.Identity) *session {
+	s := &session{srv: srv, id: rand.Text(), user: identity.User, expiresAt: identity.ExpiresAt}
+	s.changed.L = &s.mu
 	return s
 }
 
@@ -83,46 +104,96 @@ func (s *session) ID() string { return s.id }
 // User implements ports.Session.
 func (s *session) User() user.ID { return s.user }
 
-// PushMessage queues a message frame; false when the session is full or closing.
+// PushMessage queues a message frame; false when the session is full or
+// closing. The message counts as delivered only once the writer has
+// written it to the connection.
 func (s *session) PushMessage(m ports.MessageView) bool {
-	return s.send(typeMessage, messageFrame{Type: typeMessage, Message: wire.MessageOf(m)})
+	return s.push(typeMessage, messageFrame{Type: typeMessage, Message: wire.MessageOf(m)})
 }
 
 // PushReceipt queues a receipt frame; false when the session is full or closing.
 func (s *session) PushReceipt(r ports.Receipt) bool {
-	return s.send(typeReceipt, receiptOf(r))
+	return s.push(typeReceipt, receiptOf(r))
 }
 
-func (s *session) send(typ string, frame any) bool {
-	if !s.enqueue(outbound{typ: typ, frame: frame}) {
+func (s *session) push(typ string, frame any) bool {
+	if !s.enqueue(outbound{typ: typ, frame: frame}, false) {
 		return false
 	}
 	s.srv.metrics.FrameOut(typ)
 	return true
 }
 
-func (s *session) sendError(id, code, msg string) {
-	s.send(typeError, errorFrame{Type: typeError, ID: id, Code: code, Message: msg})
+// reply queues an answer to the client's own frame; see session.
+func (s *session) reply(typ string, frame any) {
+	if s.enqueue(outbound{typ: typ, frame: frame}, true) {
+		s.srv.metrics.FrameOut(typ)
+	}
 }
 
-// enqueue never blocks. A full queue means the client reads slower than it
-// is written to; it is disconnected so that it holds up no one else.
-func (s *session) enqueue(o outbound) bool {
+func (s *session) replyError(id, code, msg string) {
+	s.reply(typeError, errorFrame{Type: typeError, ID: id, Code: code, Message: msg})
+}
+
+// enqueue never blocks. A push finding SendQueue pushes queued means the
+// client reads slower than it is written to; it is disconnected so that it
+// holds up no one else.
+func (s *session) enqueue(o outbound, reply bool) bool {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return false
 	}
-	if len(s.queue) >= s.srv.cfg.SendQueue {
+	if !reply && len(s.queue)-s.replies >= s.srv.cfg.SendQueue {
 		s.mu.Unlock()
-		s.srv.metrics.SlowConsumer()
-		s.kick(websocket.ClosePolicyViolation, "send queue full: client too slow")
+		s.tooSlow()
 		return false
 	}
 	s.queue = append(s.queue, o)
+	if reply {
+		s.replies++
+	}
 	s.startWriterLocked()
 	s.mu.Unlock()
 	return true
+}
+
+func (s *session) tooSlow() {
+	s.srv.metrics.SlowConsumer()
+	s.kick(websocket.ClosePolicyViolation, "send queue full: client too slow")
+}
+
+// awaitRoom holds the reader until the queue has room, or kicks the
+// session when it has none within the write timeout: the backpressure
+// that bounds the replies of a client that does not read them.
+func (s *session) awaitRoom() {
+	s.mu.Lock()
+	if s.hasRoomLocked() {
+		s.mu.Unlock()
+		return
+	}
+	timedOut := false
+	timer := time.AfterFunc(s.srv.cfg.WriteTimeout, func() {
+		s.mu.Lock()
+		timedOut = true
+		s.changed.Broadcast()
+		s.mu.Unlock()
+	})
+	for !s.hasRoomLocked() && !timedOut {
+		s.changed.Wait()
+	}
+	full := !s.hasRoomLocked()
+	s.mu.Unlock()
+	timer.Stop()
+	if full {
+		s.tooSlow()
+	}
+}
+
+// hasRoomLocked: the queue is below SendQueue, or no writer will ever take
+// it (the connection failed or the session closes), so waiting is pointless.
+func (s *session) hasRoomLocked() bool {
+	return len(s.queue) < s.srv.cfg.SendQueue || !s.writing || s.closing
 }
 
 // closeWith queues a close after the frames already queued, or closes at
@@ -178,15 +249,17 @@ func (s *session) run(unregister func()) {
 	if len(s.queue) > 0 || s.stopped.Load() {
 		s.startWriterLocked()
 	}
+	s.expiry = time.AfterFunc(time.Until(s.expiresAt), s.expire)
 	s.mu.Unlock()
 	err := s.readLoop()
-	// Out of the registry first, so that delivery stops counting on a
+	s.expiry.Stop()
+	// Out of the registry first, so that delivery stops pushing to a
 	// session that will write nothing more.
 	unregister()
 	switch {
 	case errors.Is(err, errTooLarge):
 		limit := strconv.Itoa(s.srv.cfg.MaxFrameBytes)
-		s.sendError("", codeTooLarge, "frame larger than "+limit+" bytes")
+		s.replyError("", codeTooLarge, "frame larger than "+limit+" bytes")
 		s.closeWith(websocket.CloseMessageTooBig, "frame larger than "+limit+" bytes")
 		s.waitWriter()
 		s.drain()
@@ -195,7 +268,7 @@ func (s *session) run(unregister func()) {
 		s.waitWriter()
 	}
 	// Refuse pushes from deliveries already under way: they would sit in a
-	// queue no one writes, counted as delivered.
+	// queue no one writes.
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
@@ -210,7 +283,7 @@ func (s *session) run(unregister func()) {
 func (s *session) waitWriter() {
 	s.mu.Lock()
 	for s.writing {
-		s.idle.Wait()
+		s.changed.Wait()
 	}
 	s.mu.Unlock()
 }
@@ -257,10 +330,11 @@ func (s *session) readLoop() error {
 		}
 		if mt != websocket.TextMessage {
 			s.srv.metrics.FrameIn(typeInvalid)
-			s.sendError("", application.CodeBadRequest, "frames must be JSON text frames")
-			continue
+			s.replyError("", application.CodeBadRequest, "frames must be JSON text frames")
+		} else {
+			s.handle(data)
 		}
-		s.handle(data)
+		s.awaitRoom()
 	}
 }
 
@@ -281,12 +355,16 @@ func (s *session) handle(data []byte) {
 	f, ferr := decodeFrame(data)
 	if ferr != nil {
 		s.srv.metrics.FrameIn(typeInvalid)
-		s.sendError(ferr.ID, ferr.Code, ferr.Message)
+		s.replyError(ferr.ID, ferr.Code, ferr.Message)
 		return
 	}
 	s.srv.metrics.FrameIn(f.Type)
-	if f.Type == typePing {
-		s.send(typePong, pongFrame{Type: typePong})
+	switch f.Type {
+	case typePing:
+		s.reply(typePong, pongFrame{Type: typePong})
+		return
+	case typeAuth:
+		s.handleAuth(f)
 		return
 	}
 	// Not the connection's context: a send whose client went away still
@@ -303,7 +381,7 @@ func (s *session) handle(data []byte) {
 		var page application.Page
 		page, err = s.srv.app.Sync.Handle(ctx, application.SyncQuery{Reader: s.user, Conversation: f.Conversation, After: f.After, Limit: f.Limit})
 		if err == nil {
-			s.send(typeMessages, messagesOf(page))
+			s.reply(typeMessages, messagesOf(page))
 		}
 	case typeTyping:
 		err = s.handleTyping(ctx, f)
@@ -312,7 +390,7 @@ func (s *session) handle(data []byte) {
 	}
 	if err != nil {
 		code := application.ErrorCode(err)
-		s.sendError(f.ID, code, s.srv.publicMessage(code, err, f.Type))
+		s.replyError(f.ID, code, s.srv.publicMessage(code, err, f.Type))
 	}
 }
 
@@ -326,8 +404,41 @@ func (s *session) handleSend(ctx context.Context, f clientFrame) error {
 		return err
 	}
 	s.srv.metrics.Send(metrics.TransportWebSocket, metrics.OutcomeOK, start)
-	s.send(typeAck, ackOf(ack))
+	s.reply(typeAck, ackOf(ack))
 	return nil
+}
+
+// handleAuth hands the session the fresh token of an `auth` frame. A token
+// that does not verify, or names another user, changes nothing: the session
+// keeps its token and dies at its exp.
+func (s *session) handleAuth(f clientFrame) {
+	identity, err := s.srv.verifier.Verify(f.Token)
+	if err != nil {
+		s.replyError(f.ID, codeUnauthorized, err.Error())
+		return
+	}
+	if identity.User != s.user {
+		s.replyError(f.ID, application.CodeForbidden, "the token is for another user")
+		return
+	}
+	s.mu.Lock()
+	s.expiresAt = identity.ExpiresAt
+	s.expiry.Reset(time.Until(identity.ExpiresAt))
+	s.mu.Unlock()
+	s.reply(typeAuthed, authedFrame{Type: typeAuthed, ID: f.ID, ExpiresAt: wire.FormatTime(identity.ExpiresAt)})
+}
+
+// expire closes the session when its token's exp has passed; an `auth`
+// that came in the meantime moved the exp, and the timer again with it.
+func (s *session) expire() {
+	s.mu.Lock()
+	if left := time.Until(s.expiresAt); left > 0 {
+		s.expiry.Reset(left)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	s.closeWith(closeTokenExpired, "token expired")
 }
 
 // writeLoop writes queued items in order until the queue is empty (then it
@@ -337,17 +448,18 @@ func (s *session) writeLoop() {
 	defer func() {
 		s.mu.Lock()
 		s.writing = false
-		s.idle.Broadcast()
+		s.changed.Broadcast()
 		s.mu.Unlock()
 	}()
 	for {
 		s.mu.Lock()
 		batch := s.queue
-		s.queue = nil
+		s.queue, s.replies = nil, 0
 		if len(batch) == 0 && !s.stopped.Load() {
 			s.mu.Unlock()
 			return
 		}
+		s.changed.Broadcast()
 		s.mu.Unlock()
 		if s.stopped.Load() {
 			s.stop()
@@ -368,6 +480,10 @@ func (s *session) writeLoop() {
 			if err := s.write(o); err != nil {
 				s.conn.Close() // the reader fails now and tears the session down
 				return
+			}
+			if o.typ == typeMessage {
+				m := o.frame.(messageFrame).Message
+				s.srv.app.Delivery.Written(s, m.Conversation, m.To, m.Seq)
 			}
 		}
 	}
