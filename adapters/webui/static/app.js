@@ -228,14 +228,46 @@
     $('signin').hidden = true;
     $('app').hidden = false;
     $('me-name').textContent = state.me;
-    if (state.expiresAt) {
-      const left = state.expiresAt.getTime() - Date.now();
-      // setTimeout takes at most 2^31-1 ms.
-      if (left < 2 ** 31) state.expiryTimer = setTimeout(() => signOut('Your session has expired. Sign in again.'), Math.max(0, left));
-    }
+    scheduleExpiry();
     refreshConversations().catch(() => {});
     connect();
     route();
+  }
+
+  // A dev server hands out tokens for the asking, so the page renews its
+  // token a minute before exp (halfway, for a short-lived one) and gives it
+  // to the live session with `auth` (PROTOCOL.md v1.2), which the server
+  // would otherwise close with 4001. A pasted token cannot be renewed here:
+  // its session ends at its exp.
+  const RENEW_BEFORE_MS = 60 * 1000;
+
+  function scheduleExpiry() {
+    clearTimeout(state.expiryTimer);
+    if (!state.expiresAt) return;
+    const left = state.expiresAt.getTime() - Date.now();
+    const renewable = authMode === 'dev' && left > 1000;
+    const due = renewable ? left - Math.min(RENEW_BEFORE_MS, left / 2) : left;
+    // setTimeout takes at most 2^31-1 ms.
+    if (due >= 2 ** 31) return;
+    state.expiryTimer = setTimeout(
+      renewable ? renewToken : () => signOut('Your session has expired. Sign in again.'),
+      Math.max(0, due),
+    );
+  }
+
+  async function renewToken() {
+    try {
+      const t = await api('/api/dev/token', { method: 'POST', body: { userId: state.me }, anonymous: true });
+      state.token = t.token;
+      state.expiresAt = new Date(t.expiresAt);
+      sessionStorage.setItem(AUTH_KEY, JSON.stringify({ token: t.token, userId: t.userId, expiresAt: t.expiresAt }));
+      // A session that is down now takes the new token when it reconnects.
+      sendFrame({ type: 'auth', token: t.token });
+    } catch (e) {
+      // The old token lives on: scheduleExpiry tries again halfway to its
+      // exp, and so on, until a second is left and the session ends.
+    }
+    scheduleExpiry();
   }
 
   function signOut(message) {
@@ -259,11 +291,9 @@
     $('conv-list').replaceChildren();
     $('message-list').replaceChildren();
     $('app').hidden = true;
-    $('signin').hidden = false;
     history.replaceState(null, '', location.pathname);
     showSigninError(message || '');
-    setMode(authMode);
-    $(authMode === 'dev' ? 'signin-user' : 'signin-token').focus();
+    showSignin();
   }
 
   // ---------- WebSocket ----------
@@ -308,6 +338,10 @@
       if (state.ws !== ws) return;
       dropSocket();
       if (ev.code === 1009) failLastSend('too_large', 'The message was larger than the server accepts.');
+      if (ev.code === 4001) {
+        signOut('Your session has expired. Sign in again.');
+        return;
+      }
       if (!opened) checkToken();
       scheduleReconnect();
     };
@@ -410,6 +444,8 @@
         return onTyping(f);
       case 'presence':
         return onPresence(f);
+      case 'authed':
+        return undefined; // the renewed token's exp is known from the token endpoint
       default:
         return undefined;
     }
@@ -1194,11 +1230,21 @@
     }
     if (saved && saved.token && (!saved.expiresAt || Date.parse(saved.expiresAt) > Date.now() + 5000)) {
       startSession(saved);
+    } else if (saved && saved.userId && authMode === 'dev') {
+      // A reload near the token's exp: the dev server renews it, as the
+      // running page would have.
+      api('/api/dev/token', { method: 'POST', body: { userId: saved.userId }, anonymous: true })
+        .then((t) => startSession({ token: t.token, userId: t.userId, expiresAt: t.expiresAt }))
+        .catch(showSignin);
     } else {
-      $('signin').hidden = false;
-      setMode(authMode);
-      $(authMode === 'dev' ? 'signin-user' : 'signin-token').focus();
+      showSignin();
     }
+  }
+
+  function showSignin() {
+    $('signin').hidden = false;
+    setMode(authMode);
+    $(authMode === 'dev' ? 'signin-user' : 'signin-token').focus();
   }
 
   init();

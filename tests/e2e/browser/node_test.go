@@ -159,6 +159,10 @@ func nodeURLs(t *testing.T) (a, b string) {
 		"CHAT_MONGO_DB":         "browser_" + suffix,
 		"CHAT_ROCKETMQ_NAMESRV": broker.NamesrvAddr(),
 		"CHAT_ROCKETMQ_TOPIC":   "browser_" + suffix,
+		// Tokens far shorter than the test: the page must renew its token
+		// and hand it to its live session (the auth frame), or the server
+		// closes the session with 4001 and the page signs out mid-test.
+		"CHAT_DEV_TOKEN_TTL": "6s",
 		// Broadcast offsets are files; keep them with the test.
 		"rocketmq.client.localOffsetStoreDir": t.TempDir(),
 	}
