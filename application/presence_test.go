@@ -226,8 +226,8 @@ func TestTyping(t *testing.T) {
 	}
 
 	err := c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "mallory", Conversation: ack.Conversation})
-	if domain.KindOf(err) != domain.Forbidden {
-		t.Errorf("a non-participant typing: %v, want forbidden", err)
+	if domain.KindOf(err) != domain.NotFound {
+		t.Errorf("a non-participant typing: %v, want not found", err)
 	}
 	err = c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "alice", Conversation: "nope"})
 	if domain.KindOf(err) != domain.Invalid {

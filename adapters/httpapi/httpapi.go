@@ -234,7 +234,7 @@ func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID)
 func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 	// A malformed id names no conversation, which for a path is a 404.
 	if _, err := conversation.ParseID(r.PathValue("id")); err != nil {
-		writeError(w, http.StatusNotFound, application.CodeNotFound, "no such conversation")
+		a.fail(w, conversation.ErrNotFound)
 		return
 	}
 	q := application.HistoryQuery{Reader: uid, Conversation: r.PathValue("id")}

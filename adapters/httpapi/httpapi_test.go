@@ -269,8 +269,14 @@ func TestConversationsAndHistory(t *testing.T) {
 			t.Fatalf("%s = %+v", query, p)
 		}
 	}
-	h.wantError("GET", "/api/conversations/"+conv+"/messages", "carol", "", 403, "forbidden")
-	h.wantError("GET", "/api/conversations/c_AAAAAAAAAAAAAAAAAAAAAA/messages", "bob", "", 404, "not_found")
+	// A stranger learns nothing: the answer is that of an unknown conversation.
+	var stranger, unknown apiError
+	strangerResp := h.do("GET", "/api/conversations/"+conv+"/messages", "carol", "", &stranger)
+	unknownResp := h.do("GET", "/api/conversations/c_AAAAAAAAAAAAAAAAAAAAAA/messages", "bob", "", &unknown)
+	if strangerResp.StatusCode != 404 || unknownResp.StatusCode != 404 || stranger != unknown || unknown.Code != "not_found" {
+		t.Fatalf("a stranger's history %d %+v, an unknown one %d %+v; want both 404 not_found alike",
+			strangerResp.StatusCode, stranger, unknownResp.StatusCode, unknown)
+	}
 	h.wantError("GET", "/api/conversations/nope/messages", "bob", "", 404, "not_found")
 	h.wantError("GET", "/api/conversations/"+conv+"/messages?after=-1", "bob", "", 400, "bad_request")
 	h.wantError("GET", "/api/conversations/"+conv+"/messages?limit=x", "bob", "", 400, "bad_request")

@@ -126,8 +126,8 @@ func TestPresenceCluster(t *testing.T) {
 		alice, bob, eve := n1.Dial(t, "alice2"), n2.Dial(t, "bob2"), n1.Dial(t, "eve")
 		conv := converse(t, alice, bob, "p-3")
 		eve.Send(map[string]any{"type": "typing", "conversation": conv})
-		if f := eve.Next("error", nil); f.Code != "forbidden" {
-			t.Errorf("a non-participant typing: %s, want forbidden", f)
+		if f := eve.Next("error", nil); f.Code != "not_found" {
+			t.Errorf("a non-participant typing: %s, want not_found", f)
 		}
 		bob.None("typing", nil)
 
