@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -247,15 +246,16 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 		if v == "" {
 			continue
 		}
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, application.CodeBadRequest, p.name+" must be a non-negative integer")
+		n, ok := wire.ParseInteger(v)
+		if !ok {
+			writeError(w, http.StatusBadRequest, application.CodeBadRequest,
+				fmt.Sprintf("%s must be a non-negative integer of at most %d", p.name, uint64(wire.MaxInteger)))
 			return
 		}
 		*p.dst = n
 	}
-	// The application clamps to its maximum; clamping first keeps a huge
-	// value from overflowing int.
+	// The application clamps to its page maximum; clamping first keeps a
+	// value of up to 2^53-1 from overflowing a 32-bit int.
 	q.Limit = int(min(limit, application.MaxPageLimit))
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 	defer cancel()

@@ -295,6 +295,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// TestHistoryIntegerBounds: after, before and limit take 0 to 2^53-1; a
+// larger value is a 400, never wrapped around to page from seq 1.
+func TestHistoryIntegerBounds(t *testing.T) {
+	h := newHarness(t, options{})
+	conv := h.send("alice", "k1", "bob", "one").Conversation
+	h.send("alice", "k2", "bob", "two")
+	values := []struct {
+		name, text string
+		ok         bool
+	}{
+		{"zero", "0", true},
+		{"2^53-1", "9007199254740991", true},
+		{"2^53", "9007199254740992", false},
+		{"2^64-1", "18446744073709551615", false},
+		{"2^64", "18446744073709551616", false},
+		{"negative", "-1", false},
+		{"fraction", "1.5", false},
+		{"exponent", "1e3", false},
+		{"signed", "%2B1", false},
+		{"not a number", "x", false},
+	}
+	for _, param := range []string{"after", "before", "limit"} {
+		for _, v := range values {
+			t.Run(param+" "+v.name, func(t *testing.T) {
+				h := &harness{t: t, app: h.app, api: h.api, url: h.url, issuer: h.issuer}
+				path := "/api/conversations/" + conv + "/messages?" + param + "=" + v.text
+				if !v.ok {
+					h.wantError("GET", path, "bob", "", 400, "bad_request")
+					return
+				}
+				var p struct{ Messages []map[string]any }
+				if resp := h.do("GET", path, "bob", "", &p); resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				if param == "after" && v.text != "0" && len(p.Messages) != 0 {
+					t.Fatalf("after %s returned %v", v.text, p.Messages)
+				}
+			})
+		}
+	}
+}
+
 func TestHealthReadinessAndMetrics(t *testing.T) {
 	h := newHarness(t, options{})
 	if resp := h.do("GET", "/healthz", "", "", nil); resp.StatusCode != 200 {

@@ -66,7 +66,8 @@ func (e *frameError) Error() string { return e.Code + ": " + e.Message }
 
 // rawFrame receives a frame's JSON. Pointers and raw numbers tell a missing
 // field from a zero one; the numbers stay raw so that only a plain
-// non-negative integer passes, never 1.5, 1e3, -1 or "7".
+// non-negative integer up to wire.MaxInteger passes, never 1.5, 1e3, -1,
+// "7" or 2^64-1 wrapped around.
 type rawFrame struct {
 	Type         *string         `json:"type"`
 	ID           *string         `json:"id"`
@@ -128,8 +129,8 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 		}
 		var limit uint64
 		limit, err = uintField(raw.Limit, "limit", false)
-		// The application clamps to its maximum; clamping here first keeps a
-		// huge value from overflowing int.
+		// Over the page maximum is clamped, as the application would; doing it
+		// here keeps up to 2^53-1 from overflowing a 32-bit int.
 		f.Limit = int(min(limit, application.MaxPageLimit))
 	case typeTyping:
 		return f, decodeConversation(&f, raw)
@@ -197,7 +198,8 @@ func decodeConversation(f *clientFrame, raw rawFrame) *frameError {
 	return nil
 }
 
-// uintField parses a non-negative integer field; a missing optional one is 0.
+// uintField parses an integer field of 0 to wire.MaxInteger; a missing
+// optional one is 0.
 func uintField(raw json.RawMessage, name string, required bool) (uint64, error) {
 	if raw == nil || bytes.Equal(raw, []byte("null")) {
 		if required {
@@ -205,12 +207,14 @@ func uintField(raw json.RawMessage, name string, required bool) (uint64, error) 
 		}
 		return 0, nil
 	}
-	n, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil {
-		return 0, errors.New("field " + name + " must be a non-negative integer")
+	n, ok := wire.ParseInteger(string(raw))
+	if !ok {
+		return 0, errors.New("field " + name + " must be a non-negative integer of at most " + maxIntegerText)
 	}
 	return n, nil
 }
+
+var maxIntegerText = strconv.FormatUint(wire.MaxInteger, 10)
 
 func badRequest(id, msg string) *frameError {
 	return &frameError{ID: id, Code: application.CodeBadRequest, Message: msg}

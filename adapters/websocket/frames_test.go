@@ -1,11 +1,13 @@
 package websocket
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
@@ -34,7 +36,7 @@ func TestDecodeFrame(t *testing.T) {
 		{"read, upTo exponent", `{"type":"read","conversation":"` + testConv + `","upTo":1e3}`, clientFrame{}, "non-negative integer"},
 		{"sync", `{"type":"sync","conversation":"` + testConv + `","after":0}`, clientFrame{Type: "sync", Conversation: testConv}, ""},
 		{"sync with limit", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":20}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: 20}, ""},
-		{"sync, huge limit clamped", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":18446744073709551615}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: application.MaxPageLimit}, ""},
+		{"sync, limit over the page maximum clamped", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":9007199254740991}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: application.MaxPageLimit}, ""},
 		{"sync, after missing", `{"type":"sync","conversation":"` + testConv + `"}`, clientFrame{}, "missing field after"},
 		{"sync, conversation missing", `{"type":"sync","after":0}`, clientFrame{}, "missing field conversation"},
 		{"sync, limit negative", `{"type":"sync","conversation":"` + testConv + `","after":0,"limit":-5}`, clientFrame{}, "limit"},
@@ -69,6 +71,58 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
+// TestDecodeFrameIntegerBounds: every integer field takes 0 to 2^53-1 and
+// refuses anything else, never wrapping or clamping it into another value.
+func TestDecodeFrameIntegerBounds(t *testing.T) {
+	fields := []struct {
+		field, frame string
+		got          func(clientFrame) uint64
+	}{
+		{"after", `{"type":"sync","conversation":"` + testConv + `","after":%s}`, func(f clientFrame) uint64 { return f.After }},
+		{"upTo", `{"type":"read","conversation":"` + testConv + `","upTo":%s}`, func(f clientFrame) uint64 { return f.UpTo }},
+		{"limit", `{"type":"sync","conversation":"` + testConv + `","after":0,"limit":%s}`, func(f clientFrame) uint64 { return uint64(f.Limit) }},
+	}
+	values := []struct {
+		name, text string
+		ok         bool
+		want       uint64 // after or upTo; limit is clamped to the page maximum
+	}{
+		{"zero", "0", true, 0},
+		{"seven", "7", true, 7},
+		{"2^53-1", "9007199254740991", true, wire.MaxInteger},
+		{"2^53", "9007199254740992", false, 0},
+		{"2^64-1", "18446744073709551615", false, 0},
+		{"2^64", "18446744073709551616", false, 0},
+		{"negative", "-1", false, 0},
+		{"negative zero", "-0", false, 0},
+		{"fraction", "1.5", false, 0},
+		{"integral fraction", "1.0", false, 0},
+		{"exponent", "1e3", false, 0},
+		{"string", `"7"`, false, 0},
+		{"boolean", "true", false, 0},
+	}
+	for _, f := range fields {
+		for _, v := range values {
+			t.Run(f.field+" "+v.name, func(t *testing.T) {
+				got, err := decodeFrame([]byte(fmt.Sprintf(f.frame, v.text)))
+				if !v.ok {
+					if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, f.field) {
+						t.Fatalf("decodeFrame = %+v, %v; want bad_request naming %s", got, err, f.field)
+					}
+					return
+				}
+				want := v.want
+				if f.field == "limit" {
+					want = min(want, application.MaxPageLimit)
+				}
+				if err != nil || f.got(got) != want {
+					t.Fatalf("decodeFrame = %+v, %v; want %s %d", got, err, f.field, want)
+				}
+			})
+		}
+	}
+}
+
 var protocolCodes = map[string]bool{
 	"bad_request": true, "too_large": true, "unauthorized": true, "forbidden": true,
 	"not_found": true, "rate_limited": true, "unavailable": true, "internal": true,
@@ -90,6 +144,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"send","id":"k","to":"b","body":""}`,
 		`{"type":"sync","conversation":"x","after":-1}`,
 		`{"type":"read","conversation":"` + testConv + `","upTo":1.5e2}`,
+		`{"type":"sync","conversation":"` + testConv + `","after":18446744073709551615}`,
+		`{"type":"read","conversation":"` + testConv + `","upTo":9007199254740992}`,
 		`{"type":7,"id":{}}`,
 		`null`, `[]`, `{}`, `{"`, `garbage`, "",
 		"{\"type\":\"send\",\"id\":\"k\",\"to\":\"b\",\"body\":\"\xff\"}",
@@ -125,6 +181,9 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 			if got.Limit < 0 || got.Limit > application.MaxPageLimit {
 				t.Fatalf("accepted limit %d", got.Limit)
+			}
+			if got.After > wire.MaxInteger || got.UpTo > wire.MaxInteger {
+				t.Fatalf("accepted after %d, upTo %d beyond 2^53-1", got.After, got.UpTo)
 			}
 		case typePresence:
 			if got.Users == nil {

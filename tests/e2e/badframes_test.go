@@ -47,6 +47,12 @@ func TestBadFrames(t *testing.T) {
 		{"sync without conversation", `{"type":"sync","after":0}`, ""},
 		{"sync without after", `{"type":"sync","conversation":"` + conv + `"}`, ""},
 		{"sync with a fractional limit", `{"type":"sync","conversation":"` + conv + `","after":0,"limit":1.5}`, ""},
+		{"sync with an exponent after", `{"type":"sync","conversation":"` + conv + `","after":1e3}`, ""},
+		// Above 2^53-1 (v1.2): 2^64-1 once wrapped around to sync from seq 1.
+		{"sync with after 2^64-1", `{"type":"sync","conversation":"` + conv + `","after":18446744073709551615}`, ""},
+		{"sync with after 2^53", `{"type":"sync","conversation":"` + conv + `","after":9007199254740992}`, ""},
+		{"sync with limit 2^64-1", `{"type":"sync","conversation":"` + conv + `","after":0,"limit":18446744073709551615}`, ""},
+		{"read with upTo 2^64-1", `{"type":"read","conversation":"` + conv + `","upTo":18446744073709551615}`, ""},
 	}
 	for _, tc := range cases {
 		alice.SendRaw(websocket.TextMessage, []byte(tc.frame))

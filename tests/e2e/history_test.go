@@ -388,14 +388,16 @@ func firstSeq(ms []Message) uint64 {
 	return ms[0].Seq
 }
 
-// TestHistoryBadParameters: malformed paging parameters are a 400 with the
-// protocol's error body, not a page or a 500.
+// TestHistoryBadParameters: malformed paging parameters, and integers above
+// 2^53-1 (v1.2), are a 400 with the protocol's error body, not a page or a
+// 500: an after of 2^64-1 once wrapped around to page from seq 1.
 func TestHistoryBadParameters(t *testing.T) {
 	t.Parallel()
 	n := StartNode(t, nil)
 	conv := n.Dial(t, "alice").SendMessage("h-1", "bob", "x").Conversation
 	tok := n.Token(t, "alice")
-	for _, q := range []string{"after=abc", "after=-1", "before=1.5", "limit=ten"} {
+	for _, q := range []string{"after=abc", "after=-1", "before=1.5", "limit=ten", "after=1e3",
+		"after=18446744073709551615", "after=9007199254740992", "before=18446744073709551615", "limit=18446744073709551615"} {
 		path := "/api/conversations/" + conv + "/messages?" + q
 		status, body := n.Do(t, http.MethodGet, path, tok, nil)
 		expectError(t, "GET "+path, status, body, http.StatusBadRequest, "bad_request")
