@@ -300,6 +300,10 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		// encoding/json would replace invalid bytes with U+FFFD unnoticed.
 		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body is not valid UTF-8")
 		return false
+	case !wire.ValidEscapes(data):
+		// And an escaped lone surrogate too.
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body escapes a lone UTF-16 surrogate")
+		return false
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		var typeErr *json.UnmarshalTypeError

@@ -178,12 +178,37 @@ func TestSendMessage(t *testing.T) {
 		{"wrong type", "alice", `{"id":"a","to":"bob","body":1}`, 400, "bad_request"},
 		{"not json", "alice", `hello`, 400, "bad_request"},
 		{"invalid utf-8", "alice", "{\"id\":\"a\",\"to\":\"bob\",\"body\":\"\xff\"}", 400, "bad_request"},
+		{"a lone high surrogate", "alice", `{"id":"a","to":"bob","body":"\ud800"}`, 400, "bad_request"},
+		{"a lone low surrogate", "alice", `{"id":"a","to":"bob","body":"x\udc00"}`, 400, "bad_request"},
+		{"a surrogate pair reversed", "alice", `{"id":"a","to":"bob","body":"\ude00\ud83d"}`, 400, "bad_request"},
 		{"too large", "alice", `{"id":"a","to":"bob","body":"` + strings.Repeat("x", 2000) + `"}`, 413, "too_large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h.wantError("POST", "/api/messages", tt.user, tt.body, tt.status, tt.code)
 		})
+	}
+}
+
+// TestEscapedSurrogates: a body is stored as the client wrote it; an escaped
+// surrogate pair is one character, and a lone surrogate, which decoding
+// would have rewritten to U+FFFD, is refused in every JSON body.
+func TestEscapedSurrogates(t *testing.T) {
+	h := newHarness(t, options{})
+	var a ack
+	if resp := h.do("POST", "/api/messages", "alice", `{"id":"k","to":"bob","body":"smile \ud83d\ude00"}`, &a); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("send with an escaped pair = %d %+v", resp.StatusCode, a)
+	}
+	var p struct{ Messages []struct{ Body string } }
+	h.do("GET", "/api/conversations/"+a.Conversation+"/messages", "bob", "", &p)
+	if len(p.Messages) != 1 || p.Messages[0].Body != "smile \U0001F600" {
+		t.Fatalf("stored %+v, want the body as sent", p.Messages)
+	}
+	// Any JSON body: the token request's too, refused before its user id is read.
+	var e apiError
+	resp := h.do("POST", "/api/dev/token", "", `{"userId":"\udbff"}`, &e)
+	if resp.StatusCode != http.StatusBadRequest || e.Code != "bad_request" || !strings.Contains(e.Message, "surrogate") {
+		t.Fatalf("dev token for a lone surrogate = %d %+v", resp.StatusCode, e)
 	}
 }
 

@@ -86,10 +86,14 @@ type rawFrame struct {
 // *frameError with a protocol code; the send's `to == sender` rule is left
 // to the application, which knows the sender.
 func decodeFrame(data []byte) (clientFrame, *frameError) {
-	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, storing a
-	// body the client never wrote; refuse the frame instead.
+	// encoding/json would quietly turn invalid UTF-8, and an escaped lone
+	// surrogate, into U+FFFD, storing a body the client never wrote; refuse
+	// the frame instead.
 	if !utf8.Valid(data) {
 		return clientFrame{}, badRequest("", "frame is not valid UTF-8")
+	}
+	if !wire.ValidEscapes(data) {
+		return clientFrame{}, badRequest("", "frame escapes a lone UTF-16 surrogate")
 	}
 	var raw rawFrame
 	err := json.Unmarshal(data, &raw)

@@ -1,8 +1,10 @@
 package websocket
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -49,6 +51,12 @@ func TestDecodeFrame(t *testing.T) {
 		{"trailing garbage", `{"type":"ping"} x`, clientFrame{}, "not a JSON object"},
 		{"type not a string", `{"type":1}`, clientFrame{}, "type"},
 		{"invalid utf-8", "{\"type\":\"ping\",\"x\":\"\xc3\x28\"}", clientFrame{}, "UTF-8"},
+		{"a lone high surrogate", `{"type":"send","id":"k","to":"b","body":"\ud800"}`, clientFrame{}, "surrogate"},
+		{"a lone low surrogate", `{"type":"send","id":"k","to":"b","body":"\udc00"}`, clientFrame{}, "surrogate"},
+		{"a high surrogate before a letter", `{"type":"send","id":"k","to":"b","body":"\ud83dx"}`, clientFrame{}, "surrogate"},
+		{"a lone surrogate in another field", `{"type":"ping","x":"\udfff"}`, clientFrame{}, "surrogate"},
+		{"an escaped surrogate pair", `{"type":"send","id":"k","to":"b","body":"\ud83d\ude00"}`, clientFrame{Type: "send", ID: "k", To: "b", Body: "\U0001F600"}, ""},
+		{"an escaped backslash and u", `{"type":"send","id":"k","to":"b","body":"\\ud800"}`, clientFrame{Type: "send", ID: "k", To: "b", Body: `\ud800`}, ""},
 		{"body of 4096 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4096) + `"}`,
 			clientFrame{Type: "send", ID: "k", To: "b", Body: strings.Repeat("ж", 4096)}, ""},
 		{"body of 4097 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4097) + `"}`, clientFrame{}, "4096"},
@@ -123,6 +131,9 @@ func TestDecodeFrameIntegerBounds(t *testing.T) {
 	}
 }
 
+// fffdEscape matches an escaped U+FFFD, which a client may well send.
+var fffdEscape = regexp.MustCompile(`(?i)\\ufffd`)
+
 var protocolCodes = map[string]bool{
 	"bad_request": true, "too_large": true, "unauthorized": true, "forbidden": true,
 	"not_found": true, "rate_limited": true, "unavailable": true, "internal": true,
@@ -150,6 +161,8 @@ func FuzzDecodeFrame(f *testing.F) {
 		`null`, `[]`, `{}`, `{"`, `garbage`, "",
 		"{\"type\":\"send\",\"id\":\"k\",\"to\":\"b\",\"body\":\"\xff\"}",
 		"\xc3\x28",
+		`{"type":"send","id":"k","to":"b","body":"\ud83d\ude00 \ud800 \ufffd"}`,
+		`{"type":"send","id":"k","to":"b","body":"\udc00\ud83d"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -163,6 +176,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if !utf8.Valid(data) {
 			t.Fatalf("accepted invalid UTF-8 %q", data)
+		}
+		// Nothing accepted is rewritten: a U+FFFD the frame did not spell
+		// can only come from a lone surrogate the decoder replaced.
+		if strings.Count(got.Body, "\uFFFD") > bytes.Count(data, []byte("\uFFFD"))+len(fffdEscape.FindAll(data, -1)) {
+			t.Fatalf("accepted %q, whose body decoded to %q", data, got.Body)
 		}
 		switch got.Type {
 		case typeSend:
@@ -194,4 +212,26 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("accepted type %q", got.Type)
 		}
 	})
+}
+
+// benchFrames are a typical send of about 100 bytes, plain and with escapes
+// (a newline and an emoji as a surrogate pair), for the decoder's cost.
+var benchFrames = []struct{ name, frame string }{
+	{"plain", `{"type":"send","id":"k-1732950000123","to":"1002","body":"hello there, see you at eight? bring the map"}`},
+	{"escaped", `{"type":"send","id":"k-1732950000123","to":"1002","body":"hello\nthere \ud83d\ude00 see you at eight?"}`},
+}
+
+func BenchmarkDecodeFrame(b *testing.B) {
+	for _, bf := range benchFrames {
+		data := []byte(bf.frame)
+		b.Run(fmt.Sprintf("%s %dB", bf.name, len(data)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := decodeFrame(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
