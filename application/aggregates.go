@@ -108,24 +108,42 @@ func (a *aggregates) refreshReceipts(ctx context.Context, e *aggregateEntry) err
 	return nil
 }
 
-// readable returns the conversation's aggregate once reader may see it,
-// refreshing from the store before it answers "no such conversation" or
-// "not a participant" from a cache that may be behind.
+// readable returns the conversation's aggregate, locked, once reader may
+// see it. When the cached aggregate does not show reader in the pair, one
+// read of the stream's first commit, which names the pair, decides: the
+// same single bounded read whether the conversation does not exist, the
+// reader is outside it or the cache is behind, so neither the answer nor
+// its cost tells a stranger that two users talk (a reload of the whole
+// stream would take longer the longer they had talked). Only a
+// participant's entry is then brought up to date.
 func (a *aggregates) readable(ctx context.Context, id conversation.ID, reader user.ID) (*aggregateEntry, error) {
 	e := a.lock(id)
-	err := e.conv.CanRead(reader)
-	if err != nil {
-		if rerr := a.refreshConversation(ctx, e); rerr != nil {
-			e.mu.Unlock()
-			return nil, rerr
-		}
-		err = e.conv.CanRead(reader)
+	if e.conv.CanRead(reader) == nil {
+		return e, nil
+	}
+	err := a.checkFirstCommit(ctx, id, reader)
+	if err == nil {
+		err = a.refreshConversation(ctx, e)
 	}
 	if err != nil {
 		e.mu.Unlock()
 		return nil, err
 	}
 	return e, nil
+}
+
+// checkFirstCommit reads the commit that started the conversation, if
+// any, and checks that reader is one of the pair it names.
+func (a *aggregates) checkFirstCommit(ctx context.Context, id conversation.ID, reader user.ID) error {
+	first, err := a.store.Load(ctx, conversation.MessagesStream(id), 1, 1)
+	if err != nil {
+		return err
+	}
+	started := conversation.New(id)
+	for _, c := range first {
+		started.Replay(c.Events)
+	}
+	return started.CanRead(reader)
 }
 
 // rememberPair caches the participants a commit that starts a
@@ -165,7 +183,7 @@ func (a *aggregates) participants(ctx context.Context, id conversation.ID) ([2]u
 		c.Replay(commit.Events)
 	}
 	if !c.Started() {
-		return pair, conversation.ErrNotStarted
+		return pair, conversation.ErrNotFound
 	}
 	pair = c.Participants()
 	a.cachePair(id, pair)

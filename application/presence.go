@@ -237,10 +237,18 @@ func (p *Presence) handle(ctx context.Context, s ports.Signal) {
 	p.changes.push(changes...)
 }
 
-// Query answers a presence query: each user, online or not, with the last
-// time seen when offline and known. Ids are 1-200 valid user ids.
-func (p *Presence) Query(ctx context.Context, ids []string) ([]ports.PresenceView, error) {
+// Query answers asker's presence query: each user, online or not, with
+// the last time seen when offline and known. Ids are 1-200 valid user ids.
+// Only asker and the users asker shares a conversation with are answered
+// truly; anyone else is offline and never seen, as a user who does not
+// exist, and costs no lookup, so neither the answer nor its cost tells when
+// a stranger was last around.
+func (p *Presence) Query(ctx context.Context, asker user.ID, ids []string) ([]ports.PresenceView, error) {
 	users, err := presence.ParseUsers(ids)
+	if err != nil {
+		return nil, err
+	}
+	visible, err := p.visibleTo(ctx, asker, users)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +256,11 @@ func (p *Presence) Query(ctx context.Context, ids []string) ([]ports.PresenceVie
 	var unknown []user.ID
 	p.mu.Lock()
 	for i, u := range users {
-		out[i] = ports.PresenceView{User: u, Online: p.dir.Online(u)}
+		out[i] = ports.PresenceView{User: u}
+		if !visible[u] {
+			continue
+		}
+		out[i].Online = p.dir.Online(u)
 		if !out[i].Online {
 			var known bool
 			if out[i].LastSeen, known = p.dir.LastSeen(u); !known {
@@ -270,6 +282,30 @@ func (p *Presence) Query(ctx context.Context, ids []string) ([]ports.PresenceVie
 		}
 	}
 	return out, nil
+}
+
+// visibleTo tells which of users asker may see the presence of: asker and
+// asker's conversation peers.
+func (p *Presence) visibleTo(ctx context.Context, asker user.ID, users []user.ID) (map[user.ID]bool, error) {
+	visible := make(map[user.ID]bool, len(users))
+	others := false
+	for _, u := range users {
+		visible[u] = u == asker
+		others = others || u != asker
+	}
+	if !others {
+		return visible, nil
+	}
+	peers, err := p.peers.of(ctx, asker, p.clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	for _, peer := range peers {
+		if _, asked := visible[peer]; asked {
+			visible[peer] = true
+		}
+	}
+	return visible, nil
 }
 
 // ObserveCommits learns of conversations started, so that the peers cached

@@ -2,6 +2,7 @@ package application_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -150,7 +151,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	if p.LastSeen.IsZero() {
 		t.Error("the offline push has no last-seen time")
 	}
-	answer, err := c.p1.Query(context.Background(), []string{"bob", "alice"})
+	answer, err := c.p1.Query(context.Background(), "alice", []string{"bob", "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +227,8 @@ func TestTyping(t *testing.T) {
 	}
 
 	err := c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "mallory", Conversation: ack.Conversation})
-	if domain.KindOf(err) != domain.Forbidden {
-		t.Errorf("a non-participant typing: %v, want forbidden", err)
+	if domain.KindOf(err) != domain.NotFound {
+		t.Errorf("a non-participant typing: %v, want not found", err)
 	}
 	err = c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "alice", Conversation: "nope"})
 	if domain.KindOf(err) != domain.Invalid {
@@ -242,12 +243,60 @@ func TestPresenceQueryRules(t *testing.T) {
 		many[i] = "u"
 	}
 	for name, ids := range map[string][]string{"none": nil, "201 users": many, "a bad id": {"bob", "b b"}} {
-		if _, err := c.p1.Query(context.Background(), ids); domain.KindOf(err) != domain.Invalid {
+		if _, err := c.p1.Query(context.Background(), "alice", ids); domain.KindOf(err) != domain.Invalid {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
 	}
-	got, err := c.p1.Query(context.Background(), []string{"nobody"})
+	got, err := c.p1.Query(context.Background(), "alice", []string{"nobody"})
 	if err != nil || len(got) != 1 || got[0].Online || !got[0].LastSeen.IsZero() {
 		t.Errorf("an unknown user: %+v, %v; want offline without a last-seen time", got, err)
+	}
+}
+
+// TestPresenceQueryIsForPeersOnly: a user sees the presence of themself and
+// of the users they share a conversation with; anyone else is offline and
+// never seen, exactly as a user who does not exist (v1.2).
+func TestPresenceQueryIsForPeersOnly(t *testing.T) {
+	c := newPresenceCluster(t)
+	ctx := context.Background()
+	seen := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	if err := c.lastSeen.Touch(ctx, []ports.LastSeen{{User: "carol", At: seen}, {User: "erin", At: seen}}); err != nil {
+		t.Fatal(err)
+	}
+	sendProjected(t, c.n1, "alice", "k1", "bob")
+	sendProjected(t, c.n1, "carol", "k2", "alice")
+	for _, u := range []user.ID{"alice", "bob", "dave"} {
+		connect(t, c.n1, "s-"+string(u), u)
+	}
+	tests := []struct {
+		name  string
+		asker user.ID
+		users []string
+		want  []ports.PresenceView
+	}{
+		{"peers and strangers", "alice", []string{"bob", "carol", "dave", "erin", "nobody"}, []ports.PresenceView{
+			{User: "bob", Online: true}, {User: "carol", LastSeen: seen},
+			{User: "dave"}, {User: "erin"}, {User: "nobody"},
+		}},
+		{"oneself among strangers", "dave", []string{"dave", "alice", "carol"}, []ports.PresenceView{
+			{User: "dave", Online: true}, {User: "alice"}, {User: "carol"},
+		}},
+		{"oneself offline", "erin", []string{"erin"}, []ports.PresenceView{{User: "erin", LastSeen: seen}}},
+		{"a peer's peer is a stranger", "bob", []string{"carol", "alice"}, []ports.PresenceView{
+			{User: "carol"}, {User: "alice", Online: true},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := c.p1.Query(ctx, tt.asker, tt.users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.EqualFunc(got, tt.want, func(a, b ports.PresenceView) bool {
+				return a.User == b.User && a.Online == b.Online && a.LastSeen.Equal(b.LastSeen)
+			}) {
+				t.Fatalf("%s asked %v: %+v, want %+v", tt.asker, tt.users, got, tt.want)
+			}
+		})
 	}
 }

@@ -2,11 +2,17 @@ package application_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
 )
 
 func TestMarkReadSendsReceiptsAndClearsUnread(t *testing.T) {
@@ -49,7 +55,9 @@ func TestMarkReadSendsReceiptsAndClearsUnread(t *testing.T) {
 	}
 }
 
-func TestOnlyParticipantsReadOrMark(t *testing.T) {
+// TestOutsidersFindNoConversation: to a non-participant a conversation does
+// not exist, with the very answer of an unknown one.
+func TestOutsidersFindNoConversation(t *testing.T) {
 	n := newNode(t, testConfig(), memory.NewEventStore())
 	ack := send(t, n, "alice", "k", "bob", "x")
 	ctx := context.Background()
@@ -62,17 +70,24 @@ func TestOnlyParticipantsReadOrMark(t *testing.T) {
 		{"outsider syncs", func() error {
 			_, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "carol", Conversation: ack.Conversation})
 			return err
-		}, application.CodeForbidden},
+		}, application.CodeNotFound},
 		{"outsider pages history", func() error {
 			_, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "carol", Conversation: ack.Conversation})
 			return err
-		}, application.CodeForbidden},
+		}, application.CodeNotFound},
 		{"outsider marks read", func() error {
 			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "carol", Conversation: ack.Conversation, UpTo: 1})
-		}, application.CodeForbidden},
+		}, application.CodeNotFound},
 		{"no such conversation", func() error {
 			_, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: unknown})
 			return err
+		}, application.CodeNotFound},
+		{"no such conversation to sync", func() error {
+			_, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "alice", Conversation: unknown})
+			return err
+		}, application.CodeNotFound},
+		{"no such conversation to mark", func() error {
+			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "alice", Conversation: unknown, UpTo: 1})
 		}, application.CodeNotFound},
 		{"malformed conversation id", func() error {
 			_, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "alice", Conversation: "nope"})
@@ -84,8 +99,76 @@ func TestOnlyParticipantsReadOrMark(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if code := application.ErrorCode(tt.run()); code != tt.code {
+			err := tt.run()
+			if code := application.ErrorCode(err); code != tt.code {
 				t.Fatalf("code %s, want %s", code, tt.code)
+			}
+			if tt.code == application.CodeNotFound && err.Error() != conversation.ErrNotFound.Error() {
+				t.Fatalf("message %q differs from that of an unknown conversation", err)
+			}
+		})
+	}
+}
+
+// loadCounter records the ranges read from the store.
+type loadCounter struct {
+	ports.EventStore
+	mu    sync.Mutex
+	loads [][2]uint64
+}
+
+func (s *loadCounter) Load(ctx context.Context, stream string, from, to uint64) ([]ports.Commit, error) {
+	s.mu.Lock()
+	s.loads = append(s.loads, [2]uint64{from, to})
+	s.mu.Unlock()
+	return s.EventStore.Load(ctx, stream, from, to)
+}
+
+func (s *loadCounter) take() [][2]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	loads := s.loads
+	s.loads = nil
+	return loads
+}
+
+// TestOutsidersCostTheSameStoreReads: an outsider's request reads the store
+// alike whether the conversation exists (long or cached) or not, so its
+// cost tells nothing either.
+func TestOutsidersCostTheSameStoreReads(t *testing.T) {
+	store := &loadCounter{EventStore: memory.NewEventStore()}
+	n := newNode(t, testConfig(), store)
+	var ack application.Ack
+	for i := range 50 {
+		ack = send(t, n, "alice", fmt.Sprintf("k%d", i), "bob", "x")
+	}
+	ctx := context.Background()
+	// Projected: nothing else reads the store while the test counts.
+	eventually(t, "the 50 messages to be projected", func() bool {
+		views, err := n.rm.ListFor(ctx, "alice", 1)
+		return err == nil && len(views) == 1 && views[0].LastSeq == 50
+	})
+	unknown := string(conversation.IDFor("x", "y"))
+	tests := []struct {
+		name   string
+		reader user.ID
+		conv   string
+	}{
+		{"outsider of a conversation of 50 messages", "carol", ack.Conversation},
+		{"the same outsider again", "carol", ack.Conversation},
+		{"another outsider", "dave", ack.Conversation},
+		{"no such conversation", "carol", unknown},
+		{"no such conversation again", "carol", unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store.take()
+			_, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: tt.reader, Conversation: tt.conv})
+			if !errors.Is(err, conversation.ErrNotFound) {
+				t.Fatalf("err = %v, want ErrNotFound", err)
+			}
+			if loads := store.take(); !slices.Equal(loads, [][2]uint64{{1, 1}}) {
+				t.Fatalf("the store was read %v, want only the first commit", loads)
 			}
 		})
 	}

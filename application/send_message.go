@@ -1,9 +1,11 @@
 package application
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,7 +50,7 @@ type SendMessage struct {
 
 func newSendMessage(cfg Config, aggs *aggregates, clock ports.Clock, ids ports.IDs) *SendMessage {
 	return &SendMessage{aggregates: aggs, clock: clock, ids: ids, attempts: cfg.MaxAttempts,
-		limits: newUserLimits(cfg.SendRate, cfg.SendBurst)}
+		limits: newUserLimits(cfg.SendRate, cfg.SendBurst, maxLimitedSenders)}
 }
 
 // Handle validates, rate-limits and sends; it returns the ack only once the
@@ -73,7 +75,7 @@ func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, 
 	if err != nil {
 		return Ack{}, err
 	}
-	if !s.limits.allow(cmd.Sender) {
+	if !s.limits.allow(cmd.Sender, s.clock.Now()) {
 		return Ack{}, ErrRateLimited
 	}
 	id := message.IDFor(cmd.Sender, clientID)
@@ -142,25 +144,73 @@ func ackOf(p conversation.MessagePosted) Ack {
 	return Ack{MessageID: string(p.MessageID), Conversation: string(p.Conversation), Seq: p.Seq, SentAt: p.SentAt}
 }
 
-// userLimits holds one token bucket per sender on this node.
+// userLimits holds one token bucket per sender on this node, in memory
+// bounded whatever the number of distinct senders. A bucket that has
+// refilled to its whole burst decides exactly as a new one would, so it is
+// dropped without changing any decision: the map keeps only the senders of
+// the last burst/rate (4 s by default), swept when it has doubled since
+// the last sweep, which keeps the sweeps' cost amortized to O(1) a sender.
+// Past maxSenders even so, the fullest buckets go: their senders gain the
+// fewest tokens by starting afresh, and a throttled one is kept the longest.
 type userLimits struct {
-	limit rate.Limit
-	burst int
-	mu    sync.Mutex
-	users map[user.ID]*rate.Limiter
+	limit      rate.Limit
+	burst      int
+	maxSenders int
+
+	mu      sync.Mutex
+	users   map[user.ID]*rate.Limiter
+	sweepAt int
 }
 
-func newUserLimits(perSecond float64, burst int) *userLimits {
-	return &userLimits{limit: rate.Limit(perSecond), burst: burst, users: map[user.ID]*rate.Limiter{}}
+// maxLimitedSenders bounds the buckets held at once, some 20 MB of them.
+const maxLimitedSenders = 100_000
+
+// minSweep keeps a small map from being swept on every new sender.
+const minSweep = 1024
+
+func newUserLimits(perSecond float64, burst, maxSenders int) *userLimits {
+	return &userLimits{limit: rate.Limit(perSecond), burst: burst, maxSenders: maxSenders,
+		users: map[user.ID]*rate.Limiter{}, sweepAt: min(minSweep, maxSenders)}
 }
 
-func (l *userLimits) allow(u user.ID) bool {
+// allow takes one of u's tokens at now. The bucket is used under the map's
+// lock, so that a sweep never drops a bucket a send is taking a token from.
+func (l *userLimits) allow(u user.ID, now time.Time) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	lim, ok := l.users[u]
 	if !ok {
+		if len(l.users) >= l.sweepAt {
+			l.sweep(now)
+		}
 		lim = rate.NewLimiter(l.limit, l.burst)
 		l.users[u] = lim
 	}
-	l.mu.Unlock()
-	return lim.Allow()
+	return lim.AllowN(now, 1)
+}
+
+// sweep drops the full buckets and, at the cap, the fullest of the others
+// down to three quarters of it; l.mu is held.
+func (l *userLimits) sweep(now time.Time) {
+	full := float64(l.burst)
+	for u, lim := range l.users {
+		if lim.TokensAt(now) >= full {
+			delete(l.users, u)
+		}
+	}
+	if len(l.users) >= l.maxSenders {
+		type bucket struct {
+			user   user.ID
+			tokens float64
+		}
+		buckets := make([]bucket, 0, len(l.users))
+		for u, lim := range l.users {
+			buckets = append(buckets, bucket{u, lim.TokensAt(now)})
+		}
+		slices.SortFunc(buckets, func(a, b bucket) int { return cmp.Compare(b.tokens, a.tokens) })
+		for _, b := range buckets[:len(buckets)-l.maxSenders*3/4] {
+			delete(l.users, b.user)
+		}
+	}
+	l.sweepAt = min(max(2*len(l.users), minSweep), l.maxSenders)
 }

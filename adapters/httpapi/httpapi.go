@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -234,7 +233,7 @@ func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID)
 func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 	// A malformed id names no conversation, which for a path is a 404.
 	if _, err := conversation.ParseID(r.PathValue("id")); err != nil {
-		writeError(w, http.StatusNotFound, application.CodeNotFound, "no such conversation")
+		a.fail(w, conversation.ErrNotFound)
 		return
 	}
 	q := application.HistoryQuery{Reader: uid, Conversation: r.PathValue("id")}
@@ -247,15 +246,16 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 		if v == "" {
 			continue
 		}
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, application.CodeBadRequest, p.name+" must be a non-negative integer")
+		n, ok := wire.ParseInteger(v)
+		if !ok {
+			writeError(w, http.StatusBadRequest, application.CodeBadRequest,
+				fmt.Sprintf("%s must be a non-negative integer of at most %d", p.name, uint64(wire.MaxInteger)))
 			return
 		}
 		*p.dst = n
 	}
-	// The application clamps to its maximum; clamping first keeps a huge
-	// value from overflowing int.
+	// The application clamps to its page maximum; clamping first keeps a
+	// value of up to 2^53-1 from overflowing a 32-bit int.
 	q.Limit = int(min(limit, application.MaxPageLimit))
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 	defer cancel()
@@ -299,6 +299,10 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	case !utf8.Valid(data):
 		// encoding/json would replace invalid bytes with U+FFFD unnoticed.
 		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body is not valid UTF-8")
+		return false
+	case !wire.ValidEscapes(data):
+		// And an escaped lone surrogate too.
+		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body escapes a lone UTF-16 surrogate")
 		return false
 	}
 	if err := json.Unmarshal(data, v); err != nil {

@@ -178,12 +178,37 @@ func TestSendMessage(t *testing.T) {
 		{"wrong type", "alice", `{"id":"a","to":"bob","body":1}`, 400, "bad_request"},
 		{"not json", "alice", `hello`, 400, "bad_request"},
 		{"invalid utf-8", "alice", "{\"id\":\"a\",\"to\":\"bob\",\"body\":\"\xff\"}", 400, "bad_request"},
+		{"a lone high surrogate", "alice", `{"id":"a","to":"bob","body":"\ud800"}`, 400, "bad_request"},
+		{"a lone low surrogate", "alice", `{"id":"a","to":"bob","body":"x\udc00"}`, 400, "bad_request"},
+		{"a surrogate pair reversed", "alice", `{"id":"a","to":"bob","body":"\ude00\ud83d"}`, 400, "bad_request"},
 		{"too large", "alice", `{"id":"a","to":"bob","body":"` + strings.Repeat("x", 2000) + `"}`, 413, "too_large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h.wantError("POST", "/api/messages", tt.user, tt.body, tt.status, tt.code)
 		})
+	}
+}
+
+// TestEscapedSurrogates: a body is stored as the client wrote it; an escaped
+// surrogate pair is one character, and a lone surrogate, which decoding
+// would have rewritten to U+FFFD, is refused in every JSON body.
+func TestEscapedSurrogates(t *testing.T) {
+	h := newHarness(t, options{})
+	var a ack
+	if resp := h.do("POST", "/api/messages", "alice", `{"id":"k","to":"bob","body":"smile \ud83d\ude00"}`, &a); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("send with an escaped pair = %d %+v", resp.StatusCode, a)
+	}
+	var p struct{ Messages []struct{ Body string } }
+	h.do("GET", "/api/conversations/"+a.Conversation+"/messages", "bob", "", &p)
+	if len(p.Messages) != 1 || p.Messages[0].Body != "smile \U0001F600" {
+		t.Fatalf("stored %+v, want the body as sent", p.Messages)
+	}
+	// Any JSON body: the token request's too, refused before its user id is read.
+	var e apiError
+	resp := h.do("POST", "/api/dev/token", "", `{"userId":"\udbff"}`, &e)
+	if resp.StatusCode != http.StatusBadRequest || e.Code != "bad_request" || !strings.Contains(e.Message, "surrogate") {
+		t.Fatalf("dev token for a lone surrogate = %d %+v", resp.StatusCode, e)
 	}
 }
 
@@ -276,8 +301,14 @@ func TestConversationsAndHistory(t *testing.T) {
 			t.Fatalf("%s = %+v", query, p)
 		}
 	}
-	h.wantError("GET", "/api/conversations/"+conv+"/messages", "carol", "", 403, "forbidden")
-	h.wantError("GET", "/api/conversations/c_AAAAAAAAAAAAAAAAAAAAAA/messages", "bob", "", 404, "not_found")
+	// A stranger learns nothing: the answer is that of an unknown conversation.
+	var stranger, unknown apiError
+	strangerResp := h.do("GET", "/api/conversations/"+conv+"/messages", "carol", "", &stranger)
+	unknownResp := h.do("GET", "/api/conversations/c_AAAAAAAAAAAAAAAAAAAAAA/messages", "bob", "", &unknown)
+	if strangerResp.StatusCode != 404 || unknownResp.StatusCode != 404 || stranger != unknown || unknown.Code != "not_found" {
+		t.Fatalf("a stranger's history %d %+v, an unknown one %d %+v; want both 404 not_found alike",
+			strangerResp.StatusCode, stranger, unknownResp.StatusCode, unknown)
+	}
 	h.wantError("GET", "/api/conversations/nope/messages", "bob", "", 404, "not_found")
 	h.wantError("GET", "/api/conversations/"+conv+"/messages?after=-1", "bob", "", 400, "bad_request")
 	h.wantError("GET", "/api/conversations/"+conv+"/messages?limit=x", "bob", "", 400, "bad_request")
@@ -293,6 +324,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestHistoryIntegerBounds: after, before and limit take 0 to 2^53-1; a
+// larger value is a 400, never wrapped around to page from seq 1.
+func TestHistoryIntegerBounds(t *testing.T) {
+	h := newHarness(t, options{})
+	conv := h.send("alice", "k1", "bob", "one").Conversation
+	h.send("alice", "k2", "bob", "two")
+	values := []struct {
+		name, text string
+		ok         bool
+	}{
+		{"zero", "0", true},
+		{"2^53-1", "9007199254740991", true},
+		{"2^53", "9007199254740992", false},
+		{"2^64-1", "18446744073709551615", false},
+		{"2^64", "18446744073709551616", false},
+		{"negative", "-1", false},
+		{"fraction", "1.5", false},
+		{"exponent", "1e3", false},
+		{"signed", "%2B1", false},
+		{"not a number", "x", false},
+	}
+	for _, param := range []string{"after", "before", "limit"} {
+		for _, v := range values {
+			t.Run(param+" "+v.name, func(t *testing.T) {
+				h := &harness{t: t, app: h.app, api: h.api, url: h.url, issuer: h.issuer}
+				path := "/api/conversations/" + conv + "/messages?" + param + "=" + v.text
+				if !v.ok {
+					h.wantError("GET", path, "bob", "", 400, "bad_request")
+					return
+				}
+				var p struct{ Messages []map[string]any }
+				if resp := h.do("GET", path, "bob", "", &p); resp.StatusCode != http.StatusOK {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				if param == "after" && v.text != "0" && len(p.Messages) != 0 {
+					t.Fatalf("after %s returned %v", v.text, p.Messages)
+				}
+			})
+		}
 	}
 }
 

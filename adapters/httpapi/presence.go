@@ -17,9 +17,10 @@ type presenceJSON struct {
 	LastSeen string  `json:"lastSeen,omitempty"`
 }
 
-// presence answers GET /api/presence?users=a,b with each user's presence,
-// by the rules of the WebSocket `presence` frame: 1-200 valid user ids.
-func (a *API) presence(w http.ResponseWriter, r *http.Request, _ user.ID) {
+// presence answers GET /api/presence?users=a,b with each user's presence
+// as the asker may see it, by the rules of the WebSocket `presence` frame:
+// 1-200 valid user ids.
+func (a *API) presence(w http.ResponseWriter, r *http.Request, asker user.ID) {
 	if a.deps.App.Presence == nil {
 		writeError(w, http.StatusServiceUnavailable, application.CodeUnavailable, "presence is not running on this node")
 		return
@@ -30,7 +31,7 @@ func (a *API) presence(w http.ResponseWriter, r *http.Request, _ user.ID) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 	defer cancel()
-	views, err := a.deps.App.Presence.Query(ctx, ids)
+	views, err := a.deps.App.Presence.Query(ctx, asker, ids)
 	if err != nil {
 		a.fail(w, err)
 		return

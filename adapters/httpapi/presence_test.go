@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,31 +27,43 @@ func TestPresence(t *testing.T) {
 	p.Start()
 	t.Cleanup(func() { _ = p.Stop(context.Background()); _ = signals.Stop(context.Background()) })
 	seen := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
-	if err := lastSeen.Touch(context.Background(), []ports.LastSeen{{User: "carol", At: seen}}); err != nil {
+	if err := lastSeen.Touch(context.Background(), []ports.LastSeen{{User: "carol", At: seen}, {User: "eve", At: seen}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.app.Sessions.Register(&session{})) // bob is online
+	h.send("alice", "k1", "bob", "hi")
+	h.send("carol", "k2", "alice", "hi")
+	waitFor(t, "alice's conversations to be listed", func() bool {
+		var list []map[string]any
+		h.do(http.MethodGet, "/api/conversations", "alice", "", &list)
+		return len(list) == 2
+	})
 
-	var got []map[string]any
-	if resp := h.do(http.MethodGet, "/api/presence?users=bob,carol,dave", "alice", "", &got); resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d", resp.StatusCode)
+	// alice sees her peers bob and carol; dave and eve, who share nothing
+	// with her, are offline and never seen, like a user who does not exist.
+	tests := []struct {
+		asker, users string
+		want         []map[string]any
+	}{
+		{"alice", "bob,carol,dave,eve", []map[string]any{
+			{"user": "bob", "online": true},
+			{"user": "carol", "online": false, "lastSeen": "2025-03-04T05:06:07.000Z"},
+			{"user": "dave", "online": false},
+			{"user": "eve", "online": false},
+		}},
+		{"eve", "eve,bob,carol", []map[string]any{
+			{"user": "eve", "online": false, "lastSeen": "2025-03-04T05:06:07.000Z"},
+			{"user": "bob", "online": false},
+			{"user": "carol", "online": false},
+		}},
 	}
-	want := []map[string]any{
-		{"user": "bob", "online": true},
-		{"user": "carol", "online": false, "lastSeen": "2025-03-04T05:06:07.000Z"},
-		{"user": "dave", "online": false},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if len(got[i]) != len(want[i]) {
-			t.Errorf("entry %d: %v, want %v", i, got[i], want[i])
+	for _, tt := range tests {
+		var got []map[string]any
+		if resp := h.do(http.MethodGet, "/api/presence?users="+tt.users, tt.asker, "", &got); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
 		}
-		for k, v := range want[i] {
-			if got[i][k] != v {
-				t.Errorf("entry %d: %v, want %v", i, got[i], want[i])
-			}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s asked for %s: %v, want %v", tt.asker, tt.users, got, tt.want)
 		}
 	}
 

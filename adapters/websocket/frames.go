@@ -71,7 +71,8 @@ func (e *frameError) Error() string { return e.Code + ": " + e.Message }
 
 // rawFrame receives a frame's JSON. Pointers and raw numbers tell a missing
 // field from a zero one; the numbers stay raw so that only a plain
-// non-negative integer passes, never 1.5, 1e3, -1 or "7".
+// non-negative integer up to wire.MaxInteger passes, never 1.5, 1e3, -1,
+// "7" or 2^64-1 wrapped around.
 type rawFrame struct {
 	Type         *string         `json:"type"`
 	ID           *string         `json:"id"`
@@ -91,10 +92,14 @@ type rawFrame struct {
 // *frameError with a protocol code; the send's `to == sender` rule is left
 // to the application, which knows the sender.
 func decodeFrame(data []byte) (clientFrame, *frameError) {
-	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, storing a
-	// body the client never wrote; refuse the frame instead.
+	// encoding/json would quietly turn invalid UTF-8, and an escaped lone
+	// surrogate, into U+FFFD, storing a body the client never wrote; refuse
+	// the frame instead.
 	if !utf8.Valid(data) {
 		return clientFrame{}, badRequest("", "frame is not valid UTF-8")
+	}
+	if !wire.ValidEscapes(data) {
+		return clientFrame{}, badRequest("", "frame escapes a lone UTF-16 surrogate")
 	}
 	var raw rawFrame
 	err := json.Unmarshal(data, &raw)
@@ -134,8 +139,8 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 		}
 		var limit uint64
 		limit, err = uintField(raw.Limit, "limit", false)
-		// The application clamps to its maximum; clamping here first keeps a
-		// huge value from overflowing int.
+		// Over the page maximum is clamped, as the application would; doing it
+		// here keeps up to 2^53-1 from overflowing a 32-bit int.
 		f.Limit = int(min(limit, application.MaxPageLimit))
 	case typeTyping:
 		return f, decodeConversation(&f, raw)
@@ -213,7 +218,8 @@ func decodeConversation(f *clientFrame, raw rawFrame) *frameError {
 	return nil
 }
 
-// uintField parses a non-negative integer field; a missing optional one is 0.
+// uintField parses an integer field of 0 to wire.MaxInteger; a missing
+// optional one is 0.
 func uintField(raw json.RawMessage, name string, required bool) (uint64, error) {
 	if raw == nil || bytes.Equal(raw, []byte("null")) {
 		if required {
@@ -221,12 +227,14 @@ func uintField(raw json.RawMessage, name string, required bool) (uint64, error) 
 		}
 		return 0, nil
 	}
-	n, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil {
-		return 0, errors.New("field " + name + " must be a non-negative integer")
+	n, ok := wire.ParseInteger(string(raw))
+	if !ok {
+		return 0, errors.New("field " + name + " must be a non-negative integer of at most " + maxIntegerText)
 	}
 	return n, nil
 }
+
+var maxIntegerText = strconv.FormatUint(wire.MaxInteger, 10)
 
 func badRequest(id, msg string) *frameError {
 	return &frameError{ID: id, Code: application.CodeBadRequest, Message: msg}

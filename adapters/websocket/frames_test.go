@@ -1,11 +1,15 @@
 package websocket
 
 import (
+	"bytes"
+	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
@@ -34,7 +38,7 @@ func TestDecodeFrame(t *testing.T) {
 		{"read, upTo exponent", `{"type":"read","conversation":"` + testConv + `","upTo":1e3}`, clientFrame{}, "non-negative integer"},
 		{"sync", `{"type":"sync","conversation":"` + testConv + `","after":0}`, clientFrame{Type: "sync", Conversation: testConv}, ""},
 		{"sync with limit", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":20}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: 20}, ""},
-		{"sync, huge limit clamped", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":18446744073709551615}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: application.MaxPageLimit}, ""},
+		{"sync, limit over the page maximum clamped", `{"type":"sync","conversation":"` + testConv + `","after":3,"limit":9007199254740991}`, clientFrame{Type: "sync", Conversation: testConv, After: 3, Limit: application.MaxPageLimit}, ""},
 		{"sync, after missing", `{"type":"sync","conversation":"` + testConv + `"}`, clientFrame{}, "missing field after"},
 		{"sync, conversation missing", `{"type":"sync","after":0}`, clientFrame{}, "missing field conversation"},
 		{"sync, limit negative", `{"type":"sync","conversation":"` + testConv + `","after":0,"limit":-5}`, clientFrame{}, "limit"},
@@ -47,6 +51,12 @@ func TestDecodeFrame(t *testing.T) {
 		{"trailing garbage", `{"type":"ping"} x`, clientFrame{}, "not a JSON object"},
 		{"type not a string", `{"type":1}`, clientFrame{}, "type"},
 		{"invalid utf-8", "{\"type\":\"ping\",\"x\":\"\xc3\x28\"}", clientFrame{}, "UTF-8"},
+		{"a lone high surrogate", `{"type":"send","id":"k","to":"b","body":"\ud800"}`, clientFrame{}, "surrogate"},
+		{"a lone low surrogate", `{"type":"send","id":"k","to":"b","body":"\udc00"}`, clientFrame{}, "surrogate"},
+		{"a high surrogate before a letter", `{"type":"send","id":"k","to":"b","body":"\ud83dx"}`, clientFrame{}, "surrogate"},
+		{"a lone surrogate in another field", `{"type":"ping","x":"\udfff"}`, clientFrame{}, "surrogate"},
+		{"an escaped surrogate pair", `{"type":"send","id":"k","to":"b","body":"\ud83d\ude00"}`, clientFrame{Type: "send", ID: "k", To: "b", Body: "\U0001F600"}, ""},
+		{"an escaped backslash and u", `{"type":"send","id":"k","to":"b","body":"\\ud800"}`, clientFrame{Type: "send", ID: "k", To: "b", Body: `\ud800`}, ""},
 		{"body of 4096 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4096) + `"}`,
 			clientFrame{Type: "send", ID: "k", To: "b", Body: strings.Repeat("ж", 4096)}, ""},
 		{"body of 4097 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4097) + `"}`, clientFrame{}, "4096"},
@@ -69,6 +79,61 @@ func TestDecodeFrame(t *testing.T) {
 	}
 }
 
+// TestDecodeFrameIntegerBounds: every integer field takes 0 to 2^53-1 and
+// refuses anything else, never wrapping or clamping it into another value.
+func TestDecodeFrameIntegerBounds(t *testing.T) {
+	fields := []struct {
+		field, frame string
+		got          func(clientFrame) uint64
+	}{
+		{"after", `{"type":"sync","conversation":"` + testConv + `","after":%s}`, func(f clientFrame) uint64 { return f.After }},
+		{"upTo", `{"type":"read","conversation":"` + testConv + `","upTo":%s}`, func(f clientFrame) uint64 { return f.UpTo }},
+		{"limit", `{"type":"sync","conversation":"` + testConv + `","after":0,"limit":%s}`, func(f clientFrame) uint64 { return uint64(f.Limit) }},
+	}
+	values := []struct {
+		name, text string
+		ok         bool
+		want       uint64 // after or upTo; limit is clamped to the page maximum
+	}{
+		{"zero", "0", true, 0},
+		{"seven", "7", true, 7},
+		{"2^53-1", "9007199254740991", true, wire.MaxInteger},
+		{"2^53", "9007199254740992", false, 0},
+		{"2^64-1", "18446744073709551615", false, 0},
+		{"2^64", "18446744073709551616", false, 0},
+		{"negative", "-1", false, 0},
+		{"negative zero", "-0", false, 0},
+		{"fraction", "1.5", false, 0},
+		{"integral fraction", "1.0", false, 0},
+		{"exponent", "1e3", false, 0},
+		{"string", `"7"`, false, 0},
+		{"boolean", "true", false, 0},
+	}
+	for _, f := range fields {
+		for _, v := range values {
+			t.Run(f.field+" "+v.name, func(t *testing.T) {
+				got, err := decodeFrame([]byte(fmt.Sprintf(f.frame, v.text)))
+				if !v.ok {
+					if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, f.field) {
+						t.Fatalf("decodeFrame = %+v, %v; want bad_request naming %s", got, err, f.field)
+					}
+					return
+				}
+				want := v.want
+				if f.field == "limit" {
+					want = min(want, application.MaxPageLimit)
+				}
+				if err != nil || f.got(got) != want {
+					t.Fatalf("decodeFrame = %+v, %v; want %s %d", got, err, f.field, want)
+				}
+			})
+		}
+	}
+}
+
+// fffdEscape matches an escaped U+FFFD, which a client may well send.
+var fffdEscape = regexp.MustCompile(`(?i)\\ufffd`)
+
 var protocolCodes = map[string]bool{
 	"bad_request": true, "too_large": true, "unauthorized": true, "forbidden": true,
 	"not_found": true, "rate_limited": true, "unavailable": true, "internal": true,
@@ -90,10 +155,14 @@ func FuzzDecodeFrame(f *testing.F) {
 		`{"type":"send","id":"k","to":"b","body":""}`,
 		`{"type":"sync","conversation":"x","after":-1}`,
 		`{"type":"read","conversation":"` + testConv + `","upTo":1.5e2}`,
+		`{"type":"sync","conversation":"` + testConv + `","after":18446744073709551615}`,
+		`{"type":"read","conversation":"` + testConv + `","upTo":9007199254740992}`,
 		`{"type":7,"id":{}}`,
 		`null`, `[]`, `{}`, `{"`, `garbage`, "",
 		"{\"type\":\"send\",\"id\":\"k\",\"to\":\"b\",\"body\":\"\xff\"}",
 		"\xc3\x28",
+		`{"type":"send","id":"k","to":"b","body":"\ud83d\ude00 \ud800 \ufffd"}`,
+		`{"type":"send","id":"k","to":"b","body":"\udc00\ud83d"}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -107,6 +176,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		if !utf8.Valid(data) {
 			t.Fatalf("accepted invalid UTF-8 %q", data)
+		}
+		// Nothing accepted is rewritten: a U+FFFD the frame did not spell
+		// can only come from a lone surrogate the decoder replaced.
+		if strings.Count(got.Body, "\uFFFD") > bytes.Count(data, []byte("\uFFFD"))+len(fffdEscape.FindAll(data, -1)) {
+			t.Fatalf("accepted %q, whose body decoded to %q", data, got.Body)
 		}
 		switch got.Type {
 		case typeSend:
@@ -126,6 +200,9 @@ func FuzzDecodeFrame(f *testing.F) {
 			if got.Limit < 0 || got.Limit > application.MaxPageLimit {
 				t.Fatalf("accepted limit %d", got.Limit)
 			}
+			if got.After > wire.MaxInteger || got.UpTo > wire.MaxInteger {
+				t.Fatalf("accepted after %d, upTo %d beyond 2^53-1", got.After, got.UpTo)
+			}
 		case typePresence:
 			if got.Users == nil {
 				t.Fatal("accepted presence without users")
@@ -135,4 +212,26 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("accepted type %q", got.Type)
 		}
 	})
+}
+
+// benchFrames are a typical send of about 100 bytes, plain and with escapes
+// (a newline and an emoji as a surrogate pair), for the decoder's cost.
+var benchFrames = []struct{ name, frame string }{
+	{"plain", `{"type":"send","id":"k-1732950000123","to":"1002","body":"hello there, see you at eight? bring the map"}`},
+	{"escaped", `{"type":"send","id":"k-1732950000123","to":"1002","body":"hello\nthere \ud83d\ude00 see you at eight?"}`},
+}
+
+func BenchmarkDecodeFrame(b *testing.B) {
+	for _, bf := range benchFrames {
+		data := []byte(bf.frame)
+		b.Run(fmt.Sprintf("%s %dB", bf.name, len(data)), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := decodeFrame(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -64,12 +64,13 @@ func (s *session) handleTyping(ctx context.Context, f clientFrame) error {
 	return s.srv.app.Typing.Handle(ctx, application.TypingCommand{User: s.user, Conversation: f.Conversation})
 }
 
-// handlePresence answers with one presence frame per user asked for.
+// handlePresence answers with one presence frame per user asked for, as
+// the session's user may see them.
 func (s *session) handlePresence(ctx context.Context, f clientFrame) error {
 	if s.srv.app.Presence == nil {
 		return errNoPresence
 	}
-	views, err := s.srv.app.Presence.Query(ctx, f.Users)
+	views, err := s.srv.app.Presence.Query(ctx, s.user, f.Users)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 package websocket
 
 import (
+	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 )
 
@@ -37,4 +40,58 @@ func TestDecodePresenceAndTypingFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPresenceFrameAnswersPeersOnly: a `presence` ask is answered truly for
+// the asker and their conversation peers only; a stranger's presence is
+// offline and never seen, like that of a user who does not exist (v1.2).
+func TestPresenceFrameAnswersPeersOnly(t *testing.T) {
+	h := newHarness(t, Config{})
+	ctx := context.Background()
+	signals, lastSeen := memory.NewSignals(), memory.NewLastSeen()
+	p, err := application.NewPresence(h.app, application.PresenceConfig{Node: "n1"}, signals, lastSeen, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signals.Start()
+	p.Start()
+	t.Cleanup(func() { _ = p.Stop(ctx); _ = signals.Stop(ctx) })
+	if _, err := h.app.Send.Handle(ctx, application.SendMessageCommand{Sender: "alice", ClientID: "k", To: "bob", Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the conversation to be projected", func() bool {
+		list, err := h.app.Conversations.Handle(ctx, "alice")
+		return err == nil && len(list) == 1
+	})
+	alice, bob, dave := h.dial("alice"), h.dial("bob"), h.dial("dave")
+
+	ask := func(c *client, users ...string) map[string]frame {
+		c.t.Helper()
+		data, _ := json.Marshal(map[string]any{"type": "presence", "users": users})
+		c.sendRaw(string(data))
+		got := map[string]frame{}
+		for len(got) < len(users) {
+			f := c.next(typePresence)
+			got[f["user"].(string)] = f
+		}
+		return got
+	}
+	wantPresence := func(who string, got map[string]frame, u string, online bool) {
+		t.Helper()
+		f := got[u]
+		if f["online"] != online || len(f) != 3 {
+			t.Errorf("%s asked about %s: %v, want online %v and no lastSeen", who, u, f, online)
+		}
+	}
+	for u, c := range map[string]*client{"alice": alice, "bob": bob, "dave": dave} {
+		waitFor(t, u+"'s session to count", func() bool { return ask(c, u)[u]["online"] == true })
+	}
+	got := ask(alice, "bob", "dave", "alice")
+	wantPresence("alice", got, "bob", true)
+	wantPresence("alice", got, "dave", false)
+	wantPresence("alice", got, "alice", true)
+	got = ask(dave, "alice", "bob", "dave")
+	wantPresence("dave", got, "alice", false)
+	wantPresence("dave", got, "bob", false)
+	wantPresence("dave", got, "dave", true)
 }

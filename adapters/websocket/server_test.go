@@ -374,7 +374,7 @@ func TestReadReceiptsAndSync(t *testing.T) {
 
 	stranger := h.dial("carol")
 	stranger.sendRaw(`{"type":"sync","id":"s1","conversation":"` + conv + `","after":0}`)
-	if e := stranger.next(typeError); e["code"] != "forbidden" || e["id"] != "s1" {
+	if e := stranger.next(typeError); e["code"] != "not_found" || e["id"] != "s1" {
 		t.Fatalf("stranger's sync = %v", e)
 	}
 	bob.sendRaw(`{"type":"read","conversation":"` + conv + `","upTo":9}`)

@@ -29,10 +29,13 @@ var (
 	ErrInvalidID = domain.Errorf(domain.Invalid, "conversation id is malformed")
 	// ErrSelf rejects a conversation of a user with themselves.
 	ErrSelf = domain.Errorf(domain.Invalid, "cannot send a message to oneself")
-	// ErrNotParticipant rejects an actor outside the conversation's pair.
+	// ErrNotParticipant rejects a post whose sender and recipient are not
+	// the conversation's pair.
 	ErrNotParticipant = domain.Errorf(domain.Forbidden, "not a participant of this conversation")
-	// ErrNotStarted is returned for a conversation with no message yet.
-	ErrNotStarted = domain.Errorf(domain.NotFound, "no such conversation")
+	// ErrNotFound answers both a conversation with no message yet and one
+	// the caller is outside of, alike: its id is a public function of the
+	// pair, so any difference would tell anyone who talks to whom.
+	ErrNotFound = domain.Errorf(domain.NotFound, "no such conversation")
 	// ErrBeyondLastMessage rejects a marker past the conversation's last seq.
 	ErrBeyondLastMessage = domain.Errorf(domain.Invalid, "upTo is beyond the last message")
 )
@@ -128,13 +131,11 @@ func (c *Conversation) Peer(u user.ID) user.ID {
 	return c.participants[0]
 }
 
-// CanRead checks that reader may see the conversation.
+// CanRead checks that reader may see the conversation. To anyone outside
+// the pair it does not exist, exactly as one never started (ErrNotFound).
 func (c *Conversation) CanRead(reader user.ID) error {
-	if !c.started {
-		return ErrNotStarted
-	}
 	if !c.IsParticipant(reader) {
-		return ErrNotParticipant
+		return ErrNotFound
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/evchat/chatd/domain"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
@@ -194,13 +195,21 @@ func TestCanRead(t *testing.T) {
 		err    error
 	}{
 		{"participant", started, "bob", nil},
-		{"outsider", started, "carol", conversation.ErrNotParticipant},
-		{"no message yet", conversation.New(conversation.IDFor("alice", "dave")), "alice", conversation.ErrNotStarted},
+		{"other participant", started, "alice", nil},
+		{"outsider of a started conversation", started, "carol", conversation.ErrNotFound},
+		{"no message yet", conversation.New(conversation.IDFor("alice", "dave")), "alice", conversation.ErrNotFound},
+		{"outsider of a conversation not started", conversation.New(conversation.IDFor("alice", "dave")), "carol", conversation.ErrNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.conv.CanRead(tt.reader); !errors.Is(err, tt.err) {
+			err := tt.conv.CanRead(tt.reader)
+			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			// The same kind and text for every refusal: an outsider must not
+			// learn from the answer whether the pair ever talked.
+			if err != nil && (domain.KindOf(err) != domain.NotFound || err.Error() != "no such conversation") {
+				t.Fatalf("err = %v of kind %v, want not found with the text of an unknown conversation", err, domain.KindOf(err))
 			}
 		})
 	}

@@ -51,9 +51,9 @@ func TestReceipts(t *testing.T) {
 		{"no mark beyond the last message", []mark{
 			{"read", "bob", 4, conversation.ErrBeyondLastMessage, nil},
 		}, 0, 0},
-		{"only participants mark", []mark{
-			{"read", "carol", 1, conversation.ErrNotParticipant, nil},
-			{"delivered", "carol", 1, conversation.ErrNotParticipant, nil},
+		{"to an outsider the conversation does not exist", []mark{
+			{"read", "carol", 1, conversation.ErrNotFound, nil},
+			{"delivered", "carol", 1, conversation.ErrNotFound, nil},
 		}, 0, 0},
 	}
 	for _, tt := range tests {
@@ -87,8 +87,8 @@ func TestReceipts(t *testing.T) {
 func TestReceiptsOfAConversationNotStarted(t *testing.T) {
 	conv := conversation.New(conversation.IDFor("alice", "bob"))
 	r := conversation.NewReceipts(conv.ID())
-	if err := r.MarkRead(conv, "bob", 0); !errors.Is(err, conversation.ErrNotStarted) {
-		t.Fatalf("err = %v, want ErrNotStarted", err)
+	if err := r.MarkRead(conv, "bob", 0); !errors.Is(err, conversation.ErrNotFound) {
+		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
 }
 

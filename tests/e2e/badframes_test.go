@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -47,6 +48,16 @@ func TestBadFrames(t *testing.T) {
 		{"sync without conversation", `{"type":"sync","after":0}`, ""},
 		{"sync without after", `{"type":"sync","conversation":"` + conv + `"}`, ""},
 		{"sync with a fractional limit", `{"type":"sync","conversation":"` + conv + `","after":0,"limit":1.5}`, ""},
+		{"sync with an exponent after", `{"type":"sync","conversation":"` + conv + `","after":1e3}`, ""},
+		// Above 2^53-1 (v1.2): 2^64-1 once wrapped around to sync from seq 1.
+		{"sync with after 2^64-1", `{"type":"sync","conversation":"` + conv + `","after":18446744073709551615}`, ""},
+		{"sync with after 2^53", `{"type":"sync","conversation":"` + conv + `","after":9007199254740992}`, ""},
+		{"sync with limit 2^64-1", `{"type":"sync","conversation":"` + conv + `","after":0,"limit":18446744073709551615}`, ""},
+		{"read with upTo 2^64-1", `{"type":"read","conversation":"` + conv + `","upTo":18446744073709551615}`, ""},
+		// Lone surrogates (v1.2), which decoding would turn into U+FFFD.
+		{"send with a lone high surrogate", `{"type":"send","id":"u1","to":"bob","body":"\ud800"}`, ""},
+		{"send with a lone low surrogate", `{"type":"send","id":"u2","to":"bob","body":"\udc00"}`, ""},
+		{"send with a high surrogate before a letter", `{"type":"send","id":"u3","to":"bob","body":"\ud83dx"}`, ""},
 	}
 	for _, tc := range cases {
 		alice.SendRaw(websocket.TextMessage, []byte(tc.frame))
@@ -81,6 +92,20 @@ func TestBadFrames(t *testing.T) {
 		t.Errorf("first good send after the bad ones: seq %d, want 2", a.Seq)
 	}
 	alice.SendMessage(strings.Repeat("i", 64), strings.Repeat("b", 64), "64-char id and user id")
+
+	// An escaped surrogate pair is one character, stored as sent; REST
+	// refuses a lone surrogate as the WebSocket does.
+	alice.SendRaw(websocket.TextMessage, []byte(`{"type":"send","id":"pair-1","to":"bob","body":"\ud83d\ude00"}`))
+	if a := alice.Next("ack", byID("pair-1")); a.Seq != 3 {
+		t.Errorf("send with an escaped pair: seq %d, want 3", a.Seq)
+	}
+	tok := n.Token(t, "alice")
+	status, body := n.Do(t, http.MethodPost, "/api/messages", tok, []byte(`{"id":"rest-u1","to":"bob","body":"\ud800"}`))
+	expectError(t, "POST /api/messages with a lone surrogate", status, body, http.StatusBadRequest, "bad_request")
+	status, body = n.Do(t, http.MethodGet, "/api/conversations/"+conv+"/messages?after=2", tok, nil)
+	if status != http.StatusOK || !strings.Contains(string(body), "\"body\":\"\U0001F600\"") || strings.Contains(string(body), "\ufffd") {
+		t.Errorf("history after the pair: %d %s, want the one emoji as sent", status, body)
+	}
 	alice.None("error", nil)
 }
 

@@ -101,9 +101,17 @@ func TestPresenceCluster(t *testing.T) {
 			t.Errorf("a user never seen has a lastSeen: %s", nobody)
 		}
 
-		status, body := n1.Do(t, http.MethodGet, "/api/presence?users=bob,alice", n1.Token(t, "carol"), nil)
+		status, body := n1.Do(t, http.MethodGet, "/api/presence?users=bob,alice", n1.Token(t, "alice"), nil)
 		if status != http.StatusOK || strings.TrimSpace(string(body)) != `[{"user":"bob","online":true},{"user":"alice","online":true}]` {
 			t.Errorf("GET /api/presence: %d %s", status, body)
+		}
+		// carol shares no conversation with them (v1.2): both are offline and
+		// never seen to her, bob's earlier lastSeen included, exactly as a
+		// user who does not exist.
+		status, body = n1.Do(t, http.MethodGet, "/api/presence?users=bob,alice,nobody-at-all", n1.Token(t, "carol"), nil)
+		if status != http.StatusOK || strings.TrimSpace(string(body)) !=
+			`[{"user":"bob","online":false},{"user":"alice","online":false},{"user":"nobody-at-all","online":false}]` {
+			t.Errorf("GET /api/presence by a stranger: %d %s", status, body)
 		}
 		status, body = n1.Do(t, http.MethodGet, "/api/presence?users=bob", "", nil)
 		expectError(t, "GET /api/presence without a token", status, body, http.StatusUnauthorized, "unauthorized")
@@ -126,8 +134,8 @@ func TestPresenceCluster(t *testing.T) {
 		alice, bob, eve := n1.Dial(t, "alice2"), n2.Dial(t, "bob2"), n1.Dial(t, "eve")
 		conv := converse(t, alice, bob, "p-3")
 		eve.Send(map[string]any{"type": "typing", "conversation": conv})
-		if f := eve.Next("error", nil); f.Code != "forbidden" {
-			t.Errorf("a non-participant typing: %s, want forbidden", f)
+		if f := eve.Next("error", nil); f.Code != "not_found" {
+			t.Errorf("a non-participant typing: %s, want not_found", f)
 		}
 		bob.None("typing", nil)
 
