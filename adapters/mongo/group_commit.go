@@ -24,11 +24,19 @@ const (
 )
 
 type groupCommit struct {
-	commits *driver.Collection
+	// insertMany writes one batch; a seam, so a test can make a batch slow.
+	insertMany func(ctx context.Context, docs []any) error
 
 	mu       sync.Mutex
 	queue    []*pendingInsert
 	flushers int
+}
+
+func newGroupCommit(commits *driver.Collection) *groupCommit {
+	return &groupCommit{insertMany: func(ctx context.Context, docs []any) error {
+		_, err := commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		return err
+	}}
 }
 
 type pendingInsert struct {
@@ -88,7 +96,7 @@ func (g *groupCommit) write(batch []*pendingInsert) {
 	for i, p := range batch {
 		docs[i] = p.doc
 	}
-	_, err := g.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	err := g.insertMany(ctx, docs)
 	var bulk driver.BulkWriteException
 	switch {
 	case err == nil:
