@@ -7,6 +7,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/ports"
 )
 
 // slowInserter stands in for the commits collection: each batch blocks
@@ -102,6 +105,38 @@ func TestGroupCommitNeverWritesAnAppendPastItsDeadline(t *testing.T) {
 	}
 	if n := queued(g); n != 0 {
 		t.Fatalf("%d appends left in the queue", n)
+	}
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// The same through a local transaction: its append, queued behind a slow
+// batch, fails as unavailable (the client resends) once half the
+// transaction timeout has passed, and is not written when the batch ahead
+// of it ends later, which could be after checkback rolled it back.
+func TestLocalTransactionQueuedBehindASlowBatchIsNeverWrittenLate(t *testing.T) {
+	f := newSlowInserter()
+	store := &EventStore{known: map[string]uint64{}, group: &groupCommit{insertMany: f.insertMany}}
+	const timeout = 200 * time.Millisecond
+	tx, err := application.NewTransactions(store, wallClock{}, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := occupyFlushers(t, store.group, f)
+
+	c := ports.Commit{ID: "m_late", Stream: "c_late", Version: 1, CommittedAt: time.Now()}
+	state, err := tx.ExecuteLocal(context.Background(), c)
+	if state != ports.TxUnknown || !errors.Is(err, ports.ErrUnavailable) {
+		t.Errorf("ExecuteLocal behind a slow batch = %v, %v; want unknown and ErrUnavailable", state, err)
+	}
+	close(f.release)
+	busy.Wait()
+	for _, b := range f.written() {
+		if slices.Contains(b.ids, c.ID) {
+			t.Fatalf("the commit was written after its append had failed: batch %v", b.ids)
+		}
 	}
 }
 
