@@ -36,6 +36,15 @@ type aggregates struct {
 	// it publishes and, with the bus's queue full, while delivery drains it.
 	pairsMu sync.RWMutex
 	pairs   map[conversation.ID][2]user.ID
+
+	// onCommit hears of every commit this node's publish committed, the
+	// moment it did, and onObserve of every commit the bus brings: what
+	// this node has just written must show in what it answers next (peers
+	// for presence, the conversation list), and the bus brings the commit
+	// back only later, after a join signal or a list request may have come.
+	hooksMu   sync.RWMutex
+	onCommit  []func(ports.Commit)
+	onObserve []func(ports.Commit)
 }
 
 // aggregateEntry serialises the commands of one conversation on this node,
@@ -190,12 +199,37 @@ func (a *aggregates) participants(ctx context.Context, id conversation.ID) ([2]u
 	return pair, nil
 }
 
+// afterCommit makes fn hear of each commit published from now on.
+func (a *aggregates) afterCommit(fn func(ports.Commit)) {
+	a.hooksMu.Lock()
+	defer a.hooksMu.Unlock()
+	a.onCommit = append(a.onCommit, fn)
+}
+
+// afterObserve makes fn hear of each commit the bus brings from now on.
+func (a *aggregates) afterObserve(fn func(ports.Commit)) {
+	a.hooksMu.Lock()
+	defer a.hooksMu.Unlock()
+	a.onObserve = append(a.onObserve, fn)
+}
+
+// committed tells the hooks of a commit that is stored and answered for:
+// published by this node, or found stored when a resend asked for it.
+func (a *aggregates) committed(c ports.Commit) {
+	a.hooksMu.RLock()
+	defer a.hooksMu.RUnlock()
+	for _, fn := range a.onCommit {
+		fn(c)
+	}
+}
+
 // publish commits c through the transactional publisher and explains any
 // outcome but COMMIT with an error callers can test with errors.Is.
 func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
 	state, err := a.publisher.Publish(ctx, c)
 	switch state {
 	case ports.TxCommit:
+		a.committed(c)
 		return nil
 	case ports.TxRollback:
 		if errors.Is(err, ports.ErrVersionConflict) || errors.Is(err, ports.ErrDuplicateCommit) {
@@ -220,6 +254,11 @@ func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
 // seeding the entry then spares it the store read of a cold entry later
 // (on FerretDB a read of the whole commits collection).
 func (a *aggregates) observe(c ports.Commit) {
+	a.hooksMu.RLock()
+	for _, fn := range a.onObserve {
+		fn(c)
+	}
+	a.hooksMu.RUnlock()
 	id, _ := conversation.StreamConversation(c.Stream)
 	a.rememberPair(id, c)
 	a.mu.Lock()

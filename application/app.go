@@ -95,13 +95,16 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	}
 	aggs := newAggregates(store, publisher)
 	sessions := NewSessions()
+	positions := newRecentPositions(clock, sessions)
+	aggs.afterCommit(positions.committed)
+	aggs.afterObserve(positions.delivered)
 	markRead := &MarkRead{aggregates: aggs, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
 	app := &Application{
 		Send:          newSendMessage(cfg, aggs, clock, ids),
 		MarkRead:      markRead,
-		Sync:          &Sync{aggregates: aggs},
-		History:       &History{aggregates: aggs},
-		Conversations: &ListConversations{readModel: readModel},
+		Sync:          &Sync{aggregates: aggs, positions: positions},
+		History:       &History{aggregates: aggs, positions: positions},
+		Conversations: &ListConversations{readModel: readModel, store: store, positions: positions},
 		Sessions:      sessions,
 		Projector:     &Projector{store: store, readModel: readModel},
 		aggregates:    aggs,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -121,6 +122,7 @@ func NewPresence(app *Application, cfg PresenceConfig, signals ports.Signals, la
 	p.typing = &Typing{presence: p, aggregates: app.aggregates, throttle: presence.NewTypingThrottle()}
 	signals.Subscribe(p.handle)
 	app.Sessions.observe(p)
+	app.aggregates.afterCommit(p.learnStarted)
 	app.Presence, app.Typing = p, p.typing
 	return p, nil
 }
@@ -308,18 +310,27 @@ func (p *Presence) visibleTo(ctx context.Context, asker user.ID, users []user.ID
 	return visible, nil
 }
 
-// ObserveCommits learns of conversations started, so that the peers cached
-// for presence include them at once; it is chained before delivery on the
-// broadcast subscription and never fails.
+// ObserveCommits learns of conversations started on other nodes, so that
+// the peers cached for presence include them at once; it is chained before
+// delivery on the broadcast subscription and never fails.
 func (p *Presence) ObserveCommits(_ context.Context, commits []ports.Commit) error {
 	for _, c := range commits {
-		for _, ev := range c.Events {
-			if started, ok := ev.(conversation.ConversationStarted); ok {
-				p.peers.learn(started.Participants[0], started.Participants[1], p.clock.Now())
-			}
-		}
+		p.learnStarted(c)
 	}
 	return nil
+}
+
+// learnStarted learns the pair of a conversation c starts. This node's own
+// commits come here the moment they commit, not only when the bus brings
+// them back: the new contact may connect on another node at once, and its
+// join signal can arrive before the broadcast of the commit does, to be
+// pushed to peers that do not include the writer yet.
+func (p *Presence) learnStarted(c ports.Commit) {
+	for _, ev := range c.Events {
+		if started, ok := ev.(conversation.ConversationStarted); ok {
+			p.peers.learn(started.Participants[0], started.Participants[1], p.clock.Now())
+		}
+	}
 }
 
 func (p *Presence) publishLoop() {
@@ -512,7 +523,10 @@ func (c *peerCache) learn(a, b user.ID, now time.Time) {
 		c.recent = map[user.ID][]learnt{}
 	}
 	for _, pair := range [2][2]user.ID{{a, b}, {b, a}} {
-		c.recent[pair[0]] = append(c.recent[pair[0]], learnt{peer: pair[1], at: now})
+		// A pair is learnt twice on the node that wrote the commit: when
+		// it commits and when the bus brings it back.
+		ls := slices.DeleteFunc(c.recent[pair[0]], func(l learnt) bool { return l.peer == pair[1] })
+		c.recent[pair[0]] = append(ls, learnt{peer: pair[1], at: now})
 		if e, ok := c.entries[pair[0]]; ok {
 			// A copy: readers hold the old slice without the lock.
 			e.peers = appendNew(append([]user.ID(nil), e.peers...), pair[1])

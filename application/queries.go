@@ -25,6 +25,7 @@ type Page struct {
 // Sync answers a session that asks for the messages after a seq.
 type Sync struct {
 	aggregates *aggregates
+	positions  *recentPositions
 }
 
 // SyncQuery asks for up to Limit messages with seq > After.
@@ -55,12 +56,14 @@ func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
 	if len(page.Messages) > limit {
 		page.Messages, page.More = page.Messages[:limit], true
 	}
+	s.positions.paged(q.Reader, id, page.Messages)
 	return page, nil
 }
 
 // History pages a conversation's messages with their delivery status.
 type History struct {
 	aggregates *aggregates
+	positions  *recentPositions
 }
 
 // HistoryQuery asks for a page: with Before, the latest Limit messages below
@@ -108,6 +111,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 		agg.ApplyMarkers(receipts.DeliveredUpTo(m.To), receipts.ReadUpTo(m.To))
 		page.Messages[i].Status = string(agg.Status())
 	}
+	h.positions.paged(q.Reader, id, page.Messages)
 	return page, nil
 }
 
@@ -159,9 +163,13 @@ func messagesOf(commits []ports.Commit) []ports.MessageView {
 	return out
 }
 
-// ListConversations answers a user's conversation list from the read model.
+// ListConversations answers a user's conversation list from the read model,
+// brought up to date from the store where it lags what this node has shown
+// the user (read_your_writes.go).
 type ListConversations struct {
 	readModel ports.ReadModel
+	store     ports.EventStore
+	positions *recentPositions
 }
 
 // ConversationSummary is one row of a user's conversation list; the markers
@@ -182,6 +190,10 @@ const MaxConversations = 500
 // Handle lists u's conversations, most recent activity first.
 func (l *ListConversations) Handle(ctx context.Context, u user.ID) ([]ConversationSummary, error) {
 	views, err := l.readModel.ListFor(ctx, u, MaxConversations)
+	if err != nil {
+		return nil, err
+	}
+	views, err = l.catchUp(ctx, u, views)
 	if err != nil {
 		return nil, err
 	}

@@ -130,6 +130,7 @@ func (s *SendMessage) firstAck(ctx context.Context, id message.ID, key string) (
 	if err != nil {
 		return Ack{}, err
 	}
+	s.aggregates.committed(stored)
 	for _, ev := range stored.Events {
 		if posted, ok := ev.(conversation.MessagePosted); ok {
 			ack := ackOf(posted)

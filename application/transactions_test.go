@@ -57,15 +57,65 @@ func TestLocalTransactionOutcomes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tx, _ := application.NewTransactions(tt.store, fixedClock{now}, time.Second)
-			if got, _ := tx.ExecuteLocal(context.Background(), ports.Commit{ID: "x", Stream: "s", Version: 1}); got != tt.want {
+			if got, _ := tx.ExecuteLocal(context.Background(), ports.Commit{ID: "x", Stream: "s", Version: 1, CommittedAt: now}); got != tt.want {
 				t.Fatalf("ExecuteLocal = %v, want %v", got, tt.want)
 			}
 		})
 	}
 	store := memory.NewEventStore()
 	tx, _ := application.NewTransactions(store, fixedClock{now}, time.Second)
-	_, _ = tx.ExecuteLocal(context.Background(), ports.Commit{ID: "x", Stream: "s", Version: 1})
-	if got, _ := tx.ExecuteLocal(context.Background(), ports.Commit{ID: "y", Stream: "s", Version: 1}); got != ports.TxRollback {
+	_, _ = tx.ExecuteLocal(context.Background(), ports.Commit{ID: "x", Stream: "s", Version: 1, CommittedAt: now})
+	if got, _ := tx.ExecuteLocal(context.Background(), ports.Commit{ID: "y", Stream: "s", Version: 1, CommittedAt: now}); got != ports.TxRollback {
 		t.Fatalf("a version conflict must roll back, got %v", got)
+	}
+}
+
+// deadlineStore records how long each append was given.
+type deadlineStore struct {
+	ports.EventStore
+	budget time.Duration
+}
+
+func (s *deadlineStore) Append(ctx context.Context, c ports.Commit) error {
+	if deadline, ok := ctx.Deadline(); ok {
+		s.budget = time.Until(deadline)
+	}
+	return s.EventStore.Append(ctx, c)
+}
+
+// The append must end half the transaction timeout after the commit was
+// built, however long the half message took, so that it can never land
+// after checkback rolled the transaction back (at the whole timeout).
+func TestLocalTransactionEndsByHalfTheTimeoutAfterTheCommitWasBuilt(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	const timeout = 6 * time.Second
+	tests := []struct {
+		name       string
+		age        time.Duration
+		want       ports.TxState
+		wantBudget time.Duration
+	}{
+		{"built just now", 0, ports.TxCommit, timeout / 2},
+		{"half message took two seconds", 2 * time.Second, ports.TxCommit, timeout/2 - 2*time.Second},
+		{"half the timeout gone", timeout / 2, ports.TxUnknown, 0},
+		{"past the timeout, as checkback may roll back", timeout + time.Second, ports.TxUnknown, -timeout/2 - time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &deadlineStore{EventStore: memory.NewEventStore()}
+			tx, _ := application.NewTransactions(store, fixedClock{now}, timeout)
+			c := ports.Commit{ID: "m_1", Stream: "c_s", Version: 1, CommittedAt: now.Add(-tt.age)}
+			got, err := tx.ExecuteLocal(context.Background(), c)
+			if got != tt.want {
+				t.Fatalf("ExecuteLocal = %v (%v), want %v", got, err, tt.want)
+			}
+			if store.budget > tt.wantBudget || store.budget < tt.wantBudget-time.Second {
+				t.Errorf("the append was given %v, want %v", store.budget, tt.wantBudget)
+			}
+			_, err = store.FindCommit(context.Background(), c.ID)
+			if stored := err == nil; stored != (tt.want == ports.TxCommit) {
+				t.Errorf("stored = %v after ExecuteLocal = %v", stored, got)
+			}
+		})
 	}
 }

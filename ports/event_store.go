@@ -60,7 +60,9 @@ func (e *StoreError) Unwrap() error { return e.Err }
 type EventStore interface {
 	// Append stores c if the stream is at c.Version-1 now: ErrVersionConflict
 	// when that version is taken, ErrDuplicateCommit when c.ID is, and
-	// ErrUnavailable when the store cannot say.
+	// ErrUnavailable when the store cannot say. It never writes c once ctx's
+	// deadline has passed (checkback may have rolled c's transaction back
+	// by then): an append still waiting then fails with ErrUnavailable.
 	Append(ctx context.Context, c Commit) error
 	// Load returns the stream's commits with from <= Version <= to, in order;
 	// to == 0 means to the end.

@@ -133,6 +133,10 @@ func (b *Bus) end(ctx context.Context, c ports.Commit, state ports.TxState) port
 	_, pending := b.half[c.ID]
 	delete(b.half, c.ID)
 	b.mu.Unlock()
+	// A half message no longer pending was settled by checkback while the
+	// local transaction ran: committed, and queued then, never rolled back,
+	// because an append ends before checkback may roll it back (see
+	// application.Transactions.Check).
 	if state != ports.TxCommit || !pending {
 		return state
 	}

@@ -2,7 +2,9 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/evchat/chatd/ports"
 )
@@ -25,13 +27,15 @@ func NewEventStore() *EventStore {
 	return &EventStore{streams: map[string][]ports.Commit{}, byID: map[string]ports.Commit{}}
 }
 
-// Append implements ports.EventStore.
+// Append implements ports.EventStore. The context is checked once the lock
+// is held, so an append never lands after its deadline, however long it
+// waited for the lock.
 func (s *EventStore) Append(ctx context.Context, c ports.Commit) error {
-	if err := ctx.Err(); err != nil {
-		return &ports.StoreError{Op: "append", Stream: c.Stream, Version: c.Version, Err: ports.ErrUnavailable}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := gaveUp(ctx, c); err != nil {
+		return err
+	}
 	if _, dup := s.byID[c.ID]; dup {
 		return &ports.StoreError{Op: "append", Stream: c.Stream, Version: c.Version, Err: ports.ErrDuplicateCommit}
 	}
@@ -41,6 +45,20 @@ func (s *EventStore) Append(ctx context.Context, c ports.Commit) error {
 	}
 	s.streams[c.Stream] = append(stream, c)
 	s.byID[c.ID] = c
+	return nil
+}
+
+// gaveUp reports the end of the appending caller's context as unavailable;
+// the deadline is compared too, since the context's timer may fire a moment
+// after it.
+func gaveUp(ctx context.Context, c ports.Commit) error {
+	err := ctx.Err()
+	if deadline, ok := ctx.Deadline(); ok && err == nil && !time.Now().Before(deadline) {
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		return &ports.StoreError{Op: "append", Stream: c.Stream, Version: c.Version, Err: fmt.Errorf("%w: %w", ports.ErrUnavailable, err)}
+	}
 	return nil
 }
 

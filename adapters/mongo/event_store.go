@@ -64,7 +64,7 @@ const maxKnownStreams = 100_000
 // NewEventStore returns the event store over db.
 func NewEventStore(db *driver.Database) *EventStore {
 	commits := db.Collection(CommitsCollection)
-	return &EventStore{db: db, commits: commits, known: map[string]uint64{}, group: &groupCommit{commits: commits}}
+	return &EventStore{db: db, commits: commits, known: map[string]uint64{}, group: newGroupCommit(commits)}
 }
 
 // Append implements ports.EventStore with one document, written in a group

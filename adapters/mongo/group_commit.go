@@ -24,23 +24,46 @@ const (
 )
 
 type groupCommit struct {
-	commits *driver.Collection
+	// insertMany writes one batch; a seam, so a test can make a batch slow.
+	insertMany func(ctx context.Context, docs []any) error
 
 	mu       sync.Mutex
 	queue    []*pendingInsert
 	flushers int
 }
 
+func newGroupCommit(commits *driver.Collection) *groupCommit {
+	return &groupCommit{insertMany: func(ctx context.Context, docs []any) error {
+		_, err := commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		return err
+	}}
+}
+
 type pendingInsert struct {
-	doc  commitDoc
+	doc commitDoc
+	// ctx is the appending caller's: its deadline is the last moment the
+	// document may be written (see application.Transactions.ExecuteLocal).
+	ctx  context.Context
 	err  error
 	done chan struct{}
 }
 
+// expired tells whether p's caller has given up, or its deadline has passed
+// (the context's timer may fire a moment after the deadline itself).
+func (p *pendingInsert) expired(now time.Time) bool {
+	if p.ctx.Err() != nil {
+		return true
+	}
+	deadline, ok := p.ctx.Deadline()
+	return ok && !now.Before(deadline)
+}
+
 // insert stores doc in the next batch and returns its own outcome: nil, a
-// driver.WriteException for this document alone, or the batch's error.
+// driver.WriteException for this document alone, or the batch's error. An
+// append never goes out after its context is done: it fails while it waits
+// in the queue, and a batch it is in runs under its deadline.
 func (g *groupCommit) insert(ctx context.Context, doc commitDoc) error {
-	p := &pendingInsert{doc: doc, done: make(chan struct{})}
+	p := &pendingInsert{doc: doc, ctx: ctx, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
 	lead := g.flushers < maxGroupFlushers
@@ -57,7 +80,9 @@ func (g *groupCommit) insert(ctx context.Context, doc commitDoc) error {
 	case <-p.done:
 		return p.err
 	case <-ctx.Done():
-		// The batch may still store it; checkback will find out.
+		// Still queued, it will never be written; in a batch under way, it
+		// is stored before its deadline or not at all, and checkback,
+		// which rolls back only well after that deadline, finds out.
 		return ctx.Err()
 	}
 }
@@ -65,30 +90,60 @@ func (g *groupCommit) insert(ctx context.Context, doc commitDoc) error {
 func (g *groupCommit) flush() {
 	for {
 		g.mu.Lock()
-		n := min(len(g.queue), maxGroupBatch)
-		if n == 0 {
+		batch, expired := g.take(time.Now())
+		if len(batch) == 0 && len(expired) == 0 {
 			g.flushers--
 			g.mu.Unlock()
 			return
 		}
-		batch := make([]*pendingInsert, n)
-		copy(batch, g.queue)
-		g.queue = append(g.queue[:0], g.queue[n:]...)
 		g.mu.Unlock()
-		g.write(batch)
+		for _, p := range expired {
+			p.err = p.ctx.Err()
+			if p.err == nil {
+				p.err = context.DeadlineExceeded
+			}
+			close(p.done)
+		}
+		if len(batch) > 0 {
+			g.write(batch)
+		}
 	}
 }
 
-// write inserts a batch under a deadline of its own: it serves many callers,
-// and none of their contexts may cut the others' insert short.
+// take removes up to maxGroupBatch live appends from the head of the queue,
+// and the expired ones met on the way; g.mu is held.
+func (g *groupCommit) take(now time.Time) (batch, expired []*pendingInsert) {
+	i := 0
+	for ; i < len(g.queue) && len(batch) < maxGroupBatch; i++ {
+		if p := g.queue[i]; p.expired(now) {
+			expired = append(expired, p)
+		} else {
+			batch = append(batch, p)
+		}
+	}
+	g.queue = append(g.queue[:0], g.queue[i:]...)
+	return batch, expired
+}
+
+// write inserts a batch under a deadline of its own, since no one member's
+// cancellation may cut the others' insert short; but never later than the
+// earliest deadline among them. The driver turns that deadline into the
+// command's maxTimeMS, so the server too gives up before any member's
+// transaction may be rolled back.
 func (g *groupCommit) write(batch []*pendingInsert) {
-	ctx, cancel := context.WithTimeout(context.Background(), groupWriteTimeout)
+	deadline := time.Now().Add(groupWriteTimeout)
+	for _, p := range batch {
+		if d, ok := p.ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	docs := make([]any, len(batch))
 	for i, p := range batch {
 		docs[i] = p.doc
 	}
-	_, err := g.commits.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	err := g.insertMany(ctx, docs)
 	var bulk driver.BulkWriteException
 	switch {
 	case err == nil:

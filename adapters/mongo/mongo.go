@@ -1,9 +1,10 @@
 // Package mongo is the durable outbound adapter of the event store and the
 // read model, on MongoDB 6+ in production and on FerretDB v1 (PostgreSQL
-// handler) in the tests. Each commit is one document inserted by one
-// InsertOne, so optimistic concurrency rests on the unique (stream, version)
-// index and no multi-document transaction is ever needed, which FerretDB does
-// not have. Only features both servers support are used: plain inserts,
+// handler) in the tests. Each commit is one document, inserted with the
+// appends running beside it in one unordered insertMany (group_commit.go),
+// so optimistic concurrency rests on the unique (stream, version) index and
+// no multi-document transaction is ever needed, which FerretDB does not
+// have. No append is written after its context's deadline. Only features both servers support are used: plain inserts,
 // replaces with a revision in the filter, typed filters, ascending and
 // descending compound indexes. Filters are built from bson.D with constant
 // field names, so a user's string is only ever a value, never an operator or

@@ -88,6 +88,31 @@ func TestEventStore(t *testing.T, newStore func(t *testing.T) ports.EventStore) 
 		assertCommits(t, mustLoad(t, store, again.Stream, 1, 0), nil)
 	})
 
+	t.Run("an append past its deadline fails and is never written", func(t *testing.T) {
+		t.Parallel()
+		store, stream := newStore(t), uniqueName(t, "s")
+		if err := store.Append(context.Background(), sampleCommit(stream, 1)); err != nil {
+			t.Fatal(err)
+		}
+		expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		defer cancel()
+		late := []ports.Commit{sampleCommit(stream, 2), sampleCommit(uniqueName(t, "fresh"), 1)}
+		for _, c := range late {
+			if err := store.Append(expired, c); !errors.Is(err, ports.ErrUnavailable) {
+				t.Errorf("append of %s@%d past its deadline: got %v, want ErrUnavailable", c.Stream, c.Version, err)
+			}
+		}
+		// Checkback rolls back what it cannot find once the transaction
+		// timed out, so a late write would be stored and never published.
+		time.Sleep(100 * time.Millisecond)
+		for _, c := range late {
+			if _, err := store.FindCommit(context.Background(), c.ID); !errors.Is(err, ports.ErrCommitNotFound) {
+				t.Errorf("%s after its append failed past the deadline: got %v, want ErrCommitNotFound", c.ID, err)
+			}
+		}
+		assertCommits(t, mustLoad(t, store, stream, 1, 0), []ports.Commit{sampleCommit(stream, 1)})
+	})
+
 	t.Run("find a commit by id", func(t *testing.T) {
 		t.Parallel()
 		store, ctx := newStore(t), context.Background()

@@ -122,6 +122,7 @@ func TestCluster(t *testing.T) {
 	t.Parallel()
 	rmq := infra.StartRocketMQ(t)
 	t.Run("Guarantees", func(t *testing.T) { testClusterGuarantees(t, rmq) })
+	t.Run("ReadYourWrites", func(t *testing.T) { testClusterReadYourWrites(t, rmq) })
 	t.Run("KillDuringSends", func(t *testing.T) { testClusterKillDuringSends(t, rmq) })
 }
 
@@ -289,6 +290,69 @@ func testClusterGuarantees(t *testing.T, rmq *infra.RocketMQ) {
 	// exactly 1..N, and every session on either node sees every message but
 	// its own sends once each, in seq order.
 	concurrentAcrossNodes(t, n1, n2)
+}
+
+// testClusterReadYourWrites: what a node has acked to a user, or given a
+// user, shows at once in what that node answers them next, though the read
+// model (projected once per cluster, in batches) lags. Each round uses new
+// users, so the read model knows nothing of them yet, and runs in both
+// directions; rounds repeat so that a race shows.
+//   - The writer lists at once after the acks, and the recipient, on the
+//     other node, lists at once after receiving the messages by `sync`:
+//     both find the conversation with the right lastSeq and unread.
+//   - A contact written to for the first time connects at once on the
+//     other node: the writer is pushed that the contact is online.
+func testClusterReadYourWrites(t *testing.T, rmq *infra.RocketMQ) {
+	n1, n2 := startCluster(t, rmq)
+	warmUp(t, n1, n2)
+	const rounds = 4
+	for r := range rounds {
+		for d, pair := range [][2]*Node{{n1, n2}, {n2, n1}} {
+			from, to := pair[0], pair[1]
+			writer, reader := fmt.Sprintf("ryw-w%d-%d", r, d), fmt.Sprintf("ryw-r%d-%d", r, d)
+			w := from.Dial(t, writer)
+			var ack Frame
+			for k := 1; k <= 3; k++ {
+				ack = w.SendMessage(fmt.Sprintf("ryw-%d-%d-%d", r, d, k), reader, fmt.Sprintf("ryw %d", k))
+			}
+			expectListed(t, from, writer, ack.Conversation, reader, 3, 0)
+			rc := to.Dial(t, reader)
+			if page := syncPage(rc, ack.Conversation, 0, 0); len(page.Messages) != 3 {
+				t.Errorf("%s's sync on %s: %s, want 3 messages", reader, to.Name, page)
+			}
+			expectListed(t, to, reader, ack.Conversation, writer, 3, 3)
+			w.Close()
+			rc.Close()
+
+			writer, contact := fmt.Sprintf("ryw-p%d-%d", r, d), fmt.Sprintf("ryw-c%d-%d", r, d)
+			w = from.Dial(t, writer)
+			w.SendMessage(fmt.Sprintf("ryw-p-%d-%d", r, d), contact, "hello, new contact")
+			c := to.Dial(t, contact)
+			if _, err := w.Await(frameTimeout, "presence", presenceOf(contact, true)); err != nil {
+				t.Errorf("%s on %s wrote to %s, who then connected on %s: no presence push (%v)", writer, from.Name, contact, to.Name, err)
+			}
+			w.Close()
+			c.Close()
+		}
+	}
+}
+
+// expectListed checks, with one GET /api/conversations on n, that u's list
+// holds conv with peer, lastSeq (and the last message at it) and unread.
+func expectListed(t *testing.T, n *Node, u, conv, peer string, lastSeq, unread uint64) {
+	t.Helper()
+	list := conversations(t, n, n.Token(t, u))
+	for _, c := range list {
+		if c.Conversation != conv {
+			continue
+		}
+		if c.Peer != peer || c.LastSeq != lastSeq || c.Unread != unread || c.LastMessage == nil || c.LastMessage.Seq != lastSeq {
+			t.Errorf("%s's list on %s at once: %+v (last message %+v), want peer %s, lastSeq %d, unread %d",
+				u, n.Name, c, c.LastMessage, peer, lastSeq, unread)
+		}
+		return
+	}
+	t.Errorf("%s's list on %s at once lacks %s: %+v", u, n.Name, conv, list)
 }
 
 // concurrentAcrossNodes: each of two users has a sending session on each

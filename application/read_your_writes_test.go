@@ -1,0 +1,152 @@
+package application_test
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// heldProjector is a projector that lags as much as the test wants: it
+// keeps the batches the bus hands it until released.
+type heldProjector struct {
+	projector *application.Projector
+	mu        sync.Mutex
+	held      []ports.Commit
+}
+
+func (h *heldProjector) Handle(_ context.Context, commits []ports.Commit) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held = append(h.held, commits...)
+	return nil
+}
+
+func (h *heldProjector) release(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	held := h.held
+	h.held = nil
+	h.mu.Unlock()
+	if err := h.projector.Handle(context.Background(), held); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newLaggingNode is a node whose read model shows nothing until the test
+// releases the projector; delivery to its sessions runs as usual.
+func newLaggingNode(t *testing.T) (*node, *heldProjector) {
+	t.Helper()
+	store := memory.NewEventStore()
+	tx, err := application.NewTransactions(store, memory.Clock{}, 6*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := memory.NewReadModel()
+	app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := &heldProjector{projector: app.Projector}
+	bus.Cluster("projector", held.Handle)
+	bus.Broadcast("delivery", app.Delivery.Handle)
+	bus.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		app.Delivery.Wait(ctx)
+		_ = bus.Stop(ctx)
+	})
+	return &node{app: app, store: store, rm: rm, bus: bus}, held
+}
+
+func listOf(t *testing.T, n *node, u user.ID) []application.ConversationSummary {
+	t.Helper()
+	list, err := n.app.Conversations.Handle(context.Background(), u)
+	if err != nil {
+		t.Fatalf("list of %s: %v", u, err)
+	}
+	return list
+}
+
+// The list shows what this node acked to the user, pushed to their
+// session, or paged to them by sync, and the markers they wrote, before
+// the projector has passed any of it; and it says then exactly what the
+// read model says once the projector has.
+func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
+	n, projector := newLaggingNode(t)
+	ctx := context.Background()
+	bob := connect(t, n, "b1", "bob")
+	var toBob application.Ack
+	for _, k := range []string{"k1", "k2", "k3"} {
+		toBob = send(t, n, "alice", k, "bob", "to bob "+k)
+	}
+	// The list orders by the last message's time, kept to the millisecond.
+	time.Sleep(2 * time.Millisecond)
+	toCarol := send(t, n, "alice", "k4", "carol", "to carol")
+	eventually(t, "bob's session to get the three messages", func() bool { return len(bob.seqs()) == 3 })
+	if _, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "carol", Conversation: toCarol.Conversation}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: toBob.Conversation, UpTo: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if views, _ := n.rm.ListFor(ctx, "alice", 10); len(views) != 0 {
+		t.Fatalf("the read model shows %+v before the projector ran", views)
+	}
+
+	type row struct {
+		conv     string
+		peer     user.ID
+		lastSeq  uint64
+		unread   int
+		readUpTo uint64
+		lastBody string
+	}
+	tests := []struct {
+		user user.ID
+		how  string
+		want []row
+	}{
+		{"alice", "acked", []row{
+			{toCarol.Conversation, "carol", 1, 0, 0, "to carol"},
+			{toBob.Conversation, "bob", 3, 0, 0, "to bob k3"},
+		}},
+		{"bob", "pushed live, then marked read", []row{{toBob.Conversation, "alice", 3, 1, 2, "to bob k3"}}},
+		{"carol", "paged by sync", []row{{toCarol.Conversation, "alice", 1, 1, 0, "to carol"}}},
+	}
+	before := map[user.ID][]application.ConversationSummary{}
+	for _, tt := range tests {
+		t.Run(string(tt.user)+" "+tt.how, func(t *testing.T) {
+			list := listOf(t, n, tt.user)
+			before[tt.user] = list
+			if len(list) != len(tt.want) {
+				t.Fatalf("list %+v, want %d conversations", list, len(tt.want))
+			}
+			for i, w := range tt.want {
+				got := list[i]
+				if got.Conversation != w.conv || got.Peer != w.peer || got.LastSeq != w.lastSeq || got.Unread != w.unread ||
+					got.ReadUpTo != w.readUpTo || got.LastMessage == nil || got.LastMessage.Seq != w.lastSeq || got.LastMessage.Body != w.lastBody {
+					t.Errorf("row %d: %+v (last message %+v), want %+v", i, got, got.LastMessage, w)
+				}
+			}
+		})
+	}
+
+	projector.release(t)
+	for _, tt := range tests {
+		if after := listOf(t, n, tt.user); !reflect.DeepEqual(after, before[tt.user]) {
+			t.Errorf("%s: the projected list %+v differs from the one caught up from the store %+v", tt.user, after, before[tt.user])
+		}
+	}
+}
