@@ -95,7 +95,7 @@ func (r *recentPositions) delivered(c ports.Commit) {
 	for _, ev := range c.Events {
 		if p, ok := ev.(conversation.MessagePosted); ok {
 			for _, u := range [2]user.ID{p.To, p.From} {
-				if len(r.sessions.of(u)) > 0 {
+				if r.sessions.holds(u) {
 					r.raise(u, p.Conversation, position{lastSeq: p.Seq})
 				}
 			}

@@ -121,6 +121,14 @@ func (r *Sessions) Count() int {
 	return r.count
 }
 
+// holds tells whether u has a session on this node, without the copy that
+// of makes: delivery asks it of every message's participants.
+func (r *Sessions) holds(u user.ID) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byUser[u]) > 0
+}
+
 // of returns a snapshot of u's sessions, safe to use without the lock.
 func (r *Sessions) of(u user.ID) []*sessionState {
 	r.mu.RLock()
