@@ -19,7 +19,9 @@ import (
 //
 // A pushed message is only queued on its session; the recipient's delivered
 // marker moves when the transport reports it Written to the connection, so
-// that frames a slow session drops when it is disconnected never count.
+// that frames a slow session drops when it is disconnected never count, and
+// only over what the recipient has from the first message on: a session
+// that opened at seq 10 has not got 1-9 until it fetches them (PageWritten).
 type Delivery struct {
 	aggregates *aggregates
 	sessions   *Sessions
@@ -50,11 +52,38 @@ func (d *Delivery) Wait(ctx context.Context) { d.marks.wait(ctx) }
 // Written is the transport's report that message seq of conversation, sent
 // to user to, was written to session s's connection. Only the recipient's
 // sessions move its delivered marker; the sender's other sessions do not.
+// The session has every message from the first one pushed to it on.
 func (d *Delivery) Written(s ports.Session, conv string, to user.ID, seq uint64) {
 	if s.User() != to {
 		return
 	}
-	d.marks.add(conversation.ID(conv), to, seq)
+	first := seq
+	if st := d.sessions.stateOf(s); st != nil {
+		st.mu.Lock()
+		if c, ok := st.cursors[conv]; ok {
+			first = min(first, c.first)
+			c.written = max(c.written, seq)
+			st.cursors[conv] = c
+		}
+		st.mu.Unlock()
+	}
+	d.marks.add(conversation.ID(conv), to, conversation.SeqRange{From: first, To: seq})
+}
+
+// PageWritten is the transport's report that a page of conversation's
+// messages, seqs from through to, was written to session s's connection
+// (an answer to sync): its user has those messages, whoever wrote them,
+// and, when the page reaches the messages pushed to the session, those
+// it has written since.
+func (d *Delivery) PageWritten(s ports.Session, conv string, from, to uint64) {
+	if st := d.sessions.stateOf(s); st != nil {
+		st.mu.Lock()
+		if c, ok := st.cursors[conv]; ok && c.first <= to+1 {
+			to = max(to, c.written)
+		}
+		st.mu.Unlock()
+	}
+	d.marks.add(conversation.ID(conv), s.User(), conversation.SeqRange{From: from, To: to})
 }
 
 func (d *Delivery) deliverMessage(ctx context.Context, p conversation.MessagePosted, origin string) {
@@ -70,15 +99,15 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	conv := string(p.Conversation)
-	cursor, known := st.cursors[conv]
-	if known && p.Seq <= cursor {
+	cur, known := st.cursors[conv]
+	if known && p.Seq <= cur.last {
 		return
 	}
-	if known && p.Seq > cursor+1 {
-		gap, err := d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cursor+1, p.Seq-1)
+	if known && p.Seq > cur.last+1 {
+		gap, err := d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cur.last+1, p.Seq-1)
 		if err != nil {
 			// Leave the cursor where it is: the next message retries the fill.
-			slog.Warn("delivery gap not filled", "conversation", conv, "from", cursor+1, "to", p.Seq-1, "err", err)
+			slog.Warn("delivery gap not filled", "conversation", conv, "from", cur.last+1, "to", p.Seq-1, "err", err)
 			return
 		}
 		for _, c := range gap {
@@ -91,9 +120,13 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	}
 	d.push(st, p, origin)
 	if st.cursors == nil {
-		st.cursors = make(map[string]uint64, 1)
+		st.cursors = make(map[string]cursor, 1)
 	}
-	st.cursors[conv] = p.Seq
+	if !known {
+		cur.first = p.Seq
+	}
+	cur.last = p.Seq
+	st.cursors[conv] = cur
 }
 
 // push sends p unless st is the session that sent it; a sender's own
@@ -155,11 +188,11 @@ func messageView(p conversation.MessagePosted) ports.MessageView {
 
 // deliveredMarks coalesces the delivered markers this node owes: however many
 // messages were written to a recipient's sessions meanwhile, one commit moves
-// the marker to the last of them. A goroutine runs only while marks are pending.
+// the marker over all of them. A goroutine runs only while marks are pending.
 type deliveredMarks struct {
 	marker  *MarkRead
 	mu      sync.Mutex
-	pending map[markKey]uint64
+	pending map[markKey][]conversation.SeqRange
 	running bool
 	idle    *sync.Cond
 }
@@ -170,17 +203,23 @@ type markKey struct {
 }
 
 func newDeliveredMarks(marker *MarkRead) *deliveredMarks {
-	m := &deliveredMarks{marker: marker, pending: map[markKey]uint64{}}
+	m := &deliveredMarks{marker: marker, pending: map[markKey][]conversation.SeqRange{}}
 	m.idle = sync.NewCond(&m.mu)
 	return m
 }
 
-func (m *deliveredMarks) add(conv conversation.ID, u user.ID, seq uint64) {
+// add records that u has the messages of written. Writes of one session
+// come in seq order, each extending its run, so the common case grows the
+// last range in place instead of adding one per message.
+func (m *deliveredMarks) add(conv conversation.ID, u user.ID, written conversation.SeqRange) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := markKey{conv, u}
-	if seq > m.pending[k] {
-		m.pending[k] = seq
+	ranges := m.pending[k]
+	if n := len(ranges); n > 0 && ranges[n-1].From <= written.From && written.From <= ranges[n-1].To+1 {
+		ranges[n-1].To = max(ranges[n-1].To, written.To)
+	} else {
+		m.pending[k] = append(ranges, written)
 	}
 	if !m.running {
 		m.running = true
@@ -209,25 +248,25 @@ func (m *deliveredMarks) flush() {
 			m.mu.Unlock()
 			return
 		}
-		m.pending = map[markKey]uint64{}
+		m.pending = map[markKey][]conversation.SeqRange{}
 		m.mu.Unlock()
 		m.write(batch)
 	}
 }
 
 // write moves each marker of the batch, a few at a time.
-func (m *deliveredMarks) write(batch map[markKey]uint64) {
+func (m *deliveredMarks) write(batch map[markKey][]conversation.SeqRange) {
 	slots := make(chan struct{}, markWorkers)
 	var wg sync.WaitGroup
-	for k, seq := range batch {
+	for k, written := range batch {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := m.marker.markDelivered(ctx, k.conv, k.user, seq); err != nil {
-				slog.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "seq", seq, "err", err)
+			if err := m.marker.markDelivered(ctx, k.conv, k.user, written); err != nil {
+				slog.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "written", written, "err", err)
 			}
 		}()
 	}

@@ -133,6 +133,9 @@ func TestDeliveredMarkerMovesOnlyOverWrittenMessages(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			for _, fs := range pushed {
+				fs.writing.Wait()
+			}
 			n.app.Delivery.Wait(ctx)
 			page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
 			if err != nil {
@@ -228,5 +231,43 @@ func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
 	case <-done:
 	case <-ctx.Done():
 		t.Fatal("sends stuck: delivery waited for a conversation whose sender waited for delivery")
+	}
+}
+
+// A session that opens after messages were sent is pushed only the next
+// one; the ones before it reached no connection of the recipient until a
+// sync page brings them, so the marker waits for that page.
+func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
+	n := newNode(t, testConfig(), memory.NewEventStore())
+	// Alice's other device shows when the bus has delivered her messages.
+	alice := connect(t, n, "alice-laptop", "alice")
+	ack := send(t, n, "alice", "k1", "bob", "one")
+	send(t, n, "alice", "k2", "bob", "two")
+	eventually(t, "the first two messages delivered", func() bool { return len(alice.seqs()) == 2 })
+	bob := connect(t, n, "bob-phone", "bob")
+	send(t, n, "alice", "k3", "bob", "three")
+	eventually(t, "the third message pushed", func() bool { return len(bob.seqs()) == 1 })
+	statuses := func() []string {
+		t.Helper()
+		bob.writing.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.app.Delivery.Wait(ctx)
+		page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range page.Messages {
+			out = append(out, m.Status)
+		}
+		return out
+	}
+	if got, want := statuses(), []string{"sent", "sent", "sent"}; !slices.Equal(got, want) {
+		t.Fatalf("after the live push alone: %v, want %v", got, want)
+	}
+	bob.writePage(ack.Conversation, 1, 2)
+	if got, want := statuses(), []string{"delivered", "delivered", "delivered"}; !slices.Equal(got, want) {
+		t.Fatalf("after the sync page: %v, want %v", got, want)
 	}
 }

@@ -54,12 +54,16 @@ func testConfig() application.Config {
 }
 
 // fakeSession records what the application pushes to it. With a
-// delivery, it reports each message written at once, as a prompt client's
-// transport would; without, it is a session whose frames never leave its queue.
+// delivery, it reports each message written right away, from a goroutine of
+// its own as a prompt client's transport writer would (never under the
+// delivery's locks); without, it is a session whose frames never leave its
+// queue.
 type fakeSession struct {
 	id       string
 	user     user.ID
 	delivery *application.Delivery
+	// writing counts the write reports still under way.
+	writing sync.WaitGroup
 
 	mu       sync.Mutex
 	messages []ports.MessageView
@@ -73,10 +77,17 @@ func (s *fakeSession) PushMessage(m ports.MessageView) bool {
 	defer s.mu.Unlock()
 	s.messages = append(s.messages, m)
 	if s.delivery != nil {
-		s.delivery.Written(s, m.Conversation, m.To, m.Seq)
+		s.writing.Go(func() { s.delivery.Written(s, m.Conversation, m.To, m.Seq) })
 	}
 	return true
 }
+
+// writePage reports a sync page of seqs from through to written, as the
+// transport does once it has written the answer to a sync.
+func (s *fakeSession) writePage(conv string, from, to uint64) {
+	s.delivery.PageWritten(s, conv, from, to)
+}
+
 func (s *fakeSession) PushReceipt(r ports.Receipt) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -37,9 +37,15 @@ func (m *MarkRead) Handle(ctx context.Context, cmd MarkReadCommand) error {
 }
 
 // markDelivered moves the recipient's delivered marker after this node
-// wrote messages to one of its sessions' connections.
-func (m *MarkRead) markDelivered(ctx context.Context, id conversation.ID, u user.ID, upTo uint64) error {
-	return m.mark(ctx, id, u, upTo, (*conversation.Receipts).MarkDelivered)
+// wrote the messages of written to its sessions' connections.
+func (m *MarkRead) markDelivered(ctx context.Context, id conversation.ID, u user.ID, written []conversation.SeqRange) error {
+	var last uint64
+	for _, w := range written {
+		last = max(last, w.To)
+	}
+	return m.mark(ctx, id, u, last, func(r *conversation.Receipts, c *conversation.Conversation, u user.ID, _ uint64) error {
+		return r.MarkWritten(c, u, written)
+	})
 }
 
 type markFunc func(*conversation.Receipts, *conversation.Conversation, user.ID, uint64) error

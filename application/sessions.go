@@ -34,15 +34,21 @@ func (r *Sessions) observe(o SessionObserver) {
 }
 
 // sessionState is one session's delivery position: per conversation, the
-// last message seq it got, and per conversation and participant, the
-// markers its receipts told. The maps are made on first use, so an idle
-// session costs a few words here.
+// messages pushed to it, and per conversation and participant, the markers
+// its receipts told. The maps are made on first use, so an idle session
+// costs a few words here.
 type sessionState struct {
 	session  ports.Session
 	mu       sync.Mutex
-	cursors  map[string]uint64
+	cursors  map[string]cursor
 	receipts map[receiptKey]ports.Receipt
 }
+
+// cursor is what a session was pushed of one conversation: every message
+// from first through last, in order, of which the transport has written
+// those up to written to the connection. Messages before first it has only
+// if its client fetched them.
+type cursor struct{ first, last, written uint64 }
 
 type receiptKey struct {
 	conversation string
@@ -127,6 +133,18 @@ func (r *Sessions) holds(u user.ID) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.byUser[u]) > 0
+}
+
+// stateOf returns s's delivery state, nil once s is unregistered.
+func (r *Sessions) stateOf(s ports.Session) *sessionState {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, st := range r.byUser[s.User()] {
+		if st.session == s {
+			return st
+		}
+	}
+	return nil
 }
 
 // of returns a snapshot of u's sessions, safe to use without the lock.

@@ -225,7 +225,8 @@ func TestSendRateLimited(t *testing.T) {
 }
 
 // session stands for a connected client of bob's, so that delivered
-// markers move: with a delivery, it reports each message written at once.
+// markers move: with a delivery, it reports each message written right
+// away, from a goroutine as a transport's writer would.
 type session struct {
 	lastSeq  atomic.Uint64
 	delivery *application.Delivery
@@ -236,7 +237,7 @@ func (s *session) User() user.ID { return "bob" }
 func (s *session) PushMessage(m ports.MessageView) bool {
 	s.lastSeq.Store(m.Seq)
 	if s.delivery != nil {
-		s.delivery.Written(s, m.Conversation, m.To, m.Seq)
+		go s.delivery.Written(s, m.Conversation, m.To, m.Seq)
 	}
 	return true
 }

@@ -481,9 +481,14 @@ func (s *session) writeLoop() {
 				s.conn.Close() // the reader fails now and tears the session down
 				return
 			}
-			if o.typ == typeMessage {
+			switch o.typ {
+			case typeMessage:
 				m := o.frame.(messageFrame).Message
 				s.srv.app.Delivery.Written(s, m.Conversation, m.To, m.Seq)
+			case typeMessages:
+				if page := o.frame.(messagesFrame); len(page.Messages) > 0 {
+					s.srv.app.Delivery.PageWritten(s, page.Conversation, page.Messages[0].Seq, page.Messages[len(page.Messages)-1].Seq)
+				}
 			}
 		}
 	}

@@ -397,3 +397,37 @@ func TestDecodeAuthFrame(t *testing.T) {
 		})
 	}
 }
+
+// A session that opens after messages were sent has them once its sync
+// page is written: the page, not the live push alone, moves the marker
+// over them.
+func TestASyncPageWrittenCountsAsDelivered(t *testing.T) {
+	h := newHarness(t, Config{})
+	ack := h.send("alice", "k1", "bob", "one")
+	h.send("alice", "k2", "bob", "two")
+	bob := h.dial("bob")
+	statuses := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.app.Delivery.Wait(ctx)
+		page, err := h.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range page.Messages {
+			out = append(out, m.Status)
+		}
+		return strings.Join(out, ",")
+	}
+	// Nothing reached bob yet: the two messages were sent before he came.
+	bob.sendRaw(`{"type":"ping"}`)
+	bob.next(typePong)
+	if got := statuses(); got != "sent,sent" {
+		t.Fatalf("before bob synced: %s, want sent,sent", got)
+	}
+	bob.sendRaw(`{"type":"sync","conversation":"` + ack.Conversation + `","after":0}`)
+	bob.next(typeMessages)
+	waitFor(t, "the synced messages to be marked delivered", func() bool { return statuses() == "delivered,delivered" })
+}

@@ -1,6 +1,11 @@
 package conversation
 
-import "github.com/evchat/chatd/domain/user"
+import (
+	"cmp"
+	"slices"
+
+	"github.com/evchat/chatd/domain/user"
+)
 
 // Receipts is the aggregate of both participants' delivered and read markers
 // in one conversation. Markers only move forward, so a repeated or late mark
@@ -39,6 +44,26 @@ func (r *Receipts) MarkDelivered(conv *Conversation, u user.ID, upTo uint64) err
 		r.record(DeliveredUpTo{Conversation: r.id, User: u, Seq: upTo})
 	}
 	return nil
+}
+
+// SeqRange is the seqs From through To of one conversation.
+type SeqRange struct{ From, To uint64 }
+
+// MarkWritten moves u's delivered marker over the messages that reached one
+// of u's connections, given as ranges of seqs in any order. A range counts
+// only where it continues the marker: a marker says every message up to it
+// was delivered, so messages that never reached u (a session that opened
+// at seq 10 never had 1-9) keep it back until they too are written.
+func (r *Receipts) MarkWritten(conv *Conversation, u user.ID, written []SeqRange) error {
+	ranges := slices.SortedFunc(slices.Values(written), func(a, b SeqRange) int { return cmp.Compare(a.From, b.From) })
+	upTo := r.delivered[u]
+	for _, w := range ranges {
+		if w.From > upTo+1 {
+			break
+		}
+		upTo = max(upTo, w.To)
+	}
+	return r.MarkDelivered(conv, u, upTo)
 }
 
 // MarkRead moves u's read marker to upTo in conv, and the delivered marker

@@ -111,3 +111,47 @@ func TestReceiptsReplayAndClone(t *testing.T) {
 		t.Fatalf("replayed markers %d/%d v%d", replayed.DeliveredUpTo("bob"), replayed.ReadUpTo("bob"), replayed.Version())
 	}
 }
+
+func TestMarkWritten(t *testing.T) {
+	type rng = conversation.SeqRange
+	tests := []struct {
+		name      string
+		delivered uint64 // bob's marker before
+		written   []rng
+		want      uint64
+	}{
+		{"a run from the first message", 0, []rng{{1, 3}}, 3},
+		{"a run that continues the marker", 2, []rng{{3, 5}}, 5},
+		{"a run overlapping the marker", 3, []rng{{2, 6}}, 6},
+		{"a run after a gap moves nothing", 0, []rng{{4, 6}}, 0},
+		{"a run after a gap, past the marker, moves nothing", 2, []rng{{5, 6}}, 2},
+		{"the gap written later closes it, in any order", 0, []rng{{4, 6}, {1, 3}}, 6},
+		{"runs up to a gap count, the rest waits", 0, []rng{{1, 2}, {5, 6}}, 2},
+		{"a run within the marker moves nothing", 5, []rng{{1, 4}}, 5},
+		{"nothing written", 2, nil, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conv := conversationWith(t, 6)
+			r := conversation.NewReceipts(conv.ID())
+			if tt.delivered > 0 {
+				if err := r.MarkDelivered(conv, "bob", tt.delivered); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := r.MarkWritten(conv, "bob", tt.written); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.DeliveredUpTo("bob"); got != tt.want {
+				t.Fatalf("delivered up to %d, want %d", got, tt.want)
+			}
+		})
+	}
+	t.Run("an outsider's writes count for nothing", func(t *testing.T) {
+		conv := conversationWith(t, 2)
+		r := conversation.NewReceipts(conv.ID())
+		if err := r.MarkWritten(conv, "carol", []rng{{1, 2}}); !errors.Is(err, conversation.ErrNotFound) {
+			t.Fatalf("err = %v, want ErrNotFound", err)
+		}
+	})
+}
