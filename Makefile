@@ -13,7 +13,7 @@ GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test 
 build:
 	$(GO) build -o $(CHATD) ./bootstrap/chatd
 
-## run: one node on :8080 with the embedded default (in-memory store, in-process bus).
+## run: one node on 127.0.0.1:8080 with the embedded default (in-memory store, in-process bus).
 run: build
 	./$(CHATD)
 

@@ -2,7 +2,7 @@
 // HTML page, a plain-JavaScript client and its style sheet, all embedded in
 // the binary with go:embed, so that a chatd binary is a complete chat with
 // no build step and nothing to deploy beside it. The page speaks only the
-// public contract of shared/PROTOCOL.md (the REST API and the WebSocket
+// public contract of PROTOCOL.md (the REST API and the WebSocket
 // frames), exactly as any other client would; it imports nothing from the
 // hexagon.
 //

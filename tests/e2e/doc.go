@@ -1,6 +1,6 @@
 // Package e2e is the end-to-end suite of chatd: it builds bin/chatd, starts
 // it as a real process on a free port and drives it over HTTP and WebSocket
-// (github.com/gorilla/websocket) exactly as a client of shared/PROTOCOL.md
+// (github.com/gorilla/websocket) exactly as a client of PROTOCOL.md
 // would, so that what it checks is the contract and not the code behind it.
 //
 // Run it with `go test ./tests/e2e/ -count=1`. The harness (Node, Client)

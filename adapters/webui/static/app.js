@@ -1,4 +1,4 @@
-// chatd web page: a plain-JavaScript client of shared/PROTOCOL.md.
+// chatd web page: a plain-JavaScript client of PROTOCOL.md.
 //
 // No framework and no build step: the file is served as it is written. It
 // never puts text into the page as HTML (no innerHTML anywhere; the page's
