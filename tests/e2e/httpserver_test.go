@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -158,4 +161,61 @@ func TestWebSocketOutlivesTheReadTimeout(t *testing.T) {
 	c := n.Dial(t, "alice")
 	time.Sleep(4 * readTimeout)
 	c.Ping()
+}
+
+// TestDevModeListensOnLoopbackByDefault starts a dev node with no
+// CHAT_HTTP_ADDR, as `make run` does: it must bind 127.0.0.1:8080, where
+// nobody beyond this machine can mint tokens, and so must not warn. Should
+// another process hold 8080, the node's refusal names the same address.
+func TestDevModeListensOnLoopbackByDefault(t *testing.T) {
+	t.Parallel()
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "CHAT_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "CHAT_AUTH_MODE=dev", "CHAT_NODE_ID=e2e-default-addr", "CHAT_SHUTDOWN_TIMEOUT=5s")
+	out := &logBuffer{}
+	cmd := exec.Command(chatdBinary)
+	cmd.Env, cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = env, out, out, procAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(stopTimeout):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+
+	const want = "127.0.0.1:8080"
+	deadline := time.Now().Add(startTimeout)
+	for {
+		logs := out.String()
+		switch {
+		case strings.Contains(logs, "msg=\"chatd listening\" addr="+want):
+			if strings.Contains(logs, "level=WARN") && strings.Contains(logs, "sign in as anyone") {
+				t.Errorf("a dev node on loopback warned that anyone may sign in:\n%s", logs)
+			}
+			return
+		case strings.Contains(logs, "CHAT_HTTP_ADDR "+want) && strings.Contains(logs, "address already in use"):
+			return // 8080 is taken here; the node still chose loopback
+		case time.Now().After(deadline):
+			t.Fatalf("no sign of the node listening on %s within %v:\n%s", want, startTimeout, logs)
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			if !strings.Contains(out.String(), "CHAT_HTTP_ADDR "+want) {
+				t.Fatalf("chatd exited (%v) without naming %s:\n%s", err, want, out.String())
+			}
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
