@@ -10,11 +10,11 @@
 // delivery to the others, while the answers to a client's own frames hold
 // up only its reader. A message counts as delivered once the writer has
 // written it. A session lives no longer than its token, unless an `auth`
-// frame hands it a fresh one. Idle sessions are kept cheap: one runtime
-// timer for the token's expiry and no goroutine of their own besides the
-// reader (one ticker pings every session), a queue that holds no memory
-// while empty, and write buffers borrowed from a pool only while a frame is
-// written.
+// frame hands it a fresh one. Idle sessions are kept cheap: no timer and no
+// goroutine of their own besides the reader (one ticker pings every
+// session, one timer closes those whose tokens expire), a queue that holds
+// no memory while empty, and write buffers borrowed from a pool only while
+// a frame is written.
 package websocket
 
 import (
@@ -123,6 +123,7 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	stopPing chan struct{} // non-nil while the ping loop runs
+	expiries expiries
 	running  sync.WaitGroup
 }
 

@@ -74,11 +74,12 @@ type session struct {
 	// reader waiting for room and a teardown waiting for the writer.
 	changed sync.Cond
 
-	// expiresAt is the session's token's exp; the expiry timer closes the
-	// session then, and an `auth` frame moves both. One runtime timer, not
-	// a goroutine, so that an idle session stays cheap.
-	expiresAt time.Time
-	expiry    *time.Timer
+	// expiresAt is the session's token's exp, when the server's expiries
+	// close it; an `auth` frame moves it. Once the session runs, both fields
+	// belong to expiries and are touched only under its lock; expiryIndex
+	// is the session's place in its heap, -1 while not scheduled.
+	expiresAt   time.Time
+	expiryIndex int
 
 	// stopped asks the writer to close at once with stopCode, skipping the
 	// queue: the way out when the queue is full.
@@ -93,7 +94,7 @@ type session struct {
 var _ ports.Session = (*session)(nil)
 
 func newSession(srv *Server, identity auth.Identity) *session {
-	s := &session{srv: srv, id: rand.Text(), user: identity.User, expiresAt: identity.ExpiresAt}
+	s := &session{srv: srv, id: rand.Text(), user: identity.User, expiresAt: identity.ExpiresAt, expiryIndex: -1}
 	s.changed.L = &s.mu
 	return s
 }
@@ -249,10 +250,10 @@ func (s *session) run(unregister func()) {
 	if len(s.queue) > 0 || s.stopped.Load() {
 		s.startWriterLocked()
 	}
-	s.expiry = time.AfterFunc(time.Until(s.expiresAt), s.expire)
 	s.mu.Unlock()
+	s.srv.expiries.schedule(s, s.expiresAt)
 	err := s.readLoop()
-	s.expiry.Stop()
+	s.srv.expiries.cancel(s)
 	// Out of the registry first, so that delivery stops pushing to a
 	// session that will write nothing more.
 	unregister()
@@ -421,24 +422,8 @@ func (s *session) handleAuth(f clientFrame) {
 		s.replyError(f.ID, application.CodeForbidden, "the token is for another user")
 		return
 	}
-	s.mu.Lock()
-	s.expiresAt = identity.ExpiresAt
-	s.expiry.Reset(time.Until(identity.ExpiresAt))
-	s.mu.Unlock()
+	s.srv.expiries.schedule(s, identity.ExpiresAt)
 	s.reply(typeAuthed, authedFrame{Type: typeAuthed, ID: f.ID, ExpiresAt: wire.FormatTime(identity.ExpiresAt)})
-}
-
-// expire closes the session when its token's exp has passed; an `auth`
-// that came in the meantime moved the exp, and the timer again with it.
-func (s *session) expire() {
-	s.mu.Lock()
-	if left := time.Until(s.expiresAt); left > 0 {
-		s.expiry.Reset(left)
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-	s.closeWith(closeTokenExpired, "token expired")
 }
 
 // writeLoop writes queued items in order until the queue is empty (then it

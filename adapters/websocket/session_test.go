@@ -431,3 +431,59 @@ func TestASyncPageWrittenCountsAsDelivered(t *testing.T) {
 	bob.next(typeMessages)
 	waitFor(t, "the synced messages to be marked delivered", func() bool { return statuses() == "delivered,delivered" })
 }
+
+// One timer serves every session's expiry: sessions close in the order of
+// their tokens' exp, a refreshed one moves in the queue, and a session
+// that ended leaves it.
+func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
+	h := newHarness(t, Config{})
+	dialFor := func(ttl time.Duration) (*client, time.Time) {
+		issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, exp, err := issuer.Issue("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+tok, nil)
+		if err != nil {
+			t.Fatalf("dial: %v (%v)", err, resp)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return &client{t: t, conn: conn}, exp
+	}
+	later, laterExp := dialFor(3 * time.Second)
+	sooner, soonerExp := dialFor(time.Second)
+	refreshed, _ := dialFor(time.Second)
+	gone, _ := dialFor(time.Second)
+	waitFor(t, "four sessions scheduled", func() bool { return h.srv.expiries.len() == 4 })
+
+	refreshed.sendRaw(`{"type":"auth","token":"` + h.token("alice") + `"}`)
+	refreshed.next(typeAuthed)
+	gone.conn.Close()
+	waitFor(t, "the closed session unscheduled", func() bool { return h.srv.expiries.len() == 3 })
+
+	for _, c := range []struct {
+		name   string
+		client *client
+		exp    time.Time
+	}{{"sooner", sooner, soonerExp}, {"later", later, laterExp}} {
+		if code := c.client.closeCode(); code != closeTokenExpired {
+			t.Fatalf("%s: close code %d, want %d", c.name, code, closeTokenExpired)
+		}
+		if now := time.Now(); now.Before(c.exp) {
+			t.Fatalf("%s closed %v before its exp", c.name, c.exp.Sub(now))
+		}
+	}
+	refreshed.sendRaw(`{"type":"ping"}`)
+	refreshed.next(typePong)
+	waitFor(t, "only the refreshed session scheduled", func() bool { return h.srv.expiries.len() == 1 })
+}
+
+// len is how many sessions wait for their exp.
+func (e *expiries) len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.queue)
+}
