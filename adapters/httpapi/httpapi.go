@@ -337,23 +337,27 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 
 // statusOf is the HTTP status of a protocol error code.
 func statusOf(code string) int {
-	switch code {
-	case application.CodeBadRequest:
-		return http.StatusBadRequest
-	case codeUnauthorized:
-		return http.StatusUnauthorized
-	case application.CodeForbidden:
-		return http.StatusForbidden
-	case application.CodeNotFound:
-		return http.StatusNotFound
-	case codeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case application.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case application.CodeUnavailable:
-		return http.StatusServiceUnavailable
+	for _, e := range errorStatuses {
+		if e.code == code {
+			return e.status
+		}
 	}
 	return http.StatusInternalServerError
+}
+
+// errorStatuses pairs each protocol error code with its HTTP status, one
+// way for statusOf and the other for codeOfStatus.
+var errorStatuses = []struct {
+	code   string
+	status int
+}{
+	{application.CodeBadRequest, http.StatusBadRequest},
+	{codeUnauthorized, http.StatusUnauthorized},
+	{application.CodeForbidden, http.StatusForbidden},
+	{application.CodeNotFound, http.StatusNotFound},
+	{codeTooLarge, http.StatusRequestEntityTooLarge},
+	{application.CodeRateLimited, http.StatusTooManyRequests},
+	{application.CodeUnavailable, http.StatusServiceUnavailable},
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {

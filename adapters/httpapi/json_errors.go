@@ -85,19 +85,10 @@ func (w *jsonErrorWriter) finish() {
 // codeOfStatus is the protocol error code of an HTTP error status, the
 // inverse of statusOf where there is one.
 func codeOfStatus(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return codeUnauthorized
-	case http.StatusForbidden:
-		return application.CodeForbidden
-	case http.StatusNotFound:
-		return application.CodeNotFound
-	case http.StatusRequestEntityTooLarge:
-		return codeTooLarge
-	case http.StatusTooManyRequests:
-		return application.CodeRateLimited
-	case http.StatusServiceUnavailable:
-		return application.CodeUnavailable
+	for _, e := range errorStatuses {
+		if e.status == status {
+			return e.code
+		}
 	}
 	if status < http.StatusInternalServerError {
 		return application.CodeBadRequest

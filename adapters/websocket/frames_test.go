@@ -18,13 +18,35 @@ import (
 
 const testConv = "c_AAAAAAAAAAAAAAAAAAAAAA"
 
+// decodeCase is a frame in, and the frame decoded or part of the
+// bad_request message expected of it: err is "" when the frame is valid.
+type decodeCase struct {
+	name string
+	in   string
+	want clientFrame
+	err  string
+}
+
+func checkDecoding(t *testing.T, tests []decodeCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeFrame([]byte(tt.in))
+			if tt.err == "" {
+				if err != nil || !reflect.DeepEqual(got, tt.want) {
+					t.Fatalf("decodeFrame = %+v, %v; want %+v", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
+				t.Fatalf("decodeFrame = %+v, %v; want bad_request containing %q", got, err, tt.err)
+			}
+		})
+	}
+}
+
 func TestDecodeFrame(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want clientFrame
-		err  string // part of the error message; "" when the frame is valid
-	}{
+	tests := []decodeCase{
 		{"send", `{"type":"send","id":"k-1","to":"1002","body":"hi"}`, clientFrame{Type: "send", ID: "k-1", To: "1002", Body: "hi"}, ""},
 		{"send, unknown fields ignored", `{"type":"send","id":"k","to":"b","body":"x","extra":[1]}`, clientFrame{Type: "send", ID: "k", To: "b", Body: "x"}, ""},
 		{"seed", `{"toId":"1002","msg":"hi"}`, clientFrame{Type: "send", Seed: true, To: "1002", Body: "hi"}, ""},
@@ -63,20 +85,7 @@ func TestDecodeFrame(t *testing.T) {
 		{"id too long", `{"type":"send","id":"` + strings.Repeat("k", 65) + `","to":"b","body":"x"}`, clientFrame{}, "id must be"},
 		{"to too long", `{"type":"send","id":"k","to":"` + strings.Repeat("b", 65) + `","body":"x"}`, clientFrame{}, "user id"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeFrame([]byte(tt.in))
-			if tt.err == "" {
-				if err != nil || !reflect.DeepEqual(got, tt.want) {
-					t.Fatalf("decodeFrame = %+v, %v; want %+v", got, err, tt.want)
-				}
-				return
-			}
-			if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
-				t.Fatalf("decodeFrame = %+v, %v; want bad_request containing %q", got, err, tt.err)
-			}
-		})
-	}
+	checkDecoding(t, tests)
 }
 
 // TestDecodeFrameIntegerBounds: every integer field takes 0 to 2^53-1 and

@@ -3,8 +3,6 @@ package websocket
 import (
 	"context"
 	"encoding/json"
-	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/evchat/chatd/adapters/memory"
@@ -12,12 +10,7 @@ import (
 )
 
 func TestDecodePresenceAndTypingFrames(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want clientFrame
-		err  string
-	}{
+	tests := []decodeCase{
 		{"typing", `{"type":"typing","conversation":"` + testConv + `"}`, clientFrame{Type: "typing", Conversation: testConv}, ""},
 		{"typing without a conversation", `{"type":"typing"}`, clientFrame{}, "missing field conversation"},
 		{"typing in a malformed conversation", `{"type":"typing","conversation":"x"}`, clientFrame{}, "conversation id"},
@@ -26,20 +19,7 @@ func TestDecodePresenceAndTypingFrames(t *testing.T) {
 		{"presence with users not a list", `{"type":"presence","users":"a,b"}`, clientFrame{}, "users has the wrong type"},
 		{"presence with a number for a user", `{"type":"presence","users":[1001]}`, clientFrame{}, "wrong type"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeFrame([]byte(tt.in))
-			if tt.err == "" {
-				if err != nil || !reflect.DeepEqual(got, tt.want) {
-					t.Fatalf("decodeFrame = %+v, %v; want %+v", got, err, tt.want)
-				}
-				return
-			}
-			if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
-				t.Fatalf("decodeFrame = %+v, %v; want bad_request containing %q", got, err, tt.err)
-			}
-		})
-	}
+	checkDecoding(t, tests)
 }
 
 // TestPresenceFrameAnswersPeersOnly: a `presence` ask is answered truly for

@@ -73,9 +73,15 @@ type client struct {
 
 func (h *harness) dial(u string) *client {
 	h.t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+h.token(u), nil)
+	return h.dialWith(h.token(u))
+}
+
+// dialWith opens a session with token, however it was made.
+func (h *harness) dialWith(token string) *client {
+	h.t.Helper()
+	conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+token, nil)
 	if err != nil {
-		h.t.Fatalf("dial as %s: %v (%v)", u, err, resp)
+		h.t.Fatalf("dial: %v (%v)", err, resp)
 	}
 	h.t.Cleanup(func() { conn.Close() })
 	return &client{t: h.t, conn: conn}

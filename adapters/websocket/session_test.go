@@ -292,15 +292,7 @@ func TestAuthRefreshesTheSessionsToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dial := func() *client {
-		conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+short, nil)
-		if err != nil {
-			t.Fatalf("dial: %v (%v)", err, resp)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return &client{t: t, conn: conn}
-	}
-	refreshed, refused := dial(), dial()
+	refreshed, refused := h.dialWith(short), h.dialWith(short)
 
 	fresh, freshExp, err := h.issuer.Issue("alice")
 	if err != nil {
@@ -369,12 +361,7 @@ func TestAuthRefreshesTheSessionsToken(t *testing.T) {
 }
 
 func TestDecodeAuthFrame(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want clientFrame
-		err  string
-	}{
+	tests := []decodeCase{
 		{"auth", `{"type":"auth","token":"t.o.k"}`, clientFrame{Type: "auth", Token: "t.o.k"}, ""},
 		{"auth with id", `{"type":"auth","id":"a","token":"t.o.k"}`, clientFrame{Type: "auth", ID: "a", Token: "t.o.k"}, ""},
 		{"auth without token", `{"type":"auth"}`, clientFrame{}, "missing field token"},
@@ -382,20 +369,7 @@ func TestDecodeAuthFrame(t *testing.T) {
 		{"auth with an empty token", `{"type":"auth","token":""}`, clientFrame{}, "missing field token"},
 		{"auth with a number for a token", `{"type":"auth","token":7}`, clientFrame{}, "token has the wrong type"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeFrame([]byte(tt.in))
-			if tt.err == "" {
-				if err != nil || !reflect.DeepEqual(got, tt.want) {
-					t.Fatalf("decodeFrame = %+v, %v; want %+v", got, err, tt.want)
-				}
-				return
-			}
-			if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
-				t.Fatalf("decodeFrame = %+v, %v; want bad_request containing %q", got, err, tt.err)
-			}
-		})
-	}
+	checkDecoding(t, tests)
 }
 
 // A session that opens after messages were sent has them once its sync
@@ -446,12 +420,7 @@ func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+tok, nil)
-		if err != nil {
-			t.Fatalf("dial: %v (%v)", err, resp)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return &client{t: t, conn: conn}, exp
+		return h.dialWith(tok), exp
 	}
 	later, laterExp := dialFor(3 * time.Second)
 	sooner, soonerExp := dialFor(time.Second)
