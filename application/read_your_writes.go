@@ -197,6 +197,10 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 	}
 	lagging := map[string]ports.ConversationView{}
 	var unlisted []string
+	// shown holds views the read model has by now though the list lacked
+	// them: projected between the two reads, or beyond the list's limit.
+	// Sorted in with the rest, the cut below tells which.
+	var shown []ports.ConversationView
 	for conv, p := range ahead {
 		v, ok := listed[string(conv)]
 		switch {
@@ -217,8 +221,8 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 			v, ok := stored[id]
 			switch {
 			case ok && ahead[conversation.ID(id)].shownBy(v):
-				// Shown, beyond the list's limit: the list stays as it is.
 				l.positions.forget(u, conversation.ID(id), v)
+				shown = append(shown, v)
 			case ok:
 				lagging[id] = v
 			default:
@@ -226,7 +230,7 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 			}
 		}
 	}
-	if len(lagging) == 0 {
+	if len(lagging) == 0 && len(shown) == 0 {
 		return views, nil
 	}
 	out := slices.DeleteFunc(slices.Clone(views), func(v ports.ConversationView) bool {
@@ -238,6 +242,9 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 		if err := l.foldStored(ctx, &v); err != nil {
 			return nil, err
 		}
+		shown = append(shown, v)
+	}
+	for _, v := range shown {
 		if v.Participants[0] == u || v.Participants[1] == u {
 			out = append(out, v)
 		}

@@ -43,6 +43,13 @@ func (h *heldProjector) release(t *testing.T) {
 // releases the projector; delivery to its sessions runs as usual.
 func newLaggingNode(t *testing.T) (*node, *heldProjector) {
 	t.Helper()
+	return newLaggingNodeOver(t, func(rm *memory.ReadModel) ports.ReadModel { return rm })
+}
+
+// newLaggingNodeOver is newLaggingNode with the application reading its
+// read model through what wrap makes of it.
+func newLaggingNodeOver(t *testing.T, wrap func(*memory.ReadModel) ports.ReadModel) (*node, *heldProjector) {
+	t.Helper()
 	store := memory.NewEventStore()
 	tx, err := application.NewTransactions(store, memory.Clock{}, 6*time.Second)
 	if err != nil {
@@ -53,7 +60,7 @@ func newLaggingNode(t *testing.T) (*node, *heldProjector) {
 		t.Fatal(err)
 	}
 	rm := memory.NewReadModel()
-	app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{})
+	app, err := application.New(testConfig(), store, bus, wrap(rm), memory.Clock{}, memory.IDs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,5 +155,41 @@ func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
 		if after := listOf(t, n, tt.user); !reflect.DeepEqual(after, before[tt.user]) {
 			t.Errorf("%s: the projected list %+v differs from the one caught up from the store %+v", tt.user, after, before[tt.user])
 		}
+	}
+}
+
+// projectedAfterList is a read model on which the projector catches up
+// right after a list was read, before anything else is.
+type projectedAfterList struct {
+	*memory.ReadModel
+	afterList func()
+}
+
+func (p *projectedAfterList) ListFor(ctx context.Context, u user.ID, limit int) ([]ports.ConversationView, error) {
+	views, err := p.ReadModel.ListFor(ctx, u, limit)
+	if p.afterList != nil {
+		p.afterList()
+	}
+	return views, err
+}
+
+// A conversation the list lacked, but that the read model shows complete
+// a moment later, is listed: it was projected between the two reads.
+func TestListShowsAConversationProjectedWhileItWasRead(t *testing.T) {
+	var rm *projectedAfterList
+	n, projector := newLaggingNodeOver(t, func(m *memory.ReadModel) ports.ReadModel {
+		rm = &projectedAfterList{ReadModel: m}
+		return rm
+	})
+	ack := send(t, n, "alice", "k1", "bob", "hello")
+	eventually(t, "the commit to reach the projector", func() bool {
+		projector.mu.Lock()
+		defer projector.mu.Unlock()
+		return len(projector.held) > 0
+	})
+	rm.afterList = func() { projector.release(t) }
+	list := listOf(t, n, "alice")
+	if len(list) != 1 || list[0].Conversation != ack.Conversation || list[0].LastSeq != 1 {
+		t.Fatalf("alice's list: %+v, want the conversation with bob at seq 1", list)
 	}
 }
