@@ -147,6 +147,9 @@ func startNode(t *testing.T, name string, env map[string]string) string {
 	return ""
 }
 
+// devTokenTTL is how long the nodes' dev tokens live.
+const devTokenTTL = 12 * time.Second
+
 // nodeURLs starts a cluster of two nodes on a MongoDB-wire store and a
 // RocketMQ broker, as production runs, and returns the base URLs of the node
 // user A talks to and of the other one, which user B talks to.
@@ -159,10 +162,10 @@ func nodeURLs(t *testing.T) (a, b string) {
 		"CHAT_MONGO_DB":         "browser_" + suffix,
 		"CHAT_ROCKETMQ_NAMESRV": broker.NamesrvAddr(),
 		"CHAT_ROCKETMQ_TOPIC":   "browser_" + suffix,
-		// Tokens far shorter than the test: the page must renew its token
-		// and hand it to its live session (the auth frame), or the server
+		// Tokens shorter than the test: the page must renew its token and
+		// hand it to its live session (the auth frame), or the server
 		// closes the session with 4001 and the page signs out mid-test.
-		"CHAT_DEV_TOKEN_TTL": "6s",
+		"CHAT_DEV_TOKEN_TTL": devTokenTTL.String(),
 		// Broadcast offsets are files; keep them with the test.
 		"rocketmq.client.localOffsetStoreDir": t.TempDir(),
 	}
