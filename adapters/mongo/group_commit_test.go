@@ -53,8 +53,10 @@ func (f *slowInserter) written() []writtenBatch {
 	return slices.Clone(f.batches)
 }
 
-// occupyFlushers starts as many appends as there are flushers and waits
-// until each is inside a slow batch, so that the next append must queue.
+// occupyFlushers starts as many appends as there are flushers, one at a
+// time, each once the one before is inside its slow batch: started at
+// once, several could share a batch and leave a flusher free. Then the
+// next append must queue.
 func occupyFlushers(t *testing.T, g *groupCommit, f *slowInserter) *sync.WaitGroup {
 	t.Helper()
 	var busy sync.WaitGroup
@@ -64,12 +66,10 @@ func occupyFlushers(t *testing.T, g *groupCommit, f *slowInserter) *sync.WaitGro
 				t.Errorf("busy append %d: %v", i, err)
 			}
 		})
-	}
-	for range maxGroupFlushers {
 		select {
 		case <-f.started:
 		case <-time.After(5 * time.Second):
-			t.Fatal("the busy appends never reached the inserter")
+			t.Fatalf("busy append %d never reached the inserter", i)
 		}
 	}
 	return &busy
