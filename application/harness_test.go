@@ -20,9 +20,11 @@ type node struct {
 	bus   *memory.Bus
 }
 
-func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node {
+// newBus is the in-process bus over store, its transactions settled by
+// the store as the application's handler settles them, checked back often.
+func newBus(t *testing.T, store ports.EventStore, txTimeout time.Duration) *memory.Bus {
 	t.Helper()
-	tx, err := application.NewTransactions(store, memory.Clock{}, cfg.TxTimeout)
+	tx, err := application.NewTransactions(store, memory.Clock{}, txTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +32,12 @@ func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node
 	if err != nil {
 		t.Fatal(err)
 	}
+	return bus
+}
+
+func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node {
+	t.Helper()
+	bus := newBus(t, store, cfg.TxTimeout)
 	rm := memory.NewReadModel()
 	app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{})
 	if err != nil {

@@ -15,15 +15,8 @@ import (
 // moment its own commit succeeds.
 func TestPresencePeersIncludeAConversationTheMomentItCommits(t *testing.T) {
 	store := memory.NewEventStore()
-	tx, err := application.NewTransactions(store, memory.Clock{}, 6*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No projector and no broadcast subscriber: nothing comes back.
-	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus := newBus(t, store, 6*time.Second)
 	bus.Start()
 	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
 	rm, signals := memory.NewReadModel(), memory.NewSignals()

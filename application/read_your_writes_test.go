@@ -51,14 +51,7 @@ func newLaggingNode(t *testing.T) (*node, *heldProjector) {
 func newLaggingNodeOver(t *testing.T, wrap func(*memory.ReadModel) ports.ReadModel) (*node, *heldProjector) {
 	t.Helper()
 	store := memory.NewEventStore()
-	tx, err := application.NewTransactions(store, memory.Clock{}, 6*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bus := newBus(t, store, 6*time.Second)
 	rm := memory.NewReadModel()
 	app, err := application.New(testConfig(), store, bus, wrap(rm), memory.Clock{}, memory.IDs{})
 	if err != nil {

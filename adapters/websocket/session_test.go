@@ -144,9 +144,10 @@ func TestSlowReaderIsMarkedDeliveredOnlyOverWhatItRead(t *testing.T) {
 	}
 }
 
-func TestPromptClientIsNeverDroppedForItsOwnAnswers(t *testing.T) {
-	h := newHarness(t, Config{SendQueue: 16}).withPresence()
-	c := h.dial("alice")
+// presenceAskOf200 is a `presence` frame asking for the most users one
+// frame may: 200 answers to a single request.
+func presenceAskOf200(t *testing.T) []byte {
+	t.Helper()
 	users := make([]string, 200)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%03d", i)
@@ -155,9 +156,16 @@ func TestPromptClientIsNeverDroppedForItsOwnAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ask
+}
+
+func TestPromptClientIsNeverDroppedForItsOwnAnswers(t *testing.T) {
+	h := newHarness(t, Config{SendQueue: 16}).withPresence()
+	c := h.dial("alice")
+	ask := presenceAskOf200(t)
 	c.sendRaw(string(ask))
 	c.sendRaw(string(ask))
-	for range 2 * len(users) {
+	for range 2 * 200 {
 		c.next(typePresence)
 	}
 	c.sendRaw(`{"type":"ping"}`)
@@ -174,14 +182,7 @@ func TestUnreadAnswersAreBounded(t *testing.T) {
 	if err := h.sessionOf("alice").conn.NetConn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	users := make([]string, 200)
-	for i := range users {
-		users[i] = fmt.Sprintf("u%03d", i)
-	}
-	ask, err := json.Marshal(map[string]any{"type": "presence", "users": users})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ask := presenceAskOf200(t)
 	// The client asks and asks and reads none of the answers.
 	stopped := make(chan struct{})
 	go func() {
