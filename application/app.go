@@ -94,7 +94,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
 	}
 	aggs := newAggregates(store, publisher)
-	sessions := NewSessions()
+	sessions := NewSessions(clock)
 	positions := newRecentPositions(clock, sessions)
 	aggs.afterCommit(positions.committed)
 	aggs.afterObserve(positions.delivered)
@@ -111,6 +111,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		readModel:     readModel,
 		clock:         clock,
 	}
-	app.Delivery = &Delivery{aggregates: aggs, sessions: sessions, marks: newDeliveredMarks(markRead)}
+	app.Delivery = &Delivery{aggregates: aggs, sessions: sessions, marks: newDeliveredMarks(markRead),
+		starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
 	return app, nil
 }

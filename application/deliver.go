@@ -26,6 +26,10 @@ type Delivery struct {
 	aggregates *aggregates
 	sessions   *Sessions
 	marks      *deliveredMarks
+	starts     *deliveryStarts
+	// appendBudget is how long after its CommittedAt a commit may still be
+	// appended to the store: half the transaction timeout.
+	appendBudget time.Duration
 }
 
 // Handle delivers a batch of commits; it is the broadcast subscriber.
@@ -87,15 +91,18 @@ func (d *Delivery) PageWritten(s ports.Session, conv string, from, to uint64) {
 }
 
 func (d *Delivery) deliverMessage(ctx context.Context, p conversation.MessagePosted, origin string) {
+	before, known := d.starts.begin(p.Conversation, p.Seq, d.sessions.tick())
 	for _, u := range [2]user.ID{p.To, p.From} {
 		for _, st := range d.sessions.of(u) {
-			d.deliverInOrder(ctx, st, p, origin)
+			d.deliverInOrder(ctx, st, p, origin, before, known)
 		}
 	}
 }
 
-// deliverInOrder pushes p to one session after any messages it missed.
-func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conversation.MessagePosted, origin string) {
+// deliverInOrder pushes p to one session after any messages it missed: on
+// its cursor, the gap since the last one; without, what it is owed (see
+// owedBefore).
+func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conversation.MessagePosted, origin string, before deliveryStart, startKnown bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	conv := string(p.Conversation)
@@ -103,27 +110,37 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	if known && p.Seq <= cur.last {
 		return
 	}
-	if known && p.Seq > cur.last+1 {
-		gap, err := d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cur.last+1, p.Seq-1)
-		if err != nil {
-			// Leave the cursor where it is: the next message retries the fill.
-			slog.Warn("delivery gap not filled", "conversation", conv, "from", cur.last+1, "to", p.Seq-1, "err", err)
-			return
-		}
-		for _, c := range gap {
-			for _, ev := range c.Events {
-				if gp, ok := ev.(conversation.MessagePosted); ok {
-					d.push(st, gp, c.Origin)
+	var (
+		missed []ports.Commit
+		err    error
+	)
+	switch {
+	case known && p.Seq > cur.last+1:
+		missed, err = d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cur.last+1, p.Seq-1)
+	case !known:
+		missed, err = d.owedBefore(ctx, st, p, before, startKnown)
+	}
+	if err != nil {
+		// Leave the cursor where it is: the next message retries the fill.
+		slog.Warn("delivery gap not filled", "conversation", conv, "before", p.Seq, "err", err)
+		return
+	}
+	for _, c := range missed {
+		for _, ev := range c.Events {
+			if gp, ok := ev.(conversation.MessagePosted); ok {
+				d.push(st, gp, c.Origin)
+				if !known && cur.first == 0 {
+					cur.first = gp.Seq
 				}
 			}
 		}
 	}
 	d.push(st, p, origin)
+	if !known && cur.first == 0 {
+		cur.first = p.Seq
+	}
 	if st.cursors == nil {
 		st.cursors = make(map[string]cursor, 1)
-	}
-	if !known {
-		cur.first = p.Seq
 	}
 	cur.last = p.Seq
 	st.cursors[conv] = cur

@@ -32,36 +32,50 @@ func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
 	}
 }
 
+// TestDeliveryFillsGapsAndNeverRepeats delivers by hand, on a node sharing
+// the store, the commits another node stored, in the orders a broadcast
+// consumer that runs batches side by side may bring them.
 func TestDeliveryFillsGapsAndNeverRepeats(t *testing.T) {
-	// The messages are sent on one node and delivered by hand on another that
-	// shares the store, as a second chatd node would hear of them.
 	store := memory.NewEventStore()
 	sender := newNode(t, testConfig(), store)
 	for i := range 5 {
 		send(t, sender, "alice", string(rune('a'+i)), "bob", "x")
 	}
-	n := newNode(t, testConfig(), store)
 	commits, err := store.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob := connect(t, n, "bob-late", "bob")
+	const longAfter = time.Minute
 	tests := []struct {
-		name    string
-		deliver []int // indexes into commits, in arrival order
-		want    []uint64
+		name string
+		// opensAfter is how long after the messages were stored bob opens
+		// his session, by the delivering node's clock.
+		opensAfter time.Duration
+		// before and after list the commits the node delivers before and
+		// after the session opens, by seq, in arrival order.
+		before, after []uint64
+		want          []uint64
 	}{
-		{"first delivery starts the cursor", []int{1}, []uint64{2}},
-		{"a gap is filled from the store", []int{4}, []uint64{2, 3, 4, 5}},
-		{"late and repeated commits are dropped", []int{2, 3, 4, 1}, []uint64{2, 3, 4, 5}},
+		{"messages stored long before the session are left to sync", longAfter, nil, []uint64{2}, []uint64{2}},
+		{"a gap is filled from the store", longAfter, nil, []uint64{2, 5}, []uint64{2, 3, 4, 5}},
+		{"late and repeated commits are dropped", longAfter, nil, []uint64{2, 5, 3, 4, 5, 2}, []uint64{2, 3, 4, 5}},
+		{"messages stored just before the session come first", 0, nil, []uint64{3, 1, 2}, []uint64{1, 2, 3}},
+		{"what the node delivered before the session is left to sync", 0, []uint64{1, 2}, []uint64{4, 3}, []uint64{3, 4}},
+		{"the message after those delivered before the session", 0, []uint64{1, 2}, []uint64{3}, []uint64{3}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, i := range tt.deliver {
-				if err := n.app.Delivery.Handle(context.Background(), commits[i:i+1]); err != nil {
-					t.Fatal(err)
+			n := newNodeWithClock(t, testConfig(), store, laterClock{by: tt.opensAfter})
+			deliver := func(seqs []uint64) {
+				for _, seq := range seqs {
+					if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
+			deliver(tt.before)
+			bob := connect(t, n, "bob-late", "bob")
+			deliver(tt.after)
 			if !slices.Equal(bob.seqs(), tt.want) {
 				t.Fatalf("bob saw %v, want %v", bob.seqs(), tt.want)
 			}

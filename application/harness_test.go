@@ -37,9 +37,14 @@ func newBus(t *testing.T, store ports.EventStore, txTimeout time.Duration) *memo
 
 func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node {
 	t.Helper()
+	return newNodeWithClock(t, cfg, store, memory.Clock{})
+}
+
+func newNodeWithClock(t *testing.T, cfg application.Config, store ports.EventStore, clock ports.Clock) *node {
+	t.Helper()
 	bus := newBus(t, store, cfg.TxTimeout)
 	rm := memory.NewReadModel()
-	app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{})
+	app, err := application.New(cfg, store, bus, rm, clock, memory.IDs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +59,11 @@ func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node
 	})
 	return &node{app: app, store: store, rm: rm, bus: bus}
 }
+
+// laterClock is the time by a node whose clock is ahead of the others'.
+type laterClock struct{ by time.Duration }
+
+func (c laterClock) Now() time.Time { return time.Now().Add(c.by) }
 
 func testConfig() application.Config {
 	cfg := application.DefaultConfig()

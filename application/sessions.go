@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
@@ -12,6 +14,10 @@ import (
 // Sessions is the registry of the sessions connected to this node, with each
 // session's delivery cursor per conversation.
 type Sessions struct {
+	clock ports.Clock
+	// ticks orders session openings and delivery starts on this node.
+	ticks atomic.Uint64
+
 	mu     sync.RWMutex
 	byUser map[user.ID][]*sessionState
 	count  int
@@ -38,7 +44,11 @@ func (r *Sessions) observe(o SessionObserver) {
 // its receipts told. The maps are made on first use, so an idle session
 // costs a few words here.
 type sessionState struct {
-	session  ports.Session
+	session ports.Session
+	// opened is the tick at which the session opened, openedAt the time.
+	opened   uint64
+	openedAt time.Time
+
 	mu       sync.Mutex
 	cursors  map[string]cursor
 	receipts map[receiptKey]ports.Receipt
@@ -55,10 +65,13 @@ type receiptKey struct {
 	user         user.ID
 }
 
-// NewSessions returns an empty registry.
-func NewSessions() *Sessions {
-	return &Sessions{byUser: map[user.ID][]*sessionState{}}
+// NewSessions returns an empty registry that times openings by clock.
+func NewSessions(clock ports.Clock) *Sessions {
+	return &Sessions{clock: clock, byUser: map[user.ID][]*sessionState{}}
 }
+
+// tick returns the next tick of this node's order of events.
+func (r *Sessions) tick() uint64 { return r.ticks.Add(1) }
 
 // ErrTooManySessions refuses a session to a user who has as many on this
 // node as the transport allows.
@@ -76,9 +89,10 @@ func (r *Sessions) Register(s ports.Session) (unregister func()) {
 // checked under the same lock as the addition, so that two sessions racing
 // for the last place cannot both take it.
 func (r *Sessions) RegisterAtMost(s ports.Session, limit int) (unregister func(), err error) {
-	st := &sessionState{session: s}
+	st := &sessionState{session: s, openedAt: r.clock.Now()}
 	u := s.User()
 	r.mu.Lock()
+	st.opened = r.tick()
 	if len(r.byUser[u]) >= limit {
 		r.mu.Unlock()
 		return nil, ErrTooManySessions

@@ -6,12 +6,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 )
 
 func TestRegisterAtMostLetsOneRacerTakeTheLastPlace(t *testing.T) {
 	const limit = 20
-	sessions := application.NewSessions()
+	sessions := application.NewSessions(memory.Clock{})
 	for i := range limit - 1 {
 		unregister, err := sessions.RegisterAtMost(&fakeSession{id: fmt.Sprint(i), user: "alice"}, limit)
 		if err != nil {
