@@ -52,7 +52,7 @@ type markFunc func(*conversation.Receipts, *conversation.Conversation, user.ID, 
 
 func (m *MarkRead) mark(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
 	for attempt := 0; attempt < m.attempts; attempt++ {
-		err := m.try(ctx, id, u, upTo, mark)
+		err := m.try(ctx, id, u, upTo, mark, attempt > 0)
 		if !errors.Is(err, ports.ErrVersionConflict) {
 			return err
 		}
@@ -63,12 +63,19 @@ func (m *MarkRead) mark(ctx context.Context, id conversation.ID, u user.ID, upTo
 	return fmt.Errorf("%w: markers too busy, gave up after %d attempts", ports.ErrUnavailable, m.attempts)
 }
 
-func (m *MarkRead) try(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
+// try commits the marker on the cached aggregates; a retry first reads the
+// markers stored since, after the back-off (see SendMessage.try).
+func (m *MarkRead) try(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc, retry bool) error {
 	e, err := m.aggregates.readable(ctx, id, u)
 	if err != nil {
 		return err
 	}
 	defer e.mu.Unlock()
+	if retry {
+		if err := m.aggregates.refreshReceipts(ctx, e); err != nil {
+			return err
+		}
+	}
 	if upTo > e.conv.LastSeq() {
 		if err := m.aggregates.refreshConversation(ctx, e); err != nil {
 			return err
@@ -85,13 +92,7 @@ func (m *MarkRead) try(ctx context.Context, id conversation.ID, u user.ID, upTo 
 		ID: m.ids.NewID(), Stream: conversation.ReceiptsStream(id), Version: next.Version() + 1,
 		Events: next.Uncommitted(), CommittedAt: m.clock.Now(),
 	}
-	err = m.aggregates.publish(ctx, commit)
-	if errors.Is(err, ports.ErrVersionConflict) {
-		if rerr := m.aggregates.refreshReceipts(ctx, e); rerr != nil {
-			return rerr
-		}
-	}
-	if err != nil {
+	if err := m.aggregates.publish(ctx, commit); err != nil {
 		return err
 	}
 	next.Committed()

@@ -81,7 +81,7 @@ func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, 
 	id := message.IDFor(cmd.Sender, clientID)
 	convID := conversation.IDFor(cmd.Sender, to)
 	for attempt := 0; attempt < s.attempts; attempt++ {
-		ack, err := s.try(ctx, convID, id, cmd, to, body)
+		ack, err := s.try(ctx, convID, id, cmd, to, body, attempt > 0)
 		switch {
 		case err == nil:
 			ack.ClientID = key
@@ -98,9 +98,19 @@ func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, 
 	return Ack{}, fmt.Errorf("%w: conversation too busy, gave up after %d attempts", ports.ErrUnavailable, s.attempts)
 }
 
-func (s *SendMessage) try(ctx context.Context, convID conversation.ID, id message.ID, cmd SendMessageCommand, to user.ID, body message.Body) (Ack, error) {
+// try commits the message on the cached aggregate. A retry first reads what
+// was stored since: after the back-off, not before it, so that the version
+// it then claims is as fresh as it can be. Reading before the wait would
+// hand a busy sender on another node the whole wait to take that version
+// again, and a sender on the node that is behind could lose every attempt.
+func (s *SendMessage) try(ctx context.Context, convID conversation.ID, id message.ID, cmd SendMessageCommand, to user.ID, body message.Body, retry bool) (Ack, error) {
 	e := s.aggregates.lock(convID)
 	defer e.mu.Unlock()
+	if retry {
+		if err := s.aggregates.refreshConversation(ctx, e); err != nil {
+			return Ack{}, err
+		}
+	}
 	next := e.conv.Clone()
 	posted, err := next.Post(id, cmd.Sender, to, body, s.clock.Now())
 	if err != nil {
@@ -110,13 +120,7 @@ func (s *SendMessage) try(ctx context.Context, convID conversation.ID, id messag
 		ID: string(id), Stream: conversation.MessagesStream(convID), Version: next.Version() + 1,
 		Events: next.Uncommitted(), CommittedAt: posted.SentAt, Origin: cmd.Origin,
 	}
-	err = s.aggregates.publish(ctx, commit)
-	if errors.Is(err, ports.ErrVersionConflict) {
-		if rerr := s.aggregates.refreshConversation(ctx, e); rerr != nil {
-			return Ack{}, rerr
-		}
-	}
-	if err != nil {
+	if err := s.aggregates.publish(ctx, commit); err != nil {
 		return Ack{}, err
 	}
 	next.Committed()

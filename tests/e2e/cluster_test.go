@@ -722,12 +722,20 @@ type clusterSender struct {
 	refused []string // the error frames answered to sends that were resent
 }
 
+// clusterSendPause is a sender's pause between an ack and its next send.
+// Two senders of one conversation on two nodes that send back to back, as
+// fast as acks come, starve the one whose node is behind: its version is
+// taken again before its append lands, every time (on FerretDB an attempt
+// takes longer than the other node's whole cycle). A pause of this much,
+// still 20 messages a second or more for each, leaves room for both.
+const clusterSendPause = 20 * time.Millisecond
+
 func (s *clusterSender) run(prefix string, stop <-chan struct{}) {
 	for k := 0; ; k++ {
 		select {
 		case <-stop:
 			return
-		default:
+		case <-time.After(clusterSendPause):
 		}
 		id := fmt.Sprintf("%s-%d", prefix, k)
 		s.inFlight = id
