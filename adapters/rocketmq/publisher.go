@@ -32,6 +32,8 @@ type Publisher struct {
 	handler ports.TransactionHandler
 	log     *slog.Logger
 	tx      rocketmq.TransactionProducer
+	// plain republishes commits whose end of transaction may be lost.
+	plain rocketmq.Producer
 
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
@@ -66,21 +68,28 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 		return nil, fmt.Errorf("rocketmq transactional producer: %w", err)
 	}
 	p.tx = tx
+	if p.plain, err = newRepublisher(cfg); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
-// Start connects the producer. It is not yet known to any broker: that takes
-// a first send (EnsureTopic makes one), after which the client heartbeats to
-// the topic's brokers and they can ask it for checkback.
+// Start connects the producers. The transactional one is not yet known to
+// any broker: that takes a first send (EnsureTopic makes one), after which
+// the client heartbeats to the topic's brokers and they can ask it for
+// checkback.
 func (p *Publisher) Start() error {
 	if err := p.tx.Start(); err != nil {
 		return fmt.Errorf("rocketmq transactional producer start: %w", err)
 	}
+	if err := p.plain.Start(); err != nil {
+		return errors.Join(fmt.Errorf("rocketmq republish producer start: %w", err), p.tx.Shutdown())
+	}
 	return nil
 }
 
-// Shutdown disconnects the producer.
-func (p *Publisher) Shutdown() error { return p.tx.Shutdown() }
+// Shutdown disconnects the producers.
+func (p *Publisher) Shutdown() error { return errors.Join(p.tx.Shutdown(), p.plain.Shutdown()) }
 
 // Publish implements ports.TransactionalPublisher. The caller's context
 // bounds every try of the half message together.
