@@ -180,8 +180,9 @@ func (r *Republisher) Sweep(ctx context.Context) {
 	}
 }
 
-// republish sends the commits, a few at a time, each for at most
-// RepublishAfter: one that fails is due again after its back-off.
+// republish sends the commits, a few at a time, each for at most twice
+// RepublishAfter, time for a try on a broker that hangs and a retry on
+// another: one that fails is due again after its back-off.
 func (r *Republisher) republish(ctx context.Context, commits []ports.Commit) {
 	slots := make(chan struct{}, republishWorkers)
 	var (
@@ -194,7 +195,7 @@ func (r *Republisher) republish(ctx context.Context, commits []ports.Commit) {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			ctx, cancel := context.WithTimeout(ctx, r.after)
+			ctx, cancel := context.WithTimeout(ctx, 2*r.after)
 			defer cancel()
 			if err := r.publisher.Republish(ctx, c); err != nil {
 				failedMu.Lock()

@@ -19,9 +19,10 @@ func republishGroup(topic string) string { return topic + "_republish" }
 // newRepublisher builds the plain producer that sends committed commits
 // again. It keeps the client's round-robin selection instead of the
 // conversation's queue: a commit is republished because its broker may be
-// gone, and each retry must be free to try another broker. Order does not
-// suffer from it: a republished commit is one the conversation may have
-// passed already, and delivery and the projector put commits in order.
+// gone, and that selector sends each retry to another broker than the try
+// that failed. Order does not suffer from it: a republished commit is one
+// the conversation may have passed already, and delivery and the projector
+// put commits in order.
 func newRepublisher(cfg Config) (rocketmq.Producer, error) {
 	p, err := rocketmq.NewProducer(
 		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
