@@ -78,8 +78,9 @@ var SystemModule = fx.Module("system",
 	),
 )
 
-// ApplicationModule builds the use cases and subscribes the projector (once
-// per cluster) and the delivery (every node) to the bus.
+// ApplicationModule builds the use cases, subscribes the projector (once
+// per cluster) and the delivery (every node) to the bus, and runs the
+// republisher of what this node acked and the bus did not bring back.
 var ApplicationModule = fx.Module("application",
 	fx.Provide(
 		newTransactions,
