@@ -32,11 +32,12 @@ type Publisher struct {
 	handler ports.TransactionHandler
 	log     *slog.Logger
 	tx      rocketmq.TransactionProducer
-	// plain republishes commits whose end of transaction may be lost.
-	plain rocketmq.Producer
 
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
+
+	// plain republishes commits whose end of transaction may be lost.
+	plain rocketmq.Producer
 }
 
 // flight is one Publish call in progress.
@@ -74,10 +75,9 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 	return p, nil
 }
 
-// Start connects the producers. The transactional one is not yet known to
-// any broker: that takes a first send (EnsureTopic makes one), after which
-// the client heartbeats to the topic's brokers and they can ask it for
-// checkback.
+// Start connects the producer. It is not yet known to any broker: that takes
+// a first send (EnsureTopic makes one), after which the client heartbeats to
+// the topic's brokers and they can ask it for checkback.
 func (p *Publisher) Start() error {
 	if err := p.tx.Start(); err != nil {
 		return fmt.Errorf("rocketmq transactional producer start: %w", err)
@@ -88,7 +88,7 @@ func (p *Publisher) Start() error {
 	return nil
 }
 
-// Shutdown disconnects the producers.
+// Shutdown disconnects the producer.
 func (p *Publisher) Shutdown() error { return errors.Join(p.tx.Shutdown(), p.plain.Shutdown()) }
 
 // Publish implements ports.TransactionalPublisher. The caller's context
