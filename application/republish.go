@@ -27,9 +27,10 @@ import (
 // the projector and the aggregates by stream version, receipts by marker,
 // presence by pair.
 //
-// What it costs while all is well: a map insert before each publish and a
-// delete when the commit comes back. The insert comes before the publish,
-// because the bus may bring the commit back before Publish returns. A
+// What it costs while all is well: a map insert before each publish, an
+// update at its ack and a delete when the commit comes back, under one
+// mutex. The insert comes before the publish, because the bus may bring the
+// commit back before Publish returns. A
 // commit still unseen is sent again with a doubling wait, at most
 // maxRepublishes times, then left to checkback; at most maxAwaiting commits
 // are watched, so a node whose consumer is stuck holds bounded memory and
