@@ -166,3 +166,20 @@ func TestTheWatchIsBounded(t *testing.T) {
 		t.Fatalf("republished %d commits, want the %d watched", len(got), maxAwaiting)
 	}
 }
+
+// BenchmarkWatchOneCommit is what every commit costs while all is well:
+// watched before its publish, acked, seen back.
+func BenchmarkWatchOneCommit(b *testing.B) {
+	r, _, _ := newTestRepublisher()
+	commits := make([]ports.Commit, 1024)
+	for i := range commits {
+		commits[i] = ports.Commit{ID: strconv.Itoa(i), Stream: "s", Version: uint64(i + 1)}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c := commits[i%len(commits)]
+		r.publishing(c)
+		r.acked(c)
+		r.forget(c.ID)
+	}
+}
