@@ -26,6 +26,8 @@ const maxCachedConversations = 100_000
 type aggregates struct {
 	store     ports.EventStore
 	publisher ports.TransactionalPublisher
+	// republisher watches what this node commits until the bus brings it back.
+	republisher *Republisher
 
 	mu      sync.Mutex
 	entries map[conversation.ID]*aggregateEntry
@@ -61,9 +63,9 @@ type aggregateEntry struct {
 	observed   []ports.Commit
 }
 
-func newAggregates(store ports.EventStore, publisher ports.TransactionalPublisher) *aggregates {
-	return &aggregates{store: store, publisher: publisher, entries: map[conversation.ID]*aggregateEntry{},
-		pairs: map[conversation.ID][2]user.ID{}}
+func newAggregates(store ports.EventStore, publisher ports.TransactionalPublisher, republisher *Republisher) *aggregates {
+	return &aggregates{store: store, publisher: publisher, republisher: republisher,
+		entries: map[conversation.ID]*aggregateEntry{}, pairs: map[conversation.ID][2]user.ID{}}
 }
 
 // lock returns the conversation's entry, locked; the caller unlocks it.
@@ -226,11 +228,17 @@ func (a *aggregates) committed(c ports.Commit) {
 // publish commits c through the transactional publisher and explains any
 // outcome but COMMIT with an error callers can test with errors.Is.
 func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
+	a.republisher.publishing(c)
 	state, err := a.publisher.Publish(ctx, c)
-	switch state {
-	case ports.TxCommit:
+	if state == ports.TxCommit {
+		a.republisher.acked(c)
 		a.committed(c)
 		return nil
+	}
+	// Not acked: a commit stored all the same is the resend's to find
+	// (SendMessage.firstAck), or checkback's to publish.
+	a.republisher.forget(c.ID)
+	switch state {
 	case ports.TxRollback:
 		if errors.Is(err, ports.ErrVersionConflict) || errors.Is(err, ports.ErrDuplicateCommit) {
 			return err
@@ -254,6 +262,7 @@ func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
 // seeding the entry then spares it the store read of a cold entry later
 // (on FerretDB a read of the whole commits collection).
 func (a *aggregates) observe(c ports.Commit) {
+	a.republisher.forget(c.ID)
 	a.hooksMu.RLock()
 	for _, fn := range a.onObserve {
 		fn(c)

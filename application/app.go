@@ -57,11 +57,15 @@ type Config struct {
 	SendBurst int
 	// MaxAttempts bounds the retries of a command that lost a version race.
 	MaxAttempts int
+	// RepublishAfter is how long a commit this node acked may take to come
+	// back on its own consumer before it is sent again (Republisher).
+	RepublishAfter time.Duration
 }
 
 // DefaultConfig is what PROTOCOL.md promises when nothing is configured.
 func DefaultConfig() Config {
-	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20}
+	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20,
+		RepublishAfter: DefaultRepublishAfter}
 }
 
 // Application gathers the use cases that inbound adapters drive.
@@ -74,6 +78,9 @@ type Application struct {
 	Delivery      *Delivery
 	Projector     *Projector
 	Sessions      *Sessions
+	// Republisher sends again what this node acked and the bus did not
+	// bring back; it runs between Start and Stop.
+	Republisher *Republisher
 	// Presence and Typing are nil until NewPresence sets them up.
 	Presence *Presence
 	Typing   *Typing
@@ -93,7 +100,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
 	}
-	aggs := newAggregates(store, publisher)
+	republisher := newRepublisher(publisher, clock, cfg.RepublishAfter)
+	aggs := newAggregates(store, publisher, republisher)
 	sessions := NewSessions(clock)
 	positions := newRecentPositions(clock, sessions)
 	aggs.afterCommit(positions.committed)
@@ -107,6 +115,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		Conversations: &ListConversations{readModel: readModel, store: store, positions: positions},
 		Sessions:      sessions,
 		Projector:     &Projector{store: store, readModel: readModel},
+		Republisher:   republisher,
 		aggregates:    aggs,
 		readModel:     readModel,
 		clock:         clock,

@@ -135,6 +135,7 @@ func (s *SendMessage) firstAck(ctx context.Context, id message.ID, key string) (
 		return Ack{}, err
 	}
 	s.aggregates.committed(stored)
+	s.aggregates.republisher.ackedFromStore(stored)
 	for _, ev := range stored.Events {
 		if posted, ok := ev.(conversation.MessagePosted); ok {
 			ack := ackOf(posted)

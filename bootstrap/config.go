@@ -70,6 +70,10 @@ type Config struct {
 
 	TxTimeout       time.Duration `env:"CHAT_TX_TIMEOUT" envDefault:"6s"`
 	ShutdownTimeout time.Duration `env:"CHAT_SHUTDOWN_TIMEOUT" envDefault:"15s"`
+
+	// RepublishAfter: an acked commit not back on the node's own consumer
+	// by then is sent again (application.DefaultRepublishAfter says why 3 s).
+	RepublishAfter time.Duration `env:"CHAT_REPUBLISH_AFTER" envDefault:"3s"`
 }
 
 // minSecretBytes is the least HS256 secret PROTOCOL.md accepts.
@@ -161,6 +165,7 @@ func (c Config) Validate() error {
 		{"CHAT_HTTP_READ_TIMEOUT", float64(c.HTTPReadTimeout)}, {"CHAT_HTTP_IDLE_TIMEOUT", float64(c.HTTPIdleTimeout)},
 		{"CHAT_AUTH_JWKS_REFRESH", float64(c.AuthJWKSRefresh)},
 		{"CHAT_MAX_SESSIONS_PER_USER", float64(c.MaxSessionsPerUser)},
+		{"CHAT_REPUBLISH_AFTER", float64(c.RepublishAfter)},
 	} {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")

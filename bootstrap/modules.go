@@ -78,15 +78,16 @@ var SystemModule = fx.Module("system",
 	),
 )
 
-// ApplicationModule builds the use cases and subscribes the projector (once
-// per cluster) and the delivery (every node) to the bus.
+// ApplicationModule builds the use cases, subscribes the projector (once
+// per cluster) and the delivery (every node) to the bus, and runs the
+// republisher of what this node acked and the bus did not bring back.
 var ApplicationModule = fx.Module("application",
 	fx.Provide(
 		newTransactions,
 		func(t *application.Transactions) ports.TransactionHandler { return t },
 		newApplication,
 	),
-	fx.Invoke(subscribe),
+	fx.Invoke(subscribe, runRepublisher),
 )
 
 func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*application.Transactions, error) {
@@ -96,6 +97,7 @@ func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*ap
 func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs) (*application.Application, error) {
 	appCfg := application.DefaultConfig()
 	appCfg.TxTimeout, appCfg.SendRate, appCfg.SendBurst = cfg.TxTimeout, cfg.SendRate, cfg.SendBurst
+	appCfg.RepublishAfter = cfg.RepublishAfter
 	return application.New(appCfg, store, publisher, readModel, clock, ids)
 }
 
@@ -111,6 +113,15 @@ func subscribe(app *application.Application, sub ports.Subscriber) {
 			_ = p.ObserveCommits(ctx, commits)
 		}
 		return app.Delivery.Handle(ctx, commits)
+	})
+}
+
+// runRepublisher sweeps while the bus runs: its hooks come after the bus's,
+// so it starts after the bus and stops before it.
+func runRepublisher(lc fx.Lifecycle, app *application.Application) {
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error { app.Republisher.Start(); return nil },
+		OnStop:  app.Republisher.Stop,
 	})
 }
 

@@ -43,6 +43,13 @@ type TransactionalPublisher interface {
 	// the transaction. It returns the state it ended in and the local
 	// transaction's error; a failure to reach the bus is ErrUnavailable.
 	Publish(ctx context.Context, c Commit) (TxState, error)
+	// Republish sends c again as an ordinary message, ending no transaction
+	// and running no callback: c is committed and durable already, but the
+	// end of its transaction may have been lost on the way to the bus (it is
+	// one-way on RocketMQ). Every subscriber gets it as it gets a committed
+	// commit, possibly a second time. ErrUnavailable when the bus cannot
+	// take it.
+	Republish(ctx context.Context, c Commit) error
 	// Ping reports whether the bus answers, for readiness.
 	Ping(ctx context.Context) error
 }

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -122,6 +123,19 @@ func (b *Bus) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error
 	b.mu.Unlock()
 	state, err := b.handler.ExecuteLocal(ctx, c)
 	return b.end(ctx, c, state), err
+}
+
+// Republish implements ports.TransactionalPublisher: c goes to the
+// subscribers as a committed commit does. A full queue makes it wait, as it
+// makes Publish wait, but only until ctx ends: a republish is a repair that
+// may be tried again, not a commit the subscribers would otherwise miss.
+func (b *Bus) Republish(ctx context.Context, c ports.Commit) error {
+	select {
+	case b.queue <- c:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: memory bus queue full: %v", ports.ErrUnavailable, ctx.Err())
+	}
 }
 
 // end settles a half message; an unknown one stays for checkback.

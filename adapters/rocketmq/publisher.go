@@ -35,6 +35,9 @@ type Publisher struct {
 
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
+
+	// plain republishes commits whose end of transaction may be lost.
+	plain rocketmq.Producer
 }
 
 // flight is one Publish call in progress.
@@ -66,6 +69,9 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 		return nil, fmt.Errorf("rocketmq transactional producer: %w", err)
 	}
 	p.tx = tx
+	if p.plain, err = newRepublisher(cfg); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -76,11 +82,14 @@ func (p *Publisher) Start() error {
 	if err := p.tx.Start(); err != nil {
 		return fmt.Errorf("rocketmq transactional producer start: %w", err)
 	}
+	if err := p.plain.Start(); err != nil {
+		return errors.Join(fmt.Errorf("rocketmq republish producer start: %w", err), p.tx.Shutdown())
+	}
 	return nil
 }
 
 // Shutdown disconnects the producer.
-func (p *Publisher) Shutdown() error { return p.tx.Shutdown() }
+func (p *Publisher) Shutdown() error { return errors.Join(p.tx.Shutdown(), p.plain.Shutdown()) }
 
 // Publish implements ports.TransactionalPublisher. The caller's context
 // bounds every try of the half message together.

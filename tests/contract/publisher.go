@@ -152,6 +152,65 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		}
 	})
 
+	t.Run("a republished commit reaches every broadcast node and a cluster group, ending no transaction", func(t *testing.T) {
+		t.Parallel()
+		// Any transaction of this bus would roll back: only the republish
+		// can deliver.
+		handler := newScriptedHandler(ports.TxRollback, ports.TxRollback)
+		bus := newBus(t, handler, 2)
+		inboxes := subscribeBroadcast(bus)
+		group, grouped := uniqueName(t, "group"), newInbox()
+		for _, node := range bus.Nodes {
+			node.Cluster(group, func(_ context.Context, commits []ports.Commit) error {
+				grouped.add(commits)
+				return nil
+			})
+		}
+		bus.Start(t)
+		c := sampleCommit(uniqueName(t, "s"), 1)
+		if err := bus.Publisher.Republish(context.Background(), c); err != nil {
+			t.Fatalf("republish: %v", err)
+		}
+		for i, in := range inboxes {
+			eventually(t, features.Settle, fmt.Sprintf("node %d to receive the republished commit", i), func() bool { return in.count(c.ID) >= 1 })
+		}
+		eventually(t, features.Settle, "the cluster group to receive the republished commit", func() bool { return grouped.count(c.ID) >= 1 })
+		time.Sleep(features.Quiet)
+		for i, in := range inboxes {
+			if n := in.count(c.ID); n != 1 {
+				t.Errorf("node %d received the republished commit %d times, want once", i, n)
+			}
+			assertCommits(t, []ports.Commit{in.get(c.ID)}, []ports.Commit{c})
+		}
+		if n := handler.checks(c.ID); n != 0 {
+			t.Errorf("a republish was checked back %d times; it ends no transaction", n)
+		}
+	})
+
+	t.Run("a commit whose end of transaction was lost is delivered by its republish", func(t *testing.T) {
+		t.Parallel()
+		// The end never comes and checkback never settles it, as when the
+		// broker that holds the half message is gone.
+		handler := newScriptedHandler(ports.TxUnknown, ports.TxUnknown)
+		bus := newBus(t, handler, 2)
+		inboxes := subscribeBroadcast(bus)
+		bus.Start(t)
+		c := sampleCommit(uniqueName(t, "s"), 1)
+		if state, err := bus.Publisher.Publish(context.Background(), c); state != ports.TxUnknown {
+			t.Fatalf("publish: %v, %v; want unknown", state, err)
+		}
+		time.Sleep(features.Quiet)
+		if n := inboxes[0].count(c.ID); n != 0 {
+			t.Fatalf("a transaction never settled was delivered %d times", n)
+		}
+		if err := bus.Publisher.Republish(context.Background(), c); err != nil {
+			t.Fatalf("republish: %v", err)
+		}
+		for i, in := range inboxes {
+			eventually(t, features.Settle, fmt.Sprintf("node %d to receive the republished commit", i), func() bool { return in.count(c.ID) == 1 })
+		}
+	})
+
 	if features.CrashProducer == nil {
 		return
 	}

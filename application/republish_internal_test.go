@@ -1,0 +1,185 @@
+package application
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/ports"
+)
+
+// manualClock is a clock the test moves by hand.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// recordingPublisher records republished commits and fails them while err is set.
+type recordingPublisher struct {
+	mu          sync.Mutex
+	republished []string
+	err         error
+}
+
+func (p *recordingPublisher) Publish(context.Context, ports.Commit) (ports.TxState, error) {
+	return ports.TxCommit, nil
+}
+
+func (p *recordingPublisher) Ping(context.Context) error { return nil }
+
+func (p *recordingPublisher) Republish(_ context.Context, c ports.Commit) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.republished = append(p.republished, c.ID)
+	return p.err
+}
+
+func (p *recordingPublisher) takeRepublished() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.republished
+	p.republished = nil
+	return out
+}
+
+const testAfter = 3 * time.Second
+
+func newTestRepublisher() (*Republisher, *recordingPublisher, *manualClock) {
+	pub := &recordingPublisher{}
+	clock := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return newRepublisher(pub, clock, testAfter), pub, clock
+}
+
+// sweepAt moves the clock to since+at and sweeps.
+func sweepAt(r *Republisher, clock *manualClock, since time.Time, at time.Duration) {
+	clock.add(since.Add(at).Sub(clock.Now()))
+	r.Sweep(context.Background())
+}
+
+func TestAnAckedCommitNotSeenIsRepublishedWithABackOffThenGivenUp(t *testing.T) {
+	r, pub, clock := newTestRepublisher()
+	c := ports.Commit{ID: "c1", Stream: "s", Version: 1}
+	acked := clock.Now()
+	r.publishing(c)
+	r.acked(c)
+	steps := []struct {
+		at   time.Duration
+		want []string
+	}{
+		{testAfter - time.Millisecond, nil},
+		{testAfter, []string{"c1"}},
+		{testAfter + 2*testAfter - time.Millisecond, nil},
+		{testAfter + 2*testAfter, []string{"c1"}},
+		{testAfter + 2*testAfter + 4*testAfter, []string{"c1"}},
+		{testAfter + 2*testAfter + 4*testAfter + 8*testAfter - time.Millisecond, nil},
+		// Republished maxRepublishes times: given up, never sent again.
+		{testAfter + 2*testAfter + 4*testAfter + 8*testAfter, nil},
+		{time.Hour, nil},
+	}
+	for _, s := range steps {
+		sweepAt(r, clock, acked, s.at)
+		if got := pub.takeRepublished(); !slices.Equal(got, s.want) {
+			t.Fatalf("%s after the ack: republished %v, want %v", s.at, got, s.want)
+		}
+	}
+	if n := len(r.awaiting); n != 0 {
+		t.Fatalf("%d commits still watched after giving up", n)
+	}
+}
+
+func TestOnlyAnAckedCommitNotSeenIsRepublished(t *testing.T) {
+	tests := []struct {
+		name string
+		// run drives the watch for commit c, as aggregates.publish and
+		// aggregates.observe would.
+		run  func(r *Republisher, c ports.Commit)
+		want []string
+	}{
+		{"acked and not seen", func(r *Republisher, c ports.Commit) { r.publishing(c); r.acked(c) }, []string{"c"}},
+		{"seen after the ack", func(r *Republisher, c ports.Commit) { r.publishing(c); r.acked(c); r.forget(c.ID) }, nil},
+		{"seen before Publish returned", func(r *Republisher, c ports.Commit) { r.publishing(c); r.forget(c.ID); r.acked(c) }, nil},
+		{"still being published", func(r *Republisher, c ports.Commit) { r.publishing(c) }, nil},
+		{"not acked", func(r *Republisher, c ports.Commit) { r.publishing(c); r.forget(c.ID) }, nil},
+		{"acked from the store to a resend", func(r *Republisher, c ports.Commit) { r.ackedFromStore(c) }, []string{"c"}},
+		{"acked to a resend while watched", func(r *Republisher, c ports.Commit) { r.publishing(c); r.acked(c); r.ackedFromStore(c) }, []string{"c"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, pub, clock := newTestRepublisher()
+			start := clock.Now()
+			tt.run(r, ports.Commit{ID: "c", Stream: "s", Version: 1})
+			sweepAt(r, clock, start, testAfter)
+			if got := pub.takeRepublished(); !slices.Equal(got, tt.want) {
+				t.Fatalf("republished %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAFailedRepublishIsTriedAgainAfterItsBackOff(t *testing.T) {
+	r, pub, clock := newTestRepublisher()
+	pub.err = ports.ErrUnavailable
+	c := ports.Commit{ID: "c", Stream: "s", Version: 1}
+	acked := clock.Now()
+	r.publishing(c)
+	r.acked(c)
+	sweepAt(r, clock, acked, testAfter)
+	sweepAt(r, clock, acked, testAfter+time.Second)
+	if got := pub.takeRepublished(); len(got) != 1 {
+		t.Fatalf("a failed republish was tried %d times within its back-off, want once", len(got))
+	}
+	pub.err = nil
+	sweepAt(r, clock, acked, 3*testAfter)
+	if got := pub.takeRepublished(); len(got) != 1 {
+		t.Fatalf("republished %v after the back-off, want the commit once", got)
+	}
+}
+
+func TestTheWatchIsBounded(t *testing.T) {
+	r, pub, clock := newTestRepublisher()
+	start := clock.Now()
+	for i := range maxAwaiting + 10 {
+		c := ports.Commit{ID: strconv.Itoa(i), Stream: "s", Version: uint64(i + 1)}
+		r.publishing(c)
+		r.acked(c)
+	}
+	if n := len(r.awaiting); n != maxAwaiting {
+		t.Fatalf("%d commits watched, want at most %d", n, maxAwaiting)
+	}
+	sweepAt(r, clock, start, testAfter)
+	if got := pub.takeRepublished(); len(got) != maxAwaiting {
+		t.Fatalf("republished %d commits, want the %d watched", len(got), maxAwaiting)
+	}
+}
+
+// BenchmarkWatchOneCommit is what every commit costs while all is well:
+// watched before its publish, acked, seen back.
+func BenchmarkWatchOneCommit(b *testing.B) {
+	r, _, _ := newTestRepublisher()
+	commits := make([]ports.Commit, 1024)
+	for i := range commits {
+		commits[i] = ports.Commit{ID: strconv.Itoa(i), Stream: "s", Version: uint64(i + 1)}
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c := commits[i%len(commits)]
+		r.publishing(c)
+		r.acked(c)
+		r.forget(c.ID)
+	}
+}

@@ -1,0 +1,168 @@
+package application_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// lostEnds is a bus whose ends of transaction never arrive: the local
+// transaction stores the commit and the sender is acked, as when a master
+// dies right after the local commit, but no subscriber hears of it until
+// the commit is republished.
+type lostEnds struct {
+	*memory.Bus
+	local ports.TransactionHandler
+}
+
+func (l lostEnds) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error) {
+	return l.local.ExecuteLocal(ctx, c)
+}
+
+// steppedClock is the time as the test moves it.
+type steppedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *steppedClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func unreadOf(t *testing.T, rm ports.ReadModel, conv string, u user.ID) int {
+	t.Helper()
+	views, err := rm.GetMany(context.Background(), []string{conv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range views[conv].Members {
+		if m.User == u {
+			return m.UnreadCount()
+		}
+	}
+	return 0
+}
+
+func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *testing.T) {
+	store := memory.NewEventStore()
+	clock := &steppedClock{now: time.Now()}
+	cfg := testConfig()
+	bus := newBus(t, store, cfg.TxTimeout)
+	local, err := application.NewTransactions(store, clock, cfg.TxTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := memory.NewReadModel()
+	app, err := application.New(cfg, store, lostEnds{Bus: bus, local: local}, rm, clock, memory.IDs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Cluster("projector", app.Projector.Handle)
+	bus.Broadcast("delivery", app.Delivery.Handle)
+	bus.Start()
+	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+	n := &node{app: app, store: store, rm: rm, bus: bus}
+	bob := connect(t, n, "bob-phone", "bob")
+
+	ack := send(t, n, "alice", "k1", "bob", "the last word")
+	ctx := context.Background()
+	app.Republisher.Sweep(ctx)
+	if got := bob.seqs(); len(got) != 0 {
+		t.Fatalf("bob got %v from a bus that never heard of the commit", got)
+	}
+	clock.add(cfg.RepublishAfter - time.Millisecond)
+	app.Republisher.Sweep(ctx)
+	clock.add(time.Millisecond)
+	app.Republisher.Sweep(ctx)
+	eventually(t, "the republished message to reach bob", func() bool { return len(bob.seqs()) == 1 })
+	eventually(t, "the republished message to be projected", func() bool { return unreadOf(t, rm, ack.Conversation, "bob") == 1 })
+
+	// Seen now: later sweeps send nothing, and the copy that checkback
+	// publishes once the broker returns is dropped.
+	clock.add(time.Hour)
+	app.Republisher.Sweep(ctx)
+	stored, err := store.FindCommit(ctx, ack.MessageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Republish(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := bob.seqs(); !slices.Equal(got, []uint64{1}) {
+		t.Fatalf("bob saw %v, want the message once", got)
+	}
+	if got := unreadOf(t, rm, ack.Conversation, "bob"); got != 1 {
+		t.Fatalf("bob's unread count is %d, want 1", got)
+	}
+}
+
+// TestEveryCommitBroughtTwiceCountsOnce brings every commit of a
+// conversation, messages and markers, back a second time through the bus,
+// as a republish does, and checks each consumer: no session is pushed a
+// message or a marker twice, the read model counts each unread message
+// once, and the aggregates, which observe every commit, commit the next
+// message at the next seq.
+func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
+	store := memory.NewEventStore()
+	n := newNode(t, testConfig(), store)
+	alice := &fakeSession{id: "alice-phone", user: "alice"}
+	t.Cleanup(n.app.Sessions.Register(alice))
+	bob := &fakeSession{id: "bob-phone", user: "bob"}
+	t.Cleanup(n.app.Sessions.Register(bob))
+	ctx := context.Background()
+	var ack application.Ack
+	for _, key := range []string{"a", "b", "c"} {
+		ack = send(t, n, "alice", key, "bob", "x")
+	}
+	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Reading implies delivery: the marker commit moves both of bob's markers.
+	eventually(t, "the messages and the markers to arrive", func() bool {
+		return len(bob.seqs()) == 3 && len(alice.receiptsSeen()) == 2 && unreadOf(t, n.rm, ack.Conversation, "bob") == 2
+	})
+	receiptsBefore := alice.receiptsSeen()
+
+	conv := conversation.ID(ack.Conversation)
+	messages, _ := store.Load(ctx, conversation.MessagesStream(conv), 1, 0)
+	receipts, _ := store.Load(ctx, conversation.ReceiptsStream(conv), 1, 0)
+	again := append(slices.Clone(receipts), messages...)
+	slices.Reverse(again)
+	for _, c := range again {
+		if err := n.bus.Republish(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := send(t, n, "alice", "d", "bob", "after the copies")
+	if next.Seq != 4 {
+		t.Fatalf("the message after the copies got seq %d, want 4", next.Seq)
+	}
+	eventually(t, "the next message to arrive", func() bool { return len(bob.seqs()) == 4 })
+	time.Sleep(50 * time.Millisecond)
+	if got := bob.seqs(); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
+		t.Fatalf("bob saw %v, want each message once", got)
+	}
+	if got := alice.receiptsSeen(); !slices.Equal(got, receiptsBefore) {
+		t.Fatalf("alice saw receipts %+v, want %+v: each marker once", got, receiptsBefore)
+	}
+	if got := unreadOf(t, n.rm, ack.Conversation, "bob"); got != 3 {
+		t.Fatalf("bob's unread count is %d, want 3 (seqs 2 to 4)", got)
+	}
+}
