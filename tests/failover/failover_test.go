@@ -193,11 +193,11 @@ func TestFailover(t *testing.T) {
 	defer stopSenders()
 
 	faults := []fault{
-		{name: "kill -9 namesrv1", namesrv: true, after: 15 * time.Second,
+		{name: "kill -9 namesrv1", namesrv: true, after: 10 * time.Second,
 			kill: func() error { return r.Kill(infra.Namesrv1) }, restore: func() error { return r.Start(infra.Namesrv1) }},
-		{name: "kill -9 broker-a master, restart after 20 s", downFor: 20 * time.Second, after: 15 * time.Second,
+		{name: "kill -9 broker-a master, restart after 15 s", downFor: 15 * time.Second, after: 12 * time.Second,
 			kill: func() error { return r.Kill(infra.BrokerAMaster) }, restore: func() error { return r.Start(infra.BrokerAMaster) }},
-		{name: "kill -9 broker-a slave", after: 15 * time.Second,
+		{name: "kill -9 broker-a slave", after: 10 * time.Second,
 			kill: func() error { return r.Kill(infra.BrokerASlave) }, restore: func() error { return r.Start(infra.BrokerASlave) }},
 	}
 	var rows []*row
