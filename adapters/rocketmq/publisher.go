@@ -32,6 +32,8 @@ type Publisher struct {
 	handler ports.TransactionHandler
 	log     *slog.Logger
 	tx      rocketmq.TransactionProducer
+	// selector moves sends off a broker that is down (brokerFailover).
+	selector *brokerFailover
 
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
@@ -54,12 +56,12 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 	if handler == nil {
 		return nil, errors.New("rocketmq: a transaction handler is required")
 	}
-	p := &Publisher{cfg: cfg, handler: handler, log: log}
+	p := &Publisher{cfg: cfg, handler: handler, log: log, selector: newBrokerFailover(cfg.BrokerQuarantine, time.Now)}
 	tx, err := rocketmq.NewTransactionProducer(listener{p},
 		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
 		producer.WithRetry(cfg.Retries),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
-		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+		producer.WithQueueSelector(p.selector),
 		producer.WithGroupName(cfg.ProducerGroup),
 		producer.WithInstanceName(cfg.NodeID+"_tx"))
 	if err != nil {
