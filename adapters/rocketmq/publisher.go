@@ -81,6 +81,13 @@ func (p *Publisher) Start() error {
 	return nil
 }
 
+// FollowMasters is the master watch's listener: sends leave out the brokers
+// routed without a master before a send to one has to fail.
+func (p *Publisher) FollowMasters(c MasterChange) error {
+	p.selector.setRouted(c.Brokers)
+	return nil
+}
+
 // Shutdown disconnects the producer.
 func (p *Publisher) Shutdown() error { return p.tx.Shutdown() }
 

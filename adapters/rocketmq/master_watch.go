@@ -1,0 +1,132 @@
+package rocketmq
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+)
+
+// MasterChange is what the master watch reports: the brokers the name
+// servers now route with a master, and those that lost or regained one
+// since the last report (both empty in the first).
+type MasterChange struct {
+	Brokers  []string
+	Lost     []string
+	Regained []string
+}
+
+// MasterWatch asks the name servers, every MasterWatchInterval, which
+// brokers of the topic have a master, and reports each change to its
+// listeners.
+//
+// The client itself learns that a master died or came back only at its
+// route refresh, every 30 s (_PullNameServerInterval in
+// rocketmq-client-go/v2 internal/client.go, not configurable), and a pull
+// in flight to a dead master waits out a fixed 30 s timeout
+// (rmqClient.PullMessage): the 33 s stall of cross-node delivery after a
+// broker crash. The name server drops a master from its routes as soon as
+// the master's connection closes, so asking it every second tells the
+// adapter within a second; the listeners then move sends off the broker
+// (brokerFailover) and rebuild the broadcast consumers, whose fresh clients
+// read the dead master's queues from its slave, and, once it is back, pull
+// its queues from it again (apache/rocketmq-client-go#1071 and #1085:
+// consumers that never resume a restarted broker's queues).
+type MasterWatch struct {
+	interval time.Duration
+	query    func(context.Context) ([]string, error)
+	log      *slog.Logger
+
+	listeners []func(MasterChange) error
+	stop      context.CancelFunc
+	done      sync.WaitGroup
+}
+
+// NewMasterWatch returns a watch of cfg's topic; add listeners, then Start.
+func NewMasterWatch(cfg Config, log *slog.Logger) *MasterWatch {
+	return newMasterWatch(cfg.MasterWatchInterval, func(ctx context.Context) ([]string, error) {
+		return queryRoutedMasters(ctx, cfg.NameServers, cfg.Topic)
+	}, log)
+}
+
+func newMasterWatch(interval time.Duration, query func(context.Context) ([]string, error), log *slog.Logger) *MasterWatch {
+	return &MasterWatch{interval: interval, query: query, log: log}
+}
+
+// Notify adds a listener. A listener that fails gets the same change again
+// at the next poll.
+func (w *MasterWatch) Notify(f func(MasterChange) error) { w.listeners = append(w.listeners, f) }
+
+// Start polls until Stop; with a zero interval it does nothing.
+func (w *MasterWatch) Start() {
+	if w.interval <= 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop = cancel
+	w.done.Add(1)
+	go func() {
+		defer w.done.Done()
+		w.run(ctx)
+	}()
+}
+
+// Stop ends the polling and waits for the listeners' last call.
+func (w *MasterWatch) Stop() {
+	if w.stop != nil {
+		w.stop()
+	}
+	w.done.Wait()
+}
+
+func (w *MasterWatch) run(ctx context.Context) {
+	var last []string
+	reported := false
+	ticker := time.NewTicker(w.interval)
+	defer ticker.Stop()
+	for {
+		brokers, err := w.query(ctx)
+		switch {
+		case err != nil:
+			w.log.Debug("no route from the name servers", "err", err)
+		case !reported || !slices.Equal(brokers, last):
+			change := MasterChange{Brokers: brokers}
+			if reported {
+				change.Lost, change.Regained = missingFrom(brokers, last), missingFrom(last, brokers)
+				w.log.Warn("brokers' masters changed", "routed", brokers, "lost", change.Lost, "regained", change.Regained)
+			}
+			if w.tell(change) {
+				last, reported = brokers, true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// tell reports change to every listener, and whether all took it.
+func (w *MasterWatch) tell(change MasterChange) bool {
+	ok := true
+	for _, f := range w.listeners {
+		if err := f(change); err != nil {
+			w.log.Error("a listener failed to follow the brokers' masters; trying again", "err", err)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// missingFrom lists the elements of of that are not in in.
+func missingFrom(in, of []string) []string {
+	var out []string
+	for _, b := range of {
+		if !slices.Contains(in, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}

@@ -1,0 +1,170 @@
+package rocketmq
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"slices"
+	"time"
+)
+
+// The name server's remoting protocol, as far as one route query needs it:
+// a frame is a 4-byte length, a 4-byte word whose high byte is the header's
+// serialization (0, JSON) and whose low three bytes are the header's length,
+// the header, and the body.
+const (
+	reqGetRouteInfoByTopic = 105
+	resSuccess             = 0
+	permWrite              = 1 << 1
+	// maxRouteFrame bounds what a name server may send back: a route of a
+	// few brokers is a few kilobytes.
+	maxRouteFrame = 1 << 20
+	// routeQueryTimeout bounds one name server's answer when the caller's
+	// context does not.
+	routeQueryTimeout = 2 * time.Second
+)
+
+type remotingHeader struct {
+	Code      int               `json:"code"`
+	Language  string            `json:"language"`
+	Version   int               `json:"version"`
+	Opaque    int32             `json:"opaque"`
+	Flag      int               `json:"flag"`
+	Remark    string            `json:"remark"`
+	ExtFields map[string]string `json:"extFields,omitempty"`
+}
+
+// queryRoutedMasters asks the name servers, in turn until one answers, which
+// brokers route topic with a master and writable queues: the brokers the
+// client's producers may send to once their route is refreshed.
+//
+// The client offers no way to ask this afresh: its admin keeps the first
+// route it fetched for good, and a fresh admin per question leaves a name
+// server connection open for two minutes (its namesrv client is never
+// closed). One request on a connection of our own is cheaper.
+func queryRoutedMasters(ctx context.Context, nameServers []string, topic string) ([]string, error) {
+	var errs []error
+	for _, addr := range nameServers {
+		body, err := queryRoute(ctx, addr, topic)
+		if err == nil {
+			return routedMasters(body)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+	}
+	return nil, errors.Join(errs...)
+}
+
+// queryRoute returns the body of the name server's GET_ROUTEINFO_BY_TOPIC
+// answer.
+func queryRoute(ctx context.Context, addr, topic string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, routeQueryTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = conn.Close() }()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	req := remotingHeader{Code: reqGetRouteInfoByTopic, Language: "GO", Version: 317, Opaque: 1, ExtFields: map[string]string{"topic": topic}}
+	if err := writeFrame(conn, req, nil); err != nil {
+		return nil, err
+	}
+	res, body, err := readFrame(bufio.NewReader(conn))
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != resSuccess {
+		return nil, fmt.Errorf("route of %s: code %d: %s", topic, res.Code, res.Remark)
+	}
+	return body, nil
+}
+
+func writeFrame(w io.Writer, h remotingHeader, body []byte) error {
+	header, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	frame := make([]byte, 8, 8+len(header)+len(body))
+	binary.BigEndian.PutUint32(frame[0:4], uint32(4+len(header)+len(body)))
+	binary.BigEndian.PutUint32(frame[4:8], uint32(len(header))&0xFFFFFF)
+	frame = append(append(frame, header...), body...)
+	_, err = w.Write(frame)
+	return err
+}
+
+func readFrame(r io.Reader) (remotingHeader, []byte, error) {
+	var h remotingHeader
+	var prefix [8]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		return h, nil, err
+	}
+	length := binary.BigEndian.Uint32(prefix[0:4])
+	word := binary.BigEndian.Uint32(prefix[4:8])
+	headerLen := word & 0xFFFFFF
+	if length > maxRouteFrame || headerLen+4 > length {
+		return h, nil, fmt.Errorf("remoting frame of %d bytes with a %d-byte header", length, headerLen)
+	}
+	if word>>24 != 0 {
+		return h, nil, fmt.Errorf("remoting header in serialization %d, not JSON", word>>24)
+	}
+	rest := make([]byte, length-4)
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return h, nil, err
+	}
+	if err := json.Unmarshal(rest[:headerLen], &h); err != nil {
+		return h, nil, fmt.Errorf("remoting header: %w", err)
+	}
+	return h, rest[headerLen:], nil
+}
+
+// brokerAddrs finds the broker id -> address maps of a route, which the name
+// server writes with bare numbers as keys (fastjson), not JSON strings.
+var (
+	brokerAddrs = regexp.MustCompile(`"brokerAddrs"\s*:\s*\{[^}]*\}`)
+	bareKey     = regexp.MustCompile(`([{,]\s*)(-?\d+)(\s*:)`)
+)
+
+// routedMasters reads a route body: the brokers with a master (broker id 0)
+// and writable queues, sorted.
+func routedMasters(body []byte) ([]string, error) {
+	fixed := brokerAddrs.ReplaceAllFunc(body, func(m []byte) []byte {
+		return bareKey.ReplaceAll(m, []byte(`$1"$2"$3`))
+	})
+	var route struct {
+		BrokerDatas []struct {
+			BrokerName  string            `json:"brokerName"`
+			BrokerAddrs map[string]string `json:"brokerAddrs"`
+		} `json:"brokerDatas"`
+		QueueDatas []struct {
+			BrokerName     string `json:"brokerName"`
+			WriteQueueNums int    `json:"writeQueueNums"`
+			Perm           int    `json:"perm"`
+		} `json:"queueDatas"`
+	}
+	if err := json.Unmarshal(fixed, &route); err != nil {
+		return nil, fmt.Errorf("route body: %w", err)
+	}
+	withMaster := map[string]bool{}
+	for _, b := range route.BrokerDatas {
+		if b.BrokerAddrs["0"] != "" {
+			withMaster[b.BrokerName] = true
+		}
+	}
+	var out []string
+	for _, q := range route.QueueDatas {
+		if q.Perm&permWrite != 0 && q.WriteQueueNums > 0 && withMaster[q.BrokerName] && !slices.Contains(out, q.BrokerName) {
+			out = append(out, q.BrokerName)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
