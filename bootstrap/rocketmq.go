@@ -25,6 +25,9 @@ var RocketMQModule = fx.Module("rocketmq",
 			return rocketmq.NewSubscriber(cfg, logger.With("component", "rocketmq"))
 		},
 		func(s *rocketmq.Subscriber) ports.Subscriber { return s },
+		func(cfg rocketmq.Config, logger *slog.Logger) *rocketmq.MasterWatch {
+			return rocketmq.NewMasterWatch(cfg, logger.With("component", "rocketmq"))
+		},
 	),
 	fx.Invoke(startRocketMQ),
 )
@@ -46,10 +49,9 @@ func newRocketMQPublisher(cfg rocketmq.Config, handler ports.TransactionHandler,
 	return rocketmq.NewPublisher(cfg, handler, logger.With("component", "rocketmq"))
 }
 
-func startRocketMQ(lc fx.Lifecycle, cfg Config, rc rocketmq.Config, p *rocketmq.Publisher, s *rocketmq.Subscriber, logger *slog.Logger) {
+func startRocketMQ(lc fx.Lifecycle, cfg Config, watch *rocketmq.MasterWatch, p *rocketmq.Publisher, s *rocketmq.Subscriber, logger *slog.Logger) {
 	level, _ := parseLevel(cfg.RocketMQLogLevel)
 	rocketmq.RouteLogs(logger, level)
-	watch := rocketmq.NewMasterWatch(rc, logger.With("component", "rocketmq"))
 	watch.Notify(p.FollowMasters)
 	watch.Notify(s.FollowMasters)
 	lc.Append(fx.Hook{

@@ -38,6 +38,7 @@ type MasterWatch struct {
 	query    func(context.Context) ([]string, error)
 	log      *slog.Logger
 
+	mu        sync.Mutex
 	listeners []func(MasterChange) error
 	stop      context.CancelFunc
 	done      sync.WaitGroup
@@ -56,7 +57,11 @@ func newMasterWatch(interval time.Duration, query func(context.Context) ([]strin
 
 // Notify adds a listener. A listener that fails gets the same change again
 // at the next poll.
-func (w *MasterWatch) Notify(f func(MasterChange) error) { w.listeners = append(w.listeners, f) }
+func (w *MasterWatch) Notify(f func(MasterChange) error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.listeners = append(w.listeners, f)
+}
 
 // Start polls until Stop; with a zero interval it does nothing.
 func (w *MasterWatch) Start() {
@@ -110,8 +115,11 @@ func (w *MasterWatch) run(ctx context.Context) {
 
 // tell reports change to every listener, and whether all took it.
 func (w *MasterWatch) tell(change MasterChange) bool {
+	w.mu.Lock()
+	listeners := slices.Clone(w.listeners)
+	w.mu.Unlock()
 	ok := true
-	for _, f := range w.listeners {
+	for _, f := range listeners {
 		if err := f(change); err != nil {
 			w.log.Error("a listener failed to follow the brokers' masters; trying again", "err", err)
 			ok = false
