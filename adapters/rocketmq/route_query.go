@@ -40,24 +40,45 @@ type remotingHeader struct {
 	ExtFields map[string]string `json:"extFields,omitempty"`
 }
 
-// queryRoutedMasters asks the name servers, in turn until one answers, which
-// brokers route topic with a master and writable queues: the brokers the
-// client's producers may send to once their route is refreshed.
+// queryRoutedMasters asks every name server which brokers route topic with
+// a master and writable queues: the brokers the client's producers may send
+// to once their route is refreshed. A broker counts if any name server that
+// answers routes it so: a master's death reaches every name server at once,
+// when its connections close, while a name server that has just restarted
+// knows only the brokers that have registered with it since.
 //
 // The client offers no way to ask this afresh: its admin keeps the first
 // route it fetched for good, and a fresh admin per question leaves a name
 // server connection open for two minutes (its namesrv client is never
 // closed). One request on a connection of our own is cheaper.
 func queryRoutedMasters(ctx context.Context, nameServers []string, topic string) ([]string, error) {
-	var errs []error
+	var (
+		errs     []error
+		answered bool
+		brokers  []string
+	)
 	for _, addr := range nameServers {
 		body, err := queryRoute(ctx, addr, topic)
+		var routed []string
 		if err == nil {
-			return routedMasters(body)
+			routed, err = routedMasters(body)
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		answered = true
+		for _, b := range routed {
+			if !slices.Contains(brokers, b) {
+				brokers = append(brokers, b)
+			}
+		}
 	}
-	return nil, errors.Join(errs...)
+	if !answered {
+		return nil, errors.Join(errs...)
+	}
+	slices.Sort(brokers)
+	return brokers, nil
 }
 
 // queryRoute returns the body of the name server's GET_ROUTEINFO_BY_TOPIC

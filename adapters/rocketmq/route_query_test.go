@@ -88,22 +88,32 @@ func fakeNameServer(t *testing.T, code int, body string) (addr string, topics <-
 	return ln.Addr().String(), asked
 }
 
-func TestQueryRoutedMastersAsksTheNextNameServer(t *testing.T) {
+// TestQueryRoutedMastersAsksEveryNameServer: a name server that is down,
+// or that knows the topic on fewer brokers (it has just restarted), does
+// not hide a broker another one routes with a master.
+func TestQueryRoutedMastersAsksEveryNameServer(t *testing.T) {
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadAddr := dead.Addr().String()
 	_ = dead.Close()
-	live, topics := fakeNameServer(t, resSuccess,
+	const topicNotExist = 17
+	restarted, _ := fakeNameServer(t, topicNotExist, "")
+	partial, topics := fakeNameServer(t, resSuccess,
 		`{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"}],`+
 			`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`)
+	full, _ := fakeNameServer(t, resSuccess,
+		`{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"},`+
+			`{"brokerAddrs":{0:"127.0.0.1:10931"},"brokerName":"broker-b","cluster":"c"}],`+
+			`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8},`+
+			`{"brokerName":"broker-b","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`)
 
-	got, err := queryRoutedMasters(context.Background(), []string{deadAddr, live}, "chat_events")
+	got, err := queryRoutedMasters(context.Background(), []string{deadAddr, restarted, partial, full}, "chat_events")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got, []string{"broker-a"}) {
+	if !slices.Equal(got, []string{"broker-a", "broker-b"}) {
 		t.Fatalf("got %v", got)
 	}
 	if topic := <-topics; topic != "chat_events" {
@@ -111,10 +121,11 @@ func TestQueryRoutedMastersAsksTheNextNameServer(t *testing.T) {
 	}
 }
 
-func TestQueryRoutedMastersReportsAnError(t *testing.T) {
+func TestQueryRoutedMastersReportsAnErrorWhenNoneAnswers(t *testing.T) {
 	const topicNotExist = 17
-	addr, _ := fakeNameServer(t, topicNotExist, "")
-	if _, err := queryRoutedMasters(context.Background(), []string{addr}, "nope"); err == nil {
+	a, _ := fakeNameServer(t, topicNotExist, "")
+	b, _ := fakeNameServer(t, topicNotExist, "")
+	if _, err := queryRoutedMasters(context.Background(), []string{a, b}, "nope"); err == nil {
 		t.Fatal("no error for a topic without a route")
 	}
 }
