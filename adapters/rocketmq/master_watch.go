@@ -24,9 +24,12 @@ type MasterChange struct {
 // The client itself learns that a master died or came back only at its
 // route refresh, every 30 s (_PullNameServerInterval in
 // rocketmq-client-go/v2 internal/client.go, not configurable), and a pull
-// in flight to a dead master waits out a fixed 30 s timeout
-// (rmqClient.PullMessage): the 33 s stall of cross-node delivery after a
-// broker crash. The name server drops a master from its routes as soon as
+// in flight to a dead master waits out a fixed 30 s timeout: the remoting
+// client does not fail a request whose connection closed, and
+// rmqClient.PullMessage bounds it with 30 s whatever the options
+// (WithConsumerPullTimeout is never read; apache/rocketmq-client-go#1131).
+// Hence the 33 s stall of cross-node delivery after a broker crash, with
+// the 3 s back-off after a failed pull. The name server drops a master from its routes as soon as
 // the master's connection closes, so asking it every second tells the
 // adapter within a second; the listeners then move sends off the broker
 // (brokerFailover) and rebuild the broadcast consumers, whose fresh clients
