@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,7 +109,7 @@ func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 	msg.WithTag(tagOf(c))
 	msg.WithShardingKey(shardingKeyOf(c))
 	msg.WithProperty(propFlight, token)
-	res, err := p.tx.SendMessageInTransaction(ctx, msg)
+	res, err := p.sendHalf(ctx, msg)
 	if err != nil {
 		// The half message never reached a broker, so the local
 		// transaction did not run and nothing was stored.
@@ -116,6 +117,42 @@ func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 	}
 	return txState(res.State), f.err
 }
+
+// The pauses before a half message refused by a busy broker is sent again.
+const (
+	busyPauseFirst = 100 * time.Millisecond
+	busyPauseMax   = time.Second
+)
+
+// sendHalf sends a half message, and sends it again, after a growing pause
+// and while ctx allows, when the broker refused it as busy. A broker under
+// flow control ([TIMEOUT_CLEAN_QUEUE] when its send queue waits over
+// 200 ms, as the surviving master of a group does when it takes the dead
+// one's sends on a loaded machine) answers SYSTEM_BUSY, which the Go client
+// does not retry (needRetryCode in producer/producer.go); the Java client
+// does since apache/rocketmq#5838. A refused half message is not stored and
+// its local transaction has not run, so sending it again is safe.
+func (p *Publisher) sendHalf(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
+	pause := busyPauseFirst
+	for {
+		res, err := p.tx.SendMessageInTransaction(ctx, msg)
+		if err == nil || !brokerBusy(err) {
+			return res, err
+		}
+		p.log.Debug("broker busy; sending the half message again", "pause", pause, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, busyPauseMax)
+	}
+}
+
+// brokerBusy tells the broker's SYSTEM_BUSY answer (code 2) from other
+// failures. The client reports a broker's refusal only as text, "CODE: 2,
+// DESC: ..." (rmqClient.ProcessSendResponse).
+func brokerBusy(err error) bool { return strings.HasPrefix(err.Error(), "CODE: 2,") }
 
 // Ping implements ports.TransactionalPublisher: a probe half message, rolled
 // back at once, proves a broker takes messages now, which a name server

@@ -1,0 +1,92 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/evchat/chatd/ports"
+)
+
+// scriptedProducer answers each SendMessageInTransaction with the next
+// error of its script (the last one repeating); a nil error stores the half
+// message and runs the local transaction, as the client does.
+type scriptedProducer struct {
+	p     *Publisher
+	errs  []error
+	sends atomic.Int32
+}
+
+func (s *scriptedProducer) Start() error    { return nil }
+func (s *scriptedProducer) Shutdown() error { return nil }
+
+func (s *scriptedProducer) SendMessageInTransaction(_ context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
+	n := int(s.sends.Add(1)) - 1
+	if err := s.errs[min(n, len(s.errs)-1)]; err != nil {
+		return nil, err
+	}
+	state := listener{s.p}.ExecuteLocalTransaction(msg)
+	return &primitive.TransactionSendResult{SendResult: &primitive.SendResult{Status: primitive.SendOK}, State: state}, nil
+}
+
+type countingHandler struct{ local atomic.Int32 }
+
+func (h *countingHandler) ExecuteLocal(context.Context, ports.Commit) (ports.TxState, error) {
+	h.local.Add(1)
+	return ports.TxCommit, nil
+}
+func (h *countingHandler) Check(context.Context, ports.Commit) ports.TxState { return ports.TxCommit }
+
+// TestPublishSendsAgainWhileTheBrokerIsBusy: a half message the broker
+// refused under flow control is sent again until it is taken or the
+// caller's deadline passes; any other failure ends the Publish at once.
+func TestPublishSendsAgainWhileTheBrokerIsBusy(t *testing.T) {
+	busy := errors.New("CODE: 2, DESC: [TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: 233ms, size of queue: 0")
+	refused := errors.New("dial tcp 127.0.0.1:10911: connect: connection refused")
+	tests := []struct {
+		name      string
+		errs      []error
+		deadline  time.Duration
+		wantState ports.TxState
+		wantErr   bool
+		// wantSends is the number of sends; with orMore, the least.
+		wantSends int32
+		orMore    bool
+		wantLocal int32
+	}{
+		{"taken at once", []error{nil}, 5 * time.Second, ports.TxCommit, false, 1, false, 1},
+		{"busy twice, then taken", []error{busy, busy, nil}, 5 * time.Second, ports.TxCommit, false, 3, false, 1},
+		{"another failure is not sent again", []error{refused, nil}, 5 * time.Second, ports.TxRollback, true, 1, false, 0},
+		{"busy until the deadline", []error{busy}, time.Second, ports.TxRollback, true, 2, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &countingHandler{}
+			p := &Publisher{cfg: DefaultConfig(), handler: h, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			tx := &scriptedProducer{p: p, errs: tt.errs}
+			p.tx = tx
+			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
+			defer cancel()
+			c := ports.Commit{ID: "m1", Stream: "conv", Version: 1, CommittedAt: time.Now()}
+			state, err := p.Publish(ctx, c)
+			if state != tt.wantState || (err != nil) != tt.wantErr {
+				t.Fatalf("Publish = %v, %v; want %v, error %v", state, err, tt.wantState, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ports.ErrUnavailable) {
+				t.Fatalf("error %v is not ErrUnavailable", err)
+			}
+			if got := tx.sends.Load(); got != tt.wantSends && !(tt.orMore && got > tt.wantSends) {
+				t.Fatalf("%d sends, want %d", got, tt.wantSends)
+			}
+			if got := h.local.Load(); got != tt.wantLocal {
+				t.Fatalf("%d local transactions, want %d", got, tt.wantLocal)
+			}
+		})
+	}
+}
