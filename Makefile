@@ -8,7 +8,7 @@ FERRETDB := $(BIN)/ferretdb
 RMQ_OFFSETS := $(CURDIR)/bin/rocketmq-offsets
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster test infra-deps browser-deps fuzz bench bench-load vet clean
+.PHONY: build run run-cluster run-cluster-ha test infra-deps browser-deps fuzz bench bench-load vet clean
 
 build:
 	$(GO) build -o $(CHATD) ./bootstrap/chatd
@@ -21,6 +21,15 @@ run: build
 run-cluster: build infra-deps
 	$(GO) build -o $(BIN)/stack ./tests/infra/cmd/stack
 	./$(BIN)/stack -nodes 127.0.0.1:8081,127.0.0.1:8082
+
+## run-cluster-ha: as run-cluster, on RocketMQ as bootstrap/deploy lays it out (two
+## name servers, broker-a and broker-b each a master and a slave, from the shipped
+## .conf files). bin/run-cluster-ha/pids has one "ROLE PID" line per process, to
+## rehearse failures with kill -9; `kill -HUP` the stack to restart the RocketMQ
+## processes killed, on their stores.
+run-cluster-ha: build infra-deps
+	$(GO) build -o $(BIN)/stack ./tests/infra/cmd/stack
+	./$(BIN)/stack -ha -nodes 127.0.0.1:8081,127.0.0.1:8082 -pids $(BIN)/run-cluster-ha/pids
 
 ## infra-deps: the RocketMQ jars (Maven Central) and the FerretDB test server.
 infra-deps: $(FERRETDB)

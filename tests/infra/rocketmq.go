@@ -44,18 +44,9 @@ func LaunchRocketMQ() (*RocketMQ, error) {
 	if err != nil {
 		return nil, err
 	}
-	lib := filepath.Join(root, "tests", "infra", "rocketmq", "lib")
-	for _, f := range []string{".installed", "rocketmq-broker-5.3.3.jar", "chatd-loopback-ha.jar"} {
-		if _, err := os.Stat(filepath.Join(lib, f)); err != nil {
-			return nil, fmt.Errorf("RocketMQ jars not installed in %s (%v): run `make infra-deps` (tests/infra/rocketmq/install.sh)", lib, err)
-		}
-	}
-	java := "java"
-	if h := os.Getenv("JAVA_HOME"); h != "" {
-		java = filepath.Join(h, "bin", "java")
-	}
-	if java, err = exec.LookPath(java); err != nil {
-		return nil, fmt.Errorf("java not found (%v): RocketMQ needs JDK 17 (apt-get install openjdk-17-jdk-headless)", err)
+	lib, java, err := rocketMQInstall(root)
+	if err != nil {
+		return nil, err
 	}
 	dir, err := makeTempDir("chatd-rocketmq-")
 	if err != nil {
@@ -78,6 +69,24 @@ func LaunchRocketMQ() (*RocketMQ, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// rocketMQInstall checks the jars and finds java.
+func rocketMQInstall(root string) (lib, java string, err error) {
+	lib = filepath.Join(root, "tests", "infra", "rocketmq", "lib")
+	for _, f := range []string{".installed", "rocketmq-broker-5.3.3.jar", "chatd-loopback-ha.jar"} {
+		if _, err := os.Stat(filepath.Join(lib, f)); err != nil {
+			return "", "", fmt.Errorf("RocketMQ jars not installed in %s (%v): run `make infra-deps` (tests/infra/rocketmq/install.sh)", lib, err)
+		}
+	}
+	java = "java"
+	if h := os.Getenv("JAVA_HOME"); h != "" {
+		java = filepath.Join(h, "bin", "java")
+	}
+	if java, err = exec.LookPath(java); err != nil {
+		return "", "", fmt.Errorf("java not found (%v): RocketMQ needs JDK 17 (apt-get install openjdk-17-jdk-headless)", err)
+	}
+	return lib, java, nil
 }
 
 func (r *RocketMQ) writeConfigs() error {
@@ -143,20 +152,27 @@ func (r *RocketMQ) StartupTimes() (namesrv, broker time.Duration) {
 }
 
 func (r *RocketMQ) javaArgs(mainClass, conf string) []string {
-	return []string{r.java,
-		// The release scripts default to 8 GB heaps; two servers and the
-		// tests share two cores and a few GB here.
-		"-Xms256m", "-Xmx512m", "-XX:MaxDirectMemorySize=512m",
+	// The release scripts default to 8 GB heaps; two servers and the tests
+	// share two cores and a few GB here.
+	heap := []string{"-Xms256m", "-Xmx512m", "-XX:MaxDirectMemorySize=512m"}
+	return javaCommand(r.java, r.lib, r.dir, heap, mainClass, filepath.Join(r.dir, conf))
+}
+
+// javaCommand is the command line of one RocketMQ server whose logs (and any
+// default store path) go under home.
+func javaCommand(java, lib, home string, heap []string, mainClass, conf string) []string {
+	argv := append([]string{java}, heap...)
+	return append(argv,
 		"-XX:-UsePerfData",
 		"--add-opens", "java.base/java.nio=ALL-UNNAMED",
 		"--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
 		"--add-opens", "java.base/java.lang=ALL-UNNAMED",
 		// Both servers exit without a home; user.home decides where logs
-		// (and any default store path) go, which must not be /root.
-		"-Drocketmq.home.dir=" + r.dir, "-Duser.home=" + r.dir,
-		"-cp", filepath.Join(r.lib, "*"),
-		mainClass, "-c", filepath.Join(r.dir, conf),
-	}
+		// go, which must not be /root.
+		"-Drocketmq.home.dir="+home, "-Duser.home="+home,
+		"-cp", filepath.Join(lib, "*"),
+		mainClass, "-c", conf,
+	)
 }
 
 // Start starts whichever of the name server and broker is not running, on the
