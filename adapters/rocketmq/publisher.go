@@ -118,34 +118,47 @@ func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 	return txState(res.State), f.err
 }
 
-// The pauses before a half message refused by a busy broker is sent again.
+// The pauses before a half message the broker did not take is sent again.
 const (
-	busyPauseFirst = 100 * time.Millisecond
-	busyPauseMax   = time.Second
+	resendPauseFirst = 100 * time.Millisecond
+	resendPauseMax   = time.Second
 )
 
 // sendHalf sends a half message, and sends it again, after a growing pause
-// and while ctx allows, when the broker refused it as busy. A broker under
-// flow control ([TIMEOUT_CLEAN_QUEUE] when its send queue waits over
-// 200 ms, as the surviving master of a group does when it takes the dead
-// one's sends on a loaded machine) answers SYSTEM_BUSY, which the Go client
-// does not retry (needRetryCode in producer/producer.go); the Java client
-// does since apache/rocketmq#5838. A refused half message is not stored and
-// its local transaction has not run, so sending it again is safe.
+// and while ctx allows, when the broker did not take it for a passing
+// reason:
+//   - SYSTEM_BUSY: a broker under flow control ([TIMEOUT_CLEAN_QUEUE] when
+//     its send queue waits over 200 ms, as the surviving master of a group
+//     does when it takes the dead one's sends on a loaded machine). The Go
+//     client does not retry that code (needRetryCode in
+//     producer/producer.go); the Java client does since
+//     apache/rocketmq#5838.
+//   - FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE or FLUSH_DISK_TIMEOUT: the
+//     master stored the half message without the replica or flush it
+//     waits for (a slave that just died), and the client rolled it back
+//     at once without running the local transaction.
+//
+// In both cases nothing was stored locally, so sending again is safe.
 func (p *Publisher) sendHalf(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
-	pause := busyPauseFirst
+	pause := resendPauseFirst
 	for {
 		res, err := p.tx.SendMessageInTransaction(ctx, msg)
-		if err == nil || !brokerBusy(err) {
-			return res, err
+		switch {
+		case err != nil && !brokerBusy(err):
+			return nil, err
+		case err == nil && !notReplicated(res):
+			return res, nil
 		}
-		p.log.Debug("broker busy; sending the half message again", "pause", pause, "err", err)
+		p.log.Debug("half message not taken; sending it again", "pause", pause, "err", err)
 		select {
 		case <-ctx.Done():
+			if err == nil {
+				return res, nil
+			}
 			return nil, err
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, busyPauseMax)
+		pause = min(2*pause, resendPauseMax)
 	}
 }
 
@@ -153,6 +166,19 @@ func (p *Publisher) sendHalf(ctx context.Context, msg *primitive.Message) (*prim
 // failures. The client reports a broker's refusal only as text, "CODE: 2,
 // DESC: ..." (rmqClient.ProcessSendResponse).
 func brokerBusy(err error) bool { return strings.HasPrefix(err.Error(), "CODE: 2,") }
+
+// notReplicated: the master stored the half message without the replica or
+// flush it waits for, and the client rolled it back unexecuted.
+func notReplicated(res *primitive.TransactionSendResult) bool {
+	if res == nil || res.SendResult == nil {
+		return false
+	}
+	switch res.Status {
+	case primitive.SendFlushDiskTimeout, primitive.SendFlushSlaveTimeout, primitive.SendSlaveNotAvailable:
+		return true
+	}
+	return false
+}
 
 // Ping implements ports.TransactionalPublisher: a probe half message, rolled
 // back at once, proves a broker takes messages now, which a name server

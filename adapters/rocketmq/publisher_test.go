@@ -15,12 +15,18 @@ import (
 )
 
 // scriptedProducer answers each SendMessageInTransaction with the next
-// error of its script (the last one repeating); a nil error stores the half
-// message and runs the local transaction, as the client does.
+// outcome of its script (the last one repeating). SendOK stores the half
+// message and runs the local transaction, as the client does; the other
+// statuses roll it back unexecuted, as the client does.
 type scriptedProducer struct {
-	p     *Publisher
-	errs  []error
-	sends atomic.Int32
+	p        *Publisher
+	outcomes []sendOutcome
+	sends    atomic.Int32
+}
+
+type sendOutcome struct {
+	err    error
+	status primitive.SendStatus
 }
 
 func (s *scriptedProducer) Start() error    { return nil }
@@ -28,11 +34,15 @@ func (s *scriptedProducer) Shutdown() error { return nil }
 
 func (s *scriptedProducer) SendMessageInTransaction(_ context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
 	n := int(s.sends.Add(1)) - 1
-	if err := s.errs[min(n, len(s.errs)-1)]; err != nil {
-		return nil, err
+	o := s.outcomes[min(n, len(s.outcomes)-1)]
+	if o.err != nil {
+		return nil, o.err
 	}
-	state := listener{s.p}.ExecuteLocalTransaction(msg)
-	return &primitive.TransactionSendResult{SendResult: &primitive.SendResult{Status: primitive.SendOK}, State: state}, nil
+	state := primitive.RollbackMessageState
+	if o.status == primitive.SendOK {
+		state = listener{s.p}.ExecuteLocalTransaction(msg)
+	}
+	return &primitive.TransactionSendResult{SendResult: &primitive.SendResult{Status: o.status}, State: state}, nil
 }
 
 type countingHandler struct{ local atomic.Int32 }
@@ -43,15 +53,18 @@ func (h *countingHandler) ExecuteLocal(context.Context, ports.Commit) (ports.TxS
 }
 func (h *countingHandler) Check(context.Context, ports.Commit) ports.TxState { return ports.TxCommit }
 
-// TestPublishSendsAgainWhileTheBrokerIsBusy: a half message the broker
-// refused under flow control is sent again until it is taken or the
-// caller's deadline passes; any other failure ends the Publish at once.
-func TestPublishSendsAgainWhileTheBrokerIsBusy(t *testing.T) {
-	busy := errors.New("CODE: 2, DESC: [TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: 233ms, size of queue: 0")
-	refused := errors.New("dial tcp 127.0.0.1:10911: connect: connection refused")
+// TestPublishSendsAgainWhatTheBrokerDidNotTake: a half message the broker
+// refused under flow control, or stored without its slave (and the client
+// rolled back unexecuted), is sent again until it is taken or the caller's
+// deadline passes; any other failure ends the Publish at once.
+func TestPublishSendsAgainWhatTheBrokerDidNotTake(t *testing.T) {
+	busy := sendOutcome{err: errors.New("CODE: 2, DESC: [TIMEOUT_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: 233ms, size of queue: 0")}
+	refused := sendOutcome{err: errors.New("dial tcp 127.0.0.1:10911: connect: connection refused")}
+	noSlave := sendOutcome{status: primitive.SendFlushSlaveTimeout}
+	taken := sendOutcome{status: primitive.SendOK}
 	tests := []struct {
 		name      string
-		errs      []error
+		outcomes  []sendOutcome
 		deadline  time.Duration
 		wantState ports.TxState
 		wantErr   bool
@@ -60,16 +73,18 @@ func TestPublishSendsAgainWhileTheBrokerIsBusy(t *testing.T) {
 		orMore    bool
 		wantLocal int32
 	}{
-		{"taken at once", []error{nil}, 5 * time.Second, ports.TxCommit, false, 1, false, 1},
-		{"busy twice, then taken", []error{busy, busy, nil}, 5 * time.Second, ports.TxCommit, false, 3, false, 1},
-		{"another failure is not sent again", []error{refused, nil}, 5 * time.Second, ports.TxRollback, true, 1, false, 0},
-		{"busy until the deadline", []error{busy}, time.Second, ports.TxRollback, true, 2, true, 0},
+		{"taken at once", []sendOutcome{taken}, 5 * time.Second, ports.TxCommit, false, 1, false, 1},
+		{"busy twice, then taken", []sendOutcome{busy, busy, taken}, 5 * time.Second, ports.TxCommit, false, 3, false, 1},
+		{"not on the slave twice, then taken", []sendOutcome{noSlave, noSlave, taken}, 5 * time.Second, ports.TxCommit, false, 3, false, 1},
+		{"another failure is not sent again", []sendOutcome{refused, taken}, 5 * time.Second, ports.TxRollback, true, 1, false, 0},
+		{"busy until the deadline", []sendOutcome{busy}, time.Second, ports.TxRollback, true, 2, true, 0},
+		{"not on the slave until the deadline", []sendOutcome{noSlave}, time.Second, ports.TxRollback, false, 2, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &countingHandler{}
 			p := &Publisher{cfg: DefaultConfig(), handler: h, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			tx := &scriptedProducer{p: p, errs: tt.errs}
+			tx := &scriptedProducer{p: p, outcomes: tt.outcomes}
 			p.tx = tx
 			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
 			defer cancel()
