@@ -39,7 +39,9 @@ type MasterChange struct {
 type MasterWatch struct {
 	interval time.Duration
 	query    func(context.Context) ([]string, error)
-	log      *slog.Logger
+	// release frees what query holds once the watch stops.
+	release func()
+	log     *slog.Logger
 
 	mu        sync.Mutex
 	listeners []func(MasterChange) error
@@ -49,9 +51,10 @@ type MasterWatch struct {
 
 // NewMasterWatch returns a watch of cfg's topic; add listeners, then Start.
 func NewMasterWatch(cfg Config, log *slog.Logger) *MasterWatch {
-	return newMasterWatch(cfg.MasterWatchInterval, func(ctx context.Context) ([]string, error) {
-		return queryRoutedMasters(ctx, cfg.NameServers, cfg.Topic)
-	}, log)
+	q := newRouteQuerier(cfg.NameServers, cfg.Topic)
+	w := newMasterWatch(cfg.MasterWatchInterval, q.routedMasters, log)
+	w.release = q.close
+	return w
 }
 
 func newMasterWatch(interval time.Duration, query func(context.Context) ([]string, error), log *slog.Logger) *MasterWatch {
@@ -89,6 +92,9 @@ func (w *MasterWatch) Stop() {
 }
 
 func (w *MasterWatch) run(ctx context.Context) {
+	if w.release != nil {
+		defer w.release()
+	}
 	var last []string
 	reported := false
 	ticker := time.NewTicker(w.interval)

@@ -40,25 +40,44 @@ type remotingHeader struct {
 	ExtFields map[string]string `json:"extFields,omitempty"`
 }
 
-// queryRoutedMasters asks every name server which brokers route topic with
+// routeQuerier asks the name servers which brokers route a topic with a
+// master, on one connection to each that it keeps between questions. One
+// goroutine uses it at a time (the master watch's).
+//
+// The client offers no way to ask this afresh: its admin keeps the first
+// route it fetched for good, and a fresh admin per question leaves a name
+// server connection open for two minutes (its namesrv client is never
+// closed).
+type routeQuerier struct {
+	nameServers []string
+	topic       string
+	conns       map[string]*bufferedConn
+	opaque      int32
+}
+
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func newRouteQuerier(nameServers []string, topic string) *routeQuerier {
+	return &routeQuerier{nameServers: nameServers, topic: topic, conns: map[string]*bufferedConn{}}
+}
+
+// routedMasters asks every name server which brokers route the topic with
 // a master and writable queues: the brokers the client's producers may send
 // to once their route is refreshed. A broker counts if any name server that
 // answers routes it so: a master's death reaches every name server at once,
 // when its connections close, while a name server that has just restarted
 // knows only the brokers that have registered with it since.
-//
-// The client offers no way to ask this afresh: its admin keeps the first
-// route it fetched for good, and a fresh admin per question leaves a name
-// server connection open for two minutes (its namesrv client is never
-// closed). One request on a connection of our own is cheaper.
-func queryRoutedMasters(ctx context.Context, nameServers []string, topic string) ([]string, error) {
+func (q *routeQuerier) routedMasters(ctx context.Context) ([]string, error) {
 	var (
 		errs     []error
 		answered bool
 		brokers  []string
 	)
-	for _, addr := range nameServers {
-		body, err := queryRoute(ctx, addr, topic)
+	for _, addr := range q.nameServers {
+		body, err := q.route(ctx, addr)
 		var routed []string
 		if err == nil {
 			routed, err = routedMasters(body)
@@ -81,32 +100,55 @@ func queryRoutedMasters(ctx context.Context, nameServers []string, topic string)
 	return brokers, nil
 }
 
-// queryRoute returns the body of the name server's GET_ROUTEINFO_BY_TOPIC
-// answer.
-func queryRoute(ctx context.Context, addr, topic string) ([]byte, error) {
+// route returns the body of a name server's GET_ROUTEINFO_BY_TOPIC answer.
+// A connection that failed is closed, and the next question dials again.
+func (q *routeQuerier) route(ctx context.Context, addr string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, routeQueryTimeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	c, ok := q.conns[addr]
+	if !ok {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		c = &bufferedConn{Conn: conn, r: bufio.NewReader(conn)}
+		q.conns[addr] = c
+	}
+	res, body, err := q.ask(ctx, c)
 	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = conn.Close() }()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	req := remotingHeader{Code: reqGetRouteInfoByTopic, Language: "GO", Version: 317, Opaque: 1, ExtFields: map[string]string{"topic": topic}}
-	if err := writeFrame(conn, req, nil); err != nil {
-		return nil, err
-	}
-	res, body, err := readFrame(bufio.NewReader(conn))
-	if err != nil {
+		_ = c.Close()
+		delete(q.conns, addr)
 		return nil, err
 	}
 	if res.Code != resSuccess {
-		return nil, fmt.Errorf("route of %s: code %d: %s", topic, res.Code, res.Remark)
+		return nil, fmt.Errorf("route of %s: code %d: %s", q.topic, res.Code, res.Remark)
 	}
 	return body, nil
+}
+
+func (q *routeQuerier) ask(ctx context.Context, c *bufferedConn) (remotingHeader, []byte, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(deadline)
+	}
+	q.opaque++
+	req := remotingHeader{Code: reqGetRouteInfoByTopic, Language: "GO", Version: 317, Opaque: q.opaque, ExtFields: map[string]string{"topic": q.topic}}
+	if err := writeFrame(c, req, nil); err != nil {
+		return remotingHeader{}, nil, err
+	}
+	res, body, err := readFrame(c.r)
+	if err == nil && res.Opaque != req.Opaque {
+		err = fmt.Errorf("answer %d to question %d", res.Opaque, req.Opaque)
+	}
+	return res, body, err
+}
+
+// close closes the kept connections.
+func (q *routeQuerier) close() {
+	for addr, c := range q.conns {
+		_ = c.Close()
+		delete(q.conns, addr)
+	}
 }
 
 func writeFrame(w io.Writer, h remotingHeader, body []byte) error {

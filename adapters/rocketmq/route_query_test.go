@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -59,73 +60,102 @@ func TestRoutedMasters(t *testing.T) {
 }
 
 // fakeNameServer answers every GET_ROUTEINFO_BY_TOPIC on a loopback port
-// with code and body, and records the topics asked for.
-func fakeNameServer(t *testing.T, code int, body string) (addr string, topics <-chan string) {
+// with code and body, on as many questions per connection as it is asked,
+// and counts the connections it accepted.
+func fakeNameServer(t *testing.T, code int, body string) (addr string, accepted *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	asked := make(chan string, 16)
+	accepted = &atomic.Int32{}
 	go func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			go func() {
 				defer func() { _ = conn.Close() }()
-				req, _, err := readFrame(bufio.NewReader(conn))
-				if err != nil || req.Code != reqGetRouteInfoByTopic {
-					return
+				r := bufio.NewReader(conn)
+				for {
+					req, _, err := readFrame(r)
+					if err != nil || req.Code != reqGetRouteInfoByTopic || req.ExtFields["topic"] == "" {
+						return
+					}
+					if writeFrame(conn, remotingHeader{Code: code, Language: "JAVA", Opaque: req.Opaque, Flag: 1}, []byte(body)) != nil {
+						return
+					}
 				}
-				asked <- req.ExtFields["topic"]
-				_ = writeFrame(conn, remotingHeader{Code: code, Language: "JAVA", Opaque: req.Opaque, Flag: 1}, []byte(body))
 			}()
 		}
 	}()
-	return ln.Addr().String(), asked
+	return ln.Addr().String(), accepted
 }
 
-// TestQueryRoutedMastersAsksEveryNameServer: a name server that is down,
-// or that knows the topic on fewer brokers (it has just restarted), does
-// not hide a broker another one routes with a master.
-func TestQueryRoutedMastersAsksEveryNameServer(t *testing.T) {
+const (
+	routeOfA = `{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"}],` +
+		`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`
+	routeOfAB = `{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"},` +
+		`{"brokerAddrs":{0:"127.0.0.1:10931"},"brokerName":"broker-b","cluster":"c"}],` +
+		`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8},` +
+		`{"brokerName":"broker-b","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`
+	topicNotExist = 17
+)
+
+// TestRouteQuerierAsksEveryNameServer: a name server that is down, or that
+// knows the topic on fewer brokers (it has just restarted), does not hide a
+// broker another one routes with a master.
+func TestRouteQuerierAsksEveryNameServer(t *testing.T) {
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadAddr := dead.Addr().String()
 	_ = dead.Close()
-	const topicNotExist = 17
 	restarted, _ := fakeNameServer(t, topicNotExist, "")
-	partial, topics := fakeNameServer(t, resSuccess,
-		`{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"}],`+
-			`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`)
-	full, _ := fakeNameServer(t, resSuccess,
-		`{"brokerDatas":[{"brokerAddrs":{0:"127.0.0.1:10911"},"brokerName":"broker-a","cluster":"c"},`+
-			`{"brokerAddrs":{0:"127.0.0.1:10931"},"brokerName":"broker-b","cluster":"c"}],`+
-			`"queueDatas":[{"brokerName":"broker-a","perm":6,"readQueueNums":8,"writeQueueNums":8},`+
-			`{"brokerName":"broker-b","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`)
+	partial, _ := fakeNameServer(t, resSuccess, routeOfA)
+	full, _ := fakeNameServer(t, resSuccess, routeOfAB)
 
-	got, err := queryRoutedMasters(context.Background(), []string{deadAddr, restarted, partial, full}, "chat_events")
+	q := newRouteQuerier([]string{deadAddr, restarted, partial, full}, "chat_events")
+	defer q.close()
+	got, err := q.routedMasters(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, []string{"broker-a", "broker-b"}) {
 		t.Fatalf("got %v", got)
 	}
-	if topic := <-topics; topic != "chat_events" {
-		t.Fatalf("asked for %q", topic)
+}
+
+func TestRouteQuerierReportsAnErrorWhenNoneAnswers(t *testing.T) {
+	a, _ := fakeNameServer(t, topicNotExist, "")
+	b, _ := fakeNameServer(t, topicNotExist, "")
+	q := newRouteQuerier([]string{a, b}, "nope")
+	defer q.close()
+	if _, err := q.routedMasters(context.Background()); err == nil {
+		t.Fatal("no error for a topic without a route")
 	}
 }
 
-func TestQueryRoutedMastersReportsAnErrorWhenNoneAnswers(t *testing.T) {
-	const topicNotExist = 17
-	a, _ := fakeNameServer(t, topicNotExist, "")
-	b, _ := fakeNameServer(t, topicNotExist, "")
-	if _, err := queryRoutedMasters(context.Background(), []string{a, b}, "nope"); err == nil {
-		t.Fatal("no error for a topic without a route")
+// TestRouteQuerierKeepsItsConnection: asked every second, the querier must
+// not open a connection to each name server every second.
+func TestRouteQuerierKeepsItsConnection(t *testing.T) {
+	addr, accepted := fakeNameServer(t, resSuccess, routeOfAB)
+	q := newRouteQuerier([]string{addr}, "chat_events")
+	defer q.close()
+	for range 3 {
+		got, err := q.routedMasters(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, []string{"broker-a", "broker-b"}) {
+			t.Fatalf("got %v", got)
+		}
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 questions", n)
 	}
 }
