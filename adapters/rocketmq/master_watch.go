@@ -61,8 +61,9 @@ func newMasterWatch(interval time.Duration, query func(context.Context) ([]strin
 	return &MasterWatch{interval: interval, query: query, log: log}
 }
 
-// Notify adds a listener. A listener that fails gets the same change again
-// at the next poll.
+// Notify adds a listener. A listener that fails is told again at the next
+// poll: the same change, or, if the brokers are back as they were, a report
+// without one.
 func (w *MasterWatch) Notify(f func(MasterChange) error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -96,7 +97,10 @@ func (w *MasterWatch) run(ctx context.Context) {
 		defer w.release()
 	}
 	var last []string
-	reported := false
+	// reported: a first change was told; failed: a listener failed the
+	// last one, and is told again even if the brokers are back as they
+	// were (a rebuild may have left it without a consumer).
+	reported, failed := false, false
 	ticker := time.NewTicker(w.interval)
 	defer ticker.Stop()
 	for {
@@ -104,13 +108,16 @@ func (w *MasterWatch) run(ctx context.Context) {
 		switch {
 		case err != nil:
 			w.log.Debug("no route from the name servers", "err", err)
-		case !reported || !slices.Equal(brokers, last):
+		case !reported || failed || !slices.Equal(brokers, last):
 			change := MasterChange{Brokers: brokers}
 			if reported {
 				change.Lost, change.Regained = missingFrom(brokers, last), missingFrom(last, brokers)
+			}
+			if len(change.Lost) > 0 || len(change.Regained) > 0 {
 				w.log.Warn("brokers' masters changed", "routed", brokers, "lost", change.Lost, "regained", change.Regained)
 			}
-			if w.tell(change) {
+			failed = !w.tell(change)
+			if !failed {
 				last, reported = brokers, true
 			}
 		}

@@ -64,6 +64,10 @@ func TestMasterWatchReportsChanges(t *testing.T) {
 			[]routeAnswer{{brokers: ab}, {brokers: b}, {brokers: b}},
 			[]int{1},
 			[]MasterChange{{Brokers: ab}, {Brokers: b, Lost: []string{"broker-a"}}, {Brokers: b, Lost: []string{"broker-a"}}}},
+		{"a listener that failed is told again when the brokers are back as they were",
+			[]routeAnswer{{brokers: ab}, {brokers: b}, {brokers: ab}, {brokers: ab}},
+			[]int{1},
+			[]MasterChange{{Brokers: ab}, {Brokers: b, Lost: []string{"broker-a"}}, {Brokers: ab}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -129,12 +129,10 @@ func (s *Signals) startConsumer() (rocketmq.PushConsumer, error) {
 // restarted master's from the master.
 func (s *Signals) FollowMasters(c MasterChange) error {
 	s.selector.setRouted(c.Brokers)
-	if len(c.Lost) == 0 && len(c.Regained) == 0 {
-		return nil
-	}
+	changed := len(c.Lost) > 0 || len(c.Regained) > 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.running {
+	if !s.running || (s.consumer != nil && !changed) {
 		return nil
 	}
 	var errs []error

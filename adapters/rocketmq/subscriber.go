@@ -118,12 +118,13 @@ func (s *Subscriber) Start() error {
 // from the offsets the old one stored on its way out, so what was pulled
 // and not yet handled comes again, and delivery drops what it has sent.
 //
+// A consumer that cannot start (a topic with no route while its only
+// broker is down) is started again at the next report.
+//
 // Clustering consumers are left alone: their offsets live on the master,
 // which a new consumer cannot read while the master is down.
 func (s *Subscriber) FollowMasters(c MasterChange) error {
-	if len(c.Lost) == 0 && len(c.Regained) == 0 {
-		return nil
-	}
+	changed := len(c.Lost) > 0 || len(c.Regained) > 0
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running {
@@ -131,7 +132,7 @@ func (s *Subscriber) FollowMasters(c MasterChange) error {
 	}
 	var errs []error
 	for _, sub := range s.subs {
-		if !sub.broadcast {
+		if !sub.broadcast || (sub.consumer != nil && !changed) {
 			continue
 		}
 		if sub.consumer != nil {
@@ -144,7 +145,7 @@ func (s *Subscriber) FollowMasters(c MasterChange) error {
 			continue
 		}
 		sub.consumer = fresh
-		s.log.Info("broadcast consumer rebuilt after a change of masters", "group", sub.group, "lost", c.Lost, "regained", c.Regained)
+		s.log.Info("broadcast consumer rebuilt", "group", sub.group, "lost", c.Lost, "regained", c.Regained)
 	}
 	return errors.Join(errs...)
 }
