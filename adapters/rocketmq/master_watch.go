@@ -17,6 +17,18 @@ type MasterChange struct {
 	Regained []string
 }
 
+// movesReads tells whether broadcast consumers should be rebuilt for the
+// change: a master came back, whose queues a consumer may never pull again
+// otherwise, or one died while another still serves, whose queues are then
+// read from its slave. When no broker is routed with a master at all, a
+// rebuilt consumer could not even start (its topic has no route), and a
+// name server that has just restarted, and knows no broker yet, looks the
+// same: the consumers are left as they are, and rebuilt when masters are
+// routed again.
+func (c MasterChange) movesReads() bool {
+	return len(c.Regained) > 0 || (len(c.Lost) > 0 && len(c.Brokers) > 0)
+}
+
 // MasterWatch asks the name servers, every MasterWatchInterval, which
 // brokers of the topic have a master, and reports each change to its
 // listeners.

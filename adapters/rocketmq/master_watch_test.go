@@ -105,3 +105,25 @@ func TestMasterWatchOffWithZeroInterval(t *testing.T) {
 	w.Start()
 	w.Stop()
 }
+
+func TestMasterChangeMovesReads(t *testing.T) {
+	tests := []struct {
+		name   string
+		change MasterChange
+		want   bool
+	}{
+		{"first report", MasterChange{Brokers: []string{"broker-a", "broker-b"}}, false},
+		{"a master died, another serves", MasterChange{Brokers: []string{"broker-b"}, Lost: []string{"broker-a"}}, true},
+		{"a master came back", MasterChange{Brokers: []string{"broker-a", "broker-b"}, Regained: []string{"broker-a"}}, true},
+		{"no master left, or a name server that knows none yet", MasterChange{Lost: []string{"broker-a"}}, false},
+		{"the only master back", MasterChange{Brokers: []string{"broker-a"}, Regained: []string{"broker-a"}}, true},
+		{"told again, nothing changed", MasterChange{Brokers: []string{"broker-a"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.change.movesReads(); got != tt.want {
+				t.Fatalf("movesReads = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

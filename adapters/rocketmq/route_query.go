@@ -21,6 +21,7 @@ import (
 const (
 	reqGetRouteInfoByTopic = 105
 	resSuccess             = 0
+	resTopicNotExist       = 17
 	permWrite              = 1 << 1
 	// maxRouteFrame bounds what a name server may send back: a route of a
 	// few brokers is a few kilobytes.
@@ -121,10 +122,15 @@ func (q *routeQuerier) route(ctx context.Context, addr string) ([]byte, error) {
 		delete(q.conns, addr)
 		return nil, err
 	}
-	if res.Code != resSuccess {
-		return nil, fmt.Errorf("route of %s: code %d: %s", q.topic, res.Code, res.Remark)
+	switch res.Code {
+	case resSuccess:
+		return body, nil
+	case resTopicNotExist:
+		// No broker that has the topic is registered with this name server:
+		// its only broker died, or the name server has just restarted.
+		return []byte(`{}`), nil
 	}
-	return body, nil
+	return nil, fmt.Errorf("route of %s: code %d: %s", q.topic, res.Code, res.Remark)
 }
 
 func (q *routeQuerier) ask(ctx context.Context, c *bufferedConn) (remotingHeader, []byte, error) {

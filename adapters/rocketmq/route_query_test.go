@@ -39,6 +39,7 @@ func TestRoutedMasters(t *testing.T) {
 				`{"brokerAddrs":{0:"127.0.0.1:10931"},"brokerName":"broker-b","cluster":"c"}],` +
 				`"queueDatas":[{"brokerName":"broker-b","perm":6,"readQueueNums":8,"writeQueueNums":8}]}`,
 			[]string{"broker-b"}},
+		{"no route (what a name server without the topic is taken to say)", `{}`, nil},
 		{"no master at all",
 			`{"brokerDatas":[{"brokerAddrs":{1:"127.0.0.1:10921"},"brokerName":"broker-a","cluster":"c"}],` + queuesAB + `}`,
 			nil},
@@ -109,17 +110,11 @@ const (
 // knows the topic on fewer brokers (it has just restarted), does not hide a
 // broker another one routes with a master.
 func TestRouteQuerierAsksEveryNameServer(t *testing.T) {
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadAddr := dead.Addr().String()
-	_ = dead.Close()
 	restarted, _ := fakeNameServer(t, topicNotExist, "")
 	partial, _ := fakeNameServer(t, resSuccess, routeOfA)
 	full, _ := fakeNameServer(t, resSuccess, routeOfAB)
 
-	q := newRouteQuerier([]string{deadAddr, restarted, partial, full}, "chat_events")
+	q := newRouteQuerier([]string{deadAddr(t), restarted, partial, full}, "chat_events")
 	defer q.close()
 	got, err := q.routedMasters(context.Background())
 	if err != nil {
@@ -130,13 +125,36 @@ func TestRouteQuerierAsksEveryNameServer(t *testing.T) {
 	}
 }
 
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
 func TestRouteQuerierReportsAnErrorWhenNoneAnswers(t *testing.T) {
-	a, _ := fakeNameServer(t, topicNotExist, "")
-	b, _ := fakeNameServer(t, topicNotExist, "")
-	q := newRouteQuerier([]string{a, b}, "nope")
+	q := newRouteQuerier([]string{deadAddr(t), deadAddr(t)}, "chat_events")
 	defer q.close()
 	if _, err := q.routedMasters(context.Background()); err == nil {
-		t.Fatal("no error for a topic without a route")
+		t.Fatal("no error with every name server down")
+	}
+}
+
+// TestRouteQuerierTopicWithoutRoute: name servers that know no broker of
+// the topic (its only broker died) answer, with no broker.
+func TestRouteQuerierTopicWithoutRoute(t *testing.T) {
+	a, _ := fakeNameServer(t, topicNotExist, "")
+	b, _ := fakeNameServer(t, topicNotExist, "")
+	q := newRouteQuerier([]string{a, b}, "chat_events")
+	defer q.close()
+	got, err := q.routedMasters(context.Background())
+	if err != nil || len(got) != 0 {
+		t.Fatalf("got %v, %v; want no broker and no error", got, err)
 	}
 }
 

@@ -129,7 +129,7 @@ func (s *Signals) startConsumer() (rocketmq.PushConsumer, error) {
 // restarted master's from the master.
 func (s *Signals) FollowMasters(c MasterChange) error {
 	s.selector.setRouted(c.Brokers)
-	changed := len(c.Lost) > 0 || len(c.Regained) > 0
+	changed := c.movesReads()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running || (s.consumer != nil && !changed) {

@@ -107,7 +107,8 @@ func (s *Subscriber) Start() error {
 }
 
 // FollowMasters is the master watch's listener: when a broker lost or
-// regained its master, it rebuilds the broadcast consumers. The client would
+// regained its master (MasterChange.movesReads), it rebuilds the broadcast
+// consumers. The client would
 // keep pulling a dead master until its route refresh, up to 30 s, after a
 // pull in flight has waited out its fixed 30 s timeout; and it may never
 // pull a restarted master's queues again (apache/rocketmq-client-go#1071,
@@ -124,7 +125,7 @@ func (s *Subscriber) Start() error {
 // Clustering consumers are left alone: their offsets live on the master,
 // which a new consumer cannot read while the master is down.
 func (s *Subscriber) FollowMasters(c MasterChange) error {
-	changed := len(c.Lost) > 0 || len(c.Regained) > 0
+	changed := c.movesReads()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.running {
