@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+
 	"github.com/evchat/chatd/tests/infra"
 )
 
@@ -43,6 +45,8 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("stack: ")
+	// The admin client that creates topics logs every step at info.
+	rlog.SetLogLevel("warn")
 
 	// Servers start before the signal handler is checked, so a signal during
 	// start-up must still reach the cleanup below rather than kill us with
