@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,39 @@ type flight struct {
 	ctx    context.Context
 	commit ports.Commit
 	err    error
+
+	// mu guards broker, the broker the client last chose for the half
+	// message, and the current try, which abandon ends.
+	mu      sync.Mutex
+	broker  string
+	try     context.Context
+	abandon context.CancelFunc
+}
+
+// tryAbandoned tells whether the current try was given up.
+func (f *flight) tryAbandoned() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.try != nil && f.try.Err() != nil
+}
+
+// onBroker records that the client sends the flight's half message to
+// broker now.
+func (f *flight) onBroker(broker string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.broker = broker
+}
+
+// abandonIfOn ends the current try if it went to one of brokers.
+func (f *flight) abandonIfOn(brokers []string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.abandon == nil || !slices.Contains(brokers, f.broker) {
+		return false
+	}
+	f.abandon()
+	return true
 }
 
 var _ ports.TransactionalPublisher = (*Publisher)(nil)
@@ -58,6 +92,7 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 		return nil, errors.New("rocketmq: a transaction handler is required")
 	}
 	p := &Publisher{cfg: cfg, handler: handler, log: log, selector: newBrokerFailover(cfg.BrokerQuarantine, time.Now)}
+	p.trackFlights()
 	tx, err := rocketmq.NewTransactionProducer(listener{p},
 		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
 		producer.WithRetry(cfg.Retries),
@@ -72,6 +107,20 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 	return p, nil
 }
 
+// trackFlights has the selector tell each flight where its half message
+// goes, and refuse a queue to a flight whose try was abandoned.
+func (p *Publisher) trackFlights() {
+	p.selector.picked = func(msg *primitive.Message, broker string) {
+		if v, ok := p.flights.Load(msg.GetProperty(propFlight)); ok {
+			v.(*flight).onBroker(broker)
+		}
+	}
+	p.selector.abandoned = func(msg *primitive.Message) bool {
+		v, ok := p.flights.Load(msg.GetProperty(propFlight))
+		return ok && v.(*flight).tryAbandoned()
+	}
+}
+
 // Start connects the producer. It is not yet known to any broker: that takes
 // a first send (EnsureTopic makes one), after which the client heartbeats to
 // the topic's brokers and they can ask it for checkback.
@@ -83,9 +132,26 @@ func (p *Publisher) Start() error {
 }
 
 // FollowMasters is the master watch's listener: sends leave out the brokers
-// routed without a master before a send to one has to fail.
+// routed without a master before a send to one has to fail, and the tries in
+// flight to a master that died are abandoned and sent again at once
+// (sendHalf). The client's remoting layer does not fail a request whose
+// connection closed: such a try would wait out the whole send timeout, and
+// the caller's deadline with it, before the client's own retry.
 func (p *Publisher) FollowMasters(c MasterChange) error {
 	p.selector.setRouted(c.Brokers)
+	if len(c.Lost) == 0 {
+		return nil
+	}
+	abandoned := 0
+	p.flights.Range(func(_, v any) bool {
+		if v.(*flight).abandonIfOn(c.Lost) {
+			abandoned++
+		}
+		return true
+	})
+	if abandoned > 0 {
+		p.log.Info("sends in flight to a dead master sent again", "brokers", c.Lost, "sends", abandoned)
+	}
 	return nil
 }
 
@@ -109,7 +175,7 @@ func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 	msg.WithTag(tagOf(c))
 	msg.WithShardingKey(shardingKeyOf(c))
 	msg.WithProperty(propFlight, token)
-	res, err := p.sendHalf(ctx, msg)
+	res, err := p.sendHalf(ctx, f, msg)
 	if err != nil {
 		// The half message never reached a broker, so the local
 		// transaction did not run and nothing was stored.
@@ -124,26 +190,37 @@ const (
 	resendPauseMax   = time.Second
 )
 
-// sendHalf sends a half message, and sends it again, after a growing pause
-// and while ctx allows, when the broker did not take it for a passing
-// reason:
-//   - SYSTEM_BUSY: a broker under flow control ([TIMEOUT_CLEAN_QUEUE] when
-//     its send queue waits over 200 ms, as the surviving master of a group
-//     does when it takes the dead one's sends on a loaded machine). The Go
-//     client does not retry that code (needRetryCode in
-//     producer/producer.go); the Java client does since
+// sendHalf sends a half message, and sends it again, while ctx allows,
+// when the broker did not take it for a passing reason:
+//   - its try was abandoned because its master died (FollowMasters): at
+//     once, to a live broker. The half message may have reached the dead
+//     master; if so, that master settles it by checkback when it returns,
+//     as it would after the client's own retry.
+//   - SYSTEM_BUSY, after a growing pause: a broker under flow control
+//     ([TIMEOUT_CLEAN_QUEUE] when its send queue waits over 200 ms, as the
+//     surviving master of a group does when it takes the dead one's sends on
+//     a loaded machine). The Go client does not retry that code
+//     (needRetryCode in producer/producer.go); the Java client does since
 //     apache/rocketmq#5838.
-//   - FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE or FLUSH_DISK_TIMEOUT: the
-//     master stored the half message without the replica or flush it
-//     waits for (a slave that just died), and the client rolled it back
-//     at once without running the local transaction.
+//   - FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE or FLUSH_DISK_TIMEOUT, after
+//     a growing pause: the master stored the half message without the
+//     replica or flush it waits for (a slave that just died), and the
+//     client rolled it back at once without running the local transaction.
 //
-// In both cases nothing was stored locally, so sending again is safe.
-func (p *Publisher) sendHalf(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
+// In each case nothing was stored locally, so sending again is safe.
+func (p *Publisher) sendHalf(ctx context.Context, f *flight, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
 	pause := resendPauseFirst
 	for {
-		res, err := p.tx.SendMessageInTransaction(ctx, msg)
+		try, abandon := context.WithCancel(ctx)
+		f.mu.Lock()
+		f.try, f.abandon = try, abandon
+		f.mu.Unlock()
+		res, err := p.tx.SendMessageInTransaction(try, msg)
+		abandoned := try.Err() != nil && ctx.Err() == nil
+		abandon()
 		switch {
+		case err != nil && abandoned:
+			continue
 		case err != nil && !brokerBusy(err):
 			return nil, err
 		case err == nil && !notReplicated(res):

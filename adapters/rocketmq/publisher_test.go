@@ -84,6 +84,7 @@ func TestPublishSendsAgainWhatTheBrokerDidNotTake(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &countingHandler{}
 			p := &Publisher{cfg: DefaultConfig(), handler: h, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			p.selector = newBrokerFailover(time.Minute, time.Now)
 			tx := &scriptedProducer{p: p, outcomes: tt.outcomes}
 			p.tx = tx
 			ctx, cancel := context.WithTimeout(context.Background(), tt.deadline)
@@ -103,5 +104,85 @@ func TestPublishSendsAgainWhatTheBrokerDidNotTake(t *testing.T) {
 				t.Fatalf("%d local transactions, want %d", got, tt.wantLocal)
 			}
 		})
+	}
+}
+
+// deadMasterProducer stands for the client with broker-a's master dead
+// under a try in flight: its first try goes to broker-a and waits, as the
+// client's remoting layer does on a closed connection, until its context
+// ends; it then retries as the client does, through the selector. Later
+// tries go where the selector says and are taken.
+type deadMasterProducer struct {
+	p       *Publisher
+	queues  []*primitive.MessageQueue
+	waiting chan struct{}
+	sends   atomic.Int32
+	// retried is what the selector answered the abandoned try's retry;
+	// resent where the next try went.
+	retried *primitive.MessageQueue
+	resent  string
+}
+
+func (d *deadMasterProducer) Start() error    { return nil }
+func (d *deadMasterProducer) Shutdown() error { return nil }
+
+func (d *deadMasterProducer) SendMessageInTransaction(ctx context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
+	q := d.p.selector.Select(msg, d.queues, "")
+	if d.sends.Add(1) == 1 {
+		if q.BrokerName != "broker-a" {
+			return nil, errors.New("the test's conversation must hash to broker-a")
+		}
+		close(d.waiting)
+		<-ctx.Done()
+		d.retried = d.p.selector.Select(msg, d.queues, q.BrokerName)
+		return nil, errors.New("wait response timeout")
+	}
+	d.resent = q.BrokerName
+	state := listener{d.p}.ExecuteLocalTransaction(msg)
+	return &primitive.TransactionSendResult{SendResult: &primitive.SendResult{Status: primitive.SendOK}, State: state}, nil
+}
+
+// TestPublishAbandonsATryToADeadMaster: when the master watch reports the
+// master a try is waiting on as lost, the try is given up at once, its
+// retries are not written anywhere, and the half message goes to a live
+// broker, well within the send timeout.
+func TestPublishAbandonsATryToADeadMaster(t *testing.T) {
+	h := &countingHandler{}
+	p := &Publisher{cfg: DefaultConfig(), handler: h, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	p.selector = newBrokerFailover(time.Minute, time.Now)
+	p.trackFlights()
+	queues := queuesOf(8, "broker-a", "broker-b")
+	tx := &deadMasterProducer{p: p, queues: queues, waiting: make(chan struct{})}
+	p.tx = tx
+	stream := keyOn(t, "broker-a", queues)
+
+	type outcome struct {
+		state ports.TxState
+		err   error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		state, err := p.Publish(ctx, ports.Commit{ID: "m1", Stream: stream, Version: 1, CommittedAt: time.Now()})
+		done <- outcome{state, err}
+	}()
+	<-tx.waiting
+	if err := p.FollowMasters(MasterChange{Brokers: []string{"broker-b"}, Lost: []string{"broker-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-done:
+		if o.state != ports.TxCommit || o.err != nil {
+			t.Fatalf("Publish = %v, %v; want a commit", o.state, o.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Publish still waits on the dead master")
+	}
+	if tx.retried != nil {
+		t.Fatalf("the abandoned try's retry was sent to %s/%d", tx.retried.BrokerName, tx.retried.QueueId)
+	}
+	if tx.resent != "broker-b" || tx.sends.Load() != 2 || h.local.Load() != 1 {
+		t.Fatalf("resent to %q after %d sends and %d local transactions; want broker-b, 2, 1", tx.resent, tx.sends.Load(), h.local.Load())
 	}
 }

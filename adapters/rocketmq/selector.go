@@ -40,6 +40,13 @@ type brokerFailover struct {
 	// routed holds the brokers the name servers last routed with a master;
 	// nil until the master watch has reported.
 	routed map[string]bool
+
+	// picked, if set, learns each choice (the publisher tracks which
+	// broker each send in flight went to); abandoned, if set, tells a
+	// message whose try the publisher has given up, which must not be
+	// written to any broker.
+	picked    func(msg *primitive.Message, broker string)
+	abandoned func(msg *primitive.Message) bool
 }
 
 var _ producer.QueueSelector = (*brokerFailover)(nil)
@@ -49,7 +56,23 @@ func newBrokerFailover(quarantine time.Duration, now func() time.Time) *brokerFa
 }
 
 // Select implements producer.QueueSelector.
+//
+// For an abandoned try it returns no queue: the client's sendSync then
+// skips the retry without writing to a broker, where it would otherwise
+// send the half message under a cancelled context and leave it to
+// checkback.
 func (s *brokerFailover) Select(msg *primitive.Message, queues []*primitive.MessageQueue, lastBrokerName string) *primitive.MessageQueue {
+	if s.abandoned != nil && s.abandoned(msg) {
+		return nil
+	}
+	q := s.choose(msg, queues, lastBrokerName)
+	if q != nil && s.picked != nil {
+		s.picked(msg, q.BrokerName)
+	}
+	return q
+}
+
+func (s *brokerFailover) choose(msg *primitive.Message, queues []*primitive.MessageQueue, lastBrokerName string) *primitive.MessageQueue {
 	if len(queues) == 0 {
 		return nil
 	}
