@@ -209,12 +209,19 @@ func TestFailover(t *testing.T) {
 		if err := f.kill(); err != nil {
 			t.Errorf("%s: %v", f.name, err)
 		}
+		sinceStart := rw.faultAt.Sub(ready)
+		// The clients started between launch and ready, and refresh every
+		// routeRefresh from their start.
+		t.Logf("%s: %v after the nodes were up, so %v to %v after their clients' last route refresh",
+			f.name, sinceStart.Round(time.Millisecond), (sinceStart % routeRefresh).Round(time.Millisecond),
+			(rw.faultAt.Sub(launched) % routeRefresh).Round(time.Millisecond))
 		if f.downFor > 0 {
 			time.Sleep(time.Until(rw.faultAt.Add(f.downFor)))
 			if err := f.restore(); err != nil {
 				t.Fatalf("%s: restore: %v", f.name, err)
 			}
 			rw.returnAt = time.Now()
+			t.Logf("%s: back and routed %v after the kill", f.name, rw.returnAt.Sub(rw.faultAt).Round(time.Millisecond))
 		}
 		from := rw.faultAt
 		if !rw.returnAt.IsZero() {

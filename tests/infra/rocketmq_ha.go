@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -134,7 +135,9 @@ func LaunchRocketMQHA() (*RocketMQHA, error) {
 	}
 	// Started together, neither broker of a group waited for the other.
 	for _, group := range []string{"broker-a", "broker-b"} {
+		r.mu.Lock()
 		master := r.procs[HARole(group+"-master")]
+		r.mu.Unlock()
 		if err := waitFor(master, 60*time.Second, func() bool { return r.slaveLinks(group) > 0 }); err != nil {
 			r.Close()
 			return nil, fmt.Errorf("%s's slave never connected to its master: %w", group, err)
@@ -336,10 +339,9 @@ func (r *RocketMQHA) Start(role HARole) error {
 			return fmt.Errorf("%s: still routed after its death: %w", role, err)
 		}
 	}
-	peer := role.peer()
-	replicating := role.IsNamesrv() || !r.alive(peer)
+	waitForLink := !role.IsNamesrv() && r.alive(role.peer())
 	slaveLinks := 0
-	if !replicating {
+	if waitForLink {
 		slaveLinks = r.slaveLinks(role.BrokerName())
 	}
 	r.mu.Lock()
@@ -379,7 +381,7 @@ func (r *RocketMQHA) Start(role HARole) error {
 		}
 		return true
 	})
-	if err == nil && !replicating {
+	if err == nil && waitForLink {
 		// The slave learns where its master replicates from a
 		// registration and then retries every 5 s: 15 s after a start
 		// was seen here.
@@ -407,11 +409,15 @@ func (r HARole) peer() HARole {
 	return HARole(r.BrokerName() + "-master")
 }
 
+// slaveLink is the slave's log line of a replication connection made; the
+// failed attempts print the same words followed by "failed".
+var slaveLink = regexp.MustCompile(`HAClient connect to master [0-9.]+:[0-9]+\n`)
+
 // slaveLinks counts the replication connections a group's slave has made
 // to its master, from the slave's store log (kept across its restarts).
 func (r *RocketMQHA) slaveLinks(brokerName string) int {
 	b, _ := os.ReadFile(filepath.Join(r.roleDir(HARole(brokerName+"-slave")), "logs", "rocketmqlogs", "store.log"))
-	return bytes.Count(b, []byte("HAClient connect to master "))
+	return len(slaveLink.FindAll(b, -1))
 }
 
 // waitRoutes polls every live name server for the brokers it routes until
