@@ -19,7 +19,11 @@
 // racing for one view. A broker that fails a send, or that the name servers
 // route without a master, is left out for a while (brokerFailover): its
 // conversations hash over the other brokers' queues meanwhile, and the
-// retry of the failed send goes to one of them.
+// retry of the failed send goes to one of them. A MasterWatch asks the name
+// servers every second which brokers have a master: when one dies or comes
+// back, sends and the broadcast consumers follow within about a second,
+// where the client alone would take its 30 s route refresh and a 30 s pull
+// timeout.
 package rocketmq
 
 import (
