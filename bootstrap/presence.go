@@ -85,7 +85,8 @@ var RocketMQSignalsModule = fx.Module("rocketmq-signals",
 		},
 		func(s *rocketmq.Signals) ports.Signals { return s },
 	),
-	fx.Invoke(func(lc fx.Lifecycle, s *rocketmq.Signals, _ *rocketmq.Publisher) {
+	fx.Invoke(func(lc fx.Lifecycle, s *rocketmq.Signals, _ *rocketmq.Publisher, watch *rocketmq.MasterWatch) {
+		watch.Notify(s.FollowMasters)
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
 				if err := s.Start(); err != nil {

@@ -13,8 +13,9 @@ import (
 
 // RocketMQModule swaps the in-process bus for RocketMQ. Its hooks start the
 // producers, make sure the topic is routed, and only then start the
-// consumers; on stop, consumers go first and producers last, after the
-// servers that publish have drained.
+// consumers, and then watch the brokers' masters; on stop, the watch goes
+// first, then the consumers, and producers last, after the servers that
+// publish have drained.
 var RocketMQModule = fx.Module("rocketmq",
 	fx.Provide(
 		rocketmqConfig,
@@ -24,6 +25,9 @@ var RocketMQModule = fx.Module("rocketmq",
 			return rocketmq.NewSubscriber(cfg, logger.With("component", "rocketmq"))
 		},
 		func(s *rocketmq.Subscriber) ports.Subscriber { return s },
+		func(cfg rocketmq.Config, logger *slog.Logger) *rocketmq.MasterWatch {
+			return rocketmq.NewMasterWatch(cfg, logger.With("component", "rocketmq"))
+		},
 	),
 	fx.Invoke(startRocketMQ),
 )
@@ -45,9 +49,11 @@ func newRocketMQPublisher(cfg rocketmq.Config, handler ports.TransactionHandler,
 	return rocketmq.NewPublisher(cfg, handler, logger.With("component", "rocketmq"))
 }
 
-func startRocketMQ(lc fx.Lifecycle, cfg Config, p *rocketmq.Publisher, s *rocketmq.Subscriber, logger *slog.Logger) {
+func startRocketMQ(lc fx.Lifecycle, cfg Config, watch *rocketmq.MasterWatch, p *rocketmq.Publisher, s *rocketmq.Subscriber, logger *slog.Logger) {
 	level, _ := parseLevel(cfg.RocketMQLogLevel)
 	rocketmq.RouteLogs(logger, level)
+	watch.Notify(p.FollowMasters)
+	watch.Notify(s.FollowMasters)
 	lc.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
 			if err := p.Start(); err != nil {
@@ -59,9 +65,14 @@ func startRocketMQ(lc fx.Lifecycle, cfg Config, p *rocketmq.Publisher, s *rocket
 			if err := s.Start(); err != nil {
 				return err
 			}
-			return s.WarmUp(ctx, p)
+			if err := s.WarmUp(ctx, p); err != nil {
+				return err
+			}
+			watch.Start()
+			return nil
 		},
 		OnStop: func(context.Context) error {
+			watch.Stop()
 			return errors.Join(s.Shutdown(), p.Shutdown())
 		},
 	})

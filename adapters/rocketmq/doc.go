@@ -16,9 +16,14 @@
 // Commits of one conversation carry the conversation as their sharding key
 // and go to one queue: a clustering group then sees a conversation on one
 // consumer, mostly in order, which keeps projectors of different nodes from
-// racing for one view. The price is that a send retried after a broker failure goes
-// to the same queue's broker; with several masters, availability of a
-// conversation follows its broker's.
+// racing for one view. A broker that fails a send, or that the name servers
+// route without a master, is left out for a while (brokerFailover): its
+// conversations hash over the other brokers' queues meanwhile, and the
+// retry of the failed send goes to one of them. A MasterWatch asks the name
+// servers every second which brokers have a master: when one dies or comes
+// back, sends and the broadcast consumers follow within about a second,
+// where the client alone would take its 30 s route refresh and a 30 s pull
+// timeout.
 package rocketmq
 
 import (
@@ -58,6 +63,12 @@ type Config struct {
 	// second away (its delivered mark), so waiting saves store writes at
 	// the price of a list that is that much later. Zero calls at once.
 	ClusterLinger time.Duration
+	// BrokerQuarantine is how long sends leave out a broker after a send
+	// to it failed; the first send after that probes it again.
+	BrokerQuarantine time.Duration
+	// MasterWatchInterval is how often the name servers are asked which
+	// brokers have a master (MasterWatch); zero turns the watch off.
+	MasterWatchInterval time.Duration
 }
 
 // DefaultConfig holds the seed's defaults: 3 retries, 3 reconsumes.
@@ -65,7 +76,8 @@ func DefaultConfig() Config {
 	return Config{
 		Topic: "chat_events", ProducerGroup: "chat_events_tx",
 		Retries: 3, SendTimeout: 3 * time.Second, MaxReconsume: 3, BatchSize: 32,
-		ClusterLinger: 200 * time.Millisecond,
+		ClusterLinger:    200 * time.Millisecond,
+		BrokerQuarantine: 5 * time.Second, MasterWatchInterval: time.Second,
 	}
 }
 
@@ -89,8 +101,9 @@ func (c Config) validate() error {
 		return errors.New("rocketmq: at least one name server is required")
 	case c.Topic == "" || c.NodeID == "" || c.ProducerGroup == "":
 		return errors.New("rocketmq: topic, node id and producer group are required")
-	case c.SendTimeout <= 0 || c.BatchSize <= 0 || c.Retries < 0 || c.MaxReconsume < 0 || c.ClusterLinger < 0:
-		return errors.New("rocketmq: send timeout and batch size must be positive, retries, reconsumes and cluster linger not negative")
+	case c.SendTimeout <= 0 || c.BatchSize <= 0 || c.Retries < 0 || c.MaxReconsume < 0 || c.ClusterLinger < 0 ||
+		c.BrokerQuarantine < 0 || c.MasterWatchInterval < 0:
+		return errors.New("rocketmq: send timeout and batch size must be positive; retries, reconsumes, cluster linger, broker quarantine and master watch interval not negative")
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,8 @@ type Publisher struct {
 	handler ports.TransactionHandler
 	log     *slog.Logger
 	tx      rocketmq.TransactionProducer
+	// selector moves sends off a broker that is down (brokerFailover).
+	selector *brokerFailover
 
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
@@ -45,6 +49,39 @@ type flight struct {
 	ctx    context.Context
 	commit ports.Commit
 	err    error
+
+	// mu guards broker, the broker the client last chose for the half
+	// message, and the current try, which abandon ends.
+	mu      sync.Mutex
+	broker  string
+	try     context.Context
+	abandon context.CancelFunc
+}
+
+// tryAbandoned tells whether the current try was given up.
+func (f *flight) tryAbandoned() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.try != nil && f.try.Err() != nil
+}
+
+// onBroker records that the client sends the flight's half message to
+// broker now.
+func (f *flight) onBroker(broker string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.broker = broker
+}
+
+// abandonIfOn ends the current try if it went to one of brokers.
+func (f *flight) abandonIfOn(brokers []string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.abandon == nil || !slices.Contains(brokers, f.broker) {
+		return false
+	}
+	f.abandon()
+	return true
 }
 
 var _ ports.TransactionalPublisher = (*Publisher)(nil)
@@ -57,12 +94,13 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 	if handler == nil {
 		return nil, errors.New("rocketmq: a transaction handler is required")
 	}
-	p := &Publisher{cfg: cfg, handler: handler, log: log}
+	p := &Publisher{cfg: cfg, handler: handler, log: log, selector: newBrokerFailover(cfg.BrokerQuarantine, time.Now)}
+	p.trackFlights()
 	tx, err := rocketmq.NewTransactionProducer(listener{p},
 		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
 		producer.WithRetry(cfg.Retries),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
-		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+		producer.WithQueueSelector(p.selector),
 		producer.WithGroupName(cfg.ProducerGroup),
 		producer.WithInstanceName(cfg.NodeID+"_tx"))
 	if err != nil {
@@ -75,6 +113,20 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 	return p, nil
 }
 
+// trackFlights has the selector tell each flight where its half message
+// goes, and refuse a queue to a flight whose try was abandoned.
+func (p *Publisher) trackFlights() {
+	p.selector.picked = func(msg *primitive.Message, broker string) {
+		if v, ok := p.flights.Load(msg.GetProperty(propFlight)); ok {
+			v.(*flight).onBroker(broker)
+		}
+	}
+	p.selector.abandoned = func(msg *primitive.Message) bool {
+		v, ok := p.flights.Load(msg.GetProperty(propFlight))
+		return ok && v.(*flight).tryAbandoned()
+	}
+}
+
 // Start connects the producer. It is not yet known to any broker: that takes
 // a first send (EnsureTopic makes one), after which the client heartbeats to
 // the topic's brokers and they can ask it for checkback.
@@ -84,6 +136,30 @@ func (p *Publisher) Start() error {
 	}
 	if err := p.plain.Start(); err != nil {
 		return errors.Join(fmt.Errorf("rocketmq republish producer start: %w", err), p.tx.Shutdown())
+	}
+	return nil
+}
+
+// FollowMasters is the master watch's listener: sends leave out the brokers
+// routed without a master before a send to one has to fail, and the tries in
+// flight to a master that died are abandoned and sent again at once
+// (sendHalf). The client's remoting layer does not fail a request whose
+// connection closed: such a try would wait out the whole send timeout, and
+// the caller's deadline with it, before the client's own retry.
+func (p *Publisher) FollowMasters(c MasterChange) error {
+	p.selector.setRouted(c.Brokers)
+	if len(c.Lost) == 0 {
+		return nil
+	}
+	abandoned := 0
+	p.flights.Range(func(_, v any) bool {
+		if v.(*flight).abandonIfOn(c.Lost) {
+			abandoned++
+		}
+		return true
+	})
+	if abandoned > 0 {
+		p.log.Info("sends in flight to a dead master sent again", "brokers", c.Lost, "sends", abandoned)
 	}
 	return nil
 }
@@ -108,13 +184,86 @@ func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 	msg.WithTag(tagOf(c))
 	msg.WithShardingKey(shardingKeyOf(c))
 	msg.WithProperty(propFlight, token)
-	res, err := p.tx.SendMessageInTransaction(ctx, msg)
+	res, err := p.sendHalf(ctx, f, msg)
 	if err != nil {
 		// The half message never reached a broker, so the local
 		// transaction did not run and nothing was stored.
 		return ports.TxRollback, fmt.Errorf("%w: rocketmq half message: %v", ports.ErrUnavailable, err)
 	}
 	return txState(res.State), f.err
+}
+
+// The pauses before a half message the broker did not take is sent again.
+const (
+	resendPauseFirst = 100 * time.Millisecond
+	resendPauseMax   = time.Second
+)
+
+// sendHalf sends a half message, and sends it again, while ctx allows,
+// when the broker did not take it for a passing reason:
+//   - its try was abandoned because its master died (FollowMasters): at
+//     once, to a live broker. The half message may have reached the dead
+//     master; if so, that master settles it by checkback when it returns,
+//     as it would after the client's own retry.
+//   - SYSTEM_BUSY, after a growing pause: a broker under flow control
+//     ([TIMEOUT_CLEAN_QUEUE] when its send queue waits over 200 ms, as the
+//     surviving master of a group does when it takes the dead one's sends on
+//     a loaded machine). The Go client does not retry that code
+//     (needRetryCode in producer/producer.go); the Java client does since
+//     apache/rocketmq#5838.
+//   - FLUSH_SLAVE_TIMEOUT, SLAVE_NOT_AVAILABLE or FLUSH_DISK_TIMEOUT, after
+//     a growing pause: the master stored the half message without the
+//     replica or flush it waits for (a slave that just died), and the
+//     client rolled it back at once without running the local transaction.
+//
+// In each case nothing was stored locally, so sending again is safe.
+func (p *Publisher) sendHalf(ctx context.Context, f *flight, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
+	pause := resendPauseFirst
+	for {
+		try, abandon := context.WithCancel(ctx)
+		f.mu.Lock()
+		f.try, f.abandon = try, abandon
+		f.mu.Unlock()
+		res, err := p.tx.SendMessageInTransaction(try, msg)
+		abandoned := try.Err() != nil && ctx.Err() == nil
+		abandon()
+		switch {
+		case err != nil && abandoned:
+			continue
+		case err != nil && !brokerBusy(err):
+			return nil, err
+		case err == nil && !notReplicated(res):
+			return res, nil
+		}
+		p.log.Debug("half message not taken; sending it again", "pause", pause, "err", err)
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				return res, nil
+			}
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, resendPauseMax)
+	}
+}
+
+// brokerBusy tells the broker's SYSTEM_BUSY answer (code 2) from other
+// failures. The client reports a broker's refusal only as text, "CODE: 2,
+// DESC: ..." (rmqClient.ProcessSendResponse).
+func brokerBusy(err error) bool { return strings.HasPrefix(err.Error(), "CODE: 2,") }
+
+// notReplicated: the master stored the half message without the replica or
+// flush it waits for, and the client rolled it back unexecuted.
+func notReplicated(res *primitive.TransactionSendResult) bool {
+	if res == nil || res.SendResult == nil {
+		return false
+	}
+	switch res.Status {
+	case primitive.SendFlushDiskTimeout, primitive.SendFlushSlaveTimeout, primitive.SendSlaveNotAvailable:
+		return true
+	}
+	return false
 }
 
 // Ping implements ports.TransactionalPublisher: a probe half message, rolled

@@ -43,10 +43,14 @@ type Signals struct {
 	cfg      Config
 	log      *slog.Logger
 	producer rocketmq.Producer
+	selector *brokerFailover
 
 	mu       sync.Mutex
 	handlers []ports.SignalHandler
+	// consumer is nil after a rebuild that failed; running is true between
+	// a Start that succeeded and Shutdown.
 	consumer rocketmq.PushConsumer
+	running  bool
 
 	nonce string
 	warm  atomic.Bool
@@ -59,16 +63,18 @@ func NewSignals(cfg Config, log *slog.Logger) (*Signals, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	selector := newBrokerFailover(cfg.BrokerQuarantine, time.Now)
 	p, err := rocketmq.NewProducer(
 		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),
 		producer.WithRetry(cfg.Retries),
 		producer.WithSendMsgTimeout(cfg.SendTimeout),
+		producer.WithQueueSelector(selector),
 		producer.WithGroupName(signalsProducerGroup(cfg.Topic)),
 		producer.WithInstanceName(cfg.NodeID+"_signals_producer"))
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq signals producer: %w", err)
 	}
-	return &Signals{cfg: cfg, log: log, producer: p, nonce: cfg.NodeID + "-" + rand.Text()}, nil
+	return &Signals{cfg: cfg, log: log, producer: p, selector: selector, nonce: cfg.NodeID + "-" + rand.Text()}, nil
 }
 
 // Subscribe implements ports.Signals.
@@ -84,6 +90,17 @@ func (s *Signals) Start() error {
 	if err := s.producer.Start(); err != nil {
 		return fmt.Errorf("rocketmq signals producer start: %w", err)
 	}
+	c, err := s.startConsumer()
+	if err != nil {
+		return errors.Join(err, s.producer.Shutdown())
+	}
+	s.mu.Lock()
+	s.consumer, s.running = c, true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Signals) startConsumer() (rocketmq.PushConsumer, error) {
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
 		consumer.WithGroupName(signalsGroup(s.cfg.Topic)),
@@ -93,19 +110,42 @@ func (s *Signals) Start() error {
 		consumer.WithConsumeMessageBatchMaxSize(s.cfg.BatchSize),
 	)
 	if err != nil {
-		return errors.Join(fmt.Errorf("rocketmq signals consumer: %w", err), s.producer.Shutdown())
+		return nil, fmt.Errorf("rocketmq signals consumer: %w", err)
 	}
 	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagPresence + " || " + tagTyping + " || " + tagSignalWarmUp}
 	if err := c.Subscribe(s.cfg.Topic, selector, s.consume); err != nil {
-		return errors.Join(fmt.Errorf("rocketmq signals subscribe: %w", err), s.producer.Shutdown())
+		return nil, fmt.Errorf("rocketmq signals subscribe: %w", err)
 	}
 	if err := c.Start(); err != nil {
-		return errors.Join(fmt.Errorf("rocketmq signals consumer start: %w", err), s.producer.Shutdown())
+		return nil, fmt.Errorf("rocketmq signals consumer start: %w", err)
 	}
+	return c, nil
+}
+
+// FollowMasters is the master watch's listener, as the commits' clients
+// have (Publisher.FollowMasters, Subscriber.FollowMasters): signals leave
+// out masterless brokers, and the consumer is rebuilt on a change of
+// masters so that it reads a dead master's queues from its slave and a
+// restarted master's from the master.
+func (s *Signals) FollowMasters(c MasterChange) error {
+	s.selector.setRouted(c.Brokers)
+	changed := c.movesReads()
 	s.mu.Lock()
-	s.consumer = c
-	s.mu.Unlock()
-	return nil
+	defer s.mu.Unlock()
+	if !s.running || (s.consumer != nil && !changed) {
+		return nil
+	}
+	var errs []error
+	if s.consumer != nil {
+		errs = append(errs, s.consumer.Shutdown())
+		s.consumer = nil
+	}
+	fresh, err := s.startConsumer()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	s.consumer = fresh
+	return errors.Join(errs...)
 }
 
 // WarmUp sends this node warm-up signals until its consumer has received
@@ -125,7 +165,7 @@ func (s *Signals) WarmUp(ctx context.Context) error {
 func (s *Signals) Shutdown() error {
 	s.mu.Lock()
 	c := s.consumer
-	s.consumer = nil
+	s.consumer, s.running = nil, false
 	s.mu.Unlock()
 	var errs []error
 	if c != nil {

@@ -26,10 +26,13 @@ const clusterBatchFactor = 8
 
 // Subscriber runs one push consumer per registered handler.
 type Subscriber struct {
-	cfg       Config
-	log       *slog.Logger
-	subs      []*subscription
-	consumers []rocketmq.PushConsumer
+	cfg  Config
+	log  *slog.Logger
+	subs []*subscription
+	// mu keeps a rebuild (FollowMasters), Start and Shutdown apart;
+	// running is true between a Start that succeeded and Shutdown.
+	mu      sync.Mutex
+	running bool
 	// nonce is what this node's warm-up messages carry, so that a consumer
 	// knows the one it waits for from another node's.
 	nonce string
@@ -44,6 +47,9 @@ type subscription struct {
 	// queue's batches (queueGate).
 	linger time.Duration
 	queues sync.Map // queue key -> *queueGate
+	// consumer is the running consumer, nil before Start, after Shutdown
+	// and after a rebuild that failed.
+	consumer rocketmq.PushConsumer
 }
 
 // handle runs the handler on commits through the gate of the queue msgs
@@ -87,14 +93,62 @@ func (s *Subscriber) groupName(name string) string { return s.cfg.Topic + "_" + 
 // Start creates and starts the consumers. The topic must exist: a push
 // consumer cannot start on a topic the name server has no route for.
 func (s *Subscriber) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, sub := range s.subs {
 		c, err := s.start(sub)
 		if err != nil {
-			return errors.Join(err, s.Shutdown())
+			return errors.Join(err, s.shutdown())
 		}
-		s.consumers = append(s.consumers, c)
+		sub.consumer = c
 	}
+	s.running = true
 	return nil
+}
+
+// FollowMasters is the master watch's listener: when a broker lost or
+// regained its master (MasterChange.movesReads), it rebuilds the broadcast
+// consumers. The client would
+// keep pulling a dead master until its route refresh, up to 30 s, after a
+// pull in flight has waited out its fixed 30 s timeout; and it may never
+// pull a restarted master's queues again (apache/rocketmq-client-go#1071,
+// #1085). A new consumer has a new client, which reads the route afresh:
+// it pulls a dead master's queues from its slave (slaveReadEnable on the
+// broker; the client falls back to any address of the broker when the
+// master has none) and a restarted master's from the master. It starts
+// from the offsets the old one stored on its way out, so what was pulled
+// and not yet handled comes again, and delivery drops what it has sent.
+//
+// A consumer that cannot start (a topic with no route while its only
+// broker is down) is started again at the next report.
+//
+// Clustering consumers are left alone: their offsets live on the master,
+// which a new consumer cannot read while the master is down.
+func (s *Subscriber) FollowMasters(c MasterChange) error {
+	changed := c.movesReads()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return nil
+	}
+	var errs []error
+	for _, sub := range s.subs {
+		if !sub.broadcast || (sub.consumer != nil && !changed) {
+			continue
+		}
+		if sub.consumer != nil {
+			errs = append(errs, sub.consumer.Shutdown())
+			sub.consumer = nil
+		}
+		fresh, err := s.start(sub)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sub.consumer = fresh
+		s.log.Info("broadcast consumer rebuilt", "group", sub.group, "lost", c.Lost, "regained", c.Regained)
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
@@ -206,10 +260,19 @@ func (s *Subscriber) warm() bool {
 
 // Shutdown stops every consumer that started.
 func (s *Subscriber) Shutdown() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown()
+}
+
+func (s *Subscriber) shutdown() error {
+	s.running = false
 	var errs []error
-	for _, c := range s.consumers {
-		errs = append(errs, c.Shutdown())
+	for _, sub := range s.subs {
+		if sub.consumer != nil {
+			errs = append(errs, sub.consumer.Shutdown())
+			sub.consumer = nil
+		}
 	}
-	s.consumers = nil
 	return errors.Join(errs...)
 }
