@@ -11,10 +11,6 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-type settableClock struct{ now time.Time }
-
-func (c *settableClock) Now() time.Time { return c.now }
-
 // The positions map stays small: a position goes once a list finds the
 // read model showing it, and, unlisted, once it is older than
 // positionMaxAge; a position raised past what the read model shows stays.
@@ -36,7 +32,7 @@ func TestPositionsAreForgottenOnceShownOrOld(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := &settableClock{now: t0}
+			clock := NewManualClock(t0)
 			positions := newRecentPositions(clock, NewSessions(clock))
 			positions.raise("alice", conv, position{lastSeq: 3})
 			positions.raise("alice", conv, position{receipts: 1})
@@ -53,7 +49,7 @@ func TestPositionsAreForgottenOnceShownOrOld(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			clock.now = t0.Add(tt.later)
+			clock.Set(t0.Add(tt.later))
 			positions.raise("alice", other, position{lastSeq: 1})
 			if _, kept := positions.of("alice")[conv]; kept != tt.kept {
 				t.Errorf("position kept = %v, want %v", kept, tt.kept)

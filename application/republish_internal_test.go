@@ -11,24 +11,6 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// manualClock is a clock the test moves by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // recordingPublisher records republished commits and fails them while err is set.
 type recordingPublisher struct {
 	mu          sync.Mutex
@@ -59,15 +41,15 @@ func (p *recordingPublisher) takeRepublished() []string {
 
 const testAfter = 3 * time.Second
 
-func newTestRepublisher() (*Republisher, *recordingPublisher, *manualClock) {
+func newTestRepublisher() (*Republisher, *recordingPublisher, *ManualClock) {
 	pub := &recordingPublisher{}
-	clock := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	return newRepublisher(pub, clock, testAfter), pub, clock
 }
 
 // sweepAt moves the clock to since+at and sweeps.
-func sweepAt(r *Republisher, clock *manualClock, since time.Time, at time.Duration) {
-	clock.add(since.Add(at).Sub(clock.Now()))
+func sweepAt(r *Republisher, clock *ManualClock, since time.Time, at time.Duration) {
+	clock.Add(since.Add(at).Sub(clock.Now()))
 	r.Sweep(context.Background())
 }
 

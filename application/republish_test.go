@@ -3,7 +3,6 @@ package application_test
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,24 +26,6 @@ func (l lostEnds) Publish(ctx context.Context, c ports.Commit) (ports.TxState, e
 	return l.local.ExecuteLocal(ctx, c)
 }
 
-// steppedClock is the time as the test moves it.
-type steppedClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *steppedClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *steppedClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func unreadOf(t *testing.T, rm ports.ReadModel, conv string, u user.ID) int {
 	t.Helper()
 	views, err := rm.GetMany(context.Background(), []string{conv})
@@ -61,7 +42,7 @@ func unreadOf(t *testing.T, rm ports.ReadModel, conv string, u user.ID) int {
 
 func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *testing.T) {
 	store := memory.NewEventStore()
-	clock := &steppedClock{now: time.Now()}
+	clock := application.NewManualClock(time.Now())
 	cfg := testConfig()
 	bus := newBus(t, store, cfg.TxTimeout)
 	local, err := application.NewTransactions(store, clock, cfg.TxTimeout)
@@ -86,16 +67,16 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 	if got := bob.seqs(); len(got) != 0 {
 		t.Fatalf("bob got %v from a bus that never heard of the commit", got)
 	}
-	clock.add(cfg.RepublishAfter - time.Millisecond)
+	clock.Add(cfg.RepublishAfter - time.Millisecond)
 	app.Republisher.Sweep(ctx)
-	clock.add(time.Millisecond)
+	clock.Add(time.Millisecond)
 	app.Republisher.Sweep(ctx)
 	eventually(t, "the republished message to reach bob", func() bool { return len(bob.seqs()) == 1 })
 	eventually(t, "the republished message to be projected", func() bool { return unreadOf(t, rm, ack.Conversation, "bob") == 1 })
 
 	// Seen now: later sweeps send nothing, and the copy that checkback
 	// publishes once the broker returns is dropped.
-	clock.add(time.Hour)
+	clock.Add(time.Hour)
 	app.Republisher.Sweep(ctx)
 	stored, err := store.FindCommit(ctx, ack.MessageID)
 	if err != nil {
