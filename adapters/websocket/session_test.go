@@ -378,8 +378,14 @@ func TestDecodeAuthFrame(t *testing.T) {
 // over them.
 func TestASyncPageWrittenCountsAsDelivered(t *testing.T) {
 	h := newHarness(t, Config{})
+	// An ack comes before the bus delivers: a session that opened between
+	// the two is owed the message live. Alice's other session shows when
+	// the node has delivered both, so that bob's opens after.
+	aliceElsewhere := h.dial("alice")
 	ack := h.send("alice", "k1", "bob", "one")
 	h.send("alice", "k2", "bob", "two")
+	aliceElsewhere.next(typeMessage)
+	aliceElsewhere.next(typeMessage)
 	bob := h.dial("bob")
 	statuses := func() string {
 		t.Helper()
