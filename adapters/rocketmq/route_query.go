@@ -11,6 +11,7 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -202,25 +203,79 @@ var (
 	bareKey     = regexp.MustCompile(`([{,]\s*)(-?\d+)(\s*:)`)
 )
 
-// routedMasters reads a route body: the brokers with a master (broker id 0)
-// and writable queues, sorted.
-func routedMasters(body []byte) ([]string, error) {
+// TopicRoute is a name server's route of a topic: the addresses of each
+// broker group by broker id (0 the master, others slaves) and the group's
+// queues. The client keeps these to itself.
+type TopicRoute struct {
+	BrokerDatas []struct {
+		BrokerName  string            `json:"brokerName"`
+		BrokerAddrs map[string]string `json:"brokerAddrs"`
+	} `json:"brokerDatas"`
+	QueueDatas []struct {
+		BrokerName     string `json:"brokerName"`
+		ReadQueueNums  int    `json:"readQueueNums"`
+		WriteQueueNums int    `json:"writeQueueNums"`
+		Perm           int    `json:"perm"`
+	} `json:"queueDatas"`
+}
+
+// BrokerAddrs maps broker group to broker id to address.
+func (t TopicRoute) BrokerAddrs() map[string]map[int64]string {
+	m := map[string]map[int64]string{}
+	for _, b := range t.BrokerDatas {
+		ids := map[int64]string{}
+		for id, addr := range b.BrokerAddrs {
+			if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+				ids[n] = addr
+			}
+		}
+		m[b.BrokerName] = ids
+	}
+	return m
+}
+
+// WriteQueues is the number of write queues a group has for the topic.
+func (t TopicRoute) WriteQueues(brokerName string) int {
+	for _, q := range t.QueueDatas {
+		if q.BrokerName == brokerName {
+			return q.WriteQueueNums
+		}
+	}
+	return 0
+}
+
+// QueryRoute asks one name server for topic's route, on a connection of its
+// own. A topic no broker registered with it has the empty route. The test
+// infrastructure uses it to tell that a slave, or a restarted master, is
+// routed.
+func QueryRoute(ctx context.Context, nameServer, topic string) (TopicRoute, error) {
+	q := newRouteQuerier([]string{nameServer}, topic)
+	defer q.close()
+	body, err := q.route(ctx, nameServer)
+	if err != nil {
+		return TopicRoute{}, err
+	}
+	return parseRoute(body)
+}
+
+// parseRoute reads a route body, whose brokerAddrs keys are bare numbers.
+func parseRoute(body []byte) (TopicRoute, error) {
 	fixed := brokerAddrs.ReplaceAllFunc(body, func(m []byte) []byte {
 		return bareKey.ReplaceAll(m, []byte(`$1"$2"$3`))
 	})
-	var route struct {
-		BrokerDatas []struct {
-			BrokerName  string            `json:"brokerName"`
-			BrokerAddrs map[string]string `json:"brokerAddrs"`
-		} `json:"brokerDatas"`
-		QueueDatas []struct {
-			BrokerName     string `json:"brokerName"`
-			WriteQueueNums int    `json:"writeQueueNums"`
-			Perm           int    `json:"perm"`
-		} `json:"queueDatas"`
-	}
+	var route TopicRoute
 	if err := json.Unmarshal(fixed, &route); err != nil {
-		return nil, fmt.Errorf("route body: %w", err)
+		return TopicRoute{}, fmt.Errorf("route body: %w", err)
+	}
+	return route, nil
+}
+
+// routedMasters reads a route body: the brokers with a master (broker id 0)
+// and writable queues, sorted.
+func routedMasters(body []byte) ([]string, error) {
+	route, err := parseRoute(body)
+	if err != nil {
+		return nil, err
 	}
 	withMaster := map[string]bool{}
 	for _, b := range route.BrokerDatas {

@@ -430,11 +430,8 @@ func (r *RocketMQHA) waitRoutes(timeout time.Duration, ok func(routes map[string
 			if !r.alive(ns) {
 				continue
 			}
+			// Before any broker has registered with it, the route is empty.
 			route, err := QueryRoute(r.Addr(ns), probeTopic)
-			if errors.Is(err, errTopicNotExist) {
-				// No broker has registered with this name server yet.
-				route, err = &TopicRoute{}, nil
-			}
 			if err != nil {
 				failed = fmt.Errorf("%s: %w", ns, err)
 				break
