@@ -7,45 +7,14 @@
 package application
 
 import (
-	"context"
 	"errors"
 	"time"
 
-	"github.com/evchat/chatd/domain"
 	"github.com/evchat/chatd/ports"
 )
 
 // ErrRateLimited: the user sends faster than the configured rate.
 var ErrRateLimited = errors.New("sending too fast, slow down")
-
-// Error codes of the protocol, one per kind of failure.
-const (
-	CodeBadRequest  = "bad_request"
-	CodeForbidden   = "forbidden"
-	CodeNotFound    = "not_found"
-	CodeRateLimited = "rate_limited"
-	CodeUnavailable = "unavailable"
-	CodeInternal    = "internal"
-)
-
-// ErrorCode maps an error from a use case to the protocol's error code.
-func ErrorCode(err error) string {
-	switch domain.KindOf(err) {
-	case domain.Invalid:
-		return CodeBadRequest
-	case domain.Forbidden:
-		return CodeForbidden
-	case domain.NotFound:
-		return CodeNotFound
-	}
-	switch {
-	case errors.Is(err, ErrRateLimited):
-		return CodeRateLimited
-	case errors.Is(err, ports.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return CodeUnavailable
-	}
-	return CodeInternal
-}
 
 // Config tunes the use cases.
 type Config struct {

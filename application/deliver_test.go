@@ -11,6 +11,7 @@ import (
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 )
 
@@ -90,7 +91,7 @@ func TestDeliveryMovesTheDeliveredMarker(t *testing.T) {
 	ack := send(t, n, "alice", "k", "bob", "hi")
 	eventually(t, "alice to get bob's delivered receipt", func() bool {
 		for _, r := range alice.receiptsSeen() {
-			if r.User == "bob" && r.DeliveredUpTo == ack.Seq && r.Conversation == ack.Conversation {
+			if r.User == "bob" && r.DeliveredUpTo == ack.Seq && r.Conversation == string(ack.Conversation) {
 				return true
 			}
 		}
@@ -180,7 +181,7 @@ func TestReceiptsNeverGoBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	receipts, err := store.Load(ctx, conversation.ReceiptsStream(conversation.ID(ack.Conversation)), 1, 0)
+	receipts, err := store.Load(ctx, conversation.ReceiptsStream(ack.Conversation), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +231,11 @@ func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			from, to := user.ID("alice"), "bob"
+			from, to := user.ID("alice"), user.ID("bob")
 			if i%2 == 1 {
 				from, to = "bob", "alice"
 			}
-			if _, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, ClientID: fmt.Sprintf("k%d", i), To: to, Body: "x"}); err != nil {
+			if _, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, ClientID: message.ClientID(fmt.Sprintf("k%d", i)), To: to, Body: "x"}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -280,7 +281,7 @@ func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
 	if got, want := statuses(), []string{"sent", "sent", "sent"}; !slices.Equal(got, want) {
 		t.Fatalf("after the live push alone: %v, want %v", got, want)
 	}
-	bob.writePage(ack.Conversation, 1, 2)
+	bob.writePage(string(ack.Conversation), 1, 2)
 	if got, want := statuses(), []string{"delivered", "delivered", "delivered"}; !slices.Equal(got, want) {
 		t.Fatalf("after the sync page: %v, want %v", got, want)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
@@ -149,7 +150,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func send(t *testing.T, n *node, from user.ID, key, to, body string) application.Ack {
 	t.Helper()
-	ack, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{Sender: from, ClientID: key, To: to, Body: body})
+	ack, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
+		Sender: from, ClientID: message.ClientID(key), To: user.ID(to), Body: message.Body(body)})
 	if err != nil {
 		t.Fatalf("send %s->%s: %v", from, to, err)
 	}

@@ -22,18 +22,14 @@ type MarkRead struct {
 // MarkReadCommand says reader has read conversation up to seq UpTo.
 type MarkReadCommand struct {
 	Reader       user.ID
-	Conversation string
+	Conversation conversation.ID
 	UpTo         uint64
 }
 
 // Handle marks the conversation read up to cmd.UpTo; a marker already there
 // or past it changes nothing and succeeds.
 func (m *MarkRead) Handle(ctx context.Context, cmd MarkReadCommand) error {
-	id, err := conversation.ParseID(cmd.Conversation)
-	if err != nil {
-		return err
-	}
-	return m.mark(ctx, id, cmd.Reader, cmd.UpTo, (*conversation.Receipts).MarkRead)
+	return m.mark(ctx, cmd.Conversation, cmd.Reader, cmd.UpTo, (*conversation.Receipts).MarkRead)
 }
 
 // markDelivered moves the recipient's delivered marker after this node

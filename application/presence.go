@@ -240,16 +240,12 @@ func (p *Presence) handle(ctx context.Context, s ports.Signal) {
 }
 
 // Query answers asker's presence query: each user, online or not, with
-// the last time seen when offline and known. Ids are 1-200 valid user ids.
+// the last time seen when offline and known.
 // Only asker and the users asker shares a conversation with are answered
 // truly; anyone else is offline and never seen, as a user who does not
 // exist, and costs no lookup, so neither the answer nor its cost tells when
 // a stranger was last around.
-func (p *Presence) Query(ctx context.Context, asker user.ID, ids []string) ([]ports.PresenceView, error) {
-	users, err := presence.ParseUsers(ids)
-	if err != nil {
-		return nil, err
-	}
+func (p *Presence) Query(ctx context.Context, asker user.ID, users presence.Users) ([]ports.PresenceView, error) {
 	visible, err := p.visibleTo(ctx, asker, users)
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 3}); err != nil {
 		t.Fatal(err)
 	}
-	id := conversation.ID(ack.Conversation)
+	id := ack.Conversation
 	messages, _ := store.Load(ctx, conversation.MessagesStream(id), 1, 0)
 	receipts, _ := store.Load(ctx, conversation.ReceiptsStream(id), 1, 0)
 	all := append(append([]ports.Commit(nil), messages...), receipts...)
@@ -94,7 +94,7 @@ func TestProjectorsTakingTurnsAgree(t *testing.T) {
 	for i := range 4 {
 		ack = send(t, n, "alice", string(rune('a'+i)), "bob", "x")
 	}
-	commits, _ := store.Load(ctx, conversation.MessagesStream(conversation.ID(ack.Conversation)), 1, 0)
+	commits, _ := store.Load(ctx, conversation.MessagesStream(ack.Conversation), 1, 0)
 	rm := memory.NewReadModel()
 	node := func() *application.Application {
 		tx, _ := application.NewTransactions(store, memory.Clock{}, time.Second)
@@ -114,8 +114,8 @@ func TestProjectorsTakingTurnsAgree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	views, _ := rm.GetMany(ctx, []string{ack.Conversation})
-	if got := views[ack.Conversation]; got.LastSeq != 4 || got.Members[1].UnreadCount() != 4 {
+	views, _ := rm.GetMany(ctx, []string{string(ack.Conversation)})
+	if got := views[string(ack.Conversation)]; got.LastSeq != 4 || got.Members[1].UnreadCount() != 4 {
 		t.Fatalf("view after turns: lastSeq %d, bob's unread %v; want 4 and [1 2 3 4]", got.LastSeq, got.Members[1].Unread)
 	}
 }

@@ -31,17 +31,14 @@ type Sync struct {
 // SyncQuery asks for up to Limit messages with seq > After.
 type SyncQuery struct {
 	Reader       user.ID
-	Conversation string
+	Conversation conversation.ID
 	After        uint64
 	Limit        int
 }
 
 // Handle returns the page; only a participant may ask.
 func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
-	id, err := conversation.ParseID(q.Conversation)
-	if err != nil {
-		return Page{}, err
-	}
+	id := q.Conversation
 	e, err := s.aggregates.readable(ctx, id, q.Reader)
 	if err != nil {
 		return Page{}, err
@@ -52,7 +49,7 @@ func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	page := Page{Conversation: q.Conversation, Messages: messagesOf(commits)}
+	page := Page{Conversation: string(id), Messages: messagesOf(commits)}
 	if len(page.Messages) > limit {
 		page.Messages, page.More = page.Messages[:limit], true
 	}
@@ -70,7 +67,7 @@ type History struct {
 // it; otherwise the first Limit after After, or the latest Limit when After is 0.
 type HistoryQuery struct {
 	Reader       user.ID
-	Conversation string
+	Conversation conversation.ID
 	After        uint64
 	Before       uint64
 	Limit        int
@@ -78,10 +75,7 @@ type HistoryQuery struct {
 
 // Handle returns the page with each message's status.
 func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
-	id, err := conversation.ParseID(q.Conversation)
-	if err != nil {
-		return Page{}, err
-	}
+	id := q.Conversation
 	e, err := h.aggregates.readable(ctx, id, q.Reader)
 	if err != nil {
 		return Page{}, err
@@ -96,7 +90,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 		return Page{}, err
 	}
 	from, to, more := pageRange(q.After, q.Before, lastSeq, uint64(clampLimit(q.Limit)))
-	page := Page{Conversation: q.Conversation, More: more}
+	page := Page{Conversation: string(id), More: more}
 	if from > to {
 		return page, nil
 	}

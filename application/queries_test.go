@@ -10,6 +10,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
@@ -61,49 +62,45 @@ func TestOutsidersFindNoConversation(t *testing.T) {
 	n := newNode(t, testConfig(), memory.NewEventStore())
 	ack := send(t, n, "alice", "k", "bob", "x")
 	ctx := context.Background()
-	unknown := string(conversation.IDFor("x", "y"))
+	unknown := conversation.IDFor("x", "y")
 	tests := []struct {
 		name string
 		run  func() error
-		code string
+		kind domain.Kind
 	}{
 		{"outsider syncs", func() error {
 			_, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "carol", Conversation: ack.Conversation})
 			return err
-		}, application.CodeNotFound},
+		}, domain.NotFound},
 		{"outsider pages history", func() error {
 			_, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "carol", Conversation: ack.Conversation})
 			return err
-		}, application.CodeNotFound},
+		}, domain.NotFound},
 		{"outsider marks read", func() error {
 			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "carol", Conversation: ack.Conversation, UpTo: 1})
-		}, application.CodeNotFound},
+		}, domain.NotFound},
 		{"no such conversation", func() error {
 			_, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: unknown})
 			return err
-		}, application.CodeNotFound},
+		}, domain.NotFound},
 		{"no such conversation to sync", func() error {
 			_, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "alice", Conversation: unknown})
 			return err
-		}, application.CodeNotFound},
+		}, domain.NotFound},
 		{"no such conversation to mark", func() error {
 			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "alice", Conversation: unknown, UpTo: 1})
-		}, application.CodeNotFound},
-		{"malformed conversation id", func() error {
-			_, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "alice", Conversation: "nope"})
-			return err
-		}, application.CodeBadRequest},
+		}, domain.NotFound},
 		{"read beyond the last message", func() error {
 			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 2})
-		}, application.CodeBadRequest},
+		}, domain.Invalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.run()
-			if code := application.ErrorCode(err); code != tt.code {
-				t.Fatalf("code %s, want %s", code, tt.code)
+			if kind := domain.KindOf(err); kind != tt.kind {
+				t.Fatalf("kind %s, want %s", kind, tt.kind)
 			}
-			if tt.code == application.CodeNotFound && err.Error() != conversation.ErrNotFound.Error() {
+			if tt.kind == domain.NotFound && err.Error() != conversation.ErrNotFound.Error() {
 				t.Fatalf("message %q differs from that of an unknown conversation", err)
 			}
 		})
@@ -148,11 +145,11 @@ func TestOutsidersCostTheSameStoreReads(t *testing.T) {
 		views, err := n.rm.ListFor(ctx, "alice", 1)
 		return err == nil && len(views) == 1 && views[0].LastSeq == 50
 	})
-	unknown := string(conversation.IDFor("x", "y"))
+	unknown := conversation.IDFor("x", "y")
 	tests := []struct {
 		name   string
 		reader user.ID
-		conv   string
+		conv   conversation.ID
 	}{
 		{"outsider of a conversation of 50 messages", "carol", ack.Conversation},
 		{"the same outsider again", "carol", ack.Conversation},

@@ -119,11 +119,11 @@ func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
 		want []row
 	}{
 		{"alice", "acked", []row{
-			{toCarol.Conversation, "carol", 1, 0, 0, "to carol"},
-			{toBob.Conversation, "bob", 3, 0, 0, "to bob k3"},
+			{string(toCarol.Conversation), "carol", 1, 0, 0, "to carol"},
+			{string(toBob.Conversation), "bob", 3, 0, 0, "to bob k3"},
 		}},
-		{"bob", "pushed live, then marked read", []row{{toBob.Conversation, "alice", 3, 1, 2, "to bob k3"}}},
-		{"carol", "paged by sync", []row{{toCarol.Conversation, "alice", 1, 1, 0, "to carol"}}},
+		{"bob", "pushed live, then marked read", []row{{string(toBob.Conversation), "alice", 3, 1, 2, "to bob k3"}}},
+		{"carol", "paged by sync", []row{{string(toCarol.Conversation), "alice", 1, 1, 0, "to carol"}}},
 	}
 	before := map[user.ID][]application.ConversationSummary{}
 	for _, tt := range tests {
@@ -182,7 +182,7 @@ func TestListShowsAConversationProjectedWhileItWasRead(t *testing.T) {
 	})
 	rm.afterList = func() { projector.release(t) }
 	list := listOf(t, n, "alice")
-	if len(list) != 1 || list[0].Conversation != ack.Conversation || list[0].LastSeq != 1 {
+	if len(list) != 1 || list[0].Conversation != string(ack.Conversation) || list[0].LastSeq != 1 {
 		t.Fatalf("alice's list: %+v, want the conversation with bob at seq 1", list)
 	}
 }

@@ -72,7 +72,7 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 	clock.Add(time.Millisecond)
 	app.Republisher.Sweep(ctx)
 	eventually(t, "the republished message to reach bob", func() bool { return len(bob.seqs()) == 1 })
-	eventually(t, "the republished message to be projected", func() bool { return unreadOf(t, rm, ack.Conversation, "bob") == 1 })
+	eventually(t, "the republished message to be projected", func() bool { return unreadOf(t, rm, string(ack.Conversation), "bob") == 1 })
 
 	// Seen now: later sweeps send nothing, and the copy that checkback
 	// publishes once the broker returns is dropped.
@@ -89,7 +89,7 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 	if got := bob.seqs(); !slices.Equal(got, []uint64{1}) {
 		t.Fatalf("bob saw %v, want the message once", got)
 	}
-	if got := unreadOf(t, rm, ack.Conversation, "bob"); got != 1 {
+	if got := unreadOf(t, rm, string(ack.Conversation), "bob"); got != 1 {
 		t.Fatalf("bob's unread count is %d, want 1", got)
 	}
 }
@@ -117,11 +117,11 @@ func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
 	}
 	// Reading implies delivery: the marker commit moves both of bob's markers.
 	eventually(t, "the messages and the markers to arrive", func() bool {
-		return len(bob.seqs()) == 3 && len(alice.receiptsSeen()) == 2 && unreadOf(t, n.rm, ack.Conversation, "bob") == 2
+		return len(bob.seqs()) == 3 && len(alice.receiptsSeen()) == 2 && unreadOf(t, n.rm, string(ack.Conversation), "bob") == 2
 	})
 	receiptsBefore := alice.receiptsSeen()
 
-	conv := conversation.ID(ack.Conversation)
+	conv := ack.Conversation
 	messages, _ := store.Load(ctx, conversation.MessagesStream(conv), 1, 0)
 	receipts, _ := store.Load(ctx, conversation.ReceiptsStream(conv), 1, 0)
 	again := append(slices.Clone(receipts), messages...)
@@ -143,7 +143,7 @@ func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
 	if got := alice.receiptsSeen(); !slices.Equal(got, receiptsBefore) {
 		t.Fatalf("alice saw receipts %+v, want %+v: each marker once", got, receiptsBefore)
 	}
-	if got := unreadOf(t, n.rm, ack.Conversation, "bob"); got != 3 {
+	if got := unreadOf(t, n.rm, string(ack.Conversation), "bob"); got != 3 {
 		t.Fatalf("bob's unread count is %d, want 3 (seqs 2 to 4)", got)
 	}
 }

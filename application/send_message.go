@@ -17,23 +17,25 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// SendMessageCommand is one send as a client asks for it.
+// SendMessageCommand is one send as a client asks for it, its fields
+// parsed by the transport that received it.
 type SendMessageCommand struct {
 	Sender user.ID
 	// ClientID is the idempotency key; empty asks for a server-made one, as
 	// the seed's frame without an id does.
-	ClientID string
-	To       string
-	Body     string
+	ClientID message.ClientID
+	To       user.ID
+	Body     message.Body
 	// Origin is the session that sent it, spared its own message on delivery.
 	Origin string
 }
 
 // Ack confirms a message is durable and its publication committed.
 type Ack struct {
-	ClientID     string
-	MessageID    string
-	Conversation string
+	ClientID  string
+	MessageID string
+	// Conversation is in the type later commands about it take.
+	Conversation conversation.ID
 	Seq          uint64
 	SentAt       time.Time
 }
@@ -53,41 +55,30 @@ func newSendMessage(cfg Config, aggs *aggregates, clock ports.Clock, ids ports.I
 		limits: newUserLimits(cfg.SendRate, cfg.SendBurst, maxLimitedSenders)}
 }
 
-// Handle validates, rate-limits and sends; it returns the ack only once the
-// message is stored and its publication committed.
+// Handle rate-limits and sends; it returns the ack only once the message
+// is stored and its publication committed. Sending to oneself is the one
+// rule left to check here: a transport does not know who sends.
 func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, error) {
-	to, err := user.ParseID(cmd.To)
-	if err != nil {
-		return Ack{}, fmt.Errorf("to: %w", err)
-	}
-	if to == cmd.Sender {
+	if cmd.To == cmd.Sender {
 		return Ack{}, conversation.ErrSelf
-	}
-	body, err := message.ParseBody(cmd.Body)
-	if err != nil {
-		return Ack{}, err
 	}
 	key := cmd.ClientID
 	if key == "" {
-		key = s.ids.NewID()
-	}
-	clientID, err := message.ParseClientID(key)
-	if err != nil {
-		return Ack{}, err
+		key = message.ClientID(s.ids.NewID())
 	}
 	if !s.limits.allow(cmd.Sender, s.clock.Now()) {
 		return Ack{}, ErrRateLimited
 	}
-	id := message.IDFor(cmd.Sender, clientID)
-	convID := conversation.IDFor(cmd.Sender, to)
+	id := message.IDFor(cmd.Sender, key)
+	convID := conversation.IDFor(cmd.Sender, cmd.To)
 	for attempt := 0; attempt < s.attempts; attempt++ {
-		ack, err := s.try(ctx, convID, id, cmd, to, body, attempt > 0)
+		ack, err := s.try(ctx, convID, id, cmd, cmd.To, cmd.Body, attempt > 0)
 		switch {
 		case err == nil:
-			ack.ClientID = key
+			ack.ClientID = string(key)
 			return ack, nil
 		case errors.Is(err, ports.ErrDuplicateCommit):
-			return s.firstAck(ctx, id, key)
+			return s.firstAck(ctx, id, string(key))
 		case !errors.Is(err, ports.ErrVersionConflict):
 			return Ack{}, err
 		}
@@ -147,7 +138,7 @@ func (s *SendMessage) firstAck(ctx context.Context, id message.ID, key string) (
 }
 
 func ackOf(p conversation.MessagePosted) Ack {
-	return Ack{MessageID: string(p.MessageID), Conversation: string(p.Conversation), Seq: p.Seq, SentAt: p.SentAt}
+	return Ack{MessageID: string(p.MessageID), Conversation: p.Conversation, Seq: p.Seq, SentAt: p.SentAt}
 }
 
 // userLimits holds one token bucket per sender on this node, in memory

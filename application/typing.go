@@ -27,20 +27,17 @@ type Typing struct {
 // TypingCommand says User is typing in Conversation.
 type TypingCommand struct {
 	User         user.ID
-	Conversation string
+	Conversation conversation.ID
 }
 
 // Handle relays the signal, or drops it when it comes too soon.
 func (t *Typing) Handle(ctx context.Context, cmd TypingCommand) error {
-	id, err := conversation.ParseID(cmd.Conversation)
-	if err != nil {
-		return err
-	}
+	id, conv := cmd.Conversation, string(cmd.Conversation)
 	now := t.presence.clock.Now()
 	// A pair in the throttle was authorized when it went in, so a burst
 	// costs no aggregate lookup; an unauthorized one never goes in.
 	t.mu.Lock()
-	throttled := t.throttle.Throttled(cmd.User, cmd.Conversation, now)
+	throttled := t.throttle.Throttled(cmd.User, conv, now)
 	t.mu.Unlock()
 	if throttled {
 		t.presence.observer.TypingDropped()
@@ -53,15 +50,15 @@ func (t *Typing) Handle(ctx context.Context, cmd TypingCommand) error {
 	peer := e.conv.Peer(cmd.User)
 	e.mu.Unlock()
 	t.mu.Lock()
-	allowed := t.throttle.Allow(cmd.User, cmd.Conversation, now)
+	allowed := t.throttle.Allow(cmd.User, conv, now)
 	t.mu.Unlock()
 	if !allowed {
 		t.presence.observer.TypingDropped()
 		return nil
 	}
-	t.push(peer, ports.TypingView{Conversation: cmd.Conversation, User: cmd.User})
+	t.push(peer, ports.TypingView{Conversation: conv, User: cmd.User})
 	t.presence.send(ports.Signal{Kind: ports.SignalTyping, Node: t.presence.cfg.Node, At: now,
-		User: cmd.User, Conversation: cmd.Conversation, To: peer})
+		User: cmd.User, Conversation: conv, To: peer})
 	t.presence.observer.TypingRelayed()
 	return nil
 }

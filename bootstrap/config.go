@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/evchat/chatd/adapters/auth"
 )
 
 // Config is every setting of a node, read from CHAT_* environment variables
@@ -76,9 +78,6 @@ type Config struct {
 	RepublishAfter time.Duration `env:"CHAT_REPUBLISH_AFTER" envDefault:"3s"`
 }
 
-// minSecretBytes is the least HS256 secret PROTOCOL.md accepts.
-const minSecretBytes = 32
-
 // LoadConfig reads the environment and validates every value, naming the
 // variable at fault.
 func LoadConfig() (Config, error) {
@@ -135,8 +134,8 @@ func (c Config) Validate() error {
 	default:
 		bad("CHAT_AUTH_MODE", "%q is neither dev nor jwt", c.AuthMode)
 	}
-	if c.AuthSecret != "" && len(c.AuthSecret) < minSecretBytes {
-		bad("CHAT_AUTH_SECRET", "must be at least %d bytes, got %d", minSecretBytes, len(c.AuthSecret))
+	if c.AuthSecret != "" && len(c.AuthSecret) < auth.MinSecretBytes {
+		bad("CHAT_AUTH_SECRET", "must be at least %d bytes, got %d", auth.MinSecretBytes, len(c.AuthSecret))
 	}
 	if c.AuthJWKSURL != "" {
 		if u, err := url.Parse(c.AuthJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

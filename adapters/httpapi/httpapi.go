@@ -32,12 +32,6 @@ import (
 	"github.com/evchat/chatd/domain/user"
 )
 
-// Error codes the transport adds to those of the application.
-const (
-	codeUnauthorized = "unauthorized"
-	codeTooLarge     = "too_large"
-)
-
 // Config tunes the API; a zero field takes its DefaultConfig value.
 type Config struct {
 	// MaxBodyBytes bounds a request body; a larger one is answered 413.
@@ -134,7 +128,7 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request, user.ID)) http.H
 		identity, err := a.deps.Verifier.Verify(auth.BearerToken(r))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			writeError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
+			writeError(w, http.StatusUnauthorized, wire.CodeUnauthorized, err.Error())
 			return
 		}
 		h(w, r, identity.User)
@@ -143,7 +137,7 @@ func (a *API) authed(h func(http.ResponseWriter, *http.Request, user.ID)) http.H
 
 func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 	if a.deps.Issuer == nil {
-		writeError(w, http.StatusNotFound, application.CodeNotFound, "dev tokens are only issued in dev mode")
+		writeError(w, http.StatusNotFound, wire.CodeNotFound, "dev tokens are only issued in dev mode")
 		return
 	}
 	var req struct {
@@ -153,12 +147,12 @@ func (a *API) devToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.UserID == nil {
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "missing field userId")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "missing field userId")
 		return
 	}
 	uid, err := user.ParseID(*req.UserID)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
 		return
 	}
 	token, exp, err := a.deps.Issuer.Issue(uid)
@@ -188,26 +182,41 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request, uid user.ID) {
 		missing = "body"
 	}
 	if missing != "" {
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "missing field "+missing)
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "missing field "+missing)
 		return
 	}
-	// The application makes a key for an empty id (the seed's WebSocket
-	// form); REST has no such form, so an empty id is refused here.
-	if _, err := message.ParseClientID(*req.ID); err != nil {
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, err.Error())
+	cmd, err := parseSend(uid, *req.ID, *req.To, *req.Body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.cfg.RequestTimeout)
 	defer cancel()
 	start := time.Now()
-	ack, err := a.deps.App.Send.Handle(ctx, application.SendMessageCommand{Sender: uid, ClientID: *req.ID, To: *req.To, Body: *req.Body})
+	ack, err := a.deps.App.Send.Handle(ctx, cmd)
 	if err != nil {
-		a.deps.Metrics.Send(metrics.TransportHTTP, application.ErrorCode(err), start)
+		a.deps.Metrics.Send(metrics.TransportHTTP, wire.CodeOf(err), start)
 		a.fail(w, err)
 		return
 	}
 	a.deps.Metrics.Send(metrics.TransportHTTP, metrics.OutcomeOK, start)
 	writeJSON(w, http.StatusCreated, wire.AckOf(ack))
+}
+
+// parseSend parses a send's fields into the command. The application
+// makes a key for an empty id (the seed's WebSocket form); REST has no such
+// form, so an empty id is refused here.
+func parseSend(sender user.ID, id, to, body string) (application.SendMessageCommand, error) {
+	cmd := application.SendMessageCommand{Sender: sender}
+	var err error
+	if cmd.ClientID, err = message.ParseClientID(id); err != nil {
+		return cmd, err
+	}
+	if cmd.To, err = user.ParseID(to); err != nil {
+		return cmd, fmt.Errorf("to: %w", err)
+	}
+	cmd.Body, err = message.ParseBody(body)
+	return cmd, err
 }
 
 func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID) {
@@ -232,11 +241,12 @@ func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID)
 
 func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 	// A malformed id names no conversation, which for a path is a 404.
-	if _, err := conversation.ParseID(r.PathValue("id")); err != nil {
+	id, err := conversation.ParseID(r.PathValue("id"))
+	if err != nil {
 		a.fail(w, conversation.ErrNotFound)
 		return
 	}
-	q := application.HistoryQuery{Reader: uid, Conversation: r.PathValue("id")}
+	q := application.HistoryQuery{Reader: uid, Conversation: id}
 	var limit uint64
 	for _, p := range []struct {
 		name string
@@ -248,7 +258,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 		}
 		n, ok := wire.ParseInteger(v)
 		if !ok {
-			writeError(w, http.StatusBadRequest, application.CodeBadRequest,
+			writeError(w, http.StatusBadRequest, wire.CodeBadRequest,
 				fmt.Sprintf("%s must be a non-negative integer of at most %d", p.name, uint64(wire.MaxInteger)))
 			return
 		}
@@ -269,7 +279,7 @@ func (a *API) history(w http.ResponseWriter, r *http.Request, uid user.ID) {
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	if a.draining.Load() {
-		writeError(w, http.StatusServiceUnavailable, application.CodeUnavailable, "shutting down")
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "shutting down")
 		return
 	}
 	for _, c := range a.deps.Checks {
@@ -277,7 +287,7 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 		err := c.Pinger.Ping(ctx)
 		cancel()
 		if err != nil {
-			writeError(w, http.StatusServiceUnavailable, application.CodeUnavailable, c.Name+" is not answering")
+			writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, c.Name+" is not answering")
 			return
 		}
 	}
@@ -291,18 +301,18 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("body larger than %d bytes", a.cfg.MaxBodyBytes))
+		writeError(w, http.StatusRequestEntityTooLarge, wire.CodeTooLarge, fmt.Sprintf("body larger than %d bytes", a.cfg.MaxBodyBytes))
 		return false
 	case err != nil:
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body could not be read")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "body could not be read")
 		return false
 	case !utf8.Valid(data):
 		// encoding/json would replace invalid bytes with U+FFFD unnoticed.
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body is not valid UTF-8")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "body is not valid UTF-8")
 		return false
 	case !wire.ValidEscapes(data):
 		// And an escaped lone surrogate too.
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, "body escapes a lone UTF-16 surrogate")
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "body escapes a lone UTF-16 surrogate")
 		return false
 	}
 	if err := json.Unmarshal(data, v); err != nil {
@@ -311,7 +321,7 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			msg = "field " + typeErr.Field + " has the wrong type"
 		}
-		writeError(w, http.StatusBadRequest, application.CodeBadRequest, msg)
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, msg)
 		return false
 	}
 	return true
@@ -319,17 +329,17 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 
 // fail answers a use case's error with its protocol code.
 func (a *API) fail(w http.ResponseWriter, err error) {
-	code := application.ErrorCode(err)
+	code := wire.CodeOf(err)
 	msg := err.Error()
 	switch code {
-	case application.CodeInternal:
+	case wire.CodeInternal:
 		a.log.Error("http request failed", "err", err)
 		msg = "internal error"
-	case application.CodeUnavailable:
+	case wire.CodeUnavailable:
 		a.log.Warn("http request failed", "err", err)
 		msg = "service unavailable, try again"
 		w.Header().Set("Retry-After", "1")
-	case application.CodeRateLimited:
+	case wire.CodeRateLimited:
 		w.Header().Set("Retry-After", "1")
 	}
 	writeError(w, statusOf(code), code, msg)
@@ -351,17 +361,17 @@ var errorStatuses = []struct {
 	code   string
 	status int
 }{
-	{application.CodeBadRequest, http.StatusBadRequest},
-	{codeUnauthorized, http.StatusUnauthorized},
-	{application.CodeForbidden, http.StatusForbidden},
-	{application.CodeNotFound, http.StatusNotFound},
-	{codeTooLarge, http.StatusRequestEntityTooLarge},
-	{application.CodeRateLimited, http.StatusTooManyRequests},
-	{application.CodeUnavailable, http.StatusServiceUnavailable},
+	{wire.CodeBadRequest, http.StatusBadRequest},
+	{wire.CodeUnauthorized, http.StatusUnauthorized},
+	{wire.CodeForbidden, http.StatusForbidden},
+	{wire.CodeNotFound, http.StatusNotFound},
+	{wire.CodeTooLarge, http.StatusRequestEntityTooLarge},
+	{wire.CodeRateLimited, http.StatusTooManyRequests},
+	{wire.CodeUnavailable, http.StatusServiceUnavailable},
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, errorJSON{Code: code, Message: msg})
+	writeJSON(w, status, wire.Error{Code: code, Message: msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -375,11 +385,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // JSON shapes, named as PROTOCOL.md names them.
-
-type errorJSON struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
 
 type pageJSON struct {
 	Messages []wire.Message `json:"messages"`

@@ -15,6 +15,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/auth"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 	"github.com/evchat/chatd/tests/embedded"
@@ -254,7 +255,7 @@ func TestConversationsAndHistory(t *testing.T) {
 	waitFor(t, "delivery to bob", func() bool { return bob.lastSeq.Load() == 4 })
 	unregister()
 	h.send("alice", "k5", "bob", "five") // bob is offline: stays sent
-	if err := h.app.MarkRead.Handle(context.Background(), application.MarkReadCommand{Reader: "bob", Conversation: conv, UpTo: 2}); err != nil {
+	if err := h.app.MarkRead.Handle(context.Background(), application.MarkReadCommand{Reader: "bob", Conversation: conversation.ID(conv), UpTo: 2}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/adapters/wire"
 )
 
 // maxPlainErrorBytes is as much of a plain-text error as becomes its
@@ -91,7 +91,7 @@ func codeOfStatus(status int) string {
 		}
 	}
 	if status < http.StatusInternalServerError {
-		return application.CodeBadRequest
+		return wire.CodeBadRequest
 	}
-	return application.CodeInternal
+	return wire.CodeInternal
 }

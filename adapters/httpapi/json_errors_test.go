@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/evchat/chatd/adapters/wire"
 )
 
 func TestJSONErrors(t *testing.T) {
@@ -64,7 +66,7 @@ func TestJSONErrors(t *testing.T) {
 			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q", ct)
 			}
-			var e errorJSON
+			var e wire.Error
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
 				t.Fatalf("body %q is not one JSON error: %v", rec.Body, err)
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/ports"
 )
@@ -69,8 +70,8 @@ func TestPresence(t *testing.T) {
 
 	many := strings.TrimSuffix(strings.Repeat("u,", 201), ",")
 	for name, query := range map[string]string{"no users": "", "201 users": "?users=" + many, "a bad id": "?users=bob,b%20b"} {
-		var e errorJSON
-		if resp := h.do(http.MethodGet, "/api/presence"+query, "alice", "", &e); resp.StatusCode != http.StatusBadRequest || e.Code != application.CodeBadRequest {
+		var e wire.Error
+		if resp := h.do(http.MethodGet, "/api/presence"+query, "alice", "", &e); resp.StatusCode != http.StatusBadRequest || e.Code != wire.CodeBadRequest {
 			t.Errorf("%s: status %d, code %q; want 400 bad_request", name, resp.StatusCode, e.Code)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
+	"github.com/evchat/chatd/domain/presence"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
@@ -35,27 +36,23 @@ const (
 	typeInvalid = "invalid"
 )
 
-// Error codes the transport adds to those of the application.
-const (
-	codeTooLarge     = "too_large"
-	codeUnauthorized = "unauthorized"
-	// codeTooManySessions refuses an upgrade past MaxSessionsPerUser.
-	codeTooManySessions = "too_many_sessions"
-)
-
-// clientFrame is a decoded, validated client frame. Seed marks the seed's
-// `{toId, msg}` form, a send whose idempotency key the server makes.
+// clientFrame is a decoded client frame, its fields parsed into the
+// domain's types so that the use cases take them as they are. ID is echoed
+// as the client wrote it; Key is the same id parsed as a send's
+// idempotency key. Seed marks the seed's `{toId, msg}` form, a send whose
+// idempotency key the server makes.
 type clientFrame struct {
 	Type         string
 	ID           string
-	To           string
-	Body         string
+	Key          message.ClientID
+	To           user.ID
+	Body         message.Body
 	Seed         bool
-	Conversation string
+	Conversation conversation.ID
 	UpTo         uint64
 	After        uint64
 	Limit        int
-	Users        []string
+	Users        presence.Users
 	Token        string
 }
 
@@ -167,17 +164,18 @@ func decodeSend(f *clientFrame, raw rawFrame) *frameError {
 	case raw.Body == nil:
 		return badRequest(f.ID, "missing field body")
 	}
-	if _, err := message.ParseClientID(f.ID); err != nil {
+	key, err := message.ParseClientID(f.ID)
+	if err != nil {
 		return badRequest(f.ID, err.Error())
 	}
-	f.To, f.Body = *raw.To, *raw.Body
-	return validateSend(f)
+	f.Key = key
+	return parseSend(f, *raw.To, *raw.Body)
 }
 
 // decodeSeed reads the seed's form; its toId may be a JSON number, since
 // the seed's clients used numeric ids such as 1001.
 func decodeSeed(raw rawFrame) (clientFrame, *frameError) {
-	f := clientFrame{Type: typeSend, Seed: true, Body: *raw.Msg}
+	f := clientFrame{Type: typeSend, Seed: true}
 	var to string
 	if err := json.Unmarshal(raw.ToID, &to); err != nil {
 		if _, err := strconv.ParseUint(string(raw.ToID), 10, 64); err != nil {
@@ -185,15 +183,15 @@ func decodeSeed(raw rawFrame) (clientFrame, *frameError) {
 		}
 		to = string(raw.ToID)
 	}
-	f.To = to
-	return f, validateSend(&f)
+	return f, parseSend(&f, to, *raw.Msg)
 }
 
-func validateSend(f *clientFrame) *frameError {
-	if _, err := user.ParseID(f.To); err != nil {
+func parseSend(f *clientFrame, to, body string) *frameError {
+	var err error
+	if f.To, err = user.ParseID(to); err != nil {
 		return badRequest(f.ID, "to: "+err.Error())
 	}
-	if _, err := message.ParseBody(f.Body); err != nil {
+	if f.Body, err = message.ParseBody(body); err != nil {
 		return badRequest(f.ID, err.Error())
 	}
 	return nil
@@ -211,10 +209,11 @@ func decodeConversation(f *clientFrame, raw rawFrame) *frameError {
 	if raw.Conversation == nil {
 		return badRequest(f.ID, "missing field conversation")
 	}
-	if _, err := conversation.ParseID(*raw.Conversation); err != nil {
+	id, err := conversation.ParseID(*raw.Conversation)
+	if err != nil {
 		return badRequest(f.ID, err.Error())
 	}
-	f.Conversation = *raw.Conversation
+	f.Conversation = id
 	return nil
 }
 
@@ -237,7 +236,7 @@ func uintField(raw json.RawMessage, name string, required bool) (uint64, error) 
 var maxIntegerText = strconv.FormatUint(wire.MaxInteger, 10)
 
 func badRequest(id, msg string) *frameError {
-	return &frameError{ID: id, Code: application.CodeBadRequest, Message: msg}
+	return &frameError{ID: id, Code: wire.CodeBadRequest, Message: msg}
 }
 
 // Server frames. Each is encoded as it stands, so the JSON names here are

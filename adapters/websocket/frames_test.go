@@ -38,7 +38,7 @@ func checkDecoding(t *testing.T, tests []decodeCase) {
 				}
 				return
 			}
-			if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
+			if err == nil || err.Code != wire.CodeBadRequest || !strings.Contains(err.Message, tt.err) {
 				t.Fatalf("decodeFrame = %+v, %v; want bad_request containing %q", got, err, tt.err)
 			}
 		})
@@ -47,8 +47,8 @@ func checkDecoding(t *testing.T, tests []decodeCase) {
 
 func TestDecodeFrame(t *testing.T) {
 	tests := []decodeCase{
-		{"send", `{"type":"send","id":"k-1","to":"1002","body":"hi"}`, clientFrame{Type: "send", ID: "k-1", To: "1002", Body: "hi"}, ""},
-		{"send, unknown fields ignored", `{"type":"send","id":"k","to":"b","body":"x","extra":[1]}`, clientFrame{Type: "send", ID: "k", To: "b", Body: "x"}, ""},
+		{"send", `{"type":"send","id":"k-1","to":"1002","body":"hi"}`, clientFrame{Type: "send", ID: "k-1", Key: "k-1", To: "1002", Body: "hi"}, ""},
+		{"send, unknown fields ignored", `{"type":"send","id":"k","to":"b","body":"x","extra":[1]}`, clientFrame{Type: "send", ID: "k", Key: "k", To: "b", Body: "x"}, ""},
 		{"seed", `{"toId":"1002","msg":"hi"}`, clientFrame{Type: "send", Seed: true, To: "1002", Body: "hi"}, ""},
 		{"seed, numeric toId", `{"toId":1002,"msg":"hi"}`, clientFrame{Type: "send", Seed: true, To: "1002", Body: "hi"}, ""},
 		{"seed, negative toId", `{"toId":-1,"msg":"hi"}`, clientFrame{}, "toId"},
@@ -77,10 +77,10 @@ func TestDecodeFrame(t *testing.T) {
 		{"a lone low surrogate", `{"type":"send","id":"k","to":"b","body":"\udc00"}`, clientFrame{}, "surrogate"},
 		{"a high surrogate before a letter", `{"type":"send","id":"k","to":"b","body":"\ud83dx"}`, clientFrame{}, "surrogate"},
 		{"a lone surrogate in another field", `{"type":"ping","x":"\udfff"}`, clientFrame{}, "surrogate"},
-		{"an escaped surrogate pair", `{"type":"send","id":"k","to":"b","body":"\ud83d\ude00"}`, clientFrame{Type: "send", ID: "k", To: "b", Body: "\U0001F600"}, ""},
-		{"an escaped backslash and u", `{"type":"send","id":"k","to":"b","body":"\\ud800"}`, clientFrame{Type: "send", ID: "k", To: "b", Body: `\ud800`}, ""},
+		{"an escaped surrogate pair", `{"type":"send","id":"k","to":"b","body":"\ud83d\ude00"}`, clientFrame{Type: "send", ID: "k", Key: "k", To: "b", Body: "\U0001F600"}, ""},
+		{"an escaped backslash and u", `{"type":"send","id":"k","to":"b","body":"\\ud800"}`, clientFrame{Type: "send", ID: "k", Key: "k", To: "b", Body: `\ud800`}, ""},
 		{"body of 4096 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4096) + `"}`,
-			clientFrame{Type: "send", ID: "k", To: "b", Body: strings.Repeat("ж", 4096)}, ""},
+			clientFrame{Type: "send", ID: "k", Key: "k", To: "b", Body: message.Body(strings.Repeat("ж", 4096))}, ""},
 		{"body of 4097 characters", `{"type":"send","id":"k","to":"b","body":"` + strings.Repeat("ж", 4097) + `"}`, clientFrame{}, "4096"},
 		{"id too long", `{"type":"send","id":"` + strings.Repeat("k", 65) + `","to":"b","body":"x"}`, clientFrame{}, "id must be"},
 		{"to too long", `{"type":"send","id":"k","to":"` + strings.Repeat("b", 65) + `","body":"x"}`, clientFrame{}, "user id"},
@@ -123,7 +123,7 @@ func TestDecodeFrameIntegerBounds(t *testing.T) {
 			t.Run(f.field+" "+v.name, func(t *testing.T) {
 				got, err := decodeFrame([]byte(fmt.Sprintf(f.frame, v.text)))
 				if !v.ok {
-					if err == nil || err.Code != application.CodeBadRequest || !strings.Contains(err.Message, f.field) {
+					if err == nil || err.Code != wire.CodeBadRequest || !strings.Contains(err.Message, f.field) {
 						t.Fatalf("decodeFrame = %+v, %v; want bad_request naming %s", got, err, f.field)
 					}
 					return
@@ -188,22 +188,22 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		// Nothing accepted is rewritten: a U+FFFD the frame did not spell
 		// can only come from a lone surrogate the decoder replaced.
-		if strings.Count(got.Body, "\uFFFD") > bytes.Count(data, []byte("\uFFFD"))+len(fffdEscape.FindAll(data, -1)) {
+		if strings.Count(string(got.Body), "\uFFFD") > bytes.Count(data, []byte("\uFFFD"))+len(fffdEscape.FindAll(data, -1)) {
 			t.Fatalf("accepted %q, whose body decoded to %q", data, got.Body)
 		}
 		switch got.Type {
 		case typeSend:
-			if _, e := user.ParseID(got.To); e != nil {
+			if _, e := user.ParseID(string(got.To)); e != nil {
 				t.Fatalf("accepted send to %q", got.To)
 			}
-			if _, e := message.ParseBody(got.Body); e != nil {
+			if _, e := message.ParseBody(string(got.Body)); e != nil {
 				t.Fatalf("accepted body %q", got.Body)
 			}
 			if _, e := message.ParseClientID(got.ID); e != nil && !got.Seed {
 				t.Fatalf("accepted id %q", got.ID)
 			}
 		case typeRead, typeSync, typeTyping:
-			if _, e := conversation.ParseID(got.Conversation); e != nil {
+			if _, e := conversation.ParseID(string(got.Conversation)); e != nil {
 				t.Fatalf("accepted conversation %q", got.Conversation)
 			}
 			if got.Limit < 0 || got.Limit > application.MaxPageLimit {

@@ -3,21 +3,19 @@ package websocket
 import (
 	"context"
 	"fmt"
-	"github.com/evchat/chatd/adapters/wire"
 
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/presence"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
 
 // The frames of PROTOCOL.md's "Presence and typing (v1.1)".
 
-// presenceFrame omits lastSeen when the user is online or it is not known.
 type presenceFrame struct {
-	Type     string  `json:"type"`
-	User     user.ID `json:"user"`
-	Online   bool    `json:"online"`
-	LastSeen string  `json:"lastSeen,omitempty"`
+	Type string `json:"type"`
+	wire.Presence
 }
 
 type typingFrame struct {
@@ -27,20 +25,19 @@ type typingFrame struct {
 }
 
 func presenceOf(p ports.PresenceView) presenceFrame {
-	f := presenceFrame{Type: typePresence, User: p.User, Online: p.Online}
-	if !p.Online && !p.LastSeen.IsZero() {
-		f.LastSeen = wire.FormatTime(p.LastSeen)
-	}
-	return f
+	return presenceFrame{Type: typePresence, Presence: wire.PresenceOf(p)}
 }
 
-// decodePresence takes the users of a `presence` frame; how many and which
-// ids are valid is the application's rule, checked there.
+// decodePresence parses the users of a `presence` frame.
 func decodePresence(f *clientFrame, raw rawFrame) *frameError {
 	if raw.Users == nil {
 		return badRequest(f.ID, "missing field users")
 	}
-	f.Users = raw.Users
+	users, err := presence.ParseUsers(raw.Users)
+	if err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	f.Users = users
 	return nil
 }
 

@@ -3,10 +3,12 @@ package websocket
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/presence"
 )
 
 func TestDecodePresenceAndTypingFrames(t *testing.T) {
@@ -14,10 +16,14 @@ func TestDecodePresenceAndTypingFrames(t *testing.T) {
 		{"typing", `{"type":"typing","conversation":"` + testConv + `"}`, clientFrame{Type: "typing", Conversation: testConv}, ""},
 		{"typing without a conversation", `{"type":"typing"}`, clientFrame{}, "missing field conversation"},
 		{"typing in a malformed conversation", `{"type":"typing","conversation":"x"}`, clientFrame{}, "conversation id"},
-		{"presence", `{"type":"presence","users":["a","b"]}`, clientFrame{Type: "presence", Users: []string{"a", "b"}}, ""},
+		{"presence", `{"type":"presence","users":["a","b"]}`, clientFrame{Type: "presence", Users: presence.Users{"a", "b"}}, ""},
 		{"presence without users", `{"type":"presence"}`, clientFrame{}, "missing field users"},
 		{"presence with users not a list", `{"type":"presence","users":"a,b"}`, clientFrame{}, "users has the wrong type"},
 		{"presence with a number for a user", `{"type":"presence","users":[1001]}`, clientFrame{}, "wrong type"},
+		{"presence with no user", `{"type":"presence","users":[]}`, clientFrame{}, "1-200 user ids"},
+		{"presence with 201 users", `{"type":"presence","users":[` + strings.Repeat(`"u",`, 200) + `"u"]}`, clientFrame{}, "1-200 user ids"},
+		{"presence with a bad id", `{"type":"presence","users":["bob","b b"]}`, clientFrame{}, "user id"},
+		{"presence asking twice for one user", `{"type":"presence","users":["a","a"]}`, clientFrame{Type: "presence", Users: presence.Users{"a"}}, ""},
 	}
 	checkDecoding(t, tests)
 }

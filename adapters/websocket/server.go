@@ -35,6 +35,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/auth"
 	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 )
 
@@ -144,9 +145,9 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      originChecker(cfg.AllowedOrigins),
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-			code := application.CodeBadRequest
+			code := wire.CodeBadRequest
 			if status == http.StatusForbidden {
-				code = application.CodeForbidden
+				code = wire.CodeForbidden
 			}
 			writeHTTPError(w, status, code, reason.Error())
 		},
@@ -168,13 +169,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	identity, err := s.verifier.Verify(token)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeHTTPError(w, http.StatusUnauthorized, codeUnauthorized, err.Error())
+		writeHTTPError(w, http.StatusUnauthorized, wire.CodeUnauthorized, err.Error())
 		return
 	}
 	if status, msg := s.refusal(r); status != 0 {
-		code := application.CodeBadRequest
+		code := wire.CodeBadRequest
 		if status == http.StatusForbidden {
-			code = application.CodeForbidden
+			code = wire.CodeForbidden
 		}
 		writeHTTPError(w, status, code, msg)
 		return
@@ -184,7 +185,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
-		writeHTTPError(w, http.StatusServiceUnavailable, application.CodeUnavailable, "server shutting down")
+		writeHTTPError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "server shutting down")
 		return
 	}
 	s.running.Add(1)
@@ -197,7 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	unregister, err := s.app.Sessions.RegisterAtMost(sess, s.cfg.MaxSessionsPerUser)
 	if err != nil {
 		s.running.Done()
-		writeHTTPError(w, http.StatusTooManyRequests, codeTooManySessions,
+		writeHTTPError(w, http.StatusTooManyRequests, wire.CodeTooManySessions,
 			"at most "+strconv.Itoa(s.cfg.MaxSessionsPerUser)+" sessions per user on this node")
 		return
 	}
@@ -366,10 +367,10 @@ func originChecker(allowed []string) func(*http.Request) bool {
 // are logged instead.
 func (s *Server) publicMessage(code string, err error, frameType string) string {
 	switch code {
-	case application.CodeInternal:
+	case wire.CodeInternal:
 		s.log.Error("websocket frame failed", "type", frameType, "err", err)
 		return "internal error"
-	case application.CodeUnavailable:
+	case wire.CodeUnavailable:
 		s.log.Warn("websocket frame failed", "type", frameType, "err", err)
 		return "service unavailable, try again"
 	}
@@ -380,8 +381,5 @@ func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}{code, msg})
+	_ = json.NewEncoder(w).Encode(wire.Error{Code: code, Message: msg})
 }

@@ -260,7 +260,7 @@ func (s *session) run(unregister func()) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		limit := strconv.Itoa(s.srv.cfg.MaxFrameBytes)
-		s.replyError("", codeTooLarge, "frame larger than "+limit+" bytes")
+		s.replyError("", wire.CodeTooLarge, "frame larger than "+limit+" bytes")
 		s.closeWith(websocket.CloseMessageTooBig, "frame larger than "+limit+" bytes")
 		s.waitWriter()
 		s.drain()
@@ -331,7 +331,7 @@ func (s *session) readLoop() error {
 		}
 		if mt != websocket.TextMessage {
 			s.srv.metrics.FrameIn(typeInvalid)
-			s.replyError("", application.CodeBadRequest, "frames must be JSON text frames")
+			s.replyError("", wire.CodeBadRequest, "frames must be JSON text frames")
 		} else {
 			s.handle(data)
 		}
@@ -390,7 +390,7 @@ func (s *session) handle(data []byte) {
 		err = s.handlePresence(ctx, f)
 	}
 	if err != nil {
-		code := application.ErrorCode(err)
+		code := wire.CodeOf(err)
 		s.replyError(f.ID, code, s.srv.publicMessage(code, err, f.Type))
 	}
 }
@@ -398,10 +398,10 @@ func (s *session) handle(data []byte) {
 func (s *session) handleSend(ctx context.Context, f clientFrame) error {
 	start := time.Now()
 	ack, err := s.srv.app.Send.Handle(ctx, application.SendMessageCommand{
-		Sender: s.user, ClientID: f.ID, To: f.To, Body: f.Body, Origin: s.id,
+		Sender: s.user, ClientID: f.Key, To: f.To, Body: f.Body, Origin: s.id,
 	})
 	if err != nil {
-		s.srv.metrics.Send(metrics.TransportWebSocket, application.ErrorCode(err), start)
+		s.srv.metrics.Send(metrics.TransportWebSocket, wire.CodeOf(err), start)
 		return err
 	}
 	s.srv.metrics.Send(metrics.TransportWebSocket, metrics.OutcomeOK, start)
@@ -415,11 +415,11 @@ func (s *session) handleSend(ctx context.Context, f clientFrame) error {
 func (s *session) handleAuth(f clientFrame) {
 	identity, err := s.srv.verifier.Verify(f.Token)
 	if err != nil {
-		s.replyError(f.ID, codeUnauthorized, err.Error())
+		s.replyError(f.ID, wire.CodeUnauthorized, err.Error())
 		return
 	}
 	if identity.User != s.user {
-		s.replyError(f.ID, application.CodeForbidden, "the token is for another user")
+		s.replyError(f.ID, wire.CodeForbidden, "the token is for another user")
 		return
 	}
 	s.srv.expiries.schedule(s, identity.ExpiresAt)

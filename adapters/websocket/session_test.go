@@ -18,6 +18,7 @@ import (
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 )
 
@@ -47,7 +48,7 @@ func (h *harness) withPresence() *harness {
 func (h *harness) send(from, key, to, body string) application.Ack {
 	h.t.Helper()
 	ack, err := h.app.Send.Handle(context.Background(), application.SendMessageCommand{
-		Sender: user.ID(from), ClientID: key, To: to, Body: body})
+		Sender: user.ID(from), ClientID: message.ClientID(key), To: user.ID(to), Body: message.Body(body)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -408,7 +409,7 @@ func TestASyncPageWrittenCountsAsDelivered(t *testing.T) {
 	if got := statuses(); got != "sent,sent" {
 		t.Fatalf("before bob synced: %s, want sent,sent", got)
 	}
-	bob.sendRaw(`{"type":"sync","conversation":"` + ack.Conversation + `","after":0}`)
+	bob.sendRaw(`{"type":"sync","conversation":"` + string(ack.Conversation) + `","after":0}`)
 	bob.next(typeMessages)
 	waitFor(t, "the synced messages to be marked delivered", func() bool { return statuses() == "delivered,delivered" })
 }

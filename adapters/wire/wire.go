@@ -1,6 +1,7 @@
-// Package wire holds the JSON shapes that the WebSocket frames and the REST
-// API share, named as PROTOCOL.md names them, so that a message or an ack
-// reads the same whichever way a client asked for it.
+// Package wire holds the JSON shapes and the error codes that the WebSocket
+// frames and the REST API share, named as PROTOCOL.md names them, so that a
+// message, an ack, a presence or an error reads the same whichever way a
+// client asked for it, and an error of the application maps to one code.
 package wire
 
 import (
@@ -29,7 +30,7 @@ type Ack struct {
 
 // AckOf shapes the application's ack.
 func AckOf(a application.Ack) Ack {
-	return Ack{ID: a.ClientID, MessageID: a.MessageID, Conversation: a.Conversation, Seq: a.Seq, SentAt: FormatTime(a.SentAt)}
+	return Ack{ID: a.ClientID, MessageID: a.MessageID, Conversation: string(a.Conversation), Seq: a.Seq, SentAt: FormatTime(a.SentAt)}
 }
 
 // Message is a message; Status is set on history pages only.

@@ -30,9 +30,14 @@ const MaxQueryUsers = 200
 // ErrQuerySize rejects a query of no user or of more than MaxQueryUsers.
 var ErrQuerySize = domain.Errorf(domain.Invalid, "users must list 1-200 user ids")
 
+// Users are the users a presence query asks about: 1-MaxQueryUsers valid
+// ids without repeats, as ParseUsers makes them, so that whoever answers
+// the query checks none of it again.
+type Users []user.ID
+
 // ParseUsers validates a presence query's user ids, dropping repeats while
 // keeping the order asked for.
-func ParseUsers(ids []string) ([]user.ID, error) {
+func ParseUsers(ids []string) (Users, error) {
 	if len(ids) == 0 || len(ids) > MaxQueryUsers {
 		return nil, ErrQuerySize
 	}

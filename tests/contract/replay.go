@@ -9,6 +9,7 @@ import (
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
@@ -54,19 +55,19 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 	convs := map[conversation.ID]bool{}
 	for _, p := range []pair{{0, 1, 7, 4}, {0, 2, 3, 3}, {1, 2, 5, 0}, {3, 0, 9, 8}, {2, 3, 1, 1}} {
 		a, b := users[p.a], users[p.b]
-		var conv string
+		var conv conversation.ID
 		for i := range p.messages {
 			from, to := a, b
 			if i%3 == 2 {
 				from, to = b, a
 			}
-			ack, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, To: string(to), Body: fmt.Sprintf("message %d", i)})
+			ack, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, To: to, Body: message.Body(fmt.Sprintf("message %d", i))})
 			if err != nil {
 				t.Fatalf("send %s -> %s: %v", from, to, err)
 			}
 			conv = ack.Conversation
 		}
-		convs[conversation.ID(conv)] = true
+		convs[conv] = true
 		if p.readByB > 0 {
 			err := app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: b, Conversation: conv, UpTo: uint64(p.readByB)})
 			if err != nil {
