@@ -210,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.running.Done()
 		return // the upgrader has answered already
 	}
-	sess.conn = conn
+	sess.connect(conn)
 	s.add(sess)
 	s.metrics.SessionOpened()
 	// The session runs on a goroutine of its own and this handler returns:

@@ -1,0 +1,153 @@
+package websocket
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/evchat/chatd/adapters/metrics"
+	"github.com/evchat/chatd/adapters/wire"
+	"github.com/evchat/chatd/application"
+)
+
+// readLoop reads and handles frames until the connection fails, the client
+// closes, a frame is too large or the session is closing.
+func (s *session) readLoop() error {
+	idle := 2 * s.srv.cfg.PingInterval
+	s.conn.SetPongHandler(func(string) error {
+		return s.extendDeadline(idle)
+	})
+	// A frame is read through a limit one byte past the maximum: gorilla's
+	// own read limit would close the connection before the protocol's error
+	// frame could be sent, and reading this way never buffers more than the
+	// limit whatever the frame's declared length.
+	max := int64(s.srv.cfg.MaxFrameBytes)
+	for {
+		if err := s.extendDeadline(idle); err != nil {
+			return err
+		}
+		mt, r, err := s.conn.NextReader()
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(r, max+1))
+		if err != nil {
+			return err
+		}
+		if int64(len(data)) > max {
+			s.srv.metrics.FrameIn(typeInvalid)
+			return errTooLarge
+		}
+		if mt != websocket.TextMessage {
+			s.srv.metrics.FrameIn(typeInvalid)
+			s.replyError("", wire.CodeBadRequest, "frames must be JSON text frames")
+		} else {
+			s.handle(data)
+		}
+		s.awaitRoom()
+	}
+}
+
+// extendDeadline moves the read deadline, then checks for a close in
+// progress: Shutdown and the writer mark it before they cut the deadline
+// short, so either they see the new deadline or this sees the mark.
+func (s *session) extendDeadline(idle time.Duration) error {
+	if err := s.conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	state := s.state
+	s.mu.Unlock()
+	if s.srv.draining.Load() || state == closed {
+		return errClosing
+	}
+	return nil
+}
+
+// drain reads, for the close handshake, the rest of an oversized frame and
+// whatever the client sends until its close; closing with unread data would
+// reset the connection and could lose the error frame on the client's side.
+func (s *session) drain() {
+	_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
+	for {
+		if _, _, err := s.conn.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+func (s *session) handle(data []byte) {
+	f, ferr := decodeFrame(data)
+	if ferr != nil {
+		s.srv.metrics.FrameIn(typeInvalid)
+		s.replyError(ferr.ID, ferr.Code, ferr.Message)
+		return
+	}
+	s.srv.metrics.FrameIn(f.Type)
+	switch f.Type {
+	case typePing:
+		s.reply(typePong, pongFrame{Type: typePong})
+		return
+	case typeAuth:
+		s.handleAuth(f)
+		return
+	}
+	// Not the connection's context: a send whose client went away still
+	// completes, so that its resend finds the first ack.
+	ctx, cancel := context.WithTimeout(context.Background(), s.srv.cfg.RequestTimeout)
+	defer cancel()
+	var err error
+	switch f.Type {
+	case typeSend:
+		err = s.handleSend(ctx, f)
+	case typeRead:
+		err = s.srv.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: s.user, Conversation: f.Conversation, UpTo: f.UpTo})
+	case typeSync:
+		var page application.Page
+		page, err = s.srv.app.Sync.Handle(ctx, application.SyncQuery{Reader: s.user, Conversation: f.Conversation, After: f.After, Limit: f.Limit})
+		if err == nil {
+			s.reply(typeMessages, messagesOf(page))
+		}
+	case typeTyping:
+		err = s.handleTyping(ctx, f)
+	case typePresence:
+		err = s.handlePresence(ctx, f)
+	}
+	if err != nil {
+		code := wire.CodeOf(err)
+		s.replyError(f.ID, code, s.srv.publicMessage(code, err, f.Type))
+	}
+}
+
+func (s *session) handleSend(ctx context.Context, f clientFrame) error {
+	start := time.Now()
+	ack, err := s.srv.app.Send.Handle(ctx, application.SendMessageCommand{
+		Sender: s.user, ClientID: f.Key, To: f.To, Body: f.Body, Origin: s.id,
+	})
+	if err != nil {
+		s.srv.metrics.Send(metrics.TransportWebSocket, wire.CodeOf(err), start)
+		return err
+	}
+	s.srv.metrics.Send(metrics.TransportWebSocket, metrics.OutcomeOK, start)
+	s.reply(typeAck, ackOf(ack))
+	return nil
+}
+
+// handleAuth hands the session the fresh token of an `auth` frame. A token
+// that does not verify, or names another user, changes nothing: the session
+// keeps its token and dies at its exp.
+func (s *session) handleAuth(f clientFrame) {
+	identity, err := s.srv.verifier.Verify(f.Token)
+	if err != nil {
+		s.replyError(f.ID, wire.CodeUnauthorized, err.Error())
+		return
+	}
+	if identity.User != s.user {
+		s.replyError(f.ID, wire.CodeForbidden, "the token is for another user")
+		return
+	}
+	s.srv.expiries.schedule(s, identity.ExpiresAt)
+	s.reply(typeAuthed, authedFrame{Type: typeAuthed, ID: f.ID, ExpiresAt: wire.FormatTime(identity.ExpiresAt)})
+}

@@ -1,0 +1,112 @@
+package websocket
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// writeLoop writes queued items in order until the queue is empty (then it
+// exits, to be started again by the next item), a close is written, a write
+// fails, the session is kicked or the reader is done.
+func (s *session) writeLoop() {
+	defer func() {
+		s.mu.Lock()
+		s.writing = false
+		s.wakeWaiterLocked()
+		s.mu.Unlock()
+	}()
+	for {
+		batch, state := s.takeQueue()
+		if len(batch) == 0 && state != kicked {
+			return
+		}
+		if !s.mayWrite() {
+			return
+		}
+		for _, o := range batch {
+			if !s.mayWrite() {
+				return
+			}
+			if o.control == websocket.CloseMessage {
+				s.writeClose(o.closeCode, o.closeText)
+				return
+			}
+			if err := s.write(o); err != nil {
+				s.conn.Close() // the reader fails now and tears the session down
+				return
+			}
+			s.written(o)
+		}
+	}
+}
+
+// takeQueue takes what is queued, which makes room for the reader.
+func (s *session) takeQueue() ([]outbound, lifecycle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	batch := s.queue
+	s.queue, s.replies = nil, 0
+	s.wakeWaiterLocked()
+	return batch, s.state
+}
+
+// mayWrite tells the writer whether to go on: not once the reader has torn
+// the session down, nor once it is kicked, which writes the kick's close
+// frame and cuts the connection instead.
+func (s *session) mayWrite() bool {
+	s.mu.Lock()
+	state, code, text := s.state, s.kickCode, s.kickText
+	s.mu.Unlock()
+	switch state {
+	case ended:
+		return false
+	case kicked:
+		s.writeClose(code, text)
+		s.conn.Close()
+		return false
+	}
+	return true
+}
+
+// written tells delivery what reached the connection: a message, or a
+// sync page, counts as delivered only now.
+func (s *session) written(o outbound) {
+	switch o.typ {
+	case typeMessage:
+		m := o.frame.(messageFrame).Message
+		s.srv.app.Delivery.Written(s, m.Conversation, m.To, m.Seq)
+	case typeMessages:
+		if page := o.frame.(messagesFrame); len(page.Messages) > 0 {
+			s.srv.app.Delivery.PageWritten(s, page.Conversation, page.Messages[0].Seq, page.Messages[len(page.Messages)-1].Seq)
+		}
+	}
+}
+
+func (s *session) write(o outbound) error {
+	deadline := time.Now().Add(s.srv.cfg.WriteTimeout)
+	if o.control != 0 {
+		return s.conn.WriteControl(o.control, nil, deadline)
+	}
+	data, err := json.Marshal(o.frame)
+	if err != nil {
+		return err
+	}
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	return s.conn.WriteMessage(websocket.TextMessage, data)
+}
+
+// writeClose sends the close frame and gives the client closeGrace to
+// answer it before the reader gives up. The state moves first, so that a
+// reader extending its deadline either sees it or has its deadline cut
+// short here.
+func (s *session) writeClose(code int, text string) {
+	s.mu.Lock()
+	s.state = s.state.on(closeWritten)
+	s.mu.Unlock()
+	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeGrace))
+	_ = s.conn.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
+}
