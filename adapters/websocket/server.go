@@ -19,14 +19,10 @@ package websocket
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,77 +34,6 @@ import (
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 )
-
-// Config tunes the transport; a zero field takes its DefaultConfig value.
-type Config struct {
-	// MaxFrameBytes bounds a client frame (CHAT_MAX_FRAME_BYTES); a larger
-	// one is answered with `too_large` and the connection closed with 1009.
-	MaxFrameBytes int
-	// SendQueue bounds the frames waiting to be written to one client; a
-	// session whose queue is full is disconnected with 1008.
-	SendQueue int
-	// PingInterval is how often every session is pinged; a session that sends
-	// nothing, not even a pong, for twice as long is dropped.
-	PingInterval time.Duration
-	// WriteTimeout bounds writing one frame to a client.
-	WriteTimeout time.Duration
-	// RequestTimeout bounds the use case a frame runs (a send, a sync).
-	RequestTimeout time.Duration
-	// HandshakeTimeout bounds the upgrade.
-	HandshakeTimeout time.Duration
-	// ReadBufferSize and WriteBufferSize size a connection's I/O buffers; the
-	// read buffer lives as long as the session, write buffers come from a pool.
-	// 256 bytes hold any control frame and a chat frame's header; a larger
-	// payload is read past the buffer, straight into the message.
-	ReadBufferSize  int
-	WriteBufferSize int
-	// MaxSessionsPerUser bounds one user's sessions on this node
-	// (CHAT_MAX_SESSIONS_PER_USER); the next upgrade is refused with 429.
-	MaxSessionsPerUser int
-	// AllowedOrigins lists the browser origins (such as
-	// "https://chat.example.com") allowed besides the server's own host; "*"
-	// allows any. Requests without an Origin header, which browsers always
-	// send, are not cross-site and are allowed.
-	AllowedOrigins []string
-}
-
-// DefaultConfig is what PROTOCOL.md promises when nothing is configured.
-func DefaultConfig() Config {
-	return Config{
-		MaxFrameBytes:    65536,
-		SendQueue:        256,
-		PingInterval:     30 * time.Second,
-		WriteTimeout:     10 * time.Second,
-		RequestTimeout:   10 * time.Second,
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   256,
-		WriteBufferSize:  4096,
-
-		MaxSessionsPerUser: 20,
-	}
-}
-
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	for _, f := range []struct{ v, def *int }{
-		{&c.MaxFrameBytes, &d.MaxFrameBytes}, {&c.SendQueue, &d.SendQueue},
-		{&c.ReadBufferSize, &d.ReadBufferSize}, {&c.WriteBufferSize, &d.WriteBufferSize},
-		{&c.MaxSessionsPerUser, &d.MaxSessionsPerUser},
-	} {
-		if *f.v <= 0 {
-			*f.v = *f.def
-		}
-	}
-	for _, f := range []struct{ v, def *time.Duration }{
-		{&c.PingInterval, &d.PingInterval}, {&c.WriteTimeout, &d.WriteTimeout},
-		{&c.RequestTimeout, &d.RequestTimeout}, {&c.HandshakeTimeout, &d.HandshakeTimeout},
-	} {
-		if *f.v <= 0 {
-			*f.v = *f.def
-		}
-	}
-	return c
-}
 
 // Server upgrades `GET /ws` requests and runs their sessions.
 type Server struct {
@@ -145,11 +70,7 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 		WriteBufferPool:  &sync.Pool{},
 		CheckOrigin:      originChecker(cfg.AllowedOrigins),
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-			code := wire.CodeBadRequest
-			if status == http.StatusForbidden {
-				code = wire.CodeForbidden
-			}
-			writeHTTPError(w, status, code, reason.Error())
+			writeHTTPError(w, status, codeOfRefusal(status), reason.Error())
 		},
 	}
 	return s, nil
@@ -173,11 +94,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status, msg := s.refusal(r); status != 0 {
-		code := wire.CodeBadRequest
-		if status == http.StatusForbidden {
-			code = wire.CodeForbidden
-		}
-		writeHTTPError(w, status, code, msg)
+		writeHTTPError(w, status, codeOfRefusal(status), msg)
 		return
 	}
 	// Checked under the lock with running.Add, so Shutdown's Wait never
@@ -307,61 +224,6 @@ func (s *Server) pingLoop(stop chan struct{}) {
 	}
 }
 
-// refusal is what the upgrader would refuse r for, in the upgrader's order,
-// as a status and a message; 0 when the upgrade may go ahead.
-func (s *Server) refusal(r *http.Request) (status int, msg string) {
-	switch {
-	case !websocket.IsWebSocketUpgrade(r):
-		return http.StatusBadRequest, "not a WebSocket upgrade: the 'Connection: upgrade' and 'Upgrade: websocket' headers are required"
-	case r.Method != http.MethodGet:
-		return http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET"
-	case !headerHasToken(r.Header, "Sec-Websocket-Version", "13"):
-		return http.StatusBadRequest, "unsupported WebSocket version: 13 is required"
-	case !s.upgrader.CheckOrigin(r):
-		return http.StatusForbidden, "origin not allowed"
-	case !validChallengeKey(r.Header.Get("Sec-Websocket-Key")):
-		return http.StatusBadRequest, "the Sec-WebSocket-Key header must be 16 bytes in base64"
-	}
-	return 0, ""
-}
-
-// headerHasToken: one of the comma-separated values of header name is token.
-func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func validChallengeKey(key string) bool {
-	decoded, err := base64.StdEncoding.DecodeString(key)
-	return err == nil && len(decoded) == 16
-}
-
-// originChecker allows requests without Origin, same-host requests and the
-// configured origins; gorilla's own check covers the first two.
-func originChecker(allowed []string) func(*http.Request) bool {
-	set := map[string]bool{}
-	for _, o := range allowed {
-		if o == "*" {
-			return func(*http.Request) bool { return true }
-		}
-		set[strings.ToLower(strings.TrimSuffix(o, "/"))] = true
-	}
-	return func(r *http.Request) bool {
-		origin := r.Header.Get("Origin")
-		if origin == "" || set[strings.ToLower(origin)] {
-			return true
-		}
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
-	}
-}
-
 // publicMessage is what a client is told of a failed use case: the rule it
 // broke, but never the internals of a failure on the server's side, which
 // are logged instead.
@@ -375,11 +237,4 @@ func (s *Server) publicMessage(code string, err error, frameType string) string 
 		return "service unavailable, try again"
 	}
 	return err.Error()
-}
-
-func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(wire.Error{Code: code, Message: msg})
 }

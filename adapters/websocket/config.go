@@ -1,0 +1,74 @@
+package websocket
+
+import "time"
+
+// Config tunes the transport; a zero field takes its DefaultConfig value.
+type Config struct {
+	// MaxFrameBytes bounds a client frame (CHAT_MAX_FRAME_BYTES); a larger
+	// one is answered with `too_large` and the connection closed with 1009.
+	MaxFrameBytes int
+	// SendQueue bounds the frames waiting to be written to one client; a
+	// session whose queue is full is disconnected with 1008.
+	SendQueue int
+	// PingInterval is how often every session is pinged; a session that sends
+	// nothing, not even a pong, for twice as long is dropped.
+	PingInterval time.Duration
+	// WriteTimeout bounds writing one frame to a client.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds the use case a frame runs (a send, a sync).
+	RequestTimeout time.Duration
+	// HandshakeTimeout bounds the upgrade.
+	HandshakeTimeout time.Duration
+	// ReadBufferSize and WriteBufferSize size a connection's I/O buffers; the
+	// read buffer lives as long as the session, write buffers come from a pool.
+	// 256 bytes hold any control frame and a chat frame's header; a larger
+	// payload is read past the buffer, straight into the message.
+	ReadBufferSize  int
+	WriteBufferSize int
+	// MaxSessionsPerUser bounds one user's sessions on this node
+	// (CHAT_MAX_SESSIONS_PER_USER); the next upgrade is refused with 429.
+	MaxSessionsPerUser int
+	// AllowedOrigins lists the browser origins (such as
+	// "https://chat.example.com") allowed besides the server's own host; "*"
+	// allows any. Requests without an Origin header, which browsers always
+	// send, are not cross-site and are allowed.
+	AllowedOrigins []string
+}
+
+// DefaultConfig is what PROTOCOL.md promises when nothing is configured.
+func DefaultConfig() Config {
+	return Config{
+		MaxFrameBytes:    65536,
+		SendQueue:        256,
+		PingInterval:     30 * time.Second,
+		WriteTimeout:     10 * time.Second,
+		RequestTimeout:   10 * time.Second,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   256,
+		WriteBufferSize:  4096,
+
+		MaxSessionsPerUser: 20,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	for _, f := range []struct{ v, def *int }{
+		{&c.MaxFrameBytes, &d.MaxFrameBytes}, {&c.SendQueue, &d.SendQueue},
+		{&c.ReadBufferSize, &d.ReadBufferSize}, {&c.WriteBufferSize, &d.WriteBufferSize},
+		{&c.MaxSessionsPerUser, &d.MaxSessionsPerUser},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.PingInterval, &d.PingInterval}, {&c.WriteTimeout, &d.WriteTimeout},
+		{&c.RequestTimeout, &d.RequestTimeout}, {&c.HandshakeTimeout, &d.HandshakeTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return c
+}
