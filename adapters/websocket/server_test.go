@@ -2,195 +2,14 @@ package websocket
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/evchat/chatd/adapters/auth"
-	"github.com/evchat/chatd/application"
-	"github.com/evchat/chatd/domain/user"
-	"github.com/evchat/chatd/ports"
-	"github.com/evchat/chatd/tests/embedded"
 )
-
-var testSecret = []byte("websocket-test-secret-of-32-bytes!")
-
-type harness struct {
-	t      *testing.T
-	node   *embedded.Node
-	app    *application.Application
-	srv    *Server
-	hs     *httptest.Server
-	issuer *auth.Issuer
-	reg    *prometheus.Registry
-}
-
-// newHarness runs the transport over the application built on the
-// in-memory adapters, as the embedded default wires it.
-func newHarness(t *testing.T, cfg Config) *harness {
-	t.Helper()
-	n := embedded.New(t, application.Config{}, testSecret)
-	app, issuer, reg := n.App, n.Issuer, n.Registry
-	srv, err := New(cfg, app, n.Verifier, n.Metrics, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /ws", srv)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
-	return &harness{t: t, node: n, app: app, srv: srv, hs: hs, issuer: issuer, reg: reg}
-}
-
-func (h *harness) token(u string) string {
-	h.t.Helper()
-	tok, _, err := h.issuer.Issue(user.ID(u))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return tok
-}
-
-func (h *harness) wsURL() string { return "ws" + strings.TrimPrefix(h.hs.URL, "http") + "/ws" }
-
-type client struct {
-	t    *testing.T
-	conn *websocket.Conn
-}
-
-func (h *harness) dial(u string) *client {
-	h.t.Helper()
-	return h.dialWith(h.token(u))
-}
-
-// dialWith opens a session with token, however it was made.
-func (h *harness) dialWith(token string) *client {
-	h.t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+token, nil)
-	if err != nil {
-		h.t.Fatalf("dial: %v (%v)", err, resp)
-	}
-	h.t.Cleanup(func() { conn.Close() })
-	return &client{t: h.t, conn: conn}
-}
-
-func (c *client) sendRaw(data string) {
-	c.t.Helper()
-	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(data)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-type frame map[string]any
-
-// next returns the next frame of one of the given types, skipping frames
-// that arrive asynchronously (messages and receipts) unless asked for.
-func (c *client) next(types ...string) frame {
-	c.t.Helper()
-	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, data, err := c.conn.ReadMessage()
-		if err != nil {
-			c.t.Fatalf("waiting for %v: %v", types, err)
-		}
-		var f frame
-		if err := json.Unmarshal(data, &f); err != nil {
-			c.t.Fatalf("frame %q: %v", data, err)
-		}
-		for _, typ := range types {
-			if f["type"] == typ {
-				return f
-			}
-		}
-		if f["type"] != typeReceipt && f["type"] != typeMessage {
-			c.t.Fatalf("got %s while waiting for %v", data, types)
-		}
-	}
-}
-
-// closeCode reads until the server closes and returns the close code.
-func (c *client) closeCode() int {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, _, err := c.conn.ReadMessage()
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce.Code
-		}
-		if err != nil {
-			c.t.Fatalf("connection ended without a close frame: %v", err)
-		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func TestUpgradeNeedsValidToken(t *testing.T) {
-	h := newHarness(t, Config{})
-	expired, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, Clock: fixedClock(time.Now().Add(-48 * time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, _, err := expired.Issue("1001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	forger, err := auth.NewIssuer(auth.IssuerConfig{Secret: []byte("another-secret-of-at-least-32-bytes")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	forged, _, err := forger.Issue("1001")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, query := range map[string]string{"missing": "", "expired": "?token=" + old, "forged": "?token=" + forged} {
-		t.Run(name, func(t *testing.T) {
-			_, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+query, nil)
-			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("dial = %v, %v; want HTTP 401", resp, err)
-			}
-			var body struct{ Code, Message string }
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Code != "unauthorized" {
-				t.Fatalf("body = %+v, %v", body, err)
-			}
-		})
-	}
-	t.Run("bearer header", func(t *testing.T) {
-		header := http.Header{"Authorization": {"Bearer " + h.token("1001")}}
-		conn, _, err := websocket.DefaultDialer.Dial(h.wsURL(), header)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.Close()
-	})
-}
-
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 func TestSendAckAndDelivery(t *testing.T) {
 	h := newHarness(t, Config{})
@@ -249,26 +68,6 @@ func TestSendAckAndDelivery(t *testing.T) {
 	if got := h.counter(t, "chat_sends_total", "outcome", "ok"); got != 2 {
 		t.Fatalf("ok sends = %v, want 2", got)
 	}
-}
-
-// counter reads one series of a gathered counter by a label value.
-func (h *harness) counter(t *testing.T, name, label, value string) float64 {
-	t.Helper()
-	families, err := h.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if f.GetName() == name && l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{%s=%q}", name, label, value)
-	return 0
 }
 
 func TestSeedForm(t *testing.T) {
@@ -408,40 +207,6 @@ func TestTooLargeFrameClosesWith1009(t *testing.T) {
 	c.next(typePong)
 }
 
-func TestSlowClientIsDisconnected(t *testing.T) {
-	h := newHarness(t, Config{SendQueue: 8, WriteTimeout: 200 * time.Millisecond})
-	h.dial("alice") // never reads
-	// The application registers a session before its upgrade answer, the
-	// server once the upgrade is done: wait for the latter.
-	var sess *session
-	waitFor(t, "the session", func() bool {
-		h.srv.mu.Lock()
-		defer h.srv.mu.Unlock()
-		for s := range h.srv.sessions {
-			sess = s
-		}
-		return sess != nil
-	})
-
-	// Pushes fill the socket buffers, then the queue; none may block.
-	body := strings.Repeat("x", 4096)
-	refused := false
-	start := time.Now()
-	for i := 0; i < 100_000 && !refused; i++ {
-		refused = !sess.PushMessage(ports.MessageView{MessageID: "m", Conversation: "c", Seq: uint64(i), Body: body, SentAt: time.Now()})
-	}
-	if !refused {
-		t.Fatal("a session that never reads accepted 100000 pushes")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("pushing took %v", d)
-	}
-	waitFor(t, "the slow session to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
-	if sess.PushReceipt(ports.Receipt{Conversation: "c", User: "bob", ReadUpTo: 1}) {
-		t.Fatal("a dropped session accepted a push")
-	}
-}
-
 func TestKeepAlive(t *testing.T) {
 	h := newHarness(t, Config{PingInterval: 50 * time.Millisecond})
 	var pings atomic.Int32
@@ -467,46 +232,6 @@ func TestKeepAlive(t *testing.T) {
 	h.dial("bob")
 	waitFor(t, "bob's session", func() bool { return h.app.Sessions.Count() == 2 })
 	waitFor(t, "the silent session to be dropped", func() bool { return h.app.Sessions.Count() == 1 })
-}
-
-func TestOrigins(t *testing.T) {
-	tests := []struct {
-		name    string
-		allowed []string
-		origin  string
-		ok      bool
-	}{
-		{"no origin", nil, "", true},
-		{"same host", nil, "SAME", true},
-		{"other host", nil, "https://evil.example", false},
-		{"configured", []string{"https://chat.example.com/"}, "https://chat.example.com", true},
-		{"not configured", []string{"https://chat.example.com"}, "https://evil.example", false},
-		{"any", []string{"*"}, "https://evil.example", true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, Config{AllowedOrigins: tt.allowed})
-			header := http.Header{}
-			switch tt.origin {
-			case "":
-			case "SAME":
-				header.Set("Origin", h.hs.URL)
-			default:
-				header.Set("Origin", tt.origin)
-			}
-			conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+h.token("alice"), header)
-			if tt.ok {
-				if err != nil {
-					t.Fatal(err)
-				}
-				conn.Close()
-				return
-			}
-			if err == nil || resp.StatusCode != http.StatusForbidden {
-				t.Fatalf("dial = %v, %v; want 403", resp, err)
-			}
-		})
-	}
 }
 
 func TestShutdownClosesSessionsWith1001(t *testing.T) {
