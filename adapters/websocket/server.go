@@ -9,8 +9,11 @@
 // that falls a queue behind is disconnected rather than allowed to hold up
 // delivery to the others, while the answers to a client's own frames hold
 // up only its reader. A message counts as delivered once the writer has
-// written it. A session lives no longer than its token, unless an `auth`
-// frame hands it a fresh one. Idle sessions are kept cheap: no timer and no
+// written it. A session's life from registration to teardown is one
+// explicit state (lifecycle.go), each move of it made by one owner. A
+// session lives no longer than its token, unless an `auth` frame hands it
+// a fresh one. Frames are parsed into the domain's types before any use
+// case sees them. Idle sessions are kept cheap: no timer and no
 // goroutine of their own besides the reader (one ticker pings every
 // session, one timer closes those whose tokens expire), a queue that holds
 // no memory while empty, and write buffers borrowed from a pool only while
