@@ -11,45 +11,58 @@ import (
 // exits, to be started again by the next item), a close is written, a write
 // fails, the session is kicked or the reader is done.
 func (s *session) writeLoop() {
-	defer func() {
-		s.mu.Lock()
-		s.writing = false
-		s.wakeWaiterLocked()
-		s.mu.Unlock()
-	}()
 	for {
-		batch, state := s.takeQueue()
-		if len(batch) == 0 && state != kicked {
+		batch, more := s.takeQueue()
+		if !more {
 			return
 		}
-		if !s.mayWrite() {
+		if !s.writeBatch(batch) {
+			s.mu.Lock()
+			s.writing = false
+			s.wakeWaiterLocked()
+			s.mu.Unlock()
 			return
-		}
-		for _, o := range batch {
-			if !s.mayWrite() {
-				return
-			}
-			if o.control == websocket.CloseMessage {
-				s.writeClose(o.closeCode, o.closeText)
-				return
-			}
-			if err := s.write(o); err != nil {
-				s.conn.Close() // the reader fails now and tears the session down
-				return
-			}
-			s.written(o)
 		}
 	}
 }
 
-// takeQueue takes what is queued, which makes room for the reader.
-func (s *session) takeQueue() ([]outbound, lifecycle) {
+// takeQueue takes what is queued, which makes room for the reader. With
+// nothing to write the writer is gone, under the same lock that found the
+// queue empty: a kick or a frame that comes after it starts a new writer,
+// none is lost to a writer on its way out.
+func (s *session) takeQueue() (batch []outbound, more bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	batch := s.queue
+	batch = s.queue
 	s.queue, s.replies = nil, 0
 	s.wakeWaiterLocked()
-	return batch, s.state
+	if len(batch) == 0 && s.state != kicked {
+		s.writing = false
+		return nil, false
+	}
+	return batch, true
+}
+
+// writeBatch writes batch; false when the writer must stop.
+func (s *session) writeBatch(batch []outbound) bool {
+	if !s.mayWrite() {
+		return false
+	}
+	for _, o := range batch {
+		if !s.mayWrite() {
+			return false
+		}
+		if o.control == websocket.CloseMessage {
+			s.writeClose(o.closeCode, o.closeText)
+			return false
+		}
+		if err := s.write(o); err != nil {
+			s.conn.Close() // the reader fails now and tears the session down
+			return false
+		}
+		s.written(o)
+	}
+	return true
 }
 
 // mayWrite tells the writer whether to go on: not once the reader has torn
