@@ -36,7 +36,7 @@ type Config struct {
 	ReadyTimeout time.Duration
 }
 
-// DefaultConfig: bodies as large as a WebSocket frame may be, since a send
+// DefaultConfig allows bodies as large as a WebSocket frame may be, since a send
 // is the same either way.
 func DefaultConfig() Config {
 	return Config{MaxBodyBytes: 65536, RequestTimeout: 10 * time.Second, ReadyTimeout: 2 * time.Second}

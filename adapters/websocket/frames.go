@@ -121,7 +121,8 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 	f := clientFrame{Type: *raw.Type, ID: id}
 	switch f.Type {
 	case typeSend:
-		return f, decodeSend(&f, raw)
+		ferr := decodeSend(&f, raw)
+		return f, ferr
 	case typeRead:
 		if err := decodeConversation(&f, raw); err != nil {
 			return f, err
@@ -140,11 +141,14 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 		// here keeps up to 2^53-1 from overflowing a 32-bit int.
 		f.Limit = int(min(limit, application.MaxPageLimit))
 	case typeTyping:
-		return f, decodeConversation(&f, raw)
+		ferr := decodeConversation(&f, raw)
+		return f, ferr
 	case typePresence:
-		return f, decodePresence(&f, raw)
+		ferr := decodePresence(&f, raw)
+		return f, ferr
 	case typeAuth:
-		return f, decodeAuth(&f, raw)
+		ferr := decodeAuth(&f, raw)
+		return f, ferr
 	case typePing:
 	default:
 		return f, badRequest(id, "unknown frame type")
@@ -183,7 +187,8 @@ func decodeSeed(raw rawFrame) (clientFrame, *frameError) {
 		}
 		to = string(raw.ToID)
 	}
-	return f, parseSend(&f, to, *raw.Msg)
+	ferr := parseSend(&f, to, *raw.Msg)
+	return f, ferr
 }
 
 func parseSend(f *clientFrame, to, body string) *frameError {

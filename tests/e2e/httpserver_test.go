@@ -187,10 +187,11 @@ func TestDevModeListensOnLoopbackByDefault(t *testing.T) {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case err := <-exited:
+			t.Logf("chatd stopped: %v", err)
 		case <-time.After(stopTimeout):
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
+			t.Logf("chatd killed after %v: %v", stopTimeout, <-exited)
 		}
 	})
 

@@ -38,7 +38,7 @@ func TestSessionsLiveNoLongerThanTheirTokens(t *testing.T) {
 		t.Fatalf("third session: %v (response %v), want HTTP 429", err, statusOf(resp))
 	}
 
-	if code := expiring.WaitClose(exp.Sub(time.Now()) + 5*time.Second); code != 4001 {
+	if code := expiring.WaitClose(time.Until(exp) + 5*time.Second); code != 4001 {
 		t.Fatalf("close code %d at the token's exp, want 4001", code)
 	}
 	if closedAt := time.Now(); closedAt.Before(exp) {

@@ -93,7 +93,8 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 	var pongs atomic.Int64
 	defer closeIdle(sessions, cfg.Workers)
 	start = time.Now()
-	forEach(ctx, cfg.Sessions, cfg.Workers, func(ctx context.Context, i int) error {
+	// A session that fails to open is tallied in openErrors, by cause.
+	_, _ = forEach(ctx, cfg.Sessions, cfg.Workers, func(ctx context.Context, i int) error {
 		conn, err := n.dial(ctx, tokens[i], idleBuffer)
 		if err != nil {
 			openErrors.add(err.Error(), "")
@@ -128,7 +129,8 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 	res.Dropped = dropped.snapshot()
 
 	// Every open session pings; each pong is counted once.
-	forEach(ctx, len(sessions), cfg.Workers, func(ctx context.Context, i int) error {
+	// A ping that cannot be written shows as a missing pong below.
+	_, _ = forEach(ctx, len(sessions), cfg.Workers, func(ctx context.Context, i int) error {
 		if s := sessions[i]; s != nil {
 			return s.write(pingFrame)
 		}

@@ -329,7 +329,7 @@ func (b *bench) stack(ctx context.Context) {
 			fail(err)
 			return
 		}
-		defer b.stop(n, name)
+		defer b.stop(n, name) //nolint:gocritic // deferInLoop: both nodes serve until the whole run ends
 		nodes[i] = n
 	}
 	if ctx.Err() != nil {

@@ -29,6 +29,11 @@ import (
 )
 
 func main() {
+	os.Exit(run())
+}
+
+// run returns the exit status, so that its deferred cancels run before main exits.
+func run() int {
 	mode := flag.String("mode", "rate", "rate, step or idle")
 	sendURL := flag.String("send-url", "http://127.0.0.1:8080", "node of the senders (and of the idle sessions)")
 	recvURL := flag.String("recv-url", "", "node of the recipients (default: -send-url)")
@@ -58,7 +63,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "chatload: raising the file limit:", err)
 	} else if *mode == "idle" && uint64(*sessions)+100 > limit {
 		fmt.Fprintf(os.Stderr, "chatload: %d sessions need more files than the limit of %d\n", *sessions, limit)
-		os.Exit(2)
+		return 2
 	}
 
 	var err error
@@ -81,8 +86,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chatload:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func parseSteps(s string, d time.Duration) ([]load.Step, error) {
