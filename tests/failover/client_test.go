@@ -1,0 +1,238 @@
+package failover
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// frame is the union of the server frames this suite reads.
+type frame struct {
+	Type         string          `json:"type"`
+	ID           string          `json:"id"`
+	MessageID    string          `json:"messageId"`
+	Conversation string          `json:"conversation"`
+	Seq          uint64          `json:"seq"`
+	Code         string          `json:"code"`
+	RawMessage   json.RawMessage `json:"message"`
+	Messages     []message       `json:"messages"`
+	More         bool            `json:"more"`
+}
+
+type message struct {
+	MessageID    string `json:"messageId"`
+	Conversation string `json:"conversation"`
+	Seq          uint64 `json:"seq"`
+	From         string `json:"from"`
+	Body         string `json:"body"`
+}
+
+// delivery is a message frame as a session got it.
+type delivery struct {
+	message
+	at time.Time
+}
+
+// session is one WebSocket connection: replies to sends and syncs go to
+// whoever waits for them, pushed messages are kept with their arrival time.
+type session struct {
+	user string
+	conn *websocket.Conn
+
+	writeMu sync.Mutex
+
+	mu         sync.Mutex
+	waiting    map[string]chan frame // by send id
+	syncReply  chan frame
+	deliveries []delivery
+	closed     bool
+}
+
+func token(node, user string) (string, error) {
+	b, _ := json.Marshal(map[string]string{"userId": user})
+	resp, err := httpClient.Post("http://"+node+"/api/dev/token", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.Token == "" {
+		return "", fmt.Errorf("dev token for %s on %s: status %d, %v", user, node, resp.StatusCode, err)
+	}
+	return tok.Token, nil
+}
+
+func dial(node, user string) (*session, error) {
+	tok, err := token(node, user)
+	if err != nil {
+		return nil, err
+	}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.Dial("ws://"+node+"/ws?token="+url.QueryEscape(tok), nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s as %s: %w", node, user, err)
+	}
+	s := &session{user: user, conn: conn, waiting: map[string]chan frame{}, syncReply: make(chan frame, 1)}
+	go s.readLoop()
+	// The upgrade's answer can come before the session is registered for
+	// delivery; a pong proves it is.
+	if err := s.write(map[string]string{"type": "ping"}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *session) readLoop() {
+	for {
+		_, data, err := s.conn.ReadMessage()
+		if err != nil {
+			s.mu.Lock()
+			s.closed = true
+			for _, ch := range s.waiting {
+				close(ch)
+			}
+			s.waiting = map[string]chan frame{}
+			s.mu.Unlock()
+			return
+		}
+		at := time.Now()
+		var f frame
+		if json.Unmarshal(data, &f) != nil {
+			continue
+		}
+		s.mu.Lock()
+		switch f.Type {
+		case "ack", "error":
+			if ch, ok := s.waiting[f.ID]; ok {
+				delete(s.waiting, f.ID)
+				ch <- f
+			}
+		case "message":
+			var m message
+			if json.Unmarshal(f.RawMessage, &m) == nil {
+				s.deliveries = append(s.deliveries, delivery{message: m, at: at})
+			}
+		case "messages":
+			select {
+			case s.syncReply <- f:
+			default:
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *session) write(v any) error {
+	b, _ := json.Marshal(v)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return s.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+// send sends one message and waits up to timeout for its ack or error.
+func (s *session) send(id, to, body string, timeout time.Duration) (frame, error) {
+	ch := make(chan frame, 1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return frame{}, io.ErrClosedPipe
+	}
+	s.waiting[id] = ch
+	s.mu.Unlock()
+	if err := s.write(map[string]string{"type": "send", "id": id, "to": to, "body": body}); err != nil {
+		return frame{}, err
+	}
+	select {
+	case f, ok := <-ch:
+		if !ok {
+			return frame{}, io.ErrClosedPipe
+		}
+		return f, nil
+	case <-time.After(timeout):
+		s.mu.Lock()
+		delete(s.waiting, id)
+		s.mu.Unlock()
+		return frame{}, fmt.Errorf("no answer to send %s within %v", id, timeout)
+	}
+}
+
+// syncAll reads a conversation's messages after seq from the session with
+// `sync`, page by page.
+func (s *session) syncAll(conv string, after uint64) ([]message, error) {
+	var all []message
+	for {
+		if err := s.write(map[string]any{"type": "sync", "conversation": conv, "after": after, "limit": 500}); err != nil {
+			return all, err
+		}
+		select {
+		case f := <-s.syncReply:
+			all = append(all, f.Messages...)
+			if !f.More || len(f.Messages) == 0 {
+				return all, nil
+			}
+			after = f.Messages[len(f.Messages)-1].Seq
+		case <-time.After(10 * time.Second):
+			return all, fmt.Errorf("no answer to sync of %s after %d", conv, after)
+		}
+	}
+}
+
+func (s *session) received() []delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]delivery(nil), s.deliveries...)
+}
+
+func (s *session) close() { s.conn.Close() }
+
+// history reads a conversation's whole history from a node's REST API,
+// walking back from the latest page, in seq order.
+func history(node, user, conv string) ([]message, error) {
+	tok, err := token(node, user)
+	if err != nil {
+		return nil, err
+	}
+	page := func(query string) ([]message, bool, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+node+"/api/conversations/"+conv+"/messages?"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return nil, false, err
+		}
+		defer resp.Body.Close()
+		var p struct {
+			Messages []message `json:"messages"`
+			More     bool      `json:"more"`
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, false, fmt.Errorf("history of %s on %s: status %d", conv, node, resp.StatusCode)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		return p.Messages, p.More, err
+	}
+	all, more, err := page("limit=500")
+	for err == nil && more && len(all) > 0 {
+		var older []message
+		older, more, err = page(fmt.Sprintf("before=%d&limit=500", all[0].Seq))
+		if len(older) == 0 {
+			break
+		}
+		all = append(older, all...)
+	}
+	return all, err
+}
