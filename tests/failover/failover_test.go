@@ -33,8 +33,6 @@ const (
 	recoveryBound = 10 * time.Second
 	// A name server's death pauses delivery by no more than this.
 	namesrvPauseBound = 2 * time.Second
-	// What the rules of recoveryBound not met yet are held to (checkRules).
-	openRuleBound = 20 * time.Second
 	// No single send waits longer than CHAT_ROCKETMQ_SEND_TIMEOUT ×
 	// (CHAT_ROCKETMQ_RETRIES + 1), the nodes' settings below.
 	sendTimeout = 3 * time.Second
@@ -493,19 +491,12 @@ func checkRules(t *testing.T, rw *row, f fault) {
 	if rw.slowestSend > maxSendWait {
 		t.Errorf("%s: a send waited %v, over CHAT_ROCKETMQ_SEND_TIMEOUT × (retries + 1) = %v", rw.name, rw.slowestSend, maxSendWait)
 	}
-	// Two of the rules are not met yet: a master's death still
-	// pauses a few conversations' delivery for up to about 15 s, and a
-	// message acked just before a slave's death can reach its recipient
-	// about 14 s later. Until they are, the table reports them against
-	// recoveryBound and these assertions hold the ground gained: before the
-	// master watch and the republisher, both came to 21-30 s.
-	if rw.longestPause > openRuleBound {
-		t.Errorf("%s: a conversation had no live message for %v (%d over %v); it must never be over %v",
-			rw.name, rw.longestPause, rw.pausesOverBound, recoveryBound, openRuleBound)
+	if rw.pausesOverBound > 0 {
+		t.Errorf("%s: %d conversations had no live message for over %v (longest %v)", rw.name, rw.pausesOverBound, recoveryBound, rw.longestPause)
 	}
-	if rw.ackedBeforeMissing > 0 || rw.ackedBeforeLatest > openRuleBound {
-		t.Errorf("%s: of the messages acked just before the fault, %d never came live and the last live one came %v after the fault; it must never be over %v",
-			rw.name, rw.ackedBeforeMissing, rw.ackedBeforeLatest, openRuleBound)
+	if rw.ackedBeforeMissing > 0 || rw.ackedBeforeLatest > recoveryBound {
+		t.Errorf("%s: of the messages acked just before the fault, %d never came live and the last live one came %v after the fault; bound %v",
+			rw.name, rw.ackedBeforeMissing, rw.ackedBeforeLatest, recoveryBound)
 	}
 }
 
