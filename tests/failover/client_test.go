@@ -200,39 +200,80 @@ func (s *session) received() []delivery {
 
 func (s *session) close() { s.conn.Close() }
 
-// history reads a conversation's whole history from a node's REST API,
-// walking back from the latest page, in seq order.
-func history(node, user, conv string) ([]message, error) {
-	tok, err := token(node, user)
+// recipient is one user's connection through the run: a session, then,
+// after its node dies, the session it reopens on the other node. What it
+// got live is what all its sessions got.
+type recipient struct {
+	user string
+	mu   sync.Mutex
+	// sessions in the order they were opened; the last one is current.
+	sessions []*session
+}
+
+func dialRecipient(node, user string) (*recipient, error) {
+	s, err := dial(node, user)
 	if err != nil {
 		return nil, err
 	}
-	page := func(query string) ([]message, bool, error) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+node+"/api/conversations/"+conv+"/messages?"+query, nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return nil, false, err
-		}
-		defer resp.Body.Close()
-		var p struct {
-			Messages []message `json:"messages"`
-			More     bool      `json:"more"`
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, false, fmt.Errorf("history of %s on %s: status %d", conv, node, resp.StatusCode)
-		}
-		err = json.NewDecoder(resp.Body).Decode(&p)
-		return p.Messages, p.More, err
+	return &recipient{user: user, sessions: []*session{s}}, nil
+}
+
+func (r *recipient) current() *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[len(r.sessions)-1]
+}
+
+// reconnect opens a session on node, as a client whose node went away
+// does, and syncs conv from the last message it got live: what it reads
+// there it got by sync.
+func (r *recipient) reconnect(node, conv string) error {
+	s, err := dial(node, r.user)
+	if err != nil {
+		return err
 	}
-	all, more, err := page("limit=500")
-	for err == nil && more && len(all) > 0 {
-		var older []message
-		older, more, err = page(fmt.Sprintf("before=%d&limit=500", all[0].Seq))
-		if len(older) == 0 {
-			break
+	var last uint64
+	for _, d := range r.received() {
+		if d.Conversation == conv {
+			last = max(last, d.Seq)
 		}
-		all = append(older, all...)
 	}
-	return all, err
+	r.mu.Lock()
+	r.sessions = append(r.sessions, s)
+	r.mu.Unlock()
+	if conv == "" {
+		return nil
+	}
+	_, err = s.syncAll(conv, last)
+	return err
+}
+
+// received is what every session of the recipient got live, session by
+// session.
+func (r *recipient) received() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var all []delivery
+	for _, s := range r.sessions {
+		all = append(all, s.received()...)
+	}
+	return all
+}
+
+func (r *recipient) perSession() [][]delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([][]delivery, len(r.sessions))
+	for i, s := range r.sessions {
+		out[i] = s.received()
+	}
+	return out
+}
+
+func (r *recipient) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, s := range r.sessions {
+		s.close()
+	}
 }
