@@ -120,6 +120,12 @@ func (s *session) readLoop() {
 			if ch, ok := s.waiting[f.ID]; ok {
 				delete(s.waiting, f.ID)
 				ch <- f
+			} else if f.Type == "error" && f.ID == "" {
+				// Only sync goes without an id here.
+				select {
+				case s.syncReply <- f:
+				default:
+				}
 			}
 		case "message":
 			var m message
@@ -172,15 +178,24 @@ func (s *session) send(id, to, body string, timeout time.Duration) (frame, error
 }
 
 // syncAll reads a conversation's messages after seq from the session with
-// `sync`, page by page.
+// `sync`, page by page. A page refused as unavailable (the store is slow or
+// just back) is asked for again, as a client would, for up to syncPatience.
 func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 	var all []message
+	giveUp := time.Now().Add(syncPatience)
 	for {
 		if err := s.write(map[string]any{"type": "sync", "conversation": conv, "after": after, "limit": 500}); err != nil {
 			return all, err
 		}
 		select {
 		case f := <-s.syncReply:
+			if f.Type == "error" {
+				if f.Code != "unavailable" || time.Now().After(giveUp) {
+					return all, fmt.Errorf("sync of %s after %d: %s", conv, after, f.Code)
+				}
+				time.Sleep(500 * time.Millisecond)
+				continue
+			}
 			all = append(all, f.Messages...)
 			if !f.More || len(f.Messages) == 0 {
 				return all, nil
@@ -191,6 +206,10 @@ func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 		}
 	}
 }
+
+// syncPatience bounds how long syncAll asks again for a page refused as
+// unavailable.
+const syncPatience = 30 * time.Second
 
 func (s *session) received() []delivery {
 	s.mu.Lock()
@@ -216,6 +235,22 @@ func dialRecipient(node, user string) (*recipient, error) {
 		return nil, err
 	}
 	return &recipient{user: user, sessions: []*session{s}}, nil
+}
+
+// open is the current session, or, if the node closed it, a new one on
+// node.
+func (r *recipient) open(node string) (*session, error) {
+	s := r.current()
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if !closed {
+		return s, nil
+	}
+	if err := r.reconnect(node, ""); err != nil {
+		return nil, err
+	}
+	return r.current(), nil
 }
 
 func (r *recipient) current() *session {

@@ -92,6 +92,10 @@ type fault struct {
 	// recipientsMove: the recipients' node dies, and they reconnect to the
 	// other and sync; what was acked before the fault may come by sync.
 	recipientsMove bool
+	// stopsSends: while the part is down no send can be acked (the store),
+	// so delivery can resume only after its return, and its pauses are
+	// measured from then.
+	stopsSends bool
 }
 
 // row is what a fault did, for the table the test logs.
@@ -204,8 +208,10 @@ func TestFailover(t *testing.T) {
 
 	// Node 2, the recipients' node, dies last: its recipients move to node
 	// 1 for the rest of the run.
+	recipientsNode := node2
 	killRecipientsNode := func() error {
 		nodes[1].Kill()
+		recipientsNode = node1
 		convs := conversations(tr.snapshot())
 		var reconnecting sync.WaitGroup
 		errs := make([]error, len(recipients))
@@ -222,7 +228,7 @@ func TestFailover(t *testing.T) {
 			kill: func() error { return r.Kill(infra.BrokerAMaster) }, restore: func() error { return r.Start(infra.BrokerAMaster) }},
 		{name: "kill -9 broker-a slave", onRefresh: true, after: 10 * time.Second,
 			kill: func() error { return r.Kill(infra.BrokerASlave) }, restore: func() error { return r.Start(infra.BrokerASlave) }},
-		{name: "store stopped, started after 5 s", downFor: 5 * time.Second, after: 10 * time.Second,
+		{name: "store stopped, started after 5 s (pauses from its return)", stopsSends: true, downFor: 5 * time.Second, after: 10 * time.Second,
 			kill: store.Stop, restore: store.Start},
 		{name: "kill -9 node 2; its recipients reconnect to node 1 and sync", recipientsMove: true, after: 10 * time.Second,
 			kill: killRecipientsNode},
@@ -314,7 +320,11 @@ func TestFailover(t *testing.T) {
 			continue
 		}
 		conv := acked[i][0].ack.Conversation
-		synced, err := rc.current().syncAll(conv, 0)
+		s, err := rc.open(recipientsNode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		synced, err := s.syncAll(conv, 0)
 		if err != nil {
 			t.Error(err)
 		}
@@ -336,8 +346,8 @@ func TestFailover(t *testing.T) {
 		checkHistory(t, conv, synced, acked[i])
 	}
 
-	for _, rw := range rows {
-		measure(rw, attempts, recipients, acked, live, bySync)
+	for i, rw := range rows {
+		measure(rw, faults[i], attempts, recipients, acked, live, bySync)
 	}
 	logTable(t, rows)
 	for i, rw := range rows {
@@ -426,7 +436,7 @@ func checkHistory(t *testing.T, conv string, hist []message, acked []attempt) {
 
 // measure fills in a row from what the senders and recipients saw between
 // just before its fault and its end.
-func measure(rw *row, attempts []attempt, recipients []*recipient, acked map[int][]attempt, live map[string]delivery, bySync map[string]bool) {
+func measure(rw *row, f fault, attempts []attempt, recipients []*recipient, acked map[int][]attempt, live map[string]delivery, bySync map[string]bool) {
 	rw.firstFailure, rw.lastFailure, rw.lastFailureAfterReturn = -1, -1, -1
 	for _, a := range attempts {
 		if a.start.Before(rw.faultAt.Add(-time.Second)) || a.start.After(rw.end) {
@@ -453,16 +463,21 @@ func measure(rw *row, attempts []attempt, recipients []*recipient, acked map[int
 		}
 	}
 	// The longest a conversation went without a live message, from the
-	// fault to the row's end.
+	// fault (or the return of a part without which nothing is sent) to the
+	// row's end.
+	from := rw.faultAt
+	if f.stopsSends {
+		from = rw.returnAt
+	}
 	for _, rc := range recipients {
 		var times []time.Time
 		for _, d := range rc.received() {
-			if !d.at.Before(rw.faultAt) && !d.at.After(rw.end) {
+			if !d.at.Before(from) && !d.at.After(rw.end) {
 				times = append(times, d.at)
 			}
 		}
 		sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
-		prev, pause, pauseFrom := rw.faultAt, time.Duration(0), rw.faultAt
+		prev, pause, pauseFrom := from, time.Duration(0), from
 		for _, at := range append(times, rw.end) {
 			if at.Sub(prev) > pause {
 				pause, pauseFrom = at.Sub(prev), prev
