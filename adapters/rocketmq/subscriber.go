@@ -57,6 +57,29 @@ type subscription struct {
 	// brought a batch of: the log tells how long each queue took to move
 	// again after a rebuild.
 	generation atomic.Pointer[consumerGeneration]
+	// lateBatches counts the batches that came late, for a log line at
+	// most once a second.
+	lateBatches lateCounter
+}
+
+// lateCounter counts events and tells, at most once a second, how many
+// came since it last told.
+type lateCounter struct {
+	mu    sync.Mutex
+	count int
+	told  time.Time
+}
+
+func (c *lateCounter) add(now time.Time) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count++
+	if now.Sub(c.told) < time.Second {
+		return 0, false
+	}
+	n := c.count
+	c.count, c.told = 0, now
+	return n, true
 }
 
 type consumerGeneration struct {
@@ -223,7 +246,9 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 				"after", after, "offset", msgs[0].QueueOffset, "stored", time.UnixMilli(msgs[0].StoreTimestamp))
 		}
 		if lag := time.Since(time.UnixMilli(msgs[0].StoreTimestamp)); lag > lateBatch {
-			s.log.Warn("late batch", "group", sub.group, "lag", lag, "messages", len(msgs), "born", time.UnixMilli(msgs[0].BornTimestamp))
+			if late, ok := sub.lateBatches.add(time.Now()); ok {
+				s.log.Warn("consumer behind: batches stored over 2 s before", "group", sub.group, "batches", late, "lag", lag)
+			}
 		}
 		commits := make([]ports.Commit, 0, len(msgs))
 		for _, m := range msgs {
