@@ -119,7 +119,9 @@ type row struct {
 // TestFailover runs two chatd nodes on the deployed RocketMQ layout (two name
 // servers, two master/slave groups) and puts steady traffic through each
 // fault in turn, on one set of JVMs: a name server's death, broker-a's
-// master's death and return, broker-a's slave's death. It logs, for each, the
+// master's death and return, broker-a's slave's death, the store stopped and
+// started, and node 2's death, after which its recipients reconnect to node 1
+// and sync. It logs, for each, the
 // window of failed sends, the longest delivery pause and what was caught up
 // by sync, and checks the rules against them.
 func TestFailover(t *testing.T) {
@@ -454,6 +456,10 @@ func measure(rw *row, f fault, attempts []attempt, recipients []*recipient, acke
 		}
 		rw.failed++
 		at := a.start.Sub(rw.faultAt)
+		if rw.failed <= 3 {
+			rw.details = append(rw.details, fmt.Sprintf("%s sent %v after the fault failed after %v: %s",
+				a.id, at.Round(10*time.Millisecond), a.end.Sub(a.start).Round(10*time.Millisecond), a.code))
+		}
 		if rw.firstFailure < 0 {
 			rw.firstFailure = at
 		}
