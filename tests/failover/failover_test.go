@@ -121,21 +121,33 @@ type row struct {
 // fault in turn, on one set of JVMs: a name server's death, broker-a's
 // master's death and return, broker-a's slave's death, the store stopped and
 // started, and node 2's death, after which its recipients reconnect to node 1
-// and sync. It logs, for each, the
-// window of failed sends, the longest delivery pause and what was caught up
-// by sync, and checks the rules against them.
+// and sync. It logs, for each, the window of failed sends, the longest
+// delivery pause and what was caught up by sync, and checks the rules
+// against them.
 func TestFailover(t *testing.T) {
 	rlog.SetLogLevel("error")
-	bin, err := infra.BuildChatd()
-	if err != nil {
+	// The JVMs take the longest to boot; the build and the store come up
+	// meanwhile.
+	var (
+		bin             string
+		store           *infra.Mongo
+		buildErr, dbErr error
+		buildAndStoreUp sync.WaitGroup
+	)
+	buildAndStoreUp.Go(func() { bin, buildErr = infra.BuildChatd() })
+	buildAndStoreUp.Go(func() { store, dbErr = infra.LaunchMongo() })
+	r := infra.StartRocketMQHA(t)
+	buildAndStoreUp.Wait()
+	if store != nil {
+		t.Cleanup(store.Close)
+	}
+	if err := errors.Join(buildErr, dbErr); err != nil {
 		t.Fatal(err)
 	}
-	r := infra.StartRocketMQHA(t)
 	const topic = "chat_failover"
 	if err := r.CreateTopic(topic); err != nil {
 		t.Fatal(err)
 	}
-	store := infra.StartMongoServer(t)
 	mongoURI := store.URI()
 	logDir := t.TempDir()
 	env := []string{
@@ -188,6 +200,7 @@ func TestFailover(t *testing.T) {
 
 	recipients := make([]*recipient, senderCount)
 	senders := make([]*session, senderCount)
+	var err error
 	for i := range senderCount {
 		if recipients[i], err = dialRecipient(node2, fmt.Sprintf("fr%d", i)); err != nil {
 			t.Fatal(err)
