@@ -179,7 +179,9 @@ func (s *session) send(id, to, body string, timeout time.Duration) (frame, error
 
 // syncAll reads a conversation's messages after seq from the session with
 // `sync`, page by page. A page refused as unavailable (the store is slow or
-// just back) is asked for again, as a client would, for up to syncPatience.
+// just back) is asked for again, as a client would, until syncPatience has
+// passed. A sync carries no id, so a page is taken as the answer only if it
+// continues from after: one that came after its asker gave up is skipped.
 func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 	var all []message
 	giveUp := time.Now().Add(syncPatience)
@@ -187,29 +189,44 @@ func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 		if err := s.write(map[string]any{"type": "sync", "conversation": conv, "after": after, "limit": 500}); err != nil {
 			return all, err
 		}
+		f, err := s.syncAnswer(conv, after, time.Until(giveUp))
+		switch {
+		case err != nil:
+			return all, err
+		case f.Type == "error" && f.Code == "unavailable" && time.Now().Before(giveUp):
+			time.Sleep(500 * time.Millisecond)
+			continue
+		case f.Type == "error":
+			return all, fmt.Errorf("sync of %s after %d: %s", conv, after, f.Code)
+		}
+		all = append(all, f.Messages...)
+		if !f.More || len(f.Messages) == 0 {
+			return all, nil
+		}
+		after = f.Messages[len(f.Messages)-1].Seq
+	}
+}
+
+// syncAnswer waits up to wait for the answer to a sync of conv after seq.
+func (s *session) syncAnswer(conv string, after uint64, wait time.Duration) (frame, error) {
+	timeout := time.After(wait)
+	for {
 		select {
 		case f := <-s.syncReply:
-			if f.Type == "error" {
-				if f.Code != "unavailable" || time.Now().After(giveUp) {
-					return all, fmt.Errorf("sync of %s after %d: %s", conv, after, f.Code)
-				}
-				time.Sleep(500 * time.Millisecond)
-				continue
+			// Each session syncs one conversation: the seq tells its pages apart.
+			if f.Type == "error" || len(f.Messages) == 0 || f.Messages[0].Seq == after+1 {
+				return f, nil
 			}
-			all = append(all, f.Messages...)
-			if !f.More || len(f.Messages) == 0 {
-				return all, nil
-			}
-			after = f.Messages[len(f.Messages)-1].Seq
-		case <-time.After(10 * time.Second):
-			return all, fmt.Errorf("no answer to sync of %s after %d", conv, after)
+		case <-timeout:
+			return frame{}, fmt.Errorf("no answer to sync of %s after %d within %v", conv, after, wait)
 		}
 	}
 }
 
-// syncPatience bounds how long syncAll asks again for a page refused as
-// unavailable.
-const syncPatience = 30 * time.Second
+// syncPatience bounds how long syncAll waits for a page, asking again while
+// it is refused as unavailable: on a loaded machine, twenty sessions syncing
+// at once from a store that has just restarted took over 10 s.
+const syncPatience = 45 * time.Second
 
 func (s *session) received() []delivery {
 	s.mu.Lock()

@@ -257,6 +257,9 @@ func TestFailover(t *testing.T) {
 	for i, f := range faults {
 		// Steady traffic first, then the kill, just after a refresh where
 		// that matters.
+		if err := waitSteady(tr, time.Minute); err != nil {
+			t.Fatalf("before %s: %v", f.name, err)
+		}
 		at := time.Now().Add(5 * time.Second)
 		if f.onRefresh {
 			at = nextRefresh(ready, at).Add(afterRefresh)
@@ -416,6 +419,32 @@ func runSender(i int, s *session, to string, tr *traffic, stop <-chan struct{}) 
 			a.code = f.Code
 		}
 		tr.add(a)
+	}
+}
+
+// waitSteady waits until every send of the last two seconds was acked, so
+// that a fault does not start while the last one still costs.
+func waitSteady(tr *traffic, within time.Duration) error {
+	const window = 2 * time.Second
+	giveUp := time.Now().Add(within)
+	for {
+		since := time.Now().Add(-window)
+		failed, sent := 0, 0
+		for _, a := range tr.snapshot() {
+			if a.start.After(since) {
+				sent++
+				if !a.acked {
+					failed++
+				}
+			}
+		}
+		if sent > 0 && failed == 0 {
+			return nil
+		}
+		if time.Now().After(giveUp) {
+			return fmt.Errorf("traffic not steady after %v: %d of %d sends of the last %v failed", within, failed, sent, window)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
