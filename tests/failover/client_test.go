@@ -86,7 +86,7 @@ func dial(node, user string) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s as %s: %w", node, user, err)
 	}
-	s := &session{user: user, conn: conn, waiting: map[string]chan frame{}, syncReply: make(chan frame, 1)}
+	s := &session{user: user, conn: conn, waiting: map[string]chan frame{}, syncReply: make(chan frame, 16)}
 	go s.readLoop()
 	// The upgrade's answer can come before the session is registered for
 	// delivery; a pong proves it is.
