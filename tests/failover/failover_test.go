@@ -208,8 +208,8 @@ func TestFailover(t *testing.T) {
 		if senders[i], err = dial(node1, fmt.Sprintf("fs%d", i)); err != nil {
 			t.Fatal(err)
 		}
-		defer recipients[i].close()
-		defer senders[i].close()
+		t.Cleanup(recipients[i].close)
+		t.Cleanup(senders[i].close)
 	}
 	tr := &traffic{}
 	stop := make(chan struct{})
