@@ -262,7 +262,7 @@ func (a *aggregates) publish(ctx context.Context, c ports.Commit) error {
 // seeding the entry then spares it the store read of a cold entry later
 // (on FerretDB a read of the whole commits collection).
 func (a *aggregates) observe(c ports.Commit) {
-	a.republisher.forget(c.ID)
+	a.republisher.seen(c.ID)
 	a.hooksMu.RLock()
 	for _, fn := range a.onObserve {
 		fn(c)

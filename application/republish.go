@@ -27,6 +27,16 @@ import (
 // the projector and the aggregates by stream version, receipts by marker,
 // presence by pair.
 //
+// A commit not back in time may only be late: a consumer that lags (a
+// rebuilt consumer catching up, a loaded machine) brings back nothing for
+// seconds. Republishing then would only add to what it must catch up on:
+// a node sending 100 commits a second republished all of them, its
+// consumer fell further behind, and it kept republishing for minutes after
+// a broker's return. So a commit is sent again at once only when the bus
+// has passed it, meaning a commit of this node watched no earlier than its
+// ack came back; otherwise it gets one more RepublishAfter first, which
+// still brings a lost one to its recipient within the 10 s issue 13 allows.
+//
 // What it costs while all is well: a map insert before each publish, an
 // update at its ack and a delete when the commit comes back, under one
 // mutex. The insert comes before the publish, because the bus may bring the
@@ -75,6 +85,9 @@ type Republisher struct {
 
 	mu       sync.Mutex
 	awaiting map[string]awaited
+	// passed is the latest watch start of a commit the bus brought back:
+	// every commit acked no later has been passed by the bus.
+	passed time.Time
 	// overflowing is set while the watch is full, so it is logged once.
 	overflowing bool
 
@@ -90,6 +103,9 @@ type awaited struct {
 	// overtake: only an acked commit is known to be durable.
 	due         time.Time
 	republished int
+	// watched is when the watch began; acked, when the commit was acked
+	// (or found stored).
+	watched, acked time.Time
 }
 
 func newRepublisher(publisher ports.TransactionalPublisher, clock ports.Clock, after time.Duration) *Republisher {
@@ -109,7 +125,8 @@ func (r *Republisher) acked(c ports.Commit) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if a, ok := r.awaiting[c.ID]; ok {
-		a.due = r.clock.Now().Add(r.after)
+		a.acked = r.clock.Now()
+		a.due = a.acked.Add(r.after)
 		r.awaiting[c.ID] = a
 	}
 }
@@ -133,16 +150,33 @@ func (r *Republisher) watch(c ports.Commit, due time.Time) {
 		return
 	}
 	if _, ok := r.awaiting[c.ID]; !ok {
-		r.awaiting[c.ID] = awaited{commit: c, due: due}
+		now := r.clock.Now()
+		a := awaited{commit: c, due: due, watched: now}
+		if !due.IsZero() {
+			a.acked = now
+		}
+		r.awaiting[c.ID] = a
 	}
 }
 
-// forget stops watching a commit: the bus brought it to this node, or its
-// transaction was not acked.
+// forget stops watching a commit whose transaction was not acked.
 func (r *Republisher) forget(id string) {
 	r.mu.Lock()
 	delete(r.awaiting, id)
 	r.mu.Unlock()
+}
+
+// seen stops watching a commit the bus brought to this node, and records
+// that the bus has passed what was acked before its watch began.
+func (r *Republisher) seen(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.awaiting[id]; ok {
+		delete(r.awaiting, id)
+		if a.watched.After(r.passed) {
+			r.passed = a.watched
+		}
+	}
 }
 
 // Sweep sends again every commit due now, and gives up on those sent
@@ -155,6 +189,9 @@ func (r *Republisher) Sweep(ctx context.Context) {
 	r.mu.Lock()
 	for id, a := range r.awaiting {
 		if a.due.IsZero() || now.Before(a.due) {
+			continue
+		}
+		if r.passed.Before(a.acked) && now.Before(a.due.Add(r.after)) {
 			continue
 		}
 		if a.republished >= maxRepublishes {

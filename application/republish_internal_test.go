@@ -47,6 +47,15 @@ func newTestRepublisher() (*Republisher, *recordingPublisher, *ManualClock) {
 	return newRepublisher(pub, clock, testAfter), pub, clock
 }
 
+// passTheBus has the bus bring back a commit of this node watched now, as
+// its consumer does when it is not behind.
+func passTheBus(r *Republisher) {
+	later := ports.Commit{ID: "later", Stream: "other", Version: 1}
+	r.publishing(later)
+	r.acked(later)
+	r.seen(later.ID)
+}
+
 // sweepAt moves the clock to since+at and sweeps.
 func sweepAt(r *Republisher, clock *ManualClock, since time.Time, at time.Duration) {
 	clock.Add(since.Add(at).Sub(clock.Now()))
@@ -59,6 +68,7 @@ func TestAnAckedCommitNotSeenIsRepublishedWithABackOffThenGivenUp(t *testing.T) 
 	acked := clock.Now()
 	r.publishing(c)
 	r.acked(c)
+	passTheBus(r)
 	steps := []struct {
 		at   time.Duration
 		want []string
@@ -93,8 +103,8 @@ func TestOnlyAnAckedCommitNotSeenIsRepublished(t *testing.T) {
 		want []string
 	}{
 		{"acked and not seen", func(r *Republisher, c ports.Commit) { r.publishing(c); r.acked(c) }, []string{"c"}},
-		{"seen after the ack", func(r *Republisher, c ports.Commit) { r.publishing(c); r.acked(c); r.forget(c.ID) }, nil},
-		{"seen before Publish returned", func(r *Republisher, c ports.Commit) { r.publishing(c); r.forget(c.ID); r.acked(c) }, nil},
+		{"seen after the ack", func(r *Republisher, c ports.Commit) { r.publishing(c); r.acked(c); r.seen(c.ID) }, nil},
+		{"seen before Publish returned", func(r *Republisher, c ports.Commit) { r.publishing(c); r.seen(c.ID); r.acked(c) }, nil},
 		{"still being published", func(r *Republisher, c ports.Commit) { r.publishing(c) }, nil},
 		{"not acked", func(r *Republisher, c ports.Commit) { r.publishing(c); r.forget(c.ID) }, nil},
 		{"acked from the store to a resend", func(r *Republisher, c ports.Commit) { r.ackedFromStore(c) }, []string{"c"}},
@@ -105,6 +115,7 @@ func TestOnlyAnAckedCommitNotSeenIsRepublished(t *testing.T) {
 			r, pub, clock := newTestRepublisher()
 			start := clock.Now()
 			tt.run(r, ports.Commit{ID: "c", Stream: "s", Version: 1})
+			passTheBus(r)
 			sweepAt(r, clock, start, testAfter)
 			if got := pub.takeRepublished(); !slices.Equal(got, tt.want) {
 				t.Fatalf("republished %v, want %v", got, tt.want)
@@ -120,6 +131,7 @@ func TestAFailedRepublishIsTriedAgainAfterItsBackOff(t *testing.T) {
 	acked := clock.Now()
 	r.publishing(c)
 	r.acked(c)
+	passTheBus(r)
 	sweepAt(r, clock, acked, testAfter)
 	sweepAt(r, clock, acked, testAfter+time.Second)
 	if got := pub.takeRepublished(); len(got) != 1 {
@@ -143,7 +155,8 @@ func TestTheWatchIsBounded(t *testing.T) {
 	if n := len(r.awaiting); n != maxAwaiting {
 		t.Fatalf("%d commits watched, want at most %d", n, maxAwaiting)
 	}
-	sweepAt(r, clock, start, testAfter)
+	// Nothing came back: each waits one more RepublishAfter.
+	sweepAt(r, clock, start, 2*testAfter)
 	if got := pub.takeRepublished(); len(got) != maxAwaiting {
 		t.Fatalf("republished %d commits, want the %d watched", len(got), maxAwaiting)
 	}
@@ -163,5 +176,46 @@ func BenchmarkWatchOneCommit(b *testing.B) {
 		r.publishing(c)
 		r.acked(c)
 		r.forget(c.ID)
+	}
+}
+
+func TestACommitTheBusHasNotPassedWaitsOneMoreRepublishAfter(t *testing.T) {
+	tests := []struct {
+		name string
+		// back drives what the bus brings back, around c's ack at zero.
+		back func(r *Republisher, clock *ManualClock)
+		// want is when c is first republished after its ack.
+		want time.Duration
+	}{
+		{"a commit watched after its ack came back", func(r *Republisher, clock *ManualClock) {
+			clock.Add(time.Second)
+			passTheBus(r)
+		}, testAfter},
+		{"a commit watched with its ack came back", func(r *Republisher, _ *ManualClock) { passTheBus(r) }, testAfter},
+		{"nothing came back", func(*Republisher, *ManualClock) {}, 2 * testAfter},
+		{"only a commit watched before its ack came back", func(r *Republisher, _ *ManualClock) {
+			r.seen("earlier")
+		}, 2 * testAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, pub, clock := newTestRepublisher()
+			earlier := ports.Commit{ID: "earlier", Stream: "other", Version: 1}
+			r.publishing(earlier)
+			clock.Add(time.Millisecond)
+			c := ports.Commit{ID: "c", Stream: "s", Version: 1}
+			r.publishing(c)
+			r.acked(c)
+			acked := clock.Now()
+			tt.back(r, clock)
+			sweepAt(r, clock, acked, tt.want-time.Millisecond)
+			if got := pub.takeRepublished(); len(got) != 0 {
+				t.Fatalf("republished %v %v after the ack, want nothing before %v", got, tt.want-time.Millisecond, tt.want)
+			}
+			sweepAt(r, clock, acked, tt.want)
+			if got := pub.takeRepublished(); !slices.Equal(got, []string{"c"}) {
+				t.Fatalf("republished %v %v after the ack, want c", got, tt.want)
+			}
+		})
 	}
 }

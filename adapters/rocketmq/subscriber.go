@@ -24,6 +24,9 @@ import (
 // broadcast batch is delivered message by message and only waits longer.
 const clusterBatchFactor = 8
 
+// lateBatch is how long after its storing a batch is logged as late.
+const lateBatch = 2 * time.Second
+
 // Subscriber runs one push consumer per registered handler.
 type Subscriber struct {
 	cfg  Config
@@ -50,6 +53,51 @@ type subscription struct {
 	// consumer is the running consumer, nil before Start, after Shutdown
 	// and after a rebuild that failed.
 	consumer rocketmq.PushConsumer
+	// generation is the running consumer's start, with the queues it has
+	// brought a batch of: the log tells how long each queue took to move
+	// again after a rebuild.
+	generation atomic.Pointer[consumerGeneration]
+	// lateBatches counts the batches that came late, for a log line at
+	// most once a second.
+	lateBatches lateCounter
+}
+
+// lateCounter counts events and tells, at most once a second, how many
+// came since it last told.
+type lateCounter struct {
+	mu    sync.Mutex
+	count int
+	told  time.Time
+}
+
+func (c *lateCounter) add(now time.Time) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.count++
+	if now.Sub(c.told) < time.Second {
+		return 0, false
+	}
+	n := c.count
+	c.count, c.told = 0, now
+	return n, true
+}
+
+type consumerGeneration struct {
+	started time.Time
+	queues  sync.Map // queue key -> struct{}
+}
+
+// firstBatch tells whether msgs are the first the running consumer brought
+// of their queue, and how long after its start.
+func (sub *subscription) firstBatch(msgs []*primitive.MessageExt) (string, time.Duration, bool) {
+	g := sub.generation.Load()
+	if g == nil || msgs[0].Queue == nil {
+		return "", 0, false
+	}
+	q := msgs[0].Queue
+	key := q.BrokerName + "/" + strconv.Itoa(q.QueueId)
+	_, seen := g.queues.LoadOrStore(key, struct{}{})
+	return key, time.Since(g.started), !seen
 }
 
 // handle runs the handler on commits through the gate of the queue msgs
@@ -156,6 +204,7 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	if sub.broadcast {
 		model, batch = consumer.BroadCasting, s.cfg.BatchSize
 	}
+	sub.generation.Store(&consumerGeneration{started: time.Now()})
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
 		consumer.WithGroupName(sub.group),
@@ -192,6 +241,15 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 // session, the projector by filling gaps from the store.
 func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		if queue, after, first := sub.firstBatch(msgs); first {
+			s.log.Info("first batch of a queue since the consumer started", "group", sub.group, "queue", queue,
+				"after", after, "offset", msgs[0].QueueOffset, "stored", time.UnixMilli(msgs[0].StoreTimestamp))
+		}
+		if lag := time.Since(time.UnixMilli(msgs[0].StoreTimestamp)); lag > lateBatch {
+			if late, ok := sub.lateBatches.add(time.Now()); ok {
+				s.log.Warn("consumer behind: batches stored over 2 s before", "group", sub.group, "batches", late, "lag", lag)
+			}
+		}
 		commits := make([]ports.Commit, 0, len(msgs))
 		for _, m := range msgs {
 			if m.GetTags() == tagWarmUp {

@@ -111,7 +111,9 @@ func startLostEndNode(t *testing.T, env map[string]string) *Node {
 // TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive: a message acked
 // on a node whose end of transaction never reaches the broker, the last of
 // its conversation, reaches its recipient's session on the other node live,
-// once, within the republish bound plus a margin; before republishing, it
+// once, within twice the republish bound plus a margin (nothing else comes
+// back on the bus, so the node allows it one more bound for a consumer that
+// is behind); before republishing, it
 // came only at checkback, if the broker that held it ever returned. The
 // read model on the other node counts it once.
 func TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive(t *testing.T) {
@@ -127,6 +129,7 @@ func TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive(t *testing.T) {
 	// republish and the consumer on a loaded two-core machine, and keeps
 	// the whole within the 10 s that issue 13 allows.
 	const margin = 4 * time.Second
+	const republishedBy = 2*republishAfter + margin
 
 	other := maps.Clone(env)
 	other[offsetDirEnv] = t.TempDir()
@@ -143,14 +146,14 @@ func TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive(t *testing.T) {
 
 	ack := alice.SendMessage("a-1", "bob", "the last word")
 	acked := time.Now()
-	f, err := bob.Await(republishAfter+margin, "message", msgWithBody("the last word"))
+	f, err := bob.Await(republishedBy, "message", msgWithBody("the last word"))
 	if err != nil {
-		t.Fatalf("an acked message whose end was lost did not reach bob within %v: %v", republishAfter+margin, err)
+		t.Fatalf("an acked message whose end was lost did not reach bob within %v: %v", republishedBy, err)
 	}
 	took := time.Since(acked)
 	t.Logf("the acked message whose end was lost reached the other node's session %v after its ack (bound %v)",
 		took.Round(time.Millisecond), republishAfter)
-	if took < republishAfter-republishAfter/10 {
+	if took < 2*republishAfter-republishAfter/10 {
 		t.Errorf("the message came after %v, before any republish: its end was not lost, and the test shows nothing", took)
 	}
 	m, _ := f.Msg()

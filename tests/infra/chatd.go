@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -74,4 +75,31 @@ func ChatdBinary() (string, error) {
 		return "", fmt.Errorf("%s missing (%v): run `make build`", bin, err)
 	}
 	return bin, nil
+}
+
+// BuildChatd builds bin/chatd from the checkout, for test packages that run
+// nodes: writing a temporary file and renaming it keeps a concurrent build
+// from leaving a half-written binary.
+func BuildChatd() (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	binDir := filepath.Join(root, "bin")
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(binDir, ".chatd-build-*")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	cmd := exec.Command("go", "build", "-o", tmp.Name(), "./bootstrap/chatd")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./bootstrap/chatd: %v\n%s", err, out)
+	}
+	bin := filepath.Join(binDir, "chatd")
+	return bin, os.Rename(tmp.Name(), bin)
 }
