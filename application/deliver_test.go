@@ -316,7 +316,7 @@ func TestASessionsOwnMessagesCostNoStoreRead(t *testing.T) {
 	shared := memory.NewEventStore()
 	sender := newNode(t, testConfig(), shared)
 	for i := range 4 {
-		cmd := application.SendMessageCommand{Sender: "alice", ClientID: string(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
+		cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
 		if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
 			t.Fatal(err)
 		}
