@@ -1,8 +1,8 @@
 // Package application holds the chat service's use cases: sending a message
 // through the transactional publisher, delivering committed messages to the
 // sessions of this node in order, marking messages delivered and read,
-// syncing and paging history, listing conversations, and projecting the read
-// model. It depends on domain/ and ports/ only; inbound adapters call it and
+// syncing and paging history, listing conversations, projecting the read
+// model, and the ephemeral presence and typing signals between nodes. It depends on domain/ and ports/ only; inbound adapters call it and
 // outbound adapters are handed to it.
 package application
 
@@ -29,12 +29,14 @@ type Config struct {
 	// RepublishAfter is how long a commit this node acked may take to come
 	// back on its own consumer before it is sent again (Republisher).
 	RepublishAfter time.Duration
+	// Presence tunes presence; its zero fields take their defaults.
+	Presence PresenceConfig
 }
 
 // DefaultConfig is what PROTOCOL.md promises when nothing is configured.
 func DefaultConfig() Config {
 	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20,
-		RepublishAfter: DefaultRepublishAfter}
+		RepublishAfter: DefaultRepublishAfter, Presence: DefaultPresenceConfig()}
 }
 
 // Application gathers the use cases that inbound adapters drive.
@@ -50,21 +52,27 @@ type Application struct {
 	// Republisher sends again what this node acked and the bus did not
 	// bring back; it runs between Start and Stop.
 	Republisher *Republisher
-	// Presence and Typing are nil until NewPresence sets them up.
+	// Presence runs its goroutines between Start and Stop, after the
+	// signals adapter starts; Typing relays through them.
 	Presence *Presence
 	Typing   *Typing
-
-	// What NewPresence builds on.
-	aggregates *aggregates
-	readModel  ports.ReadModel
-	clock      ports.Clock
 }
 
 // New builds the use cases over the given ports. The publisher must have been
-// built with a Transactions handler over the same store.
-func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs) (*Application, error) {
+// built with a Transactions handler over the same store. Presence and typing
+// subscribe to presencePorts.Signals here, so New comes before the signals
+// adapter starts.
+func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presencePorts PresencePorts) (*Application, error) {
 	if store == nil || publisher == nil || readModel == nil || clock == nil || ids == nil {
 		return nil, errors.New("application: every port is required")
+	}
+	if presencePorts.Signals == nil || presencePorts.LastSeen == nil {
+		return nil, errors.New("application: presence needs signals and a last-seen store")
+	}
+	presenceCfg := cfg.Presence.withDefaults(ids)
+	observer := presencePorts.Observer
+	if observer == nil {
+		observer = noObserver{}
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
@@ -85,11 +93,16 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		Sessions:      sessions,
 		Projector:     &Projector{store: store, readModel: readModel},
 		Republisher:   republisher,
-		aggregates:    aggs,
-		readModel:     readModel,
-		clock:         clock,
 	}
 	app.Delivery = &Delivery{aggregates: aggs, sessions: sessions, marks: newDeliveredMarks(markRead),
 		starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
+	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat)
+	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
+	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock)
+	app.Typing = newTyping(presenceCfg.Node, participantPeer(aggs), sessions, outbox, clock, observer)
+	presencePorts.Signals.Subscribe(app.Presence.handle)
+	presencePorts.Signals.Subscribe(app.Typing.handle)
+	sessions.observe(app.Presence)
+	aggs.afterCommit(app.Presence.learnStarted)
 	return app, nil
 }

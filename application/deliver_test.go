@@ -214,7 +214,7 @@ func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := application.New(testConfig(), store, bus, memory.NewReadModel(), memory.Clock{}, memory.IDs{})
+	app, err := application.New(testConfig(), store, bus, memory.NewReadModel(), memory.Clock{}, memory.IDs{}, memoryPresence())
 	if err != nil {
 		t.Fatal(err)
 	}

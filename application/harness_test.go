@@ -45,7 +45,7 @@ func newNodeWithClock(t *testing.T, cfg application.Config, store ports.EventSto
 	t.Helper()
 	bus := newBus(t, store, cfg.TxTimeout)
 	rm := memory.NewReadModel()
-	app, err := application.New(cfg, store, bus, rm, clock, memory.IDs{})
+	app, err := application.New(cfg, store, bus, rm, clock, memory.IDs{}, memoryPresence())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,6 +59,12 @@ func newNodeWithClock(t *testing.T, cfg application.Config, store ports.EventSto
 		_ = bus.Stop(ctx)
 	})
 	return &node{app: app, store: store, rm: rm, bus: bus}
+}
+
+// memoryPresence is presence over in-memory ports of its own, for the
+// tests of other use cases: never started, it signals no other node.
+func memoryPresence() application.PresencePorts {
+	return application.PresencePorts{Signals: memory.NewSignals(), LastSeen: memory.NewLastSeen()}
 }
 
 // laterClock is the time by a node whose clock is ahead of the others'.
@@ -87,6 +93,8 @@ type fakeSession struct {
 	mu       sync.Mutex
 	messages []ports.MessageView
 	receipts []ports.Receipt
+	presence []ports.PresenceView
+	typing   []ports.TypingView
 }
 
 func (s *fakeSession) ID() string    { return s.id }

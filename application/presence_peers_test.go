@@ -22,17 +22,15 @@ func TestPresencePeersIncludeAConversationTheMomentItCommits(t *testing.T) {
 	rm, signals := memory.NewReadModel(), memory.NewSignals()
 	var apps [2]*application.Application
 	for i := range apps {
-		app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{})
+		cfg := testConfig()
+		cfg.Presence = application.PresenceConfig{Node: []string{"node1", "node2"}[i], Heartbeat: testHeartbeat, Grace: testGrace}
+		app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{},
+			application.PresencePorts{Signals: signals, LastSeen: memory.NewLastSeen()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := application.PresenceConfig{Node: []string{"node1", "node2"}[i], Heartbeat: testHeartbeat, Grace: testGrace}
-		p, err := application.NewPresence(app, cfg, signals, memory.NewLastSeen(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Start()
-		t.Cleanup(func() { _ = p.Stop(context.Background()) })
+		app.Presence.Start()
+		t.Cleanup(func() { _ = app.Presence.Stop(context.Background()) })
 		apps[i] = app
 	}
 	signals.Start()

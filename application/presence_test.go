@@ -3,8 +3,8 @@ package application_test
 import (
 	"context"
 	"slices"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/evchat/chatd/adapters/memory"
@@ -15,44 +15,30 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// pushes records the presence and typing frames of fake sessions, beside
-// the session type the message tests share.
-var pushes struct {
-	mu       sync.Mutex
-	presence map[*fakeSession][]ports.PresenceView
-	typing   map[*fakeSession][]ports.TypingView
-}
-
 func (s *fakeSession) PushPresence(p ports.PresenceView) bool {
-	pushes.mu.Lock()
-	defer pushes.mu.Unlock()
-	if pushes.presence == nil {
-		pushes.presence = map[*fakeSession][]ports.PresenceView{}
-	}
-	pushes.presence[s] = append(pushes.presence[s], p)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.presence = append(s.presence, p)
 	return true
 }
 
 func (s *fakeSession) PushTyping(t ports.TypingView) bool {
-	pushes.mu.Lock()
-	defer pushes.mu.Unlock()
-	if pushes.typing == nil {
-		pushes.typing = map[*fakeSession][]ports.TypingView{}
-	}
-	pushes.typing[s] = append(pushes.typing[s], t)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.typing = append(s.typing, t)
 	return true
 }
 
 func (s *fakeSession) presenceSeen() []ports.PresenceView {
-	pushes.mu.Lock()
-	defer pushes.mu.Unlock()
-	return append([]ports.PresenceView(nil), pushes.presence[s]...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ports.PresenceView(nil), s.presence...)
 }
 
 func (s *fakeSession) typingSeen() []ports.TypingView {
-	pushes.mu.Lock()
-	defer pushes.mu.Unlock()
-	return append([]ports.TypingView(nil), pushes.typing[s]...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ports.TypingView(nil), s.typing...)
 }
 
 const (
@@ -61,44 +47,66 @@ const (
 )
 
 // presenceCluster is two nodes on one store, bus and signal bus, each with
-// sessions and presence of its own, as two processes would have.
+// sessions and presence of its own, as two processes would have. The tests
+// of grace and heartbeats build it inside a synctest bubble, where these
+// pass on the bubble's clock, at once and to the nanosecond.
 type presenceCluster struct {
 	n1, n2   *node
-	app2     *application.Application
 	p1, p2   *application.Presence
 	lastSeen *memory.LastSeen
 }
 
 func newPresenceCluster(t *testing.T) *presenceCluster {
 	t.Helper()
-	n1 := newNode(t, testConfig(), memory.NewEventStore())
-	app2, err := application.New(testConfig(), n1.store, n1.bus, n1.rm, memory.Clock{}, memory.IDs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n1.bus.Broadcast("delivery", app2.Delivery.Handle)
-	signals := memory.NewSignals()
-	lastSeen := memory.NewLastSeen()
-	c := &presenceCluster{n1: n1, n2: &node{app: app2, store: n1.store, rm: n1.rm, bus: n1.bus}, app2: app2, lastSeen: lastSeen}
-	cfg := application.PresenceConfig{Heartbeat: testHeartbeat, Grace: testGrace}
-	for i, app := range []*application.Application{n1.app, app2} {
-		cfg.Node = []string{"node1", "node2"}[i]
-		p, err := application.NewPresence(app, cfg, signals, lastSeen, nil)
+	store, rm := memory.NewEventStore(), memory.NewReadModel()
+	bus := newBus(t, store, testConfig().TxTimeout)
+	signals, lastSeen := memory.NewSignals(), memory.NewLastSeen()
+	c := &presenceCluster{lastSeen: lastSeen}
+	for i, name := range []string{"node1", "node2"} {
+		cfg := testConfig()
+		cfg.Presence = application.PresenceConfig{Node: name, Heartbeat: testHeartbeat, Grace: testGrace}
+		app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{},
+			application.PresencePorts{Signals: signals, LastSeen: lastSeen})
 		if err != nil {
 			t.Fatal(err)
 		}
-		n1.bus.Broadcast("presence-peers", p.ObserveCommits)
-		p.Start()
-		t.Cleanup(func() { _ = p.Stop(context.Background()) })
 		if i == 0 {
-			c.p1 = p
+			bus.Cluster("projector", app.Projector.Handle)
+		}
+		// As bootstrap chains them on one broadcast consumer.
+		bus.Broadcast("delivery-"+name, func(ctx context.Context, commits []ports.Commit) error {
+			_ = app.Presence.ObserveCommits(ctx, commits)
+			return app.Delivery.Handle(ctx, commits)
+		})
+		n := &node{app: app, store: store, rm: rm, bus: bus}
+		if i == 0 {
+			c.n1, c.p1 = n, app.Presence
 		} else {
-			c.p2 = p
+			c.n2, c.p2 = n, app.Presence
 		}
 	}
+	bus.Start()
 	signals.Start()
-	t.Cleanup(func() { _ = signals.Stop(context.Background()) })
+	for _, n := range []*node{c.n1, c.n2} {
+		n.app.Presence.Start()
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, n := range []*node{c.n1, c.n2} {
+			_ = n.app.Presence.Stop(ctx)
+			n.app.Delivery.Wait(ctx)
+		}
+		_ = signals.Stop(ctx)
+		_ = bus.Stop(ctx)
+	})
 	return c
+}
+
+// settle lets d pass on the bubble's clock, then waits until every
+// goroutine of the bubble is idle, so that what d made due has happened.
+func settle(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 // sendProjected sends a message and waits until the read model lists the
@@ -130,107 +138,115 @@ func lastPresence(s *fakeSession, u user.ID) (ports.PresenceView, bool) {
 }
 
 func TestPresenceAcrossNodes(t *testing.T) {
-	c := newPresenceCluster(t)
-	alice := connect(t, c.n1, "a1", "alice")
-	sendProjected(t, c.n1, "alice", "k1", "bob")
+	synctest.Test(t, func(t *testing.T) {
+		c := newPresenceCluster(t)
+		alice := connect(t, c.n1, "a1", "alice")
+		sendProjected(t, c.n1, "alice", "k1", "bob")
 
-	bob, closeBob := register(c.n2, "b1", "bob")
-	eventually(t, "alice to see bob online", func() bool {
-		p, ok := lastPresence(alice, "bob")
-		return ok && p.Online
+		bob, closeBob := register(c.n2, "b1", "bob")
+		eventually(t, "alice to see bob online", func() bool {
+			p, ok := lastPresence(alice, "bob")
+			return ok && p.Online
+		})
+		closeBob()
+		closed := time.Now()
+		eventually(t, "alice to see bob offline", func() bool {
+			p, ok := lastPresence(alice, "bob")
+			return ok && !p.Online
+		})
+		if waited := time.Since(closed); waited < testGrace {
+			t.Errorf("bob went offline %v after closing, before the grace of %v", waited, testGrace)
+		}
+		p, _ := lastPresence(alice, "bob")
+		if p.LastSeen.IsZero() {
+			t.Error("the offline push has no last-seen time")
+		}
+		answer, err := c.p1.Query(context.Background(), "alice", presence.Users{"bob", "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if answer[0].Online || answer[0].LastSeen.IsZero() || !answer[1].Online {
+			t.Errorf("query: %+v, want bob offline with a last-seen time and alice online", answer)
+		}
+		// Written by bob's node, which notices the end of the grace itself.
+		eventually(t, "bob's last-seen time to be stored", func() bool {
+			stored, _ := c.lastSeen.Get(context.Background(), []user.ID{"bob"})
+			_, ok := stored["bob"]
+			return ok
+		})
+		if _, ok := lastPresence(bob, "bob"); ok {
+			t.Errorf("bob's own session got presence frames of himself: %+v", bob.presenceSeen())
+		}
 	})
-	closeBob()
-	closed := time.Now()
-	eventually(t, "alice to see bob offline", func() bool {
-		p, ok := lastPresence(alice, "bob")
-		return ok && !p.Online
-	})
-	if waited := time.Since(closed); waited < testGrace-20*time.Millisecond {
-		t.Errorf("bob went offline %v after closing, before the grace of %v", waited, testGrace)
-	}
-	p, _ := lastPresence(alice, "bob")
-	if p.LastSeen.IsZero() {
-		t.Error("the offline push has no last-seen time")
-	}
-	answer, err := c.p1.Query(context.Background(), "alice", presence.Users{"bob", "alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if answer[0].Online || answer[0].LastSeen.IsZero() || !answer[1].Online {
-		t.Errorf("query: %+v, want bob offline with a last-seen time and alice online", answer)
-	}
-	// Written by bob's node, which notices the end of the grace itself.
-	eventually(t, "bob's last-seen time to be stored", func() bool {
-		stored, _ := c.lastSeen.Get(context.Background(), []user.ID{"bob"})
-		_, ok := stored["bob"]
-		return ok
-	})
-	if _, ok := lastPresence(bob, "bob"); ok {
-		t.Errorf("bob's own session got presence frames of himself: %+v", bob.presenceSeen())
-	}
 }
 
 func TestPresenceReconnectWithinTheGraceDoesNotFlap(t *testing.T) {
-	c := newPresenceCluster(t)
-	alice := connect(t, c.n1, "a1", "alice")
-	sendProjected(t, c.n1, "alice", "k1", "bob")
-	_, closeBob := register(c.n2, "b1", "bob")
-	eventually(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
-	closeBob()
-	time.Sleep(testGrace / 3)
-	// Back on the other node this time.
-	_, closeAgain := register(c.n1, "b2", "bob")
-	defer closeAgain()
-	time.Sleep(2 * testGrace)
-	if seen := alice.presenceSeen(); len(seen) != 1 {
-		t.Errorf("alice saw %+v, want bob online once and nothing more", seen)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := newPresenceCluster(t)
+		alice := connect(t, c.n1, "a1", "alice")
+		sendProjected(t, c.n1, "alice", "k1", "bob")
+		_, closeBob := register(c.n2, "b1", "bob")
+		eventually(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
+		closeBob()
+		settle(testGrace / 3)
+		// Back on the other node this time.
+		_, closeAgain := register(c.n1, "b2", "bob")
+		defer closeAgain()
+		settle(2 * testGrace)
+		if seen := alice.presenceSeen(); len(seen) != 1 {
+			t.Errorf("alice saw %+v, want bob online once and nothing more", seen)
+		}
+	})
 }
 
 func TestPresenceForgetsASilentNode(t *testing.T) {
-	c := newPresenceCluster(t)
-	alice := connect(t, c.n1, "a1", "alice")
-	sendProjected(t, c.n1, "alice", "k1", "bob")
-	_, _ = register(c.n2, "b1", "bob") // never closed: node 2 dies with it
-	eventually(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
-	if err := c.p2.Stop(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	died := time.Now()
-	eventually(t, "alice to see bob offline", func() bool {
-		p, _ := lastPresence(alice, "bob")
-		return !p.Online
+	synctest.Test(t, func(t *testing.T) {
+		c := newPresenceCluster(t)
+		alice := connect(t, c.n1, "a1", "alice")
+		sendProjected(t, c.n1, "alice", "k1", "bob")
+		_, _ = register(c.n2, "b1", "bob") // never closed: node 2 dies with it
+		eventually(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
+		if err := c.p2.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		died := time.Now()
+		eventually(t, "alice to see bob offline", func() bool {
+			p, _ := lastPresence(alice, "bob")
+			return !p.Online
+		})
+		if took := time.Since(died); took > 5*testHeartbeat {
+			t.Errorf("bob went offline %v after his node died, want within about three heartbeats (%v)", took, 3*testHeartbeat)
+		}
 	})
-	if took := time.Since(died); took > 5*testHeartbeat {
-		t.Errorf("bob went offline %v after his node died, want within about three heartbeats (%v)", took, 3*testHeartbeat)
-	}
 }
 
 func TestTyping(t *testing.T) {
-	c := newPresenceCluster(t)
-	alice := connect(t, c.n1, "a1", "alice")
-	bob := connect(t, c.n2, "b1", "bob")
-	ack := sendProjected(t, c.n1, "alice", "k1", "bob")
-	ctx := context.Background()
+	synctest.Test(t, func(t *testing.T) {
+		c := newPresenceCluster(t)
+		alice := connect(t, c.n1, "a1", "alice")
+		bob := connect(t, c.n2, "b1", "bob")
+		ack := sendProjected(t, c.n1, "alice", "k1", "bob")
+		ctx := context.Background()
 
-	for range 10 {
-		if err := c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "alice", Conversation: ack.Conversation}); err != nil {
-			t.Fatal(err)
+		for range 10 {
+			if err := c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "alice", Conversation: ack.Conversation}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	eventually(t, "bob to see alice typing", func() bool { return len(bob.typingSeen()) > 0 })
-	time.Sleep(100 * time.Millisecond)
-	if got := bob.typingSeen(); len(got) != 1 || got[0] != (ports.TypingView{Conversation: string(ack.Conversation), User: "alice"}) {
-		t.Errorf("bob got %+v, want one typing frame of alice", got)
-	}
-	if got := alice.typingSeen(); len(got) != 0 {
-		t.Errorf("the typist's own session got %+v", got)
-	}
+		eventually(t, "bob to see alice typing", func() bool { return len(bob.typingSeen()) > 0 })
+		synctest.Wait()
+		if got := bob.typingSeen(); len(got) != 1 || got[0] != (ports.TypingView{Conversation: string(ack.Conversation), User: "alice"}) {
+			t.Errorf("bob got %+v, want one typing frame of alice", got)
+		}
+		if got := alice.typingSeen(); len(got) != 0 {
+			t.Errorf("the typist's own session got %+v", got)
+		}
 
-	err := c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "mallory", Conversation: ack.Conversation})
-	if domain.KindOf(err) != domain.NotFound {
-		t.Errorf("a non-participant typing: %v, want not found", err)
-	}
+		err := c.n1.app.Typing.Handle(ctx, application.TypingCommand{User: "mallory", Conversation: ack.Conversation})
+		if domain.KindOf(err) != domain.NotFound {
+			t.Errorf("a non-participant typing: %v, want not found", err)
+		}
+	})
 }
 
 func TestPresenceQueryRules(t *testing.T) {

@@ -18,7 +18,7 @@ func projectedBy(t *testing.T, store ports.EventStore, batches ...[]ports.Commit
 	rm := memory.NewReadModel()
 	tx, _ := application.NewTransactions(store, memory.Clock{}, time.Second)
 	bus, _ := memory.NewBus(tx, memory.DefaultBusConfig())
-	app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{})
+	app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{}, memoryPresence())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestProjectorsTakingTurnsAgree(t *testing.T) {
 	node := func() *application.Application {
 		tx, _ := application.NewTransactions(store, memory.Clock{}, time.Second)
 		bus, _ := memory.NewBus(tx, memory.DefaultBusConfig())
-		app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{})
+		app, err := application.New(testConfig(), store, bus, rm, memory.Clock{}, memory.IDs{}, memoryPresence())
 		if err != nil {
 			t.Fatal(err)
 		}

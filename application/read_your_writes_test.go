@@ -53,7 +53,7 @@ func newLaggingNodeOver(t *testing.T, wrap func(*memory.ReadModel) ports.ReadMod
 	store := memory.NewEventStore()
 	bus := newBus(t, store, 6*time.Second)
 	rm := memory.NewReadModel()
-	app, err := application.New(testConfig(), store, bus, wrap(rm), memory.Clock{}, memory.IDs{})
+	app, err := application.New(testConfig(), store, bus, wrap(rm), memory.Clock{}, memory.IDs{}, memoryPresence())
 	if err != nil {
 		t.Fatal(err)
 	}

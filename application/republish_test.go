@@ -50,7 +50,7 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 		t.Fatal(err)
 	}
 	rm := memory.NewReadModel()
-	app, err := application.New(cfg, store, lostEnds{Bus: bus, local: local}, rm, clock, memory.IDs{})
+	app, err := application.New(cfg, store, lostEnds{Bus: bus, local: local}, rm, clock, memory.IDs{}, memoryPresence())
 	if err != nil {
 		t.Fatal(err)
 	}

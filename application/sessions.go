@@ -22,7 +22,7 @@ type Sessions struct {
 	byUser map[user.ID][]*sessionState
 	count  int
 	// observer hears of every session opening and closing, outside the
-	// lock; presence counts them. Nil until presence is set up.
+	// lock; presence counts them.
 	observer SessionObserver
 }
 
@@ -32,7 +32,14 @@ type SessionObserver interface {
 	SessionClosed(u user.ID)
 }
 
-// observe makes o hear of sessions from now on.
+// noSessionObserver is the observer of a registry that nothing counts.
+type noSessionObserver struct{}
+
+func (noSessionObserver) SessionOpened(user.ID) {}
+func (noSessionObserver) SessionClosed(user.ID) {}
+
+// observe makes o hear of sessions from now on; New sets presence as the
+// observer before any session can open.
 func (r *Sessions) observe(o SessionObserver) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -67,7 +74,7 @@ type receiptKey struct {
 
 // NewSessions returns an empty registry that times openings by clock.
 func NewSessions(clock ports.Clock) *Sessions {
-	return &Sessions{clock: clock, byUser: map[user.ID][]*sessionState{}}
+	return &Sessions{clock: clock, byUser: map[user.ID][]*sessionState{}, observer: noSessionObserver{}}
 }
 
 // tick returns the next tick of this node's order of events.
@@ -101,16 +108,10 @@ func (r *Sessions) RegisterAtMost(s ports.Session, limit int) (unregister func()
 	r.count++
 	observer := r.observer
 	r.mu.Unlock()
-	if observer != nil {
-		observer.SessionOpened(u)
-	}
+	observer.SessionOpened(u)
 	var once sync.Once
 	return func() {
-		once.Do(func() {
-			if observer := r.remove(u, st); observer != nil {
-				observer.SessionClosed(u)
-			}
-		})
+		once.Do(func() { r.remove(u, st).SessionClosed(u) })
 	}, nil
 }
 

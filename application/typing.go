@@ -17,11 +17,44 @@ import (
 // without an error, so a burst of frames costs the broker one message.
 // Only a participant may type. Nothing of it is stored: no event, no seq.
 type Typing struct {
-	presence   *Presence
-	aggregates *aggregates
+	node     string
+	peerOf   peerLookup
+	sessions *Sessions
+	outbox   *signalOutbox
+	clock    ports.Clock
+	observer typingObserver
 
 	mu       sync.Mutex
 	throttle *presence.TypingThrottle
+	prunedAt time.Time
+}
+
+// peerLookup finds the other participant of a conversation that u takes
+// part in; a domain.NotFound error when u does not.
+type peerLookup func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error)
+
+// participantPeer looks the peer up in the conversation aggregate, which
+// answers a stranger as it answers for a conversation that does not exist.
+func participantPeer(aggs *aggregates) peerLookup {
+	return func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error) {
+		e, err := aggs.readable(ctx, id, u)
+		if err != nil {
+			return "", err
+		}
+		defer e.mu.Unlock()
+		return e.conv.Peer(u), nil
+	}
+}
+
+// typingObserver is the part of PresenceObserver that typing tells.
+type typingObserver interface {
+	TypingRelayed()
+	TypingDropped()
+}
+
+func newTyping(node string, peerOf peerLookup, sessions *Sessions, outbox *signalOutbox, clock ports.Clock, observer typingObserver) *Typing {
+	return &Typing{node: node, peerOf: peerOf, sessions: sessions, outbox: outbox, clock: clock,
+		observer: observer, throttle: presence.NewTypingThrottle()}
 }
 
 // TypingCommand says User is typing in Conversation.
@@ -33,45 +66,58 @@ type TypingCommand struct {
 // Handle relays the signal, or drops it when it comes too soon.
 func (t *Typing) Handle(ctx context.Context, cmd TypingCommand) error {
 	id, conv := cmd.Conversation, string(cmd.Conversation)
-	now := t.presence.clock.Now()
+	now := t.clock.Now()
 	// A pair in the throttle was authorized when it went in, so a burst
-	// costs no aggregate lookup; an unauthorized one never goes in.
+	// costs no conversation lookup; an unauthorized one never goes in.
 	t.mu.Lock()
 	throttled := t.throttle.Throttled(cmd.User, conv, now)
 	t.mu.Unlock()
 	if throttled {
-		t.presence.observer.TypingDropped()
+		t.observer.TypingDropped()
 		return nil
 	}
-	e, err := t.aggregates.readable(ctx, id, cmd.User)
+	peer, err := t.peerOf(ctx, id, cmd.User)
 	if err != nil {
 		return err
 	}
-	peer := e.conv.Peer(cmd.User)
-	e.mu.Unlock()
-	t.mu.Lock()
-	allowed := t.throttle.Allow(cmd.User, conv, now)
-	t.mu.Unlock()
-	if !allowed {
-		t.presence.observer.TypingDropped()
+	if !t.allow(cmd.User, conv, now) {
+		t.observer.TypingDropped()
 		return nil
 	}
 	t.push(peer, ports.TypingView{Conversation: conv, User: cmd.User})
-	t.presence.send(ports.Signal{Kind: ports.SignalTyping, Node: t.presence.cfg.Node, At: now,
+	t.outbox.send(ports.Signal{Kind: ports.SignalTyping, Node: t.node, At: now,
 		User: cmd.User, Conversation: conv, To: peer})
-	t.presence.observer.TypingRelayed()
+	t.observer.TypingRelayed()
 	return nil
+}
+
+// allow records the signal unless it is throttled. It prunes the throttle
+// at most once an interval, on the way, which keeps it as small as the
+// typists of the last interval without a goroutine of its own.
+func (t *Typing) allow(u user.ID, conv string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Sub(t.prunedAt) >= presence.TypingInterval {
+		t.throttle.Prune(now)
+		t.prunedAt = now
+	}
+	return t.throttle.Allow(u, conv, now)
+}
+
+// handle relays a typing signal from another node to the sessions here.
+func (t *Typing) handle(_ context.Context, s ports.Signal) {
+	if s.Node == t.node || s.Kind != ports.SignalTyping {
+		return
+	}
+	// A typing signal late by more than its interval says nothing true.
+	if t.clock.Now().Sub(s.At) <= 2*presence.TypingInterval {
+		t.push(s.To, ports.TypingView{Conversation: s.Conversation, User: s.User})
+	}
 }
 
 // push sends the typing frame to to's sessions on this node.
 func (t *Typing) push(to user.ID, v ports.TypingView) {
-	for _, st := range t.presence.sessions.of(to) {
+	for _, st := range t.sessions.of(to) {
 		st.session.PushTyping(v)
 	}
-}
-
-func (t *Typing) prune(now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.throttle.Prune(now)
 }

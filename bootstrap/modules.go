@@ -94,11 +94,12 @@ func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*ap
 	return application.NewTransactions(store, clock, cfg.TxTimeout)
 }
 
-func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs) (*application.Application, error) {
+func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presence application.PresencePorts) (*application.Application, error) {
 	appCfg := application.DefaultConfig()
 	appCfg.TxTimeout, appCfg.SendRate, appCfg.SendBurst = cfg.TxTimeout, cfg.SendRate, cfg.SendBurst
 	appCfg.RepublishAfter = cfg.RepublishAfter
-	return application.New(appCfg, store, publisher, readModel, clock, ids)
+	appCfg.Presence.Node, appCfg.Presence.Heartbeat, appCfg.Presence.Grace = cfg.NodeID, cfg.PresenceHeartbeat, cfg.PresenceGrace
+	return application.New(appCfg, store, publisher, readModel, clock, ids, presence)
 }
 
 // projectorGroup is the cluster group whose one member projects each commit.
@@ -109,9 +110,7 @@ func subscribe(app *application.Application, sub ports.Subscriber) {
 	sub.Broadcast("delivery", func(ctx context.Context, commits []ports.Commit) error {
 		// Presence learns of new conversations from the same consumer, so
 		// that its cached peers need no subscription of their own.
-		if p := app.Presence; p != nil {
-			_ = p.ObserveCommits(ctx, commits)
-		}
+		_ = app.Presence.ObserveCommits(ctx, commits)
 		return app.Delivery.Handle(ctx, commits)
 	})
 }

@@ -16,28 +16,27 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// PresenceModule sets up presence and typing on the application. Its hooks
-// come after the signals' (started first, stopped last) and before the HTTP
-// server's, so presence heartbeats only once the signals flow, and on stop
-// publishes the leaves of the sessions the drain closed before the signals stop.
+// PresenceModule gives the application the ports of presence and typing,
+// and runs presence. Its hooks come after the signals' (started first,
+// stopped last) and before the HTTP server's, so presence heartbeats only
+// once the signals flow, and on stop publishes the leaves of the sessions
+// the drain closed before the signals stop.
 var PresenceModule = fx.Module("presence",
-	fx.Provide(newPresence),
-	fx.Invoke(func(lc fx.Lifecycle, p *application.Presence) {
+	fx.Provide(newPresencePorts),
+	fx.Invoke(func(lc fx.Lifecycle, app *application.Application) {
 		lc.Append(fx.Hook{
-			OnStart: func(context.Context) error { p.Start(); return nil },
-			OnStop:  p.Stop,
+			OnStart: func(context.Context) error { app.Presence.Start(); return nil },
+			OnStop:  app.Presence.Stop,
 		})
 	}),
 )
 
-func newPresence(cfg Config, app *application.Application, signals ports.Signals, lastSeen ports.LastSeenStore, reg *prometheus.Registry) (*application.Presence, error) {
+func newPresencePorts(signals ports.Signals, lastSeen ports.LastSeenStore, reg *prometheus.Registry) (application.PresencePorts, error) {
 	m, err := metrics.NewPresence(reg)
 	if err != nil {
-		return nil, err
+		return application.PresencePorts{}, err
 	}
-	return application.NewPresence(app, application.PresenceConfig{
-		Node: cfg.NodeID, Heartbeat: cfg.PresenceHeartbeat, Grace: cfg.PresenceGrace,
-	}, signals, lastSeen, m)
+	return application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: m}, nil
 }
 
 // signalsModule carries signals on RocketMQ when it is the bus, else in process.

@@ -24,6 +24,7 @@ func (p pinger) Ping(context.Context) error { return p.err }
 
 type harness struct {
 	t      *testing.T
+	node   *embedded.Node
 	app    *application.Application
 	api    *API
 	url    string
@@ -56,7 +57,7 @@ func newHarness(t *testing.T, o options) *harness {
 	api.Register(mux)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
-	return &harness{t: t, app: app, api: api, url: hs.URL, issuer: issuer}
+	return &harness{t: t, node: n, app: app, api: api, url: hs.URL, issuer: issuer}
 }
 
 func (h *harness) token(u string) string {

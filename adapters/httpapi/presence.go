@@ -14,10 +14,6 @@ import (
 // as the asker may see it, by the rules of the WebSocket `presence` frame:
 // 1-200 valid user ids.
 func (a *API) presence(w http.ResponseWriter, r *http.Request, asker user.ID) {
-	if a.deps.App.Presence == nil {
-		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, "presence is not running on this node")
-		return
-	}
 	var ids []string
 	if q := r.URL.Query().Get("users"); q != "" {
 		ids = strings.Split(q, ",")

@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/adapters/wire"
-	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/ports"
 )
 
@@ -19,14 +17,8 @@ func (s *session) PushTyping(ports.TypingView) bool     { return true }
 
 func TestPresence(t *testing.T) {
 	h := newHarness(t, options{})
-	signals, lastSeen := memory.NewSignals(), memory.NewLastSeen()
-	p, err := application.NewPresence(h.app, application.PresenceConfig{Node: "n1"}, signals, lastSeen, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signals.Start()
-	p.Start()
-	t.Cleanup(func() { _ = p.Stop(context.Background()); _ = signals.Stop(context.Background()) })
+	h.node.StartPresence(t)
+	lastSeen := h.node.LastSeen
 	seen := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	if err := lastSeen.Touch(context.Background(), []ports.LastSeen{{User: "carol", At: seen}, {User: "eve", At: seen}}); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/evchat/chatd/adapters/auth"
-	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
@@ -178,18 +177,7 @@ func (h *harness) counter(t *testing.T, name, label, value string) float64 {
 // registered, even for an instant, stays online for seconds after.
 func (h *harness) withPresence() *harness {
 	h.t.Helper()
-	signals := memory.NewSignals()
-	p, err := application.NewPresence(h.app, application.PresenceConfig{Node: "test"}, signals, memory.NewLastSeen(), nil)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.node.Bus.Broadcast("presence-peers", p.ObserveCommits)
-	p.Start()
-	signals.Start()
-	h.t.Cleanup(func() {
-		_ = p.Stop(context.Background())
-		_ = signals.Stop(context.Background())
-	})
+	h.node.StartPresence(h.t)
 	return h
 }
 

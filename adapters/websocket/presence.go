@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
@@ -51,22 +50,13 @@ func (s *session) PushTyping(t ports.TypingView) bool {
 	return s.push(typeTyping, typingFrame{Type: typeTyping, Conversation: t.Conversation, User: t.User})
 }
 
-// errNoPresence answers presence and typing on a node built without them.
-var errNoPresence = fmt.Errorf("%w: presence is not running on this node", ports.ErrUnavailable)
-
 func (s *session) handleTyping(ctx context.Context, f clientFrame) error {
-	if s.srv.app.Typing == nil {
-		return errNoPresence
-	}
 	return s.srv.app.Typing.Handle(ctx, application.TypingCommand{User: s.user, Conversation: f.Conversation})
 }
 
 // handlePresence answers with one presence frame per user asked for, as
 // the session's user may see them.
 func (s *session) handlePresence(ctx context.Context, f clientFrame) error {
-	if s.srv.app.Presence == nil {
-		return errNoPresence
-	}
 	views, err := s.srv.app.Presence.Query(ctx, s.user, f.Users)
 	if err != nil {
 		return err

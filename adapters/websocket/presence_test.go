@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/presence"
 )
@@ -34,14 +33,7 @@ func TestDecodePresenceAndTypingFrames(t *testing.T) {
 func TestPresenceFrameAnswersPeersOnly(t *testing.T) {
 	h := newHarness(t, Config{})
 	ctx := context.Background()
-	signals, lastSeen := memory.NewSignals(), memory.NewLastSeen()
-	p, err := application.NewPresence(h.app, application.PresenceConfig{Node: "n1"}, signals, lastSeen, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signals.Start()
-	p.Start()
-	t.Cleanup(func() { _ = p.Stop(ctx); _ = signals.Stop(ctx) })
+	h.node.StartPresence(t)
 	if _, err := h.app.Send.Handle(ctx, application.SendMessageCommand{Sender: "alice", ClientID: "k", To: "bob", Body: "hi"}); err != nil {
 		t.Fatal(err)
 	}

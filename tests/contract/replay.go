@@ -37,7 +37,8 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := application.New(application.DefaultConfig(), store, bus, rm, clock, memory.IDs{})
+	app, err := application.New(application.DefaultConfig(), store, bus, rm, clock, memory.IDs{},
+		application.PresencePorts{Signals: memory.NewSignals(), LastSeen: memory.NewLastSeen()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,18 @@
+package application
+
+// PresenceObserver is told of presence changes announced and typing
+// signals relayed or dropped, for metrics; the application has no
+// decorators, so this is its one measuring point for ephemeral signals.
+type PresenceObserver interface {
+	PresenceChanged(online bool)
+	TypingRelayed()
+	TypingDropped()
+}
+
+// noObserver stands in when nothing measures, so that presence and typing
+// call their observer unconditionally.
+type noObserver struct{}
+
+func (noObserver) PresenceChanged(bool) {}
+func (noObserver) TypingRelayed()       {}
+func (noObserver) TypingDropped()       {}
