@@ -38,16 +38,17 @@ func (c PresenceConfig) withDefaults(ids ports.IDs) PresenceConfig {
 	if c.Node == "" {
 		c.Node = ids.NewID()
 	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = def.Heartbeat
-	}
-	if c.Grace <= 0 {
-		c.Grace = def.Grace
-	}
-	if c.PeersTTL <= 0 {
-		c.PeersTTL = def.PeersTTL
-	}
+	c.Heartbeat = positiveOr(c.Heartbeat, def.Heartbeat)
+	c.Grace = positiveOr(c.Grace, def.Grace)
+	c.PeersTTL = positiveOr(c.PeersTTL, def.PeersTTL)
 	return c
+}
+
+func positiveOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // PresencePorts are the ports presence and typing run on, beside those of
