@@ -2,8 +2,9 @@
 // through the transactional publisher, delivering committed messages to the
 // sessions of this node in order, marking messages delivered and read,
 // syncing and paging history, listing conversations, projecting the read
-// model, and the ephemeral presence and typing signals between nodes. It depends on domain/ and ports/ only; inbound adapters call it and
-// outbound adapters are handed to it.
+// model, and relaying presence and typing between nodes. It depends on
+// domain/ and ports/ only; inbound adapters call it and outbound adapters are
+// handed to it. New builds every use case once, presence and typing included.
 package application
 
 import (
