@@ -93,6 +93,8 @@ type Presence struct {
 	// read the store, so that whoever makes them never waits on it.
 	changes *workQueue[presence.Change]
 
+	// stop is made with presence, so that Stop ends a presence that
+	// never started as well as one that did.
 	stop     chan struct{}
 	stopOnce sync.Once
 	done     sync.WaitGroup
@@ -106,7 +108,7 @@ func newPresence(cfg PresenceConfig, lastSeen ports.LastSeenStore, observer Pres
 		cfg: cfg, outbox: outbox, lastSeen: lastSeen, sessions: sessions, clock: clock,
 		observer: observer, peers: peers, forgetAge: forget,
 		dir:   presence.NewDirectory(cfg.Node, cfg.Grace, forget),
-		local: map[user.ID]int{}, changes: newWorkQueue[presence.Change](),
+		local: map[user.ID]int{}, changes: newWorkQueue[presence.Change](), stop: make(chan struct{}),
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 // Start runs the publisher of the signals, the announcer of the changes
 // and the ticker of heartbeats and deadlines.
 func (p *Presence) Start() {
-	p.stop = make(chan struct{})
 	p.done.Add(3)
 	go func() { defer p.done.Done(); p.outbox.run(p.stop) }()
 	go p.announceLoop()

@@ -304,3 +304,14 @@ func TestPresenceQueryIsForPeersOnly(t *testing.T) {
 		})
 	}
 }
+
+// Presence is in every application, started or not: one never started
+// (a test node, say) still stops cleanly, as its owner may stop it anyway.
+func TestPresenceThatNeverStartedStops(t *testing.T) {
+	n := newNode(t, testConfig(), memory.NewEventStore())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := n.app.Presence.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
