@@ -9,6 +9,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/presence"
 )
 
@@ -44,7 +45,7 @@ func TestSendRateRunsOnTheInjectedClock(t *testing.T) {
 	for i, s := range steps {
 		clock.Add(s.advance)
 		_, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
-			Sender: "alice", ClientID: fmt.Sprintf("k%d", i), To: "bob", Body: "hi"})
+			Sender: "alice", ClientID: message.ClientID(fmt.Sprintf("k%d", i)), To: "bob", Body: "hi"})
 		if limited := errors.Is(err, application.ErrRateLimited); limited != s.limited || (!limited && err != nil) {
 			t.Fatalf("send %d after %v more: %v, want rate limited %v", i, s.advance, err, s.limited)
 		}
