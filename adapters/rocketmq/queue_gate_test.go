@@ -130,7 +130,10 @@ func TestQueueGatePassesTheLead(t *testing.T) {
 	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == 1 })
 	proceed <- struct{}{}
 	select {
-	case <-first:
+	case err := <-first:
+		if err != nil {
+			t.Fatal(err)
+		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the first leader did not return after its own call")
 	}

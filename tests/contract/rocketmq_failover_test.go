@@ -170,7 +170,9 @@ func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
-	ha.Kill(infra.BrokerAMaster)
+	if err := ha.Kill(infra.BrokerAMaster); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("broker-a's master killed %v after the clients' route refresh", killed.Sub(refreshed).Round(time.Millisecond))
 	time.Sleep(failoverBound)
 	restarted := time.Now()

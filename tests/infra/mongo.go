@@ -131,7 +131,7 @@ func ping(uri string) error {
 	if err != nil {
 		return err
 	}
-	defer c.Disconnect(context.Background())
+	defer func() { _ = c.Disconnect(context.Background()) }()
 	return c.Database("admin").RunCommand(ctx, bson.D{{Key: "listDatabases", Value: 1}}).Err()
 }
 

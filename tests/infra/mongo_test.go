@@ -25,7 +25,7 @@ func connect(t *testing.T, uri string) *mongo.Client {
 	if err != nil {
 		t.Fatalf("connect %s: %v", uri, err)
 	}
-	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
 	return c
 }
 
@@ -139,8 +139,8 @@ func TestFerretDBSQLite(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		t.Logf("ferretdb stopped: %v", <-exited)
 	})
 
 	uri := fmt.Sprintf("mongodb://%s/", addr)

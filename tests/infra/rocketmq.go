@@ -138,6 +138,7 @@ func (r *RocketMQ) NamesrvPid() int {
 	return r.ns.pid()
 }
 
+// BrokerPid is the broker JVM's pid; see NamesrvPid.
 func (r *RocketMQ) BrokerPid() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -284,12 +285,11 @@ func (r *RocketMQ) startJava(name string, n int, mainClass, conf, addr string) (
 // broker gone from the name server as soon as its connection drops, without
 // the ~17 s a graceful broker shutdown takes while its service threads sleep
 // out their intervals. Start recovers the store.
-func (r *RocketMQ) Stop() error {
+func (r *RocketMQ) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.broker.kill()
 	r.ns.kill()
-	return nil
 }
 
 // forgetBroker waits for the name server to drop a broker that was just

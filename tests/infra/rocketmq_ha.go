@@ -23,6 +23,7 @@ import (
 // and the failover tests name it.
 type HARole string
 
+// The roles, named as in bootstrap/deploy.
 const (
 	Namesrv1      HARole = "namesrv1"
 	Namesrv2      HARole = "namesrv2"

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -211,7 +212,7 @@ func startNodes(addrs []string, mongoURI, namesrv string) ([]func(), []rolePid, 
 		// Broadcast offsets are files named after the node; this broker is
 		// new, so the node's offsets must be too, or it starts from
 		// positions the broker never had.
-		nodeEnv := append(env, "rocketmq.client.localOffsetStoreDir="+filepath.Join(logDir, "offsets-"+name))
+		nodeEnv := append(slices.Clip(env), "rocketmq.client.localOffsetStoreDir="+filepath.Join(logDir, "offsets-"+name))
 		n, err := infra.LaunchChatd(bin, name, strings.TrimSpace(addr), logDir, nodeEnv)
 		if err != nil {
 			return stops, pids, err
