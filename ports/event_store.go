@@ -3,7 +3,6 @@ package ports
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
@@ -41,32 +40,23 @@ var (
 	ErrUnavailable = errors.New("unavailable")
 )
 
-// StoreError says which operation on which stream failed; test it against the
-// sentinels above with errors.Is.
-type StoreError struct {
-	Op      string
-	Stream  string
-	Version uint64
-	Err     error
+// StreamReader reads commits back: all that the use cases which only read
+// streams (queries, delivery, projections) are given of the event store.
+type StreamReader interface {
+	// Load returns the stream's commits with from <= Version <= to, in order;
+	// to == 0 means to the end.
+	Load(ctx context.Context, stream string, from, to uint64) ([]Commit, error)
 }
-
-func (e *StoreError) Error() string {
-	return fmt.Sprintf("event store %s %s@%d: %v", e.Op, e.Stream, e.Version, e.Err)
-}
-
-func (e *StoreError) Unwrap() error { return e.Err }
 
 // EventStore keeps every stream's commits in version order.
 type EventStore interface {
+	StreamReader
 	// Append stores c if the stream is at c.Version-1 now: ErrVersionConflict
 	// when that version is taken, ErrDuplicateCommit when c.ID is, and
 	// ErrUnavailable when the store cannot say. It never writes c once ctx's
 	// deadline has passed (checkback may have rolled c's transaction back
 	// by then): an append still waiting then fails with ErrUnavailable.
 	Append(ctx context.Context, c Commit) error
-	// Load returns the stream's commits with from <= Version <= to, in order;
-	// to == 0 means to the end.
-	Load(ctx context.Context, stream string, from, to uint64) ([]Commit, error)
 	// FindCommit returns the commit with the given id, or ErrCommitNotFound.
 	FindCommit(ctx context.Context, id string) (Commit, error)
 	// Ping reports whether the store answers, for readiness.

@@ -48,7 +48,7 @@ func (l *LastSeen) Touch(ctx context.Context, seen []ports.LastSeen) error {
 			SetUpsert(true)
 	}
 	if _, err := l.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
-		return storeErr("touch last seen", LastSeenCollection, 0, err)
+		return readSideErr("last seen", "touch", "", err)
 	}
 	return nil
 }
@@ -61,11 +61,11 @@ func (l *LastSeen) Get(ctx context.Context, users []user.ID) (map[user.ID]time.T
 	}
 	cur, err := l.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
 	if err != nil {
-		return nil, storeErr("get last seen", LastSeenCollection, 0, err)
+		return nil, readSideErr("last seen", "get", "", err)
 	}
 	var docs []lastSeenDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, storeErr("get last seen", LastSeenCollection, 0, err)
+		return nil, readSideErr("last seen", "get", "", err)
 	}
 	out := make(map[user.ID]time.Time, len(docs))
 	for _, d := range docs {

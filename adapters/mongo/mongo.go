@@ -83,11 +83,22 @@ func unavailable(err error) bool {
 		errors.Is(err, context.Canceled) || errors.Is(err, driver.ErrClientDisconnected)
 }
 
-// storeErr wraps a driver error for the ports: unreachable becomes
-// ports.ErrUnavailable while keeping the driver's error in the chain.
+// storeErr wraps a driver error of the event store for the ports.
 func storeErr(op, stream string, version uint64, err error) error {
+	return &ports.StoreError{Op: op, Stream: stream, Version: version, Err: portsErr(err)}
+}
+
+// readSideErr wraps a driver error of a read-side store (the read model,
+// the last-seen times) for the ports.
+func readSideErr(store, op, key string, err error) error {
+	return &ports.ReadSideError{Store: store, Op: op, Key: key, Err: portsErr(err)}
+}
+
+// portsErr makes unreachable ports.ErrUnavailable while keeping the
+// driver's error in the chain.
+func portsErr(err error) error {
 	if unavailable(err) {
-		err = fmt.Errorf("%w: %w", ports.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ports.ErrUnavailable, err)
 	}
-	return &ports.StoreError{Op: op, Stream: stream, Version: version, Err: err}
+	return err
 }

@@ -111,7 +111,7 @@ func (r *ReadModel) GetMany(ctx context.Context, conversations []string) (map[st
 			case errors.Is(err, driver.ErrNoDocuments):
 				return nil
 			case err != nil:
-				return storeErr("get views", id, 0, err)
+				return readSideErr("read model", "get views", id, err)
 			}
 			mu.Lock()
 			out[id] = fromViewDoc(doc)
@@ -168,11 +168,11 @@ func (r *ReadModel) SaveMany(ctx context.Context, saves []ports.ViewSave) ([]err
 			if driver.IsDuplicateKeyError(driver.WriteException{WriteErrors: []driver.WriteError{we.WriteError}}) {
 				errs[we.Index] = ports.ErrRevisionConflict
 			} else {
-				errs[we.Index] = storeErr("save view", saves[we.Index].View.Conversation, saves[we.Index].View.Revision(), we)
+				errs[we.Index] = readSideErr("read model", "save view", saves[we.Index].View.Conversation, we)
 			}
 		}
 	default:
-		return nil, storeErr("save views", "", 0, err)
+		return nil, readSideErr("read model", "save views", "", err)
 	}
 	if res != nil && res.MatchedCount >= int64(replaces) {
 		return errs, nil
@@ -192,14 +192,14 @@ func (r *ReadModel) settleReplaces(ctx context.Context, saves []ports.ViewSave, 
 	cur, err := r.views.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
 		options.Find().SetProjection(bson.D{{Key: "saveToken", Value: 1}}))
 	if err != nil {
-		return nil, storeErr("save views", "", 0, err)
+		return nil, readSideErr("read model", "save views", "", err)
 	}
 	var docs []struct {
 		ID        string `bson:"_id"`
 		SaveToken string `bson:"saveToken"`
 	}
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, storeErr("save views", "", 0, err)
+		return nil, readSideErr("read model", "save views", "", err)
 	}
 	stored := make(map[string]string, len(docs))
 	for _, d := range docs {
@@ -240,11 +240,11 @@ func (r *ReadModel) ListFor(ctx context.Context, u user.ID, limit int) ([]ports.
 	}
 	cur, err := r.views.Find(ctx, bson.D{{Key: "participants", Value: string(u)}}, opts)
 	if err != nil {
-		return nil, storeErr("list views", string(u), 0, err)
+		return nil, readSideErr("read model", "list views", string(u), err)
 	}
 	var docs []viewDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, storeErr("list views", string(u), 0, err)
+		return nil, readSideErr("read model", "list views", string(u), err)
 	}
 	out := make([]ports.ConversationView, len(docs))
 	for i, d := range docs {
@@ -254,11 +254,11 @@ func (r *ReadModel) ListFor(ctx context.Context, u user.ID, limit int) ([]ports.
 }
 
 // Reset implements ports.ReadModel. It deletes the documents rather than
-// dropping the collection, so the indexes and validator of the migrations
-// stay in place for the replay that follows.
+// dropping the collection, so the indexes of the migrations stay in place
+// for the replay that follows.
 func (r *ReadModel) Reset(ctx context.Context) error {
 	if _, err := r.views.DeleteMany(ctx, bson.D{}); err != nil {
-		return storeErr("reset views", "", 0, err)
+		return readSideErr("read model", "reset views", "", err)
 	}
 	return nil
 }
