@@ -43,7 +43,7 @@ func DefaultConfig() Config {
 // Application gathers the use cases that inbound adapters drive.
 type Application struct {
 	Send          *SendMessage
-	MarkRead      *MarkRead
+	MarkReceipts  *MarkReceipts
 	Sync          *Sync
 	History       *History
 	Conversations *ListConversations
@@ -79,31 +79,31 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
 	}
 	republisher := newRepublisher(publisher, clock, cfg.RepublishAfter)
-	aggs := newAggregates(store, publisher, republisher)
+	conversations := newConversationRepository(store, publisher, republisher)
 	sessions := NewSessions(clock)
 	positions := newRecentPositions(clock, sessions)
-	aggs.afterCommit(positions.committed)
-	aggs.afterObserve(positions.delivered)
-	markRead := &MarkRead{aggregates: aggs, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
+	conversations.afterCommit(positions.committed)
+	conversations.afterObserve(positions.delivered)
+	markReceipts := &MarkReceipts{conversations: conversations, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
 	app := &Application{
-		Send:          newSendMessage(cfg, aggs, clock, ids),
-		MarkRead:      markRead,
-		Sync:          &Sync{aggregates: aggs, positions: positions},
-		History:       &History{aggregates: aggs, positions: positions},
-		Conversations: &ListConversations{readModel: readModel, store: store, positions: positions},
+		Send:          newSendMessage(cfg, conversations, clock, ids),
+		MarkReceipts:  markReceipts,
+		Sync:          &Sync{conversations: conversations, messages: store, positions: positions},
+		History:       &History{conversations: conversations, messages: store, positions: positions},
+		Conversations: &ListConversations{readModel: readModel, streams: store, positions: positions},
 		Sessions:      sessions,
-		Projector:     &Projector{store: store, readModel: readModel},
+		Projector:     &Projector{streams: store, readModel: readModel},
 		Republisher:   republisher,
 	}
-	app.Delivery = &Delivery{aggregates: aggs, sessions: sessions, marks: newDeliveredMarks(markRead),
-		starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
+	app.Delivery = &Delivery{conversations: conversations, messages: store, sessions: sessions,
+		marks: newDeliveredMarks(markReceipts), starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
 	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock)
-	app.Typing = newTyping(presenceCfg.Node, participantPeer(aggs), sessions, outbox, clock, observer)
+	app.Typing = newTyping(presenceCfg.Node, participantPeer(conversations), sessions, outbox, clock, observer)
 	presencePorts.Signals.Subscribe(app.Presence.handle)
 	presencePorts.Signals.Subscribe(app.Typing.handle)
 	sessions.observe(app.Presence)
-	aggs.afterCommit(app.Presence.learnStarted)
+	conversations.afterCommit(app.Presence.learnStarted)
 	return app, nil
 }

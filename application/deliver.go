@@ -23,10 +23,11 @@ import (
 // only over what the recipient has from the first message on: a session
 // that opened at seq 10 has not got 1-9 until it fetches them (PageWritten).
 type Delivery struct {
-	aggregates *aggregates
-	sessions   *Sessions
-	marks      *deliveredMarks
-	starts     *deliveryStarts
+	conversations *conversationRepository
+	messages      ports.StreamReader
+	sessions      *Sessions
+	marks         *deliveredMarks
+	starts        *deliveryStarts
 	// appendBudget is how long after its CommittedAt a commit may still be
 	// appended to the store: half the transaction timeout.
 	appendBudget time.Duration
@@ -35,7 +36,7 @@ type Delivery struct {
 // Handle delivers a batch of commits; it is the broadcast subscriber.
 func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
 	for _, c := range commits {
-		d.aggregates.observe(c)
+		d.conversations.observe(c)
 		for _, ev := range c.Events {
 			switch ev := ev.(type) {
 			case conversation.MessagePosted:
@@ -127,7 +128,7 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	)
 	switch {
 	case known && p.Seq > cur.last+1:
-		missed, err = d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), cur.last+1, p.Seq-1)
+		missed, err = d.messages.Load(ctx, conversation.MessagesStream(p.Conversation), cur.last+1, p.Seq-1)
 	case !known:
 		missed, err = d.owedBefore(ctx, st, p, before, startKnown)
 	}
@@ -168,7 +169,7 @@ func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin s
 }
 
 func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {
-	pair, err := d.aggregates.participants(ctx, id)
+	pair, err := d.conversations.participants(ctx, id)
 	if err != nil {
 		slog.Warn("receipt not pushed", "conversation", id, "err", err)
 		return
@@ -218,7 +219,7 @@ func messageView(p conversation.MessagePosted) ports.MessageView {
 // messages were written to a recipient's sessions meanwhile, one commit moves
 // the marker over all of them. A goroutine runs only while marks are pending.
 type deliveredMarks struct {
-	marker  *MarkRead
+	marker  *MarkReceipts
 	mu      sync.Mutex
 	pending map[markKey][]conversation.SeqRange
 	running bool
@@ -230,7 +231,7 @@ type markKey struct {
 	user user.ID
 }
 
-func newDeliveredMarks(marker *MarkRead) *deliveredMarks {
+func newDeliveredMarks(marker *MarkReceipts) *deliveredMarks {
 	m := &deliveredMarks{marker: marker, pending: map[markKey][]conversation.SeqRange{}}
 	m.idle = sync.NewCond(&m.mu)
 	return m

@@ -178,7 +178,7 @@ func TestReceiptsNeverGoBack(t *testing.T) {
 	}
 	ctx := context.Background()
 	for _, upTo := range []uint64{1, 2, 3} {
-		if err := sender.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: upTo}); err != nil {
+		if err := sender.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: upTo}); err != nil {
 			t.Fatal(err)
 		}
 	}

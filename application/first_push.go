@@ -93,7 +93,7 @@ func (d *Delivery) owedBefore(ctx context.Context, st *sessionState, p conversat
 	if startedBeforeOpen {
 		from = before.seq + 1
 	}
-	commits, err := d.aggregates.store.Load(ctx, conversation.MessagesStream(p.Conversation), from, p.Seq-1)
+	commits, err := d.messages.Load(ctx, conversation.MessagesStream(p.Conversation), from, p.Seq-1)
 	if err != nil || startedBeforeOpen {
 		return commits, err
 	}

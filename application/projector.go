@@ -20,7 +20,7 @@ import (
 // and fills a gap from the store, so a redelivered, late or lost commit never
 // counts twice nor goes missing.
 type Projector struct {
-	store     ports.EventStore
+	streams   ports.StreamReader
 	readModel ports.ReadModel
 
 	// last holds the views this node saved last. A clustering group gives a
@@ -166,7 +166,7 @@ func (p *Projector) applyWithGap(ctx context.Context, view *ports.ConversationVi
 		return nil
 	}
 	if c.Version > applied+1 {
-		gap, err := p.store.Load(ctx, c.Stream, applied+1, c.Version-1)
+		gap, err := p.streams.Load(ctx, c.Stream, applied+1, c.Version-1)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func TestProjectionIsIdempotentAndOrderFree(t *testing.T) {
 		ack = send(t, n, "alice", string(rune('a'+i)), "bob", "x")
 	}
 	send(t, n, "bob", "r", "alice", "reply")
-	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 3}); err != nil {
+	if err := n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 3}); err != nil {
 		t.Fatal(err)
 	}
 	id := ack.Conversation

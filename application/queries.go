@@ -24,8 +24,9 @@ type Page struct {
 
 // Sync answers a session that asks for the messages after a seq.
 type Sync struct {
-	aggregates *aggregates
-	positions  *recentPositions
+	conversations *conversationRepository
+	messages      ports.StreamReader
+	positions     *recentPositions
 }
 
 // SyncQuery asks for up to Limit messages with seq > After.
@@ -39,13 +40,11 @@ type SyncQuery struct {
 // Handle returns the page; only a participant may ask.
 func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
 	id := q.Conversation
-	e, err := s.aggregates.readable(ctx, id, q.Reader)
-	if err != nil {
+	if err := s.conversations.checkReadable(ctx, id, q.Reader); err != nil {
 		return Page{}, err
 	}
-	e.mu.Unlock()
 	limit := clampLimit(q.Limit)
-	commits, err := s.aggregates.store.Load(ctx, conversation.MessagesStream(id), q.After+1, q.After+uint64(limit)+1)
+	commits, err := s.messages.Load(ctx, conversation.MessagesStream(id), q.After+1, q.After+uint64(limit)+1)
 	if err != nil {
 		return Page{}, err
 	}
@@ -59,8 +58,9 @@ func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
 
 // History pages a conversation's messages with their delivery status.
 type History struct {
-	aggregates *aggregates
-	positions  *recentPositions
+	conversations *conversationRepository
+	messages      ports.StreamReader
+	positions     *recentPositions
 }
 
 // HistoryQuery asks for a page: with Before, the latest Limit messages below
@@ -76,16 +76,20 @@ type HistoryQuery struct {
 // Handle returns the page with each message's status.
 func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 	id := q.Conversation
-	e, err := h.aggregates.readable(ctx, id, q.Reader)
-	if err != nil {
-		return Page{}, err
-	}
-	err = h.aggregates.refreshConversation(ctx, e)
-	if err == nil {
-		err = h.aggregates.refreshReceipts(ctx, e)
-	}
-	lastSeq, receipts := e.conv.LastSeq(), e.receipts.Clone()
-	e.mu.Unlock()
+	var (
+		lastSeq  uint64
+		receipts *conversation.Receipts
+	)
+	err := h.conversations.withReadable(ctx, id, q.Reader, func(held *heldConversation) error {
+		if err := held.loadMessages(ctx); err != nil {
+			return err
+		}
+		if err := held.loadReceipts(ctx); err != nil {
+			return err
+		}
+		lastSeq, receipts = held.conversation().LastSeq(), held.receipts().Clone()
+		return nil
+	})
 	if err != nil {
 		return Page{}, err
 	}
@@ -94,7 +98,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 	if from > to {
 		return page, nil
 	}
-	commits, err := h.aggregates.store.Load(ctx, conversation.MessagesStream(id), from, to)
+	commits, err := h.messages.Load(ctx, conversation.MessagesStream(id), from, to)
 	if err != nil {
 		return Page{}, err
 	}
@@ -162,7 +166,7 @@ func messagesOf(commits []ports.Commit) []ports.MessageView {
 // the user (read_your_writes.go).
 type ListConversations struct {
 	readModel ports.ReadModel
-	store     ports.EventStore
+	streams   ports.StreamReader
 	positions *recentPositions
 }
 

@@ -28,7 +28,7 @@ func TestMarkReadSendsReceiptsAndClearsUnread(t *testing.T) {
 		list, _ := n.app.Conversations.Handle(ctx, "bob")
 		return len(list) == 1 && list[0].Unread == 3 && list[0].Peer == "alice" && list[0].LastSeq == 3
 	})
-	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 2}); err != nil {
+	if err := n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 2}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "alice to get the read receipt", func() bool {
@@ -77,7 +77,7 @@ func TestOutsidersFindNoConversation(t *testing.T) {
 			return err
 		}, domain.NotFound},
 		{"outsider marks read", func() error {
-			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "carol", Conversation: ack.Conversation, UpTo: 1})
+			return n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "carol", Conversation: ack.Conversation, UpTo: 1})
 		}, domain.NotFound},
 		{"no such conversation", func() error {
 			_, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: unknown})
@@ -88,10 +88,10 @@ func TestOutsidersFindNoConversation(t *testing.T) {
 			return err
 		}, domain.NotFound},
 		{"no such conversation to mark", func() error {
-			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "alice", Conversation: unknown, UpTo: 1})
+			return n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "alice", Conversation: unknown, UpTo: 1})
 		}, domain.NotFound},
 		{"read beyond the last message", func() error {
-			return n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 2})
+			return n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 2})
 		}, domain.Invalid},
 	}
 	for _, tt := range tests {

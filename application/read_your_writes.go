@@ -266,7 +266,7 @@ func (l *ListConversations) foldStored(ctx context.Context, v *ports.Conversatio
 		{conversation.MessagesStream(id), v.MessagesVersion + 1},
 		{conversation.ReceiptsStream(id), v.ReceiptsVersion + 1},
 	} {
-		commits, err := l.store.Load(ctx, stream.name, stream.from, 0)
+		commits, err := l.streams.Load(ctx, stream.name, stream.from, 0)
 		if err != nil {
 			return err
 		}

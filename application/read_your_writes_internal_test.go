@@ -44,7 +44,7 @@ func TestPositionsAreForgottenOnceShownOrOld(t *testing.T) {
 				if _, err := rm.SaveMany(context.Background(), []ports.ViewSave{{View: tt.view}}); err != nil {
 					t.Fatal(err)
 				}
-				list := &ListConversations{readModel: rm, store: memory.NewEventStore(), positions: positions}
+				list := &ListConversations{readModel: rm, streams: memory.NewEventStore(), positions: positions}
 				if _, err := list.catchUp(context.Background(), "alice", mustList(t, rm)); err != nil {
 					t.Fatal(err)
 				}

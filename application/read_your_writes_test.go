@@ -98,7 +98,7 @@ func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
 	if _, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "carol", Conversation: toCarol.Conversation}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: toBob.Conversation, UpTo: 2}); err != nil {
+	if err := n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: toBob.Conversation, UpTo: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if views, _ := n.rm.ListFor(ctx, "alice", 10); len(views) != 0 {

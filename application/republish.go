@@ -24,7 +24,7 @@ import (
 // not back within RepublishAfter is sent again from what this node
 // committed, as an ordinary message (it is durable already), and every
 // consumer drops the copy it already has: delivery by each session's cursor,
-// the projector and the aggregates by stream version, receipts by marker,
+// the projector and the conversation cache by stream version, receipts by marker,
 // presence by pair.
 //
 // A commit not back in time may only be late: a consumer that lags (a

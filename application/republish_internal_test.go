@@ -97,8 +97,8 @@ func TestAnAckedCommitNotSeenIsRepublishedWithABackOffThenGivenUp(t *testing.T) 
 func TestOnlyAnAckedCommitNotSeenIsRepublished(t *testing.T) {
 	tests := []struct {
 		name string
-		// run drives the watch for commit c, as aggregates.publish and
-		// aggregates.observe would.
+		// run drives the watch for commit c, as commitPublication.publish
+		// and observed would.
 		run  func(r *Republisher, c ports.Commit)
 		want []string
 	}{

@@ -103,8 +103,8 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 // conversation, messages and markers, back a second time through the bus,
 // as a republish does, and checks each consumer: no session is pushed a
 // message or a marker twice, the read model counts each unread message
-// once, and the aggregates, which observe every commit, commit the next
-// message at the next seq.
+// once, and the conversation cache, which observes every commit, lets the
+// next message commit at the next seq.
 func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
 	store := memory.NewEventStore()
 	n := newNode(t, testConfig(), store)
@@ -117,7 +117,7 @@ func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
 	for _, key := range []string{"a", "b", "c"} {
 		ack = send(t, n, "alice", key, "bob", "x")
 	}
-	if err := n.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 1}); err != nil {
+	if err := n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 1}); err != nil {
 		t.Fatal(err)
 	}
 	// Reading implies delivery: the marker commit moves both of bob's markers.

@@ -43,15 +43,15 @@ type Ack struct {
 // SendMessage stores a message and publishes it in one RocketMQ-style
 // transaction, idempotently on the client's key.
 type SendMessage struct {
-	aggregates *aggregates
-	clock      ports.Clock
-	ids        ports.IDs
-	attempts   int
-	limits     *userLimits
+	conversations *conversationRepository
+	clock         ports.Clock
+	ids           ports.IDs
+	attempts      int
+	limits        *userLimits
 }
 
-func newSendMessage(cfg Config, aggs *aggregates, clock ports.Clock, ids ports.IDs) *SendMessage {
-	return &SendMessage{aggregates: aggs, clock: clock, ids: ids, attempts: cfg.MaxAttempts,
+func newSendMessage(cfg Config, conversations *conversationRepository, clock ports.Clock, ids ports.IDs) *SendMessage {
+	return &SendMessage{conversations: conversations, clock: clock, ids: ids, attempts: cfg.MaxAttempts,
 		limits: newUserLimits(cfg.SendRate, cfg.SendBurst, maxLimitedSenders)}
 }
 
@@ -95,38 +95,37 @@ func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, 
 // hand a busy sender on another node the whole wait to take that version
 // again, and a sender on the node that is behind could lose every attempt.
 func (s *SendMessage) try(ctx context.Context, convID conversation.ID, id message.ID, cmd SendMessageCommand, to user.ID, body message.Body, retry bool) (Ack, error) {
-	e := s.aggregates.lock(convID)
-	defer e.mu.Unlock()
-	if retry {
-		if err := s.aggregates.refreshConversation(ctx, e); err != nil {
-			return Ack{}, err
+	var ack Ack
+	err := s.conversations.withConversation(convID, func(h *heldConversation) error {
+		if retry {
+			if err := h.loadMessages(ctx); err != nil {
+				return err
+			}
 		}
-	}
-	next := e.conv.Clone()
-	posted, err := next.Post(id, cmd.Sender, to, body, s.clock.Now())
-	if err != nil {
-		return Ack{}, err
-	}
-	commit := ports.Commit{
-		ID: string(id), Stream: conversation.MessagesStream(convID), Version: next.Version() + 1,
-		Events: next.Uncommitted(), CommittedAt: posted.SentAt, Origin: cmd.Origin,
-	}
-	if err := s.aggregates.publish(ctx, commit); err != nil {
-		return Ack{}, err
-	}
-	next.Committed()
-	e.conv = next
-	return ackOf(posted), nil
+		next := h.conversation().Clone()
+		posted, err := next.Post(id, cmd.Sender, to, body, s.clock.Now())
+		if err != nil {
+			return err
+		}
+		commit := ports.Commit{
+			ID: string(id), Stream: conversation.MessagesStream(convID), Version: next.Version() + 1,
+			Events: next.Uncommitted(), CommittedAt: posted.SentAt, Origin: cmd.Origin,
+		}
+		if err := h.saveMessages(ctx, next, commit); err != nil {
+			return err
+		}
+		ack = ackOf(posted)
+		return nil
+	})
+	return ack, err
 }
 
 // firstAck answers a resend with the ack of the message first stored.
 func (s *SendMessage) firstAck(ctx context.Context, id message.ID, key string) (Ack, error) {
-	stored, err := s.aggregates.store.FindCommit(ctx, string(id))
+	stored, err := s.conversations.findSaved(ctx, string(id))
 	if err != nil {
 		return Ack{}, err
 	}
-	s.aggregates.committed(stored)
-	s.aggregates.republisher.ackedFromStore(stored)
 	for _, ev := range stored.Events {
 		if posted, ok := ev.(conversation.MessagePosted); ok {
 			ack := ackOf(posted)

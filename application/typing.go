@@ -35,14 +35,14 @@ type peerLookup func(ctx context.Context, id conversation.ID, u user.ID) (user.I
 
 // participantPeer looks the peer up in the conversation aggregate, which
 // answers a stranger as it answers for a conversation that does not exist.
-func participantPeer(aggs *aggregates) peerLookup {
+func participantPeer(conversations *conversationRepository) peerLookup {
 	return func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error) {
-		e, err := aggs.readable(ctx, id, u)
-		if err != nil {
-			return "", err
-		}
-		defer e.mu.Unlock()
-		return e.conv.Peer(u), nil
+		var peer user.ID
+		err := conversations.withReadable(ctx, id, u, func(h *heldConversation) error {
+			peer = h.conversation().Peer(u)
+			return nil
+		})
+		return peer, err
 	}
 }
 

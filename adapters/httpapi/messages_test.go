@@ -121,7 +121,7 @@ func TestConversationsAndHistory(t *testing.T) {
 	waitFor(t, "delivery to bob", func() bool { return bob.lastSeq.Load() == 4 })
 	unregister()
 	h.send("alice", "k5", "bob", "five") // bob is offline: stays sent
-	if err := h.app.MarkRead.Handle(context.Background(), application.MarkReadCommand{Reader: "bob", Conversation: conversation.ID(conv), UpTo: 2}); err != nil {
+	if err := h.app.MarkReceipts.Handle(context.Background(), application.MarkReadCommand{Reader: "bob", Conversation: conversation.ID(conv), UpTo: 2}); err != nil {
 		t.Fatal(err)
 	}
 

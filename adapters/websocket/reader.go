@@ -103,7 +103,7 @@ func (s *session) handle(data []byte) {
 	case typeSend:
 		err = s.handleSend(ctx, f)
 	case typeRead:
-		err = s.srv.app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: s.user, Conversation: f.Conversation, UpTo: f.UpTo})
+		err = s.srv.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: s.user, Conversation: f.Conversation, UpTo: f.UpTo})
 	case typeSync:
 		var page application.Page
 		page, err = s.srv.app.Sync.Handle(ctx, application.SyncQuery{Reader: s.user, Conversation: f.Conversation, After: f.After, Limit: f.Limit})

@@ -70,7 +70,7 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		}
 		convs[conv] = true
 		if p.readByB > 0 {
-			err := app.MarkRead.Handle(ctx, application.MarkReadCommand{Reader: b, Conversation: conv, UpTo: uint64(p.readByB)})
+			err := app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: b, Conversation: conv, UpTo: uint64(p.readByB)})
 			if err != nil {
 				t.Fatalf("mark read: %v", err)
 			}

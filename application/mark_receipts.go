@@ -10,13 +10,15 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// MarkRead moves a participant's read or delivered marker and publishes the
-// receipt commit, so both participants' sessions on every node learn of it.
-type MarkRead struct {
-	aggregates *aggregates
-	clock      ports.Clock
-	ids        ports.IDs
-	attempts   int
+// MarkReceipts moves a participant's markers, read ones on the reader's
+// word (Handle) and delivered ones on the transport's (markDelivered), and
+// publishes the receipt commit, so both participants' sessions on every
+// node learn of it.
+type MarkReceipts struct {
+	conversations *conversationRepository
+	clock         ports.Clock
+	ids           ports.IDs
+	attempts      int
 }
 
 // MarkReadCommand says reader has read conversation up to seq UpTo.
@@ -28,13 +30,13 @@ type MarkReadCommand struct {
 
 // Handle marks the conversation read up to cmd.UpTo; a marker already there
 // or past it changes nothing and succeeds.
-func (m *MarkRead) Handle(ctx context.Context, cmd MarkReadCommand) error {
+func (m *MarkReceipts) Handle(ctx context.Context, cmd MarkReadCommand) error {
 	return m.mark(ctx, cmd.Conversation, cmd.Reader, cmd.UpTo, (*conversation.Receipts).MarkRead)
 }
 
 // markDelivered moves the recipient's delivered marker after this node
 // wrote the messages of written to its sessions' connections.
-func (m *MarkRead) markDelivered(ctx context.Context, id conversation.ID, u user.ID, written []conversation.SeqRange) error {
+func (m *MarkReceipts) markDelivered(ctx context.Context, id conversation.ID, u user.ID, written []conversation.SeqRange) error {
 	var last uint64
 	for _, w := range written {
 		last = max(last, w.To)
@@ -46,7 +48,7 @@ func (m *MarkRead) markDelivered(ctx context.Context, id conversation.ID, u user
 
 type markFunc func(*conversation.Receipts, *conversation.Conversation, user.ID, uint64) error
 
-func (m *MarkRead) mark(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
+func (m *MarkReceipts) mark(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
 	for attempt := 0; attempt < m.attempts; attempt++ {
 		err := m.try(ctx, id, u, upTo, mark, attempt > 0)
 		if !errors.Is(err, ports.ErrVersionConflict) {
@@ -61,37 +63,29 @@ func (m *MarkRead) mark(ctx context.Context, id conversation.ID, u user.ID, upTo
 
 // try commits the marker on the cached aggregates; a retry first reads the
 // markers stored since, after the back-off (see SendMessage.try).
-func (m *MarkRead) try(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc, retry bool) error {
-	e, err := m.aggregates.readable(ctx, id, u)
-	if err != nil {
-		return err
-	}
-	defer e.mu.Unlock()
-	if retry {
-		if err := m.aggregates.refreshReceipts(ctx, e); err != nil {
+func (m *MarkReceipts) try(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc, retry bool) error {
+	return m.conversations.withReadable(ctx, id, u, func(h *heldConversation) error {
+		if retry {
+			if err := h.loadReceipts(ctx); err != nil {
+				return err
+			}
+		}
+		if upTo > h.conversation().LastSeq() {
+			if err := h.loadMessages(ctx); err != nil {
+				return err
+			}
+		}
+		next := h.receipts().Clone()
+		if err := mark(next, h.conversation(), u, upTo); err != nil {
 			return err
 		}
-	}
-	if upTo > e.conv.LastSeq() {
-		if err := m.aggregates.refreshConversation(ctx, e); err != nil {
-			return err
+		if len(next.Uncommitted()) == 0 {
+			return nil
 		}
-	}
-	next := e.receipts.Clone()
-	if err := mark(next, e.conv, u, upTo); err != nil {
-		return err
-	}
-	if len(next.Uncommitted()) == 0 {
-		return nil
-	}
-	commit := ports.Commit{
-		ID: m.ids.NewID(), Stream: conversation.ReceiptsStream(id), Version: next.Version() + 1,
-		Events: next.Uncommitted(), CommittedAt: m.clock.Now(),
-	}
-	if err := m.aggregates.publish(ctx, commit); err != nil {
-		return err
-	}
-	next.Committed()
-	e.receipts = next
-	return nil
+		commit := ports.Commit{
+			ID: m.ids.NewID(), Stream: conversation.ReceiptsStream(id), Version: next.Version() + 1,
+			Events: next.Uncommitted(), CommittedAt: m.clock.Now(),
+		}
+		return h.saveReceipts(ctx, next, commit)
+	})
 }

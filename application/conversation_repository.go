@@ -1,0 +1,179 @@
+package application
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// conversationRepository loads and saves conversations. It keeps each
+// conversation's aggregates cached at the last version this node saw
+// (conversationCache), saves through the transactional publisher
+// (commitPublication), and runs one command of a conversation at a time on
+// this node: a command runs inside withConversation, which owns the lock.
+type conversationRepository struct {
+	store   ports.EventStore
+	cache   *conversationCache
+	pairs   *pairCache
+	commits *commitPublication
+}
+
+func newConversationRepository(store ports.EventStore, publisher ports.TransactionalPublisher, republisher *Republisher) *conversationRepository {
+	return &conversationRepository{store: store, cache: newConversationCache(), pairs: newPairCache(store),
+		commits: &commitPublication{publisher: publisher, republisher: republisher}}
+}
+
+// heldConversation is a conversation's cached aggregates while a command
+// holds its lock: it may load what the store has beyond them, and save a
+// changed copy, which then replaces them.
+type heldConversation struct {
+	repo  *conversationRepository
+	entry *cachedConversation
+}
+
+// withConversation runs fn on the conversation, holding its lock. A
+// command that needs none of the store runs without reading it.
+func (r *conversationRepository) withConversation(id conversation.ID, fn func(*heldConversation) error) error {
+	e := r.cache.lock(id)
+	defer e.mu.Unlock()
+	return fn(&heldConversation{repo: r, entry: e})
+}
+
+// withReadable runs fn on the conversation once reader may see it, holding
+// its lock. When the cached aggregate does not show reader in the pair,
+// one read of the stream's first commit, which names the pair, decides:
+// the same single bounded read whether the conversation does not exist,
+// the reader is outside it or the cache is behind, so neither the answer
+// nor its cost tells a stranger that two users talk (a reload of the whole
+// stream would take longer the longer they had talked). Only a
+// participant's entry is then brought up to date.
+func (r *conversationRepository) withReadable(ctx context.Context, id conversation.ID, reader user.ID, fn func(*heldConversation) error) error {
+	return r.withConversation(id, func(h *heldConversation) error {
+		if h.conversation().CanRead(reader) == nil {
+			return fn(h)
+		}
+		started, err := loadStarted(ctx, r.store, id)
+		if err != nil {
+			return err
+		}
+		if err := started.CanRead(reader); err != nil {
+			return err
+		}
+		if err := h.loadMessages(ctx); err != nil {
+			return err
+		}
+		return fn(h)
+	})
+}
+
+// checkReadable tells whether reader may see the conversation.
+func (r *conversationRepository) checkReadable(ctx context.Context, id conversation.ID, reader user.ID) error {
+	return r.withReadable(ctx, id, reader, func(*heldConversation) error { return nil })
+}
+
+// participants returns a conversation's pair without waiting on its lock.
+func (r *conversationRepository) participants(ctx context.Context, id conversation.ID) ([2]user.ID, error) {
+	return r.pairs.participants(ctx, id)
+}
+
+// findSaved returns the commit saved under id, for a resend of the command
+// that saved it, and answers for it as for a commit just published.
+func (r *conversationRepository) findSaved(ctx context.Context, id string) (ports.Commit, error) {
+	stored, err := r.store.FindCommit(ctx, id)
+	if err != nil {
+		return ports.Commit{}, err
+	}
+	r.commits.foundStored(stored)
+	return stored, nil
+}
+
+// observe learns from a commit the bus brought to this node.
+func (r *conversationRepository) observe(c ports.Commit) {
+	r.commits.observed(c)
+	r.pairs.remember(c)
+	id, _ := conversation.StreamConversation(c.Stream)
+	r.cache.observe(id, c)
+}
+
+// afterCommit makes fn hear of each commit saved from now on.
+func (r *conversationRepository) afterCommit(fn func(ports.Commit)) { r.commits.afterCommit(fn) }
+
+// afterObserve makes fn hear of each commit the bus brings from now on.
+func (r *conversationRepository) afterObserve(fn func(ports.Commit)) { r.commits.afterObserve(fn) }
+
+// conversation is the held Conversation aggregate; change a Clone of it
+// and save that.
+func (h *heldConversation) conversation() *conversation.Conversation { return h.entry.conv }
+
+// receipts is the held Receipts aggregate; change a Clone of it and save that.
+func (h *heldConversation) receipts() *conversation.Receipts { return h.entry.receipts }
+
+// loadMessages applies the commits stored since the held version.
+func (h *heldConversation) loadMessages(ctx context.Context) error {
+	conv := h.entry.conv
+	commits, err := h.repo.store.Load(ctx, conversation.MessagesStream(conv.ID()), conv.Version()+1, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range commits {
+		conv.Replay(c.Events)
+	}
+	return nil
+}
+
+// loadReceipts applies the marker commits stored since the held version.
+func (h *heldConversation) loadReceipts(ctx context.Context) error {
+	receipts := h.entry.receipts
+	commits, err := h.repo.store.Load(ctx, conversation.ReceiptsStream(h.entry.conv.ID()), receipts.Version()+1, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range commits {
+		receipts.Replay(c.Events)
+	}
+	return nil
+}
+
+// saveMessages publishes commit, the events next recorded, and holds next
+// from then on.
+func (h *heldConversation) saveMessages(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
+	if err := h.repo.commits.publish(ctx, commit); err != nil {
+		return err
+	}
+	next.Committed()
+	h.entry.conv = next
+	return nil
+}
+
+// saveReceipts publishes commit, the markers next recorded, and holds next
+// from then on.
+func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.Receipts, commit ports.Commit) error {
+	if err := h.repo.commits.publish(ctx, commit); err != nil {
+		return err
+	}
+	next.Committed()
+	h.entry.receipts = next
+	return nil
+}
+
+// backOff waits before attempt+1 of a command that lost a version race: a
+// random wait, doubling with each attempt up to maxBackOff. Retrying at once
+// lets the node that won keep winning while this one reloads, so that a
+// sender on the node that is behind could starve.
+func backOff(ctx context.Context, attempt int) error {
+	const base, maxBackOff = time.Millisecond, 50 * time.Millisecond
+	limit := min(base<<min(attempt, 6), maxBackOff)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(limit)) + 1))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", ports.ErrUnavailable, ctx.Err())
+	}
+}
