@@ -103,11 +103,12 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 		return Page{}, err
 	}
 	page.Messages = messagesOf(commits)
-	for i := range page.Messages {
-		m := page.Messages[i]
-		agg := message.Posted(message.ID(m.MessageID), m.Seq, m.From, m.To, message.Body(m.Body), m.SentAt)
-		agg.ApplyMarkers(receipts.DeliveredUpTo(m.To), receipts.ReadUpTo(m.To))
-		page.Messages[i].Status = string(agg.Status())
+	for i, m := range page.Messages {
+		msg := message.Posted(message.ID(m.MessageID), m.Seq, m.From, m.To, message.Body(m.Body), m.SentAt)
+		if _, err := receipts.MarkMessage(msg); err != nil {
+			return Page{}, err
+		}
+		page.Messages[i].Status = string(msg.Status())
 	}
 	h.positions.paged(q.Reader, id, page.Messages)
 	return page, nil

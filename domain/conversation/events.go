@@ -58,11 +58,6 @@ func (DeliveredUpTo) EventType() string { return "DeliveredUpTo" }
 // EventType implements Event.
 func (ReadUpTo) EventType() string { return "ReadUpTo" }
 
-// Message returns the posted message as its own aggregate.
-func (e MessagePosted) Message() *message.Message {
-	return message.Posted(e.MessageID, e.Seq, e.From, e.To, e.Body, e.SentAt)
-}
-
 // MarshalEvent encodes an event's payload for a store or a bus.
 func MarshalEvent(e Event) ([]byte, error) { return json.Marshal(e) }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 )
 
@@ -79,6 +80,22 @@ func (r *Receipts) MarkRead(conv *Conversation, u user.ID, upTo uint64) error {
 		r.record(ReadUpTo{Conversation: r.id, User: u, Seq: upTo})
 	}
 	return nil
+}
+
+// MarkMessage moves m, a message of this conversation, through its own
+// transitions as far as its recipient's markers reach, and reports whether
+// its status moved. A message of another pair is refused.
+func (r *Receipts) MarkMessage(m *message.Message) (bool, error) {
+	if IDFor(m.From, m.To) != r.id {
+		return false, ErrNotParticipant
+	}
+	switch {
+	case r.read[m.To] >= m.Seq:
+		return m.MarkRead(m.To)
+	case r.delivered[m.To] >= m.Seq:
+		return m.MarkDelivered(m.To)
+	}
+	return false, nil
 }
 
 func (r *Receipts) check(conv *Conversation, u user.ID, upTo uint64) error {

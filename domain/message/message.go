@@ -1,8 +1,10 @@
 // Package message holds one message's value objects (its ids and body) and the
 // Message aggregate, the life of one message from posted through delivered to
-// read. Markers arrive as "up to seq" positions; Message turns them into the
-// per-message status a history page shows, and guards the rules that make
-// those transitions safe to repeat.
+// read. The aggregate owns a message's status rules: only its recipient moves
+// it, reading implies delivery, it never goes back, and every transition is
+// safe to repeat. Markers arrive as "up to seq" positions of a conversation
+// (conversation.Receipts), which move each message they reach through these
+// transitions to give the per-message status a history page shows.
 package message
 
 import (
@@ -132,16 +134,4 @@ func (m *Message) MarkRead(by user.ID) (bool, error) {
 	}
 	m.status = StatusRead
 	return true, nil
-}
-
-// ApplyMarkers moves the status as far as the recipient's delivered and read
-// positions in the conversation reach.
-func (m *Message) ApplyMarkers(deliveredUpTo, readUpTo uint64) {
-	if readUpTo >= m.Seq {
-		_, _ = m.MarkRead(m.To)
-		return
-	}
-	if deliveredUpTo >= m.Seq {
-		_, _ = m.MarkDelivered(m.To)
-	}
 }

@@ -137,25 +137,3 @@ func TestMessageTransitions(t *testing.T) {
 		})
 	}
 }
-
-func TestApplyMarkers(t *testing.T) {
-	tests := []struct {
-		name            string
-		delivered, read uint64
-		want            message.Status
-	}{
-		{"markers behind", 4, 3, message.StatusSent},
-		{"delivered reaches it", 5, 3, message.StatusDelivered},
-		{"read reaches it", 5, 5, message.StatusRead},
-		{"read without delivered still reads", 0, 9, message.StatusRead},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m := message.Posted("m_5", 5, "alice", "bob", "hi", time.Now())
-			m.ApplyMarkers(tt.delivered, tt.read)
-			if m.Status() != tt.want {
-				t.Fatalf("status = %s, want %s", m.Status(), tt.want)
-			}
-		})
-	}
-}
