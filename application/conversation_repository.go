@@ -113,28 +113,31 @@ func (h *heldConversation) conversation() *conversation.Conversation { return h.
 // receipts is the held Receipts aggregate; change a Clone of it and save that.
 func (h *heldConversation) receipts() *conversation.Receipts { return h.entry.receipts }
 
+// streamAggregate is what the repository needs of either aggregate to
+// load and save it.
+type streamAggregate interface {
+	Version() uint64
+	Replay(events []conversation.Event)
+	Committed()
+}
+
 // loadMessages applies the commits stored since the held version.
 func (h *heldConversation) loadMessages(ctx context.Context) error {
-	conv := h.entry.conv
-	commits, err := h.repo.store.Load(ctx, conversation.MessagesStream(conv.ID()), conv.Version()+1, 0)
-	if err != nil {
-		return err
-	}
-	for _, c := range commits {
-		conv.Replay(c.Events)
-	}
-	return nil
+	return h.load(ctx, conversation.MessagesStream(h.entry.conv.ID()), h.entry.conv)
 }
 
 // loadReceipts applies the marker commits stored since the held version.
 func (h *heldConversation) loadReceipts(ctx context.Context) error {
-	receipts := h.entry.receipts
-	commits, err := h.repo.store.Load(ctx, conversation.ReceiptsStream(h.entry.conv.ID()), receipts.Version()+1, 0)
+	return h.load(ctx, conversation.ReceiptsStream(h.entry.conv.ID()), h.entry.receipts)
+}
+
+func (h *heldConversation) load(ctx context.Context, stream string, held streamAggregate) error {
+	commits, err := h.repo.store.Load(ctx, stream, held.Version()+1, 0)
 	if err != nil {
 		return err
 	}
 	for _, c := range commits {
-		receipts.Replay(c.Events)
+		held.Replay(c.Events)
 	}
 	return nil
 }
@@ -142,22 +145,23 @@ func (h *heldConversation) loadReceipts(ctx context.Context) error {
 // saveMessages publishes commit, the events next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveMessages(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
-	if err := h.repo.commits.publish(ctx, commit); err != nil {
-		return err
-	}
-	next.Committed()
-	h.entry.conv = next
-	return nil
+	return h.save(ctx, commit, next, func() { h.entry.conv = next })
 }
 
 // saveReceipts publishes commit, the markers next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.Receipts, commit ports.Commit) error {
+	return h.save(ctx, commit, next, func() { h.entry.receipts = next })
+}
+
+// save holds next only once its commit is published: a copy that failed
+// to commit never spoils the cache.
+func (h *heldConversation) save(ctx context.Context, commit ports.Commit, next streamAggregate, hold func()) error {
 	if err := h.repo.commits.publish(ctx, commit); err != nil {
 		return err
 	}
 	next.Committed()
-	h.entry.receipts = next
+	hold()
 	return nil
 }
 

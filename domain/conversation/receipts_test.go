@@ -159,49 +159,39 @@ func TestMarkWritten(t *testing.T) {
 
 func TestMarkMessage(t *testing.T) {
 	conv := conversation.IDFor("alice", "bob")
+	delivered := func(u user.ID, seq uint64) conversation.Event {
+		return conversation.DeliveredUpTo{Conversation: conv, User: u, Seq: seq}
+	}
+	read := func(u user.ID, seq uint64) conversation.Event {
+		return conversation.ReadUpTo{Conversation: conv, User: u, Seq: seq}
+	}
 	tests := []struct {
-		name    string
-		markers []conversation.Event
-		msg     *message.Message
-		moved   bool
-		err     error
-		want    message.Status
+		name     string
+		markers  []conversation.Event
+		from, to user.ID // of message 5
+		moved    bool
+		err      error
+		want     message.Status
 	}{
-		{"markers behind", []conversation.Event{
-			conversation.DeliveredUpTo{Conversation: conv, User: "bob", Seq: 4},
-			conversation.ReadUpTo{Conversation: conv, User: "bob", Seq: 3},
-		}, message.Posted("m_5", 5, "alice", "bob", "hi", sentAt), false, nil, message.StatusSent},
-		{"delivered reaches it", []conversation.Event{
-			conversation.DeliveredUpTo{Conversation: conv, User: "bob", Seq: 5},
-		}, message.Posted("m_5", 5, "alice", "bob", "hi", sentAt), true, nil, message.StatusDelivered},
-		{"read reaches it", []conversation.Event{
-			conversation.DeliveredUpTo{Conversation: conv, User: "bob", Seq: 5},
-			conversation.ReadUpTo{Conversation: conv, User: "bob", Seq: 5},
-		}, message.Posted("m_5", 5, "alice", "bob", "hi", sentAt), true, nil, message.StatusRead},
-		{"read without delivered still reads", []conversation.Event{
-			conversation.ReadUpTo{Conversation: conv, User: "bob", Seq: 9},
-		}, message.Posted("m_5", 5, "alice", "bob", "hi", sentAt), true, nil, message.StatusRead},
-		{"the sender's markers move nothing", []conversation.Event{
-			conversation.DeliveredUpTo{Conversation: conv, User: "alice", Seq: 9},
-			conversation.ReadUpTo{Conversation: conv, User: "alice", Seq: 9},
-		}, message.Posted("m_5", 5, "alice", "bob", "hi", sentAt), false, nil, message.StatusSent},
-		{"each participant's own markers move their messages", []conversation.Event{
-			conversation.ReadUpTo{Conversation: conv, User: "alice", Seq: 9},
-		}, message.Posted("m_5", 5, "bob", "alice", "hi", sentAt), true, nil, message.StatusRead},
-		{"a message of another pair", []conversation.Event{
-			conversation.ReadUpTo{Conversation: conv, User: "carol", Seq: 9},
-		}, message.Posted("m_5", 5, "alice", "carol", "hi", sentAt), false, conversation.ErrNotParticipant, message.StatusSent},
+		{"markers behind", []conversation.Event{delivered("bob", 4), read("bob", 3)}, "alice", "bob", false, nil, message.StatusSent},
+		{"delivered reaches it", []conversation.Event{delivered("bob", 5)}, "alice", "bob", true, nil, message.StatusDelivered},
+		{"read reaches it", []conversation.Event{delivered("bob", 5), read("bob", 5)}, "alice", "bob", true, nil, message.StatusRead},
+		{"read without delivered still reads", []conversation.Event{read("bob", 9)}, "alice", "bob", true, nil, message.StatusRead},
+		{"the sender's markers move nothing", []conversation.Event{delivered("alice", 9), read("alice", 9)}, "alice", "bob", false, nil, message.StatusSent},
+		{"each participant's markers move what they received", []conversation.Event{read("alice", 9)}, "bob", "alice", true, nil, message.StatusRead},
+		{"a message of another pair", []conversation.Event{read("carol", 9)}, "alice", "carol", false, conversation.ErrNotParticipant, message.StatusSent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := conversation.NewReceipts(conv)
 			r.Replay(tt.markers)
-			moved, err := r.MarkMessage(tt.msg)
-			if moved != tt.moved || !errors.Is(err, tt.err) || tt.msg.Status() != tt.want {
-				t.Fatalf("moved=%v err=%v status=%s; want %v %v %s", moved, err, tt.msg.Status(), tt.moved, tt.err, tt.want)
+			msg := message.Posted("m_5", 5, tt.from, tt.to, "hi", sentAt)
+			moved, err := r.MarkMessage(msg)
+			if moved != tt.moved || !errors.Is(err, tt.err) || msg.Status() != tt.want {
+				t.Fatalf("moved=%v err=%v status=%s; want %v %v %s", moved, err, msg.Status(), tt.moved, tt.err, tt.want)
 			}
-			if again, err := r.MarkMessage(tt.msg); again || tt.msg.Status() != tt.want {
-				t.Fatalf("repeated: moved=%v err=%v status=%s; want no move from %s", again, err, tt.msg.Status(), tt.want)
+			if again, err := r.MarkMessage(msg); again || msg.Status() != tt.want {
+				t.Fatalf("repeated: moved=%v err=%v status=%s; want no move from %s", again, err, msg.Status(), tt.want)
 			}
 		})
 	}
