@@ -51,6 +51,3 @@ func (t *TypingThrottle) Prune(now time.Time) {
 		}
 	}
 }
-
-// Len is the number of pairs the throttle remembers.
-func (t *TypingThrottle) Len() int { return len(t.last) }

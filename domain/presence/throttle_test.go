@@ -43,13 +43,3 @@ func TestTypingThrottle(t *testing.T) {
 		})
 	}
 }
-
-func TestTypingThrottlePrunesWhatCannotThrottle(t *testing.T) {
-	th := presence.NewTypingThrottle()
-	th.Allow("bob", "c1", t0)
-	th.Allow("bob", "c2", t0.Add(time.Second))
-	th.Prune(t0.Add(2500 * time.Millisecond))
-	if th.Len() != 1 || !th.Throttled("bob", "c2", t0.Add(2500*time.Millisecond)) {
-		t.Fatalf("after pruning: %d pairs remembered, want only c2's", th.Len())
-	}
-}
