@@ -36,8 +36,10 @@ type heldConversation struct {
 	entry *cachedConversation
 }
 
-// withConversation runs fn on the conversation, holding its lock. A
-// command that needs none of the store runs without reading it.
+// withConversation runs fn on the conversation's cached aggregates and
+// holds its lock until fn returns, however it returns: this node's commands
+// of one conversation queue here instead of racing each other for a
+// version, and no caller can leave the conversation locked.
 func (r *conversationRepository) withConversation(id conversation.ID, fn func(*heldConversation) error) error {
 	e := r.cache.lock(id)
 	defer e.mu.Unlock()
