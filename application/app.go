@@ -100,7 +100,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
 	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock)
-	app.Typing = newTyping(presenceCfg.Node, participantPeer(conversations), sessions, outbox, clock, observer)
+	app.Typing = newTyping(presenceCfg.Node, conversations.peerOf, sessions, outbox, clock, observer)
 	presencePorts.Signals.Subscribe(app.Presence.handle)
 	presencePorts.Signals.Subscribe(app.Typing.handle)
 	sessions.observe(app.Presence)

@@ -78,6 +78,17 @@ func (r *conversationRepository) checkReadable(ctx context.Context, id conversat
 	return r.withReadable(ctx, id, reader, func(*heldConversation) error { return nil })
 }
 
+// peerOf returns the other participant of a conversation u takes part in;
+// to anyone else the conversation is not found, as one never started.
+func (r *conversationRepository) peerOf(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error) {
+	var peer user.ID
+	err := r.withReadable(ctx, id, u, func(h *heldConversation) error {
+		peer = h.conversation().Peer(u)
+		return nil
+	})
+	return peer, err
+}
+
 // participants returns a conversation's pair without waiting on its lock.
 func (r *conversationRepository) participants(ctx context.Context, id conversation.ID) ([2]user.ID, error) {
 	return r.pairs.participants(ctx, id)

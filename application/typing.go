@@ -33,19 +33,6 @@ type Typing struct {
 // part in; a domain.NotFound error when u does not.
 type peerLookup func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error)
 
-// participantPeer looks the peer up in the conversation aggregate, which
-// answers a stranger as it answers for a conversation that does not exist.
-func participantPeer(conversations *conversationRepository) peerLookup {
-	return func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error) {
-		var peer user.ID
-		err := conversations.withReadable(ctx, id, u, func(h *heldConversation) error {
-			peer = h.conversation().Peer(u)
-			return nil
-		})
-		return peer, err
-	}
-}
-
 // typingObserver is the part of PresenceObserver that typing tells.
 type typingObserver interface {
 	TypingRelayed()
