@@ -14,7 +14,7 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// ErrRateLimited: the user sends faster than the configured rate.
+// ErrRateLimited refuses a send when the user sends faster than the configured rate.
 var ErrRateLimited = errors.New("sending too fast, slow down")
 
 // Config tunes the use cases.

@@ -16,10 +16,10 @@ type Kind int
 const (
 	// Invalid input: a malformed id, an empty or oversized body.
 	Invalid Kind = iota + 1
-	// Forbidden: the actor may not do this, such as marking read a message
+	// Forbidden means the actor may not do this, such as marking read a message
 	// sent to someone else.
 	Forbidden
-	// NotFound: the addressed conversation does not exist, or not for this
+	// NotFound means the addressed conversation does not exist, or not for this
 	// actor: to a non-participant it is as absent as one never started.
 	NotFound
 )

@@ -29,13 +29,13 @@ type Commit struct {
 }
 
 var (
-	// ErrVersionConflict: another commit already holds that stream version.
+	// ErrVersionConflict means another commit already holds that stream version.
 	ErrVersionConflict = errors.New("version conflict")
-	// ErrDuplicateCommit: a commit with that id is stored already.
+	// ErrDuplicateCommit means a commit with that id is stored already.
 	ErrDuplicateCommit = errors.New("duplicate commit id")
-	// ErrCommitNotFound: no commit has that id.
+	// ErrCommitNotFound means no commit has that id.
 	ErrCommitNotFound = errors.New("commit not found")
-	// ErrUnavailable: the store or the broker cannot be reached now; the
+	// ErrUnavailable means the store or the broker cannot be reached now; the
 	// outcome of a write may be unknown.
 	ErrUnavailable = errors.New("unavailable")
 )

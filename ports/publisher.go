@@ -6,11 +6,11 @@ import "context"
 type TxState int
 
 const (
-	// TxUnknown: the local outcome is not known yet; ask again by checkback.
+	// TxUnknown means the local outcome is not known yet; ask again by checkback.
 	TxUnknown TxState = iota
-	// TxCommit: the local commit is durable; deliver the message.
+	// TxCommit means the local commit is durable; deliver the message.
 	TxCommit
-	// TxRollback: the local commit did not happen; drop the message.
+	// TxRollback means the local commit did not happen; drop the message.
 	TxRollback
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/evchat/chatd/domain/user"
 )
 
-// ErrRevisionConflict: the view changed since it was loaded; reload and retry.
+// ErrRevisionConflict means the view changed since it was loaded; reload and retry.
 var ErrRevisionConflict = errors.New("read model revision conflict")
 
 // ConversationView is the read side's record of one conversation, built from
