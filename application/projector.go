@@ -126,7 +126,7 @@ func (p *Projector) views(ctx context.Context, ids []string) (map[string]ports.C
 	p.mu.Lock()
 	for _, id := range ids {
 		if v, ok := p.last[id]; ok {
-			out[id] = copyView(v)
+			out[id] = v.Clone()
 		} else {
 			missing = append(missing, id)
 		}
@@ -141,18 +141,6 @@ func (p *Projector) views(ctx context.Context, ids []string) (map[string]ports.C
 	}
 	maps.Copy(out, stored)
 	return out, nil
-}
-
-// copyView copies the slices and the pointer a fold may change in place.
-func copyView(v ports.ConversationView) ports.ConversationView {
-	for i := range v.Members {
-		v.Members[i].Unread = slices.Clone(v.Members[i].Unread)
-	}
-	if v.LastMessage != nil {
-		m := *v.LastMessage
-		v.LastMessage = &m
-	}
-	return v
 }
 
 // applyWithGap applies c after any commits of its stream the view lacks.
@@ -234,7 +222,7 @@ func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 }
 
 // addUnread returns runs with seq added, merged into the runs it touches.
-// Runs is never shared with a kept view (copyView), so it may change in
+// Runs is never shared with a kept view (ConversationView.Clone), so it may change in
 // place.
 func addUnread(runs []ports.SeqRun, seq uint64) []ports.SeqRun {
 	// i is the first run that ends at or after seq-1, the only one seq can

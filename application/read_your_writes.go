@@ -238,7 +238,7 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 		return behind
 	})
 	for _, v := range lagging {
-		v = copyView(v)
+		v = v.Clone()
 		if err := l.foldStored(ctx, &v); err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package ports
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/evchat/chatd/domain/user"
@@ -28,6 +29,19 @@ type ConversationView struct {
 
 // Revision counts every commit applied, for optimistic saves.
 func (v ConversationView) Revision() uint64 { return v.MessagesVersion + v.ReceiptsVersion }
+
+// Clone copies the slices and the pointer a view shares with its original,
+// so that a fold or a caller may change the copy in place.
+func (v ConversationView) Clone() ConversationView {
+	for i := range v.Members {
+		v.Members[i].Unread = slices.Clone(v.Members[i].Unread)
+	}
+	if v.LastMessage != nil {
+		m := *v.LastMessage
+		v.LastMessage = &m
+	}
+	return v
+}
 
 // MemberView is one participant's markers and unread messages.
 type MemberView struct {

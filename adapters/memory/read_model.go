@@ -30,7 +30,7 @@ func (r *ReadModel) GetMany(_ context.Context, conversations []string) (map[stri
 	out := make(map[string]ports.ConversationView, len(conversations))
 	for _, id := range conversations {
 		if v, ok := r.views[id]; ok {
-			out[id] = cloneView(v)
+			out[id] = v.Clone()
 		}
 	}
 	return out, nil
@@ -59,7 +59,7 @@ func (r *ReadModel) save(v ports.ConversationView, expected uint64) error {
 			}
 		}
 	}
-	r.views[v.Conversation] = cloneView(v)
+	r.views[v.Conversation] = v.Clone()
 	return nil
 }
 
@@ -68,7 +68,7 @@ func (r *ReadModel) ListFor(_ context.Context, u user.ID, limit int) ([]ports.Co
 	r.mu.RLock()
 	out := make([]ports.ConversationView, 0, len(r.byUser[u]))
 	for _, id := range r.byUser[u] {
-		out = append(out, cloneView(r.views[id]))
+		out = append(out, r.views[id].Clone())
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(out, func(a, b ports.ConversationView) int { return b.LastActivity.Compare(a.LastActivity) })
@@ -85,16 +85,4 @@ func (r *ReadModel) Reset(context.Context) error {
 	r.views = map[string]ports.ConversationView{}
 	r.byUser = map[user.ID][]string{}
 	return nil
-}
-
-// cloneView copies the slices a caller could otherwise change under the lock.
-func cloneView(v ports.ConversationView) ports.ConversationView {
-	for i := range v.Members {
-		v.Members[i].Unread = slices.Clone(v.Members[i].Unread)
-	}
-	if v.LastMessage != nil {
-		m := *v.LastMessage
-		v.LastMessage = &m
-	}
-	return v
 }

@@ -93,8 +93,7 @@ type Conversation struct {
 	participants [2]user.ID
 	started      bool
 	lastSeq      uint64
-	version      uint64
-	uncommitted  []Event
+	stream
 }
 
 // New returns the empty aggregate of conversation id, before any event.
@@ -111,12 +110,6 @@ func (c *Conversation) Participants() [2]user.ID { return c.participants }
 
 // LastSeq is the seq of the latest message, 0 before the first.
 func (c *Conversation) LastSeq() uint64 { return c.lastSeq }
-
-// Version is the number of commits the aggregate has applied.
-func (c *Conversation) Version() uint64 { return c.version }
-
-// Uncommitted returns the events recorded since the last commit.
-func (c *Conversation) Uncommitted() []Event { return c.uncommitted }
 
 // IsParticipant reports whether u is one of the pair.
 func (c *Conversation) IsParticipant(u user.ID) bool {
@@ -163,7 +156,7 @@ func (c *Conversation) Post(id message.ID, from, to user.ID, body message.Body, 
 
 func (c *Conversation) record(e Event) {
 	c.apply(e)
-	c.uncommitted = append(c.uncommitted, e)
+	c.recorded(e)
 }
 
 // Replay applies one stored commit's events, as loaded from the store.
@@ -171,13 +164,7 @@ func (c *Conversation) Replay(events []Event) {
 	for _, e := range events {
 		c.apply(e)
 	}
-	c.version++
-}
-
-// Committed marks the recorded events as stored.
-func (c *Conversation) Committed() {
-	c.uncommitted = nil
-	c.version++
+	c.replayed()
 }
 
 // Clone returns an independent copy, so a cached aggregate can be tried on

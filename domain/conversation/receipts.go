@@ -12,11 +12,10 @@ import (
 // in one conversation. Markers only move forward, so a repeated or late mark
 // records nothing, and reading implies delivery.
 type Receipts struct {
-	id          ID
-	delivered   map[user.ID]uint64
-	read        map[user.ID]uint64
-	version     uint64
-	uncommitted []Event
+	id        ID
+	delivered map[user.ID]uint64
+	read      map[user.ID]uint64
+	stream
 }
 
 // NewReceipts returns the markers of conversation id before any event.
@@ -29,12 +28,6 @@ func (r *Receipts) DeliveredUpTo(u user.ID) uint64 { return r.delivered[u] }
 
 // ReadUpTo is u's read marker.
 func (r *Receipts) ReadUpTo(u user.ID) uint64 { return r.read[u] }
-
-// Version is the number of commits the aggregate has applied.
-func (r *Receipts) Version() uint64 { return r.version }
-
-// Uncommitted returns the events recorded since the last commit.
-func (r *Receipts) Uncommitted() []Event { return r.uncommitted }
 
 // MarkDelivered moves u's delivered marker to upTo in conv.
 func (r *Receipts) MarkDelivered(conv *Conversation, u user.ID, upTo uint64) error {
@@ -110,7 +103,7 @@ func (r *Receipts) check(conv *Conversation, u user.ID, upTo uint64) error {
 
 func (r *Receipts) record(e Event) {
 	r.apply(e)
-	r.uncommitted = append(r.uncommitted, e)
+	r.recorded(e)
 }
 
 // Replay applies one stored commit's events, as loaded from the store.
@@ -118,18 +111,12 @@ func (r *Receipts) Replay(events []Event) {
 	for _, e := range events {
 		r.apply(e)
 	}
-	r.version++
-}
-
-// Committed marks the recorded events as stored.
-func (r *Receipts) Committed() {
-	r.uncommitted = nil
-	r.version++
+	r.replayed()
 }
 
 // Clone returns an independent copy for trying a command on.
 func (r *Receipts) Clone() *Receipts {
-	cp := &Receipts{id: r.id, version: r.version, delivered: make(map[user.ID]uint64, 2), read: make(map[user.ID]uint64, 2)}
+	cp := &Receipts{id: r.id, stream: stream{version: r.version}, delivered: make(map[user.ID]uint64, 2), read: make(map[user.ID]uint64, 2)}
 	for k, v := range r.delivered {
 		cp.delivered[k] = v
 	}
