@@ -14,6 +14,7 @@ import (
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
@@ -27,7 +28,7 @@ func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "bob and alice's other session", func() bool { return len(bob.seqs()) == 1 && len(other.seqs()) == 1 })
+	eventually.True(t, "bob and alice's other session", func() bool { return len(bob.seqs()) == 1 && len(other.seqs()) == 1 })
 	time.Sleep(20 * time.Millisecond)
 	if len(sending.seqs()) != 0 || len(outsider.seqs()) != 0 {
 		t.Fatalf("sending session got %v, outsider got %v", sending.seqs(), outsider.seqs())
@@ -90,7 +91,7 @@ func TestDeliveryMovesTheDeliveredMarker(t *testing.T) {
 	alice := connect(t, n, "alice-phone", "alice")
 	connect(t, n, "bob-phone", "bob")
 	ack := send(t, n, "alice", "k", "bob", "hi")
-	eventually(t, "alice to get bob's delivered receipt", func() bool {
+	eventually.True(t, "alice to get bob's delivered receipt", func() bool {
 		for _, r := range alice.receiptsSeen() {
 			if r.User == "bob" && r.DeliveredUpTo == ack.Seq && r.Conversation == string(ack.Conversation) {
 				return true
@@ -139,7 +140,7 @@ func TestDeliveredMarkerMovesOnlyOverWrittenMessages(t *testing.T) {
 			}
 			ack := send(t, n, "alice", "k1", "bob", "one")
 			send(t, n, "alice", "k2", "bob", "two")
-			eventually(t, "both messages pushed to every session", func() bool {
+			eventually.True(t, "both messages pushed to every session", func() bool {
 				for _, fs := range pushed {
 					if len(fs.seqs()) != 2 {
 						return false
@@ -259,10 +260,10 @@ func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
 	alice := connect(t, n, "alice-laptop", "alice")
 	ack := send(t, n, "alice", "k1", "bob", "one")
 	send(t, n, "alice", "k2", "bob", "two")
-	eventually(t, "the first two messages delivered", func() bool { return len(alice.seqs()) == 2 })
+	eventually.True(t, "the first two messages delivered", func() bool { return len(alice.seqs()) == 2 })
 	bob := connect(t, n, "bob-phone", "bob")
 	send(t, n, "alice", "k3", "bob", "three")
-	eventually(t, "the third message pushed", func() bool { return len(bob.seqs()) == 1 })
+	eventually.True(t, "the third message pushed", func() bool { return len(bob.seqs()) == 1 })
 	statuses := func() []string {
 		t.Helper()
 		bob.writing.Wait()

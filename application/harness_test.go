@@ -145,17 +145,6 @@ func connect(t *testing.T, n *node, id string, u user.ID) *fakeSession {
 	return s
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func send(t *testing.T, n *node, from user.ID, key, to, body string) application.Ack {
 	t.Helper()
 	ack, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{

@@ -7,6 +7,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // A user who writes to a new contact is told when the contact comes online
@@ -40,7 +41,7 @@ func TestPresencePeersIncludeAConversationTheMomentItCommits(t *testing.T) {
 	alice := connect(t, n1, "a1", "alice")
 	send(t, n1, "alice", "k1", "bob", "hello, new contact")
 	connect(t, n2, "b1", "bob")
-	eventually(t, "alice to see bob online", func() bool {
+	eventually.True(t, "alice to see bob online", func() bool {
 		p, ok := lastPresence(alice, "bob")
 		return ok && p.Online
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/evchat/chatd/domain/presence"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func (s *fakeSession) PushPresence(p ports.PresenceView) bool {
@@ -114,7 +115,7 @@ func settle(d time.Duration) {
 func sendProjected(t *testing.T, n *node, from user.ID, key, to string) application.Ack {
 	t.Helper()
 	ack := send(t, n, from, key, to, "hi")
-	eventually(t, "the conversation to be projected", func() bool {
+	eventually.True(t, "the conversation to be projected", func() bool {
 		views, err := n.rm.ListFor(context.Background(), from, 10)
 		return err == nil && len(views) > 0
 	})
@@ -144,13 +145,13 @@ func TestPresenceAcrossNodes(t *testing.T) {
 		sendProjected(t, c.n1, "alice", "k1", "bob")
 
 		bob, closeBob := register(c.n2, "b1", "bob")
-		eventually(t, "alice to see bob online", func() bool {
+		eventually.True(t, "alice to see bob online", func() bool {
 			p, ok := lastPresence(alice, "bob")
 			return ok && p.Online
 		})
 		closeBob()
 		closed := time.Now()
-		eventually(t, "alice to see bob offline", func() bool {
+		eventually.True(t, "alice to see bob offline", func() bool {
 			p, ok := lastPresence(alice, "bob")
 			return ok && !p.Online
 		})
@@ -169,7 +170,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 			t.Errorf("query: %+v, want bob offline with a last-seen time and alice online", answer)
 		}
 		// Written by bob's node, which notices the end of the grace itself.
-		eventually(t, "bob's last-seen time to be stored", func() bool {
+		eventually.True(t, "bob's last-seen time to be stored", func() bool {
 			stored, _ := c.lastSeen.Get(context.Background(), []user.ID{"bob"})
 			_, ok := stored["bob"]
 			return ok
@@ -186,7 +187,7 @@ func TestPresenceReconnectWithinTheGraceDoesNotFlap(t *testing.T) {
 		alice := connect(t, c.n1, "a1", "alice")
 		sendProjected(t, c.n1, "alice", "k1", "bob")
 		_, closeBob := register(c.n2, "b1", "bob")
-		eventually(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
+		eventually.True(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
 		closeBob()
 		settle(testGrace / 3)
 		// Back on the other node this time.
@@ -205,12 +206,12 @@ func TestPresenceForgetsASilentNode(t *testing.T) {
 		alice := connect(t, c.n1, "a1", "alice")
 		sendProjected(t, c.n1, "alice", "k1", "bob")
 		_, _ = register(c.n2, "b1", "bob") // never closed: node 2 dies with it
-		eventually(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
+		eventually.True(t, "alice to see bob online", func() bool { _, ok := lastPresence(alice, "bob"); return ok })
 		if err := c.p2.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		died := time.Now()
-		eventually(t, "alice to see bob offline", func() bool {
+		eventually.True(t, "alice to see bob offline", func() bool {
 			p, _ := lastPresence(alice, "bob")
 			return !p.Online
 		})
@@ -233,7 +234,7 @@ func TestTyping(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		eventually(t, "bob to see alice typing", func() bool { return len(bob.typingSeen()) > 0 })
+		eventually.True(t, "bob to see alice typing", func() bool { return len(bob.typingSeen()) > 0 })
 		synctest.Wait()
 		if got := bob.typingSeen(); len(got) != 1 || got[0] != (ports.TypingView{Conversation: string(ack.Conversation), User: "alice"}) {
 			t.Errorf("bob got %+v, want one typing frame of alice", got)

@@ -14,6 +14,7 @@ import (
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestMarkReadSendsReceiptsAndClearsUnread(t *testing.T) {
@@ -24,14 +25,14 @@ func TestMarkReadSendsReceiptsAndClearsUnread(t *testing.T) {
 		ack = send(t, n, "alice", k, "bob", "x")
 	}
 	ctx := context.Background()
-	eventually(t, "bob's list to show 3 unread", func() bool {
+	eventually.True(t, "bob's list to show 3 unread", func() bool {
 		list, _ := n.app.Conversations.Handle(ctx, "bob")
 		return len(list) == 1 && list[0].Unread == 3 && list[0].Peer == "alice" && list[0].LastSeq == 3
 	})
 	if err := n.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: "bob", Conversation: ack.Conversation, UpTo: 2}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "alice to get the read receipt", func() bool {
+	eventually.True(t, "alice to get the read receipt", func() bool {
 		for _, r := range alice.receiptsSeen() {
 			if r.User == "bob" && r.ReadUpTo == 2 {
 				return true
@@ -39,7 +40,7 @@ func TestMarkReadSendsReceiptsAndClearsUnread(t *testing.T) {
 		}
 		return false
 	})
-	eventually(t, "bob's unread to drop to 1", func() bool {
+	eventually.True(t, "bob's unread to drop to 1", func() bool {
 		list, _ := n.app.Conversations.Handle(ctx, "bob")
 		return list[0].Unread == 1 && list[0].ReadUpTo == 2
 	})
@@ -141,7 +142,7 @@ func TestOutsidersCostTheSameStoreReads(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Projected: nothing else reads the store while the test counts.
-	eventually(t, "the 50 messages to be projected", func() bool {
+	eventually.True(t, "the 50 messages to be projected", func() bool {
 		views, err := n.rm.ListFor(ctx, "alice", 1)
 		return err == nil && len(views) == 1 && views[0].LastSeq == 50
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // heldProjector is a projector that lags as much as the test wants: it
@@ -94,7 +95,7 @@ func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
 	// The list orders by the last message's time, kept to the millisecond.
 	time.Sleep(2 * time.Millisecond)
 	toCarol := send(t, n, "alice", "k4", "carol", "to carol")
-	eventually(t, "bob's session to get the three messages", func() bool { return len(bob.seqs()) == 3 })
+	eventually.True(t, "bob's session to get the three messages", func() bool { return len(bob.seqs()) == 3 })
 	if _, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "carol", Conversation: toCarol.Conversation}); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +176,7 @@ func TestListShowsAConversationProjectedWhileItWasRead(t *testing.T) {
 		return rm
 	})
 	ack := send(t, n, "alice", "k1", "bob", "hello")
-	eventually(t, "the commit to reach the projector", func() bool {
+	eventually.True(t, "the commit to reach the projector", func() bool {
 		projector.mu.Lock()
 		defer projector.mu.Unlock()
 		return len(projector.held) > 0

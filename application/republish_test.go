@@ -11,6 +11,7 @@ import (
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // lostEnds is a bus whose ends of transaction never arrive: the local
@@ -76,8 +77,8 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 	}
 	clock.Add(time.Millisecond)
 	app.Republisher.Sweep(ctx)
-	eventually(t, "the republished message to reach bob", func() bool { return len(bob.seqs()) == 1 })
-	eventually(t, "the republished message to be projected", func() bool { return unreadOf(t, rm, string(ack.Conversation), "bob") == 1 })
+	eventually.True(t, "the republished message to reach bob", func() bool { return len(bob.seqs()) == 1 })
+	eventually.True(t, "the republished message to be projected", func() bool { return unreadOf(t, rm, string(ack.Conversation), "bob") == 1 })
 
 	// Seen now: later sweeps send nothing, and the copy that checkback
 	// publishes once the broker returns is dropped.
@@ -121,7 +122,7 @@ func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reading implies delivery: the marker commit moves both of bob's markers.
-	eventually(t, "the messages and the markers to arrive", func() bool {
+	eventually.True(t, "the messages and the markers to arrive", func() bool {
 		return len(bob.seqs()) == 3 && len(alice.receiptsSeen()) == 2 && unreadOf(t, n.rm, string(ack.Conversation), "bob") == 2
 	})
 	receiptsBefore := alice.receiptsSeen()
@@ -140,7 +141,7 @@ func TestEveryCommitBroughtTwiceCountsOnce(t *testing.T) {
 	if next.Seq != 4 {
 		t.Fatalf("the message after the copies got seq %d, want 4", next.Seq)
 	}
-	eventually(t, "the next message to arrive", func() bool { return len(bob.seqs()) == 4 })
+	eventually.True(t, "the next message to arrive", func() bool { return len(bob.seqs()) == 4 })
 	time.Sleep(50 * time.Millisecond)
 	if got := bob.seqs(); !slices.Equal(got, []uint64{1, 2, 3, 4}) {
 		t.Fatalf("bob saw %v, want each message once", got)

@@ -14,6 +14,7 @@ import (
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // TestSendToOneselfIsRefused: the one rule of a send that the transports,
@@ -85,7 +86,7 @@ func TestConcurrentSendersGetGaplessSeqsSeenInOrder(t *testing.T) {
 		want[i] = uint64(i + 1)
 	}
 	for _, s := range []*fakeSession{alice, bob} {
-		eventually(t, "every message at "+s.id, func() bool { return len(s.seqs()) == 2*each })
+		eventually.True(t, "every message at "+s.id, func() bool { return len(s.seqs()) == 2*each })
 		if !slices.Equal(s.seqs(), want) {
 			t.Fatalf("%s saw %v", s.id, s.seqs())
 		}

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/evchat/chatd/adapters/auth"
 	"github.com/evchat/chatd/application"
@@ -121,15 +120,4 @@ func (h *harness) send(from, id, to, body string) ack {
 		h.t.Fatalf("send = %d %+v", resp.StatusCode, a)
 	}
 	return a
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestSendMessage(t *testing.T) {
@@ -118,7 +119,7 @@ func TestConversationsAndHistory(t *testing.T) {
 	for i, body := range []string{"one", "two", "three", "four"} {
 		conv = h.send("alice", "k"+string(rune('1'+i)), "bob", body).Conversation
 	}
-	waitFor(t, "delivery to bob", func() bool { return bob.lastSeq.Load() == 4 })
+	eventually.True(t, "delivery to bob", func() bool { return bob.lastSeq.Load() == 4 })
 	unregister()
 	h.send("alice", "k5", "bob", "five") // bob is offline: stays sent
 	if err := h.app.MarkReceipts.Handle(context.Background(), application.MarkReadCommand{Reader: "bob", Conversation: conversation.ID(conv), UpTo: 2}); err != nil {
@@ -126,7 +127,7 @@ func TestConversationsAndHistory(t *testing.T) {
 	}
 
 	var list []map[string]any
-	waitFor(t, "the projection", func() bool {
+	eventually.True(t, "the projection", func() bool {
 		list = nil
 		h.do("GET", "/api/conversations", "bob", "", &list)
 		return len(list) == 1 && list[0]["lastSeq"] == 5.0 && list[0]["readUpTo"] == 2.0 && list[0]["deliveredUpTo"] == 4.0

@@ -10,6 +10,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func (s *session) PushPresence(ports.PresenceView) bool { return true }
@@ -26,7 +27,7 @@ func TestPresence(t *testing.T) {
 	t.Cleanup(h.app.Sessions.Register(&session{})) // bob is online
 	h.send("alice", "k1", "bob", "hi")
 	h.send("carol", "k2", "alice", "hi")
-	waitFor(t, "alice's conversations to be listed", func() bool {
+	eventually.True(t, "alice's conversations to be listed", func() bool {
 		var list []map[string]any
 		h.do(http.MethodGet, "/api/conversations", "alice", "", &list)
 		return len(list) == 2

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func commitsOf(versions ...uint64) []ports.Commit {
@@ -59,14 +60,14 @@ func TestQueueGateMergesWaitingBatches(t *testing.T) {
 
 	firstDone := make(chan error, 1)
 	go func() { firstDone <- g.run(context.Background(), commitsOf(1), 0, handle) }()
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
+	eventually.True(t, "the first call", func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
 
 	// Two batches arrive while the first call runs; they must wait.
 	results := make([]chan error, 2)
 	for i := range results {
 		results[i] = make(chan error, 1)
 		go func() { results[i] <- g.run(context.Background(), commitsOf(uint64(2+2*i), uint64(3+2*i)), 0, handle) }()
-		waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == i+1 })
+		eventually.True(t, "the batch to wait", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == i+1 })
 	}
 	close(release)
 
@@ -103,7 +104,7 @@ func TestQueueGateLingers(t *testing.T) {
 	for v := range uint64(3) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = g.run(context.Background(), commitsOf(v+1), 300*time.Millisecond, handle) }()
-		waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == int(v+1) })
+		eventually.True(t, "the batch to wait", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == int(v+1) })
 	}
 	wg.Wait()
 	if len(calls) != 1 || len(calls[0]) != 3 {
@@ -127,7 +128,7 @@ func TestQueueGatePassesTheLead(t *testing.T) {
 	<-entered
 	second := make(chan error, 1)
 	go func() { second <- g.run(context.Background(), commitsOf(2), 0, handle) }()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == 1 })
+	eventually.True(t, "the second batch to wait", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.waiting) == 1 })
 	proceed <- struct{}{}
 	select {
 	case err := <-first:
@@ -141,17 +142,6 @@ func TestQueueGatePassesTheLead(t *testing.T) {
 	proceed <- struct{}{}
 	if err := <-second; err != nil {
 		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 2s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -171,7 +161,7 @@ func TestQueueGateSurvivesAPanic(t *testing.T) {
 		defer func() { _ = recover() }()
 		_ = g.run(context.Background(), commitsOf(1), 200*time.Millisecond, handle)
 	}()
-	waitFor(t, func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running })
+	eventually.True(t, "the gate to run", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.running })
 	merged := make(chan error, 1)
 	go func() { merged <- g.run(context.Background(), commitsOf(2), 200*time.Millisecond, handle) }()
 	select {

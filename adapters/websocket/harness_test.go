@@ -19,6 +19,7 @@ import (
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/tests/embedded"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 var testSecret = []byte("websocket-test-secret-of-32-bytes!")
@@ -137,17 +138,6 @@ func (c *client) closeCode() int {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
@@ -196,7 +186,7 @@ func (h *harness) send(from, key, to, body string) application.Ack {
 func (h *harness) sessionOf(u user.ID) *session {
 	h.t.Helper()
 	var found *session
-	waitFor(h.t, string(u)+"'s session", func() bool {
+	eventually.True(h.t, string(u)+"'s session", func() bool {
 		h.srv.mu.Lock()
 		defer h.srv.mu.Unlock()
 		for s := range h.srv.sessions {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/presence"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestDecodePresenceAndTypingFrames(t *testing.T) {
@@ -37,7 +38,7 @@ func TestPresenceFrameAnswersPeersOnly(t *testing.T) {
 	if _, err := h.app.Send.Handle(ctx, application.SendMessageCommand{Sender: "alice", ClientID: "k", To: "bob", Body: "hi"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the conversation to be projected", func() bool {
+	eventually.True(t, "the conversation to be projected", func() bool {
 		list, err := h.app.Conversations.Handle(ctx, "alice")
 		return err == nil && len(list) == 1
 	})
@@ -62,7 +63,7 @@ func TestPresenceFrameAnswersPeersOnly(t *testing.T) {
 		}
 	}
 	for u, c := range map[string]*client{"alice": alice, "bob": bob, "dave": dave} {
-		waitFor(t, u+"'s session to count", func() bool { return ask(c, u)[u]["online"] == true })
+		eventually.True(t, u+"'s session to count", func() bool { return ask(c, u)[u]["online"] == true })
 	}
 	got := ask(alice, "bob", "dave", "alice")
 	wantPresence("alice", got, "bob", true)

@@ -14,6 +14,7 @@ import (
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestSlowReaderIsMarkedDeliveredOnlyOverWhatItRead(t *testing.T) {
@@ -56,7 +57,7 @@ func TestSlowReaderIsMarkedDeliveredOnlyOverWhatItRead(t *testing.T) {
 	for i := 1; i < sent; i++ {
 		h.send("alice", fmt.Sprint("k", i), "bob", body)
 	}
-	waitFor(t, "bob's slow session to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
+	eventually.True(t, "bob's slow session to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
 	for readOne() == nil {
 	}
 	if read >= sent {
@@ -127,7 +128,7 @@ func TestUnreadAnswersAreBounded(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "the session that reads no answers to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
+	eventually.True(t, "the session that reads no answers to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
 	conn.Close()
 	<-stopped
 }
@@ -138,7 +139,7 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	// The application registers a session before its upgrade answer, the
 	// server once the upgrade is done: wait for the latter.
 	var sess *session
-	waitFor(t, "the session", func() bool {
+	eventually.True(t, "the session", func() bool {
 		h.srv.mu.Lock()
 		defer h.srv.mu.Unlock()
 		for s := range h.srv.sessions {
@@ -160,7 +161,7 @@ func TestSlowClientIsDisconnected(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("pushing took %v", d)
 	}
-	waitFor(t, "the slow session to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
+	eventually.True(t, "the slow session to be dropped", func() bool { return h.app.Sessions.Count() == 0 })
 	if sess.PushReceipt(ports.Receipt{Conversation: "c", User: "bob", ReadUpTo: 1}) {
 		t.Fatal("a dropped session accepted a push")
 	}

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestSendAckAndDelivery(t *testing.T) {
 	h := newHarness(t, Config{})
 	alice, aliceOther, bob := h.dial("alice"), h.dial("alice"), h.dial("bob")
-	waitFor(t, "three sessions", func() bool { return h.app.Sessions.Count() == 3 })
+	eventually.True(t, "three sessions", func() bool { return h.app.Sessions.Count() == 3 })
 
 	alice.sendRaw(`{"type":"send","id":"c-1","to":"bob","body":"hello bob"}`)
 	ack := alice.next(typeAck)
@@ -73,7 +75,7 @@ func TestSendAckAndDelivery(t *testing.T) {
 func TestSeedForm(t *testing.T) {
 	h := newHarness(t, Config{})
 	seed, bob := h.dial("1001"), h.dial("1002")
-	waitFor(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
+	eventually.True(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
 	seed.sendRaw(`{"toId":"1002","msg":"from the seed"}`)
 	ack := seed.next(typeAck)
 	if id, _ := ack["id"].(string); id == "" {
@@ -145,7 +147,7 @@ func TestBadFramesKeepTheConnection(t *testing.T) {
 func TestReadReceiptsAndSync(t *testing.T) {
 	h := newHarness(t, Config{})
 	alice, bob := h.dial("alice"), h.dial("bob")
-	waitFor(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
+	eventually.True(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
 	var conv string
 	for i := range 3 {
 		alice.sendRaw(`{"type":"send","id":"m` + string(rune('0'+i)) + `","to":"bob","body":"hi"}`)
@@ -230,14 +232,14 @@ func TestKeepAlive(t *testing.T) {
 
 	// A client that reads nothing answers no ping and is dropped.
 	h.dial("bob")
-	waitFor(t, "bob's session", func() bool { return h.app.Sessions.Count() == 2 })
-	waitFor(t, "the silent session to be dropped", func() bool { return h.app.Sessions.Count() == 1 })
+	eventually.True(t, "bob's session", func() bool { return h.app.Sessions.Count() == 2 })
+	eventually.True(t, "the silent session to be dropped", func() bool { return h.app.Sessions.Count() == 1 })
 }
 
 func TestShutdownClosesSessionsWith1001(t *testing.T) {
 	h := newHarness(t, Config{})
 	a, b := h.dial("alice"), h.dial("bob")
-	waitFor(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
+	eventually.True(t, "two sessions", func() bool { return h.app.Sessions.Count() == 2 })
 	a.sendRaw(`{"type":"send","id":"last","to":"bob","body":"before the drain"}`)
 	a.next(typeAck)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // The session rules of PROTOCOL.md's "Hardening (v1.2)".
@@ -145,7 +146,7 @@ func TestASyncPageWrittenCountsAsDelivered(t *testing.T) {
 	}
 	bob.sendRaw(`{"type":"sync","conversation":"` + string(ack.Conversation) + `","after":0}`)
 	bob.next(typeMessages)
-	waitFor(t, "the synced messages to be marked delivered", func() bool { return statuses() == "delivered,delivered" })
+	eventually.True(t, "the synced messages to be marked delivered", func() bool { return statuses() == "delivered,delivered" })
 }
 
 // One timer serves every session's expiry: sessions close in the order of
@@ -168,12 +169,12 @@ func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
 	sooner, soonerExp := dialFor(time.Second)
 	refreshed, _ := dialFor(time.Second)
 	gone, _ := dialFor(time.Second)
-	waitFor(t, "four sessions scheduled", func() bool { return h.srv.expiries.len() == 4 })
+	eventually.True(t, "four sessions scheduled", func() bool { return h.srv.expiries.len() == 4 })
 
 	refreshed.sendRaw(`{"type":"auth","token":"` + h.token("alice") + `"}`)
 	refreshed.next(typeAuthed)
 	gone.conn.Close()
-	waitFor(t, "the closed session unscheduled", func() bool { return h.srv.expiries.len() == 3 })
+	eventually.True(t, "the closed session unscheduled", func() bool { return h.srv.expiries.len() == 3 })
 
 	for _, c := range []struct {
 		name   string
@@ -189,7 +190,7 @@ func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
 	}
 	refreshed.sendRaw(`{"type":"ping"}`)
 	refreshed.next(typePong)
-	waitFor(t, "only the refreshed session scheduled", func() bool { return h.srv.expiries.len() == 1 })
+	eventually.True(t, "only the refreshed session scheduled", func() bool { return h.srv.expiries.len() == 1 })
 }
 
 // len is how many sessions wait for their exp.

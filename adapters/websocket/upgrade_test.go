@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/evchat/chatd/adapters/auth"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func TestUpgradeNeedsValidToken(t *testing.T) {
@@ -151,7 +152,7 @@ func TestRefusedUpgradesLeaveNoTrace(t *testing.T) {
 	}
 	// The same request with nothing to refuse does move presence.
 	h.dial("alice")
-	waitFor(t, "alice online", aliceOnline)
+	eventually.True(t, "alice online", aliceOnline)
 }
 
 func TestSessionsPerUserAreCapped(t *testing.T) {
@@ -171,6 +172,6 @@ func TestSessionsPerUserAreCapped(t *testing.T) {
 		t.Fatalf("%d sessions registered, want 3", n)
 	}
 	first.conn.Close()
-	waitFor(t, "alice's first session to end", func() bool { return h.app.Sessions.Count() == 2 })
+	eventually.True(t, "alice's first session to end", func() bool { return h.app.Sessions.Count() == 2 })
 	h.dial("alice")
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // SignalBus is one signal bus under test: nodes that each publish and
@@ -56,7 +58,7 @@ func TestSignals(t *testing.T, features SignalFeatures, newBus SignalBusFactory)
 			}
 		}
 		for i, in := range inboxes {
-			eventually(t, features.Settle, fmt.Sprintf("node %d to receive every signal", i), func() bool { return in.count(node) >= len(sent) })
+			eventually.Within(t, features.Settle, fmt.Sprintf("node %d to receive every signal", i), func() bool { return in.count(node) >= len(sent) })
 		}
 		time.Sleep(features.Quiet)
 		for i, in := range inboxes {
@@ -86,7 +88,7 @@ func TestSignals(t *testing.T, features SignalFeatures, newBus SignalBusFactory)
 				t.Fatal(err)
 			}
 		}
-		eventually(t, features.Settle, "the burst to arrive", func() bool { return in.count(node) >= n })
+		eventually.Within(t, features.Settle, "the burst to arrive", func() bool { return in.count(node) >= n })
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/evchat/chatd/ports"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // TxBus is one transactional bus under test: a publisher and several nodes
@@ -51,7 +53,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 			t.Fatalf("publish: %v, %v", state, err)
 		}
 		for i, in := range inboxes {
-			eventually(t, features.Settle, fmt.Sprintf("node %d to receive the commit", i), func() bool { return in.count(c.ID) >= 1 })
+			eventually.Within(t, features.Settle, fmt.Sprintf("node %d to receive the commit", i), func() bool { return in.count(c.ID) >= 1 })
 		}
 		time.Sleep(features.Quiet)
 		for i, in := range inboxes {
@@ -91,7 +93,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		if state != ports.TxUnknown {
 			t.Fatalf("publish: %v, %v; want unknown", state, err)
 		}
-		eventually(t, features.Settle, "checkback to commit and deliver", func() bool { return inboxes[0].count(c.ID) == 1 })
+		eventually.Within(t, features.Settle, "checkback to commit and deliver", func() bool { return inboxes[0].count(c.ID) == 1 })
 		checked := handler.checkedCommit(c.ID)
 		assertCommits(t, []ports.Commit{checked}, []ports.Commit{c})
 	})
@@ -106,7 +108,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		if state, _ := bus.Publisher.Publish(context.Background(), c); state != ports.TxUnknown {
 			t.Fatalf("publish: %v, want unknown", state)
 		}
-		eventually(t, features.Settle, "checkback", func() bool { return handler.checks(c.ID) > 0 })
+		eventually.Within(t, features.Settle, "checkback", func() bool { return handler.checks(c.ID) > 0 })
 		time.Sleep(features.Quiet)
 		if n := inboxes[0].count(c.ID); n != 0 {
 			t.Fatalf("commit checked back as rollback delivered %d times", n)
@@ -142,7 +144,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 			}
 		}
 		for _, id := range ids {
-			eventually(t, features.Settle, "the cluster group to handle "+id, func() bool { return seen.count(id) >= 1 })
+			eventually.Within(t, features.Settle, "the cluster group to handle "+id, func() bool { return seen.count(id) >= 1 })
 		}
 		time.Sleep(features.Quiet)
 		for _, id := range ids {
@@ -172,9 +174,9 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 			t.Fatalf("republish: %v", err)
 		}
 		for i, in := range inboxes {
-			eventually(t, features.Settle, fmt.Sprintf("node %d to receive the republished commit", i), func() bool { return in.count(c.ID) >= 1 })
+			eventually.Within(t, features.Settle, fmt.Sprintf("node %d to receive the republished commit", i), func() bool { return in.count(c.ID) >= 1 })
 		}
-		eventually(t, features.Settle, "the cluster group to receive the republished commit", func() bool { return grouped.count(c.ID) >= 1 })
+		eventually.Within(t, features.Settle, "the cluster group to receive the republished commit", func() bool { return grouped.count(c.ID) >= 1 })
 		time.Sleep(features.Quiet)
 		for i, in := range inboxes {
 			if n := in.count(c.ID); n != 1 {
@@ -207,7 +209,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 			t.Fatalf("republish: %v", err)
 		}
 		for i, in := range inboxes {
-			eventually(t, features.Settle, fmt.Sprintf("node %d to receive the republished commit", i), func() bool { return in.count(c.ID) == 1 })
+			eventually.Within(t, features.Settle, fmt.Sprintf("node %d to receive the republished commit", i), func() bool { return in.count(c.ID) == 1 })
 		}
 	})
 
@@ -223,7 +225,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		inboxes := subscribeBroadcast(bus)
 		bus.Start(t)
 		features.CrashProducer(t, c, true)
-		eventually(t, features.Settle, "checkback to deliver the crashed producer's commit", func() bool { return inboxes[0].count(c.ID) == 1 })
+		eventually.Within(t, features.Settle, "checkback to deliver the crashed producer's commit", func() bool { return inboxes[0].count(c.ID) == 1 })
 	})
 
 	t.Run("a producer killed before its local commit never delivers", func(t *testing.T) {
@@ -234,7 +236,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		inboxes := subscribeBroadcast(bus)
 		bus.Start(t)
 		features.CrashProducer(t, c, false)
-		eventually(t, features.Settle, "checkback of the crashed producer's half message", func() bool { return handler.checks(c.ID) > 0 })
+		eventually.Within(t, features.Settle, "checkback of the crashed producer's half message", func() bool { return handler.checks(c.ID) > 0 })
 		time.Sleep(features.Quiet)
 		if n := inboxes[0].count(c.ID); n != 0 {
 			t.Fatalf("half message of a producer killed before its local commit delivered %d times", n)

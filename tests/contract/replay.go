@@ -12,6 +12,8 @@ import (
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // TestReplay checks that application.Replay rebuilds exactly the read model
@@ -77,7 +79,7 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		}
 	}
 
-	eventually(t, 10*time.Second, "the projector to catch up", func() bool {
+	eventually.Within(t, 10*time.Second, "the projector to catch up", func() bool {
 		for id := range convs {
 			messages := mustLoad(t, store, conversation.MessagesStream(id), 1, 0)
 			receipts := mustLoad(t, store, conversation.ReceiptsStream(id), 1, 0)

@@ -17,6 +17,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/evchat/chatd/tests/infra"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 func connect(t *testing.T, uri string) *mongo.Client {
@@ -144,18 +146,14 @@ func TestFerretDBSQLite(t *testing.T) {
 	})
 
 	uri := fmt.Sprintf("mongodb://%s/", addr)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var pingErr error
+	if err := eventually.Poll(10*time.Second, func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := connect(t, uri).Ping(ctx, nil)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ferretdb (sqlite) not answering on %s: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		defer cancel()
+		pingErr = connect(t, uri).Ping(ctx, nil)
+		return pingErr == nil, nil
+	}); err != nil {
+		t.Fatalf("ferretdb (sqlite) not answering on %s: %v", addr, pingErr)
 	}
 	checkMongoSubset(t, uri)
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // process is one server child. It gets its own process group so that a stop
@@ -131,17 +133,17 @@ var errExited = errors.New("exited during start-up")
 // waitFor polls ready until it reports true, the process exits or timeout
 // passes; the error carries the tail of the process's log.
 func waitFor(p *process, timeout time.Duration, ready func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	err := eventually.Poll(timeout, func() (bool, error) {
 		if ready() {
-			return nil
+			return true, nil
 		}
 		if p.exited() {
-			return fmt.Errorf("%s %w (%v); last output:\n%s", p.name, errExited, p.exitErr(), p.logTail(30))
+			return false, fmt.Errorf("%s %w (%v); last output:\n%s", p.name, errExited, p.exitErr(), p.logTail(30))
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %v; last output:\n%s", p.name, timeout, p.logTail(30))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false, nil
+	})
+	if errors.Is(err, eventually.ErrTimeout) {
+		return fmt.Errorf("%s not ready after %v; last output:\n%s", p.name, timeout, p.logTail(30))
 	}
+	return err
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // RocketMQClusterName and RocketMQBrokerName name the single broker.
@@ -241,19 +243,18 @@ func (r *RocketMQ) waitRouted(want bool, timeout time.Duration) error {
 		return err
 	}
 	defer adm.Close()
-	deadline := time.Now().Add(timeout)
-	for {
+	var last error
+	err = eventually.Poll(timeout, func() (bool, error) {
 		// FetchClusterList asks the name server every time; the publish
 		// queue lookup would answer from the client's route cache.
 		clusters, err := adm.FetchClusterList(probeTopic)
-		if routed := err == nil && len(clusters) > 0; routed == want {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("name server routing to the broker is not %v after %v (%v)", want, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		last = err
+		return (err == nil && len(clusters) > 0) == want, nil
+	})
+	if err != nil {
+		return fmt.Errorf("name server routing to the broker is not %v after %v (%v)", want, timeout, last)
 	}
+	return nil
 }
 
 // startJava runs one server with a fresh log per start, so that the "boot

@@ -17,6 +17,8 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // HARole names one process of the deployed layout, as bin/run-cluster-ha/pids
@@ -424,9 +426,9 @@ func (r *RocketMQHA) slaveLinks(brokerName string) int {
 // waitRoutes polls every live name server for the brokers it routes until
 // ok holds for each.
 func (r *RocketMQHA) waitRoutes(timeout time.Duration, ok func(routes map[string]map[int64]string) bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		var failed error
+	var failed error
+	err := eventually.Poll(timeout, func() (bool, error) {
+		failed = nil
 		for _, ns := range []HARole{Namesrv1, Namesrv2} {
 			if !r.alive(ns) {
 				continue
@@ -442,14 +444,12 @@ func (r *RocketMQHA) waitRoutes(timeout time.Duration, ok func(routes map[string
 				break
 			}
 		}
-		if failed == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("routes not as expected after %v: %v", timeout, failed)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return failed == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("routes not as expected after %v: %v", timeout, failed)
 	}
+	return nil
 }
 
 // CreateTopic creates topic (8 read and write queues) on every live broker,

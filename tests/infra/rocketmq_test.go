@@ -15,6 +15,8 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 
 	"github.com/evchat/chatd/tests/infra"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 type commitListener struct{}
@@ -175,15 +177,12 @@ func TestRocketMQRestart(t *testing.T) {
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	for {
-		_, err := p.SendSync(ctx, primitive.NewMessage(topic, []byte("after full restart")))
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("send after full restart: %v", err)
-		}
-		time.Sleep(500 * time.Millisecond)
+	var sendErr error
+	if err := eventually.Poll(40*time.Second, func() (bool, error) {
+		_, sendErr = p.SendSync(ctx, primitive.NewMessage(topic, []byte("after full restart")))
+		return sendErr == nil, nil
+	}); err != nil {
+		t.Fatalf("send after full restart: %v", sendErr)
 	}
 	t.Logf("old producer sending again %v after the restart", time.Since(start).Round(time.Millisecond))
 }
