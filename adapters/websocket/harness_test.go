@@ -29,31 +29,49 @@ type harness struct {
 	node   *embedded.Node
 	app    *application.Application
 	srv    *Server
-	hs     *httptest.Server
+	hs     *httptest.Server // nil when served over pipes
+	url    string
+	dialer *websocket.Dialer
 	issuer *auth.Issuer
 	reg    *prometheus.Registry
 }
 
 // newHarness runs the transport over the application built on the
-// in-memory adapters, as the embedded default wires it.
+// in-memory adapters, as the embedded default wires it, on a loopback port.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	h := newUnservedHarness(t, cfg)
+	hs := httptest.NewServer(h.mux())
+	t.Cleanup(func() {
+		h.shutdown()
+		hs.Close()
+	})
+	h.hs, h.url, h.dialer = hs, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws", websocket.DefaultDialer
+	return h
+}
+
+// newUnservedHarness builds the node and the transport, which a caller
+// then serves.
+func newUnservedHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
 	n := embedded.New(t, application.Config{}, testSecret)
-	app, issuer, reg := n.App, n.Issuer, n.Registry
-	srv, err := New(cfg, app, n.Verifier, n.Metrics, nil)
+	srv, err := New(cfg, n.App, n.Verifier, n.Metrics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &harness{t: t, node: n, app: n.App, srv: srv, issuer: n.Issuer, reg: n.Registry}
+}
+
+func (h *harness) mux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("GET /ws", srv)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
-	return &harness{t: t, node: n, app: app, srv: srv, hs: hs, issuer: issuer, reg: reg}
+	mux.Handle("GET /ws", h.srv)
+	return mux
+}
+
+func (h *harness) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.srv.Shutdown(ctx)
 }
 
 func (h *harness) token(u string) string {
@@ -65,7 +83,7 @@ func (h *harness) token(u string) string {
 	return tok
 }
 
-func (h *harness) wsURL() string { return "ws" + strings.TrimPrefix(h.hs.URL, "http") + "/ws" }
+func (h *harness) wsURL() string { return h.url }
 
 type client struct {
 	t    *testing.T
@@ -80,7 +98,7 @@ func (h *harness) dial(u string) *client {
 // dialWith opens a session with token, however it was made.
 func (h *harness) dialWith(token string) *client {
 	h.t.Helper()
-	conn, resp, err := websocket.DefaultDialer.Dial(h.wsURL()+"?token="+token, nil)
+	conn, resp, err := h.dialer.Dial(h.url+"?token="+token, nil)
 	if err != nil {
 		h.t.Fatalf("dial: %v (%v)", err, resp)
 	}

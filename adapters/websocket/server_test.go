@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -209,15 +210,56 @@ func TestTooLargeFrameClosesWith1009(t *testing.T) {
 	c.next(typePong)
 }
 
+// TestKeepAlive runs on the bubble's clock: on the wall clock, with a
+// 50 ms interval, a loaded machine delayed pongs past the read deadline and
+// dropped the session the test meant to keep.
 func TestKeepAlive(t *testing.T) {
-	h := newHarness(t, Config{PingInterval: 50 * time.Millisecond})
-	var pings atomic.Int32
-	c := h.dial("alice")
+	synctest.Test(t, func(t *testing.T) {
+		const interval = time.Second
+		h := newPipeHarness(t, Config{PingInterval: interval})
+		alice, alicePings := h.dial("alice"), &pingCounter{answer: true}
+		alice.readAll(alicePings)
+		// Answering, the session outlives many read deadlines (twice the
+		// interval each), and is pinged once an interval.
+		time.Sleep(10*interval + interval/2)
+		synctest.Wait()
+		if got := alicePings.Load(); got != 10 || h.app.Sessions.Count() != 1 {
+			t.Fatalf("after 10.5 intervals: %d pings, %d sessions; want 10 pings and alice's session", got, h.app.Sessions.Count())
+		}
+
+		// A client that answers no ping is dropped once twice the interval
+		// has passed without a frame from it, and not before.
+		bob, bobPings := h.dial("bob"), &pingCounter{}
+		bob.readAll(bobPings)
+		time.Sleep(2*interval - time.Millisecond)
+		synctest.Wait()
+		if got := h.app.Sessions.Count(); got != 2 || bobPings.Load() != 2 {
+			t.Fatalf("just before bob's deadline: %d sessions, bob pinged %d times; want 2 and 2", got, bobPings.Load())
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if got := h.app.Sessions.Count(); got != 1 {
+			t.Fatalf("at bob's deadline: %d sessions, want alice's only", got)
+		}
+	})
+}
+
+// pingCounter counts the pings a client gets, and answers them if answer.
+type pingCounter struct {
+	atomic.Int32
+	answer bool
+}
+
+// readAll reads c in a goroutine of its own until the connection ends,
+// counting (and answering, if p says so) the pings.
+func (c *client) readAll(p *pingCounter) {
 	c.conn.SetPingHandler(func(data string) error {
-		pings.Add(1)
+		p.Add(1)
+		if !p.answer {
+			return nil
+		}
 		return c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 	})
-	// Reading answers the pings; the session outlives many read deadlines.
 	go func() {
 		for {
 			if _, _, err := c.conn.ReadMessage(); err != nil {
@@ -225,15 +267,6 @@ func TestKeepAlive(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(400 * time.Millisecond)
-	if pings.Load() < 3 || h.app.Sessions.Count() != 1 {
-		t.Fatalf("pings = %d, sessions = %d", pings.Load(), h.app.Sessions.Count())
-	}
-
-	// A client that reads nothing answers no ping and is dropped.
-	h.dial("bob")
-	eventually.True(t, "bob's session", func() bool { return h.app.Sessions.Count() == 2 })
-	eventually.True(t, "the silent session to be dropped", func() bool { return h.app.Sessions.Count() == 1 })
 }
 
 func TestShutdownClosesSessionsWith1001(t *testing.T) {
