@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -19,82 +20,85 @@ import (
 
 // The session rules of PROTOCOL.md's "Hardening (v1.2)".
 
+// TestAuthRefreshesTheSessionsToken runs on the bubble's clock, where the
+// first token's exp comes at once and to the nanosecond.
 func TestAuthRefreshesTheSessionsToken(t *testing.T) {
-	h := newHarness(t, Config{})
-	shortLived, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, TTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	short, shortExp, err := shortLived.Issue("alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refreshed, refused := h.dialWith(short), h.dialWith(short)
-
-	fresh, freshExp, err := h.issuer.Issue("alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refreshed.sendRaw(`{"type":"auth","id":"a1","token":"` + fresh + `"}`)
-	want := frame{"type": "authed", "id": "a1", "expiresAt": wire.FormatTime(freshExp)}
-	if got := refreshed.next(typeAuthed); !reflect.DeepEqual(got, want) {
-		t.Fatalf("answer = %v, want %v", got, want)
-	}
-
-	expired, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, Clock: fixedClock(time.Now().Add(-48 * time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	forger, err := auth.NewIssuer(auth.IssuerConfig{Secret: []byte("another-secret-of-at-least-32-bytes")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(i *auth.Issuer, u user.ID) string {
-		tok, _, err := i.Issue(u)
+	synctest.Test(t, func(t *testing.T) {
+		h := newPipeHarness(t, Config{})
+		shortLived, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, TTL: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return tok
-	}
-	tests := []struct {
-		name, frame, code string
-	}{
-		{"another user's token", `{"type":"auth","id":"r","token":"` + h.token("bob") + `"}`, "forbidden"},
-		{"an expired token", `{"type":"auth","id":"r","token":"` + issue(expired, "alice") + `"}`, "unauthorized"},
-		{"a forged token", `{"type":"auth","id":"r","token":"` + issue(forger, "alice") + `"}`, "unauthorized"},
-		{"garbage", `{"type":"auth","id":"r","token":"not.a.jwt"}`, "unauthorized"},
-		{"no token", `{"type":"auth","id":"r"}`, "bad_request"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		short, shortExp, err := shortLived.Issue("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refreshed, refused := h.dialWith(short), h.dialWith(short)
+
+		fresh, freshExp, err := h.issuer.Issue("alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		refreshed.sendRaw(`{"type":"auth","id":"a1","token":"` + fresh + `"}`)
+		want := frame{"type": "authed", "id": "a1", "expiresAt": wire.FormatTime(freshExp)}
+		if got := refreshed.next(typeAuthed); !reflect.DeepEqual(got, want) {
+			t.Fatalf("answer = %v, want %v", got, want)
+		}
+
+		expired, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, Clock: fixedClock(time.Now().Add(-48 * time.Hour))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forger, err := auth.NewIssuer(auth.IssuerConfig{Secret: []byte("another-secret-of-at-least-32-bytes")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		issue := func(i *auth.Issuer, u user.ID) string {
+			tok, _, err := i.Issue(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}
+		tests := []struct {
+			name, frame, code string
+		}{
+			{"another user's token", `{"type":"auth","id":"r","token":"` + h.token("bob") + `"}`, "forbidden"},
+			{"an expired token", `{"type":"auth","id":"r","token":"` + issue(expired, "alice") + `"}`, "unauthorized"},
+			{"a forged token", `{"type":"auth","id":"r","token":"` + issue(forger, "alice") + `"}`, "unauthorized"},
+			{"garbage", `{"type":"auth","id":"r","token":"not.a.jwt"}`, "unauthorized"},
+			{"no token", `{"type":"auth","id":"r"}`, "bad_request"},
+		}
+		for _, tt := range tests {
+			// No t.Run: subtests cannot run inside a bubble.
 			refused.sendRaw(tt.frame)
 			if e := refused.next(typeError); e["code"] != tt.code || e["id"] != "r" {
-				t.Fatalf("answer = %v, want error %s", e, tt.code)
+				t.Fatalf("%s: answer = %v, want error %s", tt.name, e, tt.code)
 			}
-		})
-	}
-
-	// The refused session dies at its first token's exp, neither sooner
-	// (an expired token did not cut it short) nor later.
-	_ = refused.conn.SetReadDeadline(shortExp.Add(2 * time.Second))
-	var ce *websocket.CloseError
-	for ce == nil {
-		_, _, err := refused.conn.ReadMessage()
-		if err != nil && !errors.As(err, &ce) {
-			t.Fatalf("the session ended without a close frame: %v", err)
 		}
-	}
-	if closedAt := time.Now(); closedAt.Before(shortExp) {
-		t.Fatalf("closed at %v, before the token's exp %v", closedAt, shortExp)
-	}
-	if ce.Code != closeTokenExpired || ce.Text != "token expired" {
-		t.Fatalf("close = %d %q, want 4001 \"token expired\"", ce.Code, ce.Text)
-	}
 
-	// The refreshed session outlives the first exp.
-	time.Sleep(time.Until(shortExp.Add(200 * time.Millisecond)))
-	refreshed.sendRaw(`{"type":"ping"}`)
-	refreshed.next(typePong)
+		// The refused session dies at its first token's exp, neither sooner
+		// (an expired token did not cut it short) nor later.
+		_ = refused.conn.SetReadDeadline(shortExp.Add(2 * time.Second))
+		var ce *websocket.CloseError
+		for ce == nil {
+			_, _, err := refused.conn.ReadMessage()
+			if err != nil && !errors.As(err, &ce) {
+				t.Fatalf("the session ended without a close frame: %v", err)
+			}
+		}
+		if closedAt := time.Now(); closedAt.Before(shortExp) {
+			t.Fatalf("closed at %v, before the token's exp %v", closedAt, shortExp)
+		}
+		if ce.Code != closeTokenExpired || ce.Text != "token expired" {
+			t.Fatalf("close = %d %q, want 4001 \"token expired\"", ce.Code, ce.Text)
+		}
+
+		// The refreshed session outlives the first exp.
+		time.Sleep(time.Until(shortExp.Add(200 * time.Millisecond)))
+		refreshed.sendRaw(`{"type":"ping"}`)
+		refreshed.next(typePong)
+	})
 }
 
 func TestDecodeAuthFrame(t *testing.T) {
