@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/evchat/chatd/adapters/memory"
@@ -17,22 +18,26 @@ import (
 	"github.com/evchat/chatd/tests/eventually"
 )
 
+// In a synctest bubble, so that synctest.Wait shows that nothing more is
+// under way, where a sleep only hoped so.
 func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
-	n := newNode(t, testConfig(), memory.NewEventStore())
-	sending := connect(t, n, "alice-phone", "alice")
-	other := connect(t, n, "alice-laptop", "alice")
-	bob := connect(t, n, "bob-phone", "bob")
-	outsider := connect(t, n, "carol-phone", "carol")
-	_, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
-		Sender: "alice", ClientID: "k", To: "bob", Body: "hi", Origin: sending.id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually.True(t, "bob and alice's other session", func() bool { return len(bob.seqs()) == 1 && len(other.seqs()) == 1 })
-	time.Sleep(20 * time.Millisecond)
-	if len(sending.seqs()) != 0 || len(outsider.seqs()) != 0 {
-		t.Fatalf("sending session got %v, outsider got %v", sending.seqs(), outsider.seqs())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, testConfig(), memory.NewEventStore())
+		sending := connect(t, n, "alice-phone", "alice")
+		other := connect(t, n, "alice-laptop", "alice")
+		bob := connect(t, n, "bob-phone", "bob")
+		outsider := connect(t, n, "carol-phone", "carol")
+		_, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
+			Sender: "alice", ClientID: "k", To: "bob", Body: "hi", Origin: sending.id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually.True(t, "bob and alice's other session", func() bool { return len(bob.seqs()) == 1 && len(other.seqs()) == 1 })
+		synctest.Wait()
+		if len(sending.seqs()) != 0 || len(outsider.seqs()) != 0 {
+			t.Fatalf("sending session got %v, outsider got %v", sending.seqs(), outsider.seqs())
+		}
+	})
 }
 
 // TestDeliveryFillsGapsAndNeverRepeats delivers by hand, on a node sharing

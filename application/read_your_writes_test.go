@@ -40,21 +40,21 @@ func (h *heldProjector) release(t *testing.T) {
 	}
 }
 
-// newLaggingNode is a node whose read model shows nothing until the test
-// releases the projector; delivery to its sessions runs as usual.
-func newLaggingNode(t *testing.T) (*node, *heldProjector) {
+// newLaggingNode is a node on clock whose read model shows nothing until
+// the test releases the projector; delivery to its sessions runs as usual.
+func newLaggingNode(t *testing.T, clock ports.Clock) (*node, *heldProjector) {
 	t.Helper()
-	return newLaggingNodeOver(t, func(rm *memory.ReadModel) ports.ReadModel { return rm })
+	return newLaggingNodeOver(t, clock, func(rm *memory.ReadModel) ports.ReadModel { return rm })
 }
 
 // newLaggingNodeOver is newLaggingNode with the application reading its
 // read model through what wrap makes of it.
-func newLaggingNodeOver(t *testing.T, wrap func(*memory.ReadModel) ports.ReadModel) (*node, *heldProjector) {
+func newLaggingNodeOver(t *testing.T, clock ports.Clock, wrap func(*memory.ReadModel) ports.ReadModel) (*node, *heldProjector) {
 	t.Helper()
 	store := memory.NewEventStore()
 	bus := newBus(t, store, 6*time.Second)
 	rm := memory.NewReadModel()
-	app, err := application.New(testConfig(), store, bus, wrap(rm), memory.Clock{}, memory.IDs{}, memoryPresence())
+	app, err := application.New(testConfig(), store, bus, wrap(rm), clock, memory.IDs{}, memoryPresence())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,8 @@ func listOf(t *testing.T, n *node, u user.ID) []application.ConversationSummary 
 // the projector has passed any of it; and it says then exactly what the
 // read model says once the projector has.
 func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
-	n, projector := newLaggingNode(t)
+	clock := application.NewManualClock(time.Now())
+	n, projector := newLaggingNode(t, clock)
 	ctx := context.Background()
 	bob := connect(t, n, "b1", "bob")
 	var toBob application.Ack
@@ -93,7 +94,7 @@ func TestListShowsWhatThisNodeShowedTheUserBeforeTheProjection(t *testing.T) {
 		toBob = send(t, n, "alice", k, "bob", "to bob "+k)
 	}
 	// The list orders by the last message's time, kept to the millisecond.
-	time.Sleep(2 * time.Millisecond)
+	clock.Add(time.Millisecond)
 	toCarol := send(t, n, "alice", "k4", "carol", "to carol")
 	eventually.True(t, "bob's session to get the three messages", func() bool { return len(bob.seqs()) == 3 })
 	if _, err := n.app.Sync.Handle(ctx, application.SyncQuery{Reader: "carol", Conversation: toCarol.Conversation}); err != nil {
@@ -171,7 +172,7 @@ func (p *projectedAfterList) ListFor(ctx context.Context, u user.ID, limit int) 
 // a moment later, is listed: it was projected between the two reads.
 func TestListShowsAConversationProjectedWhileItWasRead(t *testing.T) {
 	var rm *projectedAfterList
-	n, projector := newLaggingNodeOver(t, func(m *memory.ReadModel) ports.ReadModel {
+	n, projector := newLaggingNodeOver(t, memory.Clock{}, func(m *memory.ReadModel) ports.ReadModel {
 		rm = &projectedAfterList{ReadModel: m}
 		return rm
 	})
