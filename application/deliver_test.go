@@ -92,25 +92,27 @@ func TestDeliveryFillsGapsAndNeverRepeats(t *testing.T) {
 }
 
 func TestDeliveryMovesTheDeliveredMarker(t *testing.T) {
-	n := newNode(t, testConfig(), memory.NewEventStore())
-	alice := connect(t, n, "alice-phone", "alice")
-	connect(t, n, "bob-phone", "bob")
-	ack := send(t, n, "alice", "k", "bob", "hi")
-	eventually.True(t, "alice to get bob's delivered receipt", func() bool {
-		for _, r := range alice.receiptsSeen() {
-			if r.User == "bob" && r.DeliveredUpTo == ack.Seq && r.Conversation == string(ack.Conversation) {
-				return true
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, testConfig(), memory.NewEventStore())
+		alice := connect(t, n, "alice-phone", "alice")
+		connect(t, n, "bob-phone", "bob")
+		ack := send(t, n, "alice", "k", "bob", "hi")
+		eventually.True(t, "alice to get bob's delivered receipt", func() bool {
+			for _, r := range alice.receiptsSeen() {
+				if r.User == "bob" && r.DeliveredUpTo == ack.Seq && r.Conversation == string(ack.Conversation) {
+					return true
+				}
 			}
+			return false
+		})
+		page, err := n.app.History.Handle(context.Background(), application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return false
+		if len(page.Messages) != 1 || page.Messages[0].Status != "delivered" {
+			t.Fatalf("history %+v, want one delivered message", page.Messages)
+		}
 	})
-	page, err := n.app.History.Handle(context.Background(), application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page.Messages) != 1 || page.Messages[0].Status != "delivered" {
-		t.Fatalf("history %+v, want one delivered message", page.Messages)
-	}
 }
 
 // writingSession is one session of a test: whose it is, and whether its
@@ -260,38 +262,40 @@ func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
 // one; the ones before it reached no connection of the recipient until a
 // sync page brings them, so the marker waits for that page.
 func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
-	n := newNode(t, testConfig(), memory.NewEventStore())
-	// Alice's other device shows when the bus has delivered her messages.
-	alice := connect(t, n, "alice-laptop", "alice")
-	ack := send(t, n, "alice", "k1", "bob", "one")
-	send(t, n, "alice", "k2", "bob", "two")
-	eventually.True(t, "the first two messages delivered", func() bool { return len(alice.seqs()) == 2 })
-	bob := connect(t, n, "bob-phone", "bob")
-	send(t, n, "alice", "k3", "bob", "three")
-	eventually.True(t, "the third message pushed", func() bool { return len(bob.seqs()) == 1 })
-	statuses := func() []string {
-		t.Helper()
-		bob.writing.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n.app.Delivery.Wait(ctx)
-		page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, testConfig(), memory.NewEventStore())
+		// Alice's other device shows when the bus has delivered her messages.
+		alice := connect(t, n, "alice-laptop", "alice")
+		ack := send(t, n, "alice", "k1", "bob", "one")
+		send(t, n, "alice", "k2", "bob", "two")
+		eventually.True(t, "the first two messages delivered", func() bool { return len(alice.seqs()) == 2 })
+		bob := connect(t, n, "bob-phone", "bob")
+		send(t, n, "alice", "k3", "bob", "three")
+		eventually.True(t, "the third message pushed", func() bool { return len(bob.seqs()) == 1 })
+		statuses := func() []string {
+			t.Helper()
+			bob.writing.Wait()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n.app.Delivery.Wait(ctx)
+			page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, m := range page.Messages {
+				out = append(out, m.Status)
+			}
+			return out
 		}
-		var out []string
-		for _, m := range page.Messages {
-			out = append(out, m.Status)
+		if got, want := statuses(), []string{"sent", "sent", "sent"}; !slices.Equal(got, want) {
+			t.Fatalf("after the live push alone: %v, want %v", got, want)
 		}
-		return out
-	}
-	if got, want := statuses(), []string{"sent", "sent", "sent"}; !slices.Equal(got, want) {
-		t.Fatalf("after the live push alone: %v, want %v", got, want)
-	}
-	bob.writePage(string(ack.Conversation), 1, 2)
-	if got, want := statuses(), []string{"delivered", "delivered", "delivered"}; !slices.Equal(got, want) {
-		t.Fatalf("after the sync page: %v, want %v", got, want)
-	}
+		bob.writePage(string(ack.Conversation), 1, 2)
+		if got, want := statuses(), []string{"delivered", "delivered", "delivered"}; !slices.Equal(got, want) {
+			t.Fatalf("after the sync page: %v, want %v", got, want)
+		}
+	})
 }
 
 // countingStore counts the reads of streams, to show what delivery reads.
@@ -319,34 +323,36 @@ func (s *countingStore) loadsSoFar() int {
 // from the store however they arrive; a message of the other participant
 // then brings it the gap's messages it did not send, in order.
 func TestASessionsOwnMessagesCostNoStoreRead(t *testing.T) {
-	shared := memory.NewEventStore()
-	sender := newNode(t, testConfig(), shared)
-	for i := range 4 {
-		cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
-		if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		shared := memory.NewEventStore()
+		sender := newNode(t, testConfig(), shared)
+		for i := range 4 {
+			cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
+			if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(t, sender, "bob", "b", "alice", "y")
+		commits, err := shared.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	send(t, sender, "bob", "b", "alice", "y")
-	commits, err := shared.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := &countingStore{EventStore: shared}
-	n := newNode(t, testConfig(), store)
-	alice := connect(t, n, "alice-phone", "alice")
-	for _, seq := range []uint64{1, 4, 2, 3} {
-		if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
+		store := &countingStore{EventStore: shared}
+		n := newNode(t, testConfig(), store)
+		alice := connect(t, n, "alice-phone", "alice")
+		for _, seq := range []uint64{1, 4, 2, 3} {
+			if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := store.loadsSoFar(); got != 0 || len(alice.seqs()) != 0 {
+			t.Fatalf("alice's own messages out of order cost %d store reads and pushed %v; want none", got, alice.seqs())
+		}
+		if err := n.app.Delivery.Handle(context.Background(), commits[4:5]); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if got := store.loadsSoFar(); got != 0 || len(alice.seqs()) != 0 {
-		t.Fatalf("alice's own messages out of order cost %d store reads and pushed %v; want none", got, alice.seqs())
-	}
-	if err := n.app.Delivery.Handle(context.Background(), commits[4:5]); err != nil {
-		t.Fatal(err)
-	}
-	if got := alice.seqs(); !slices.Equal(got, []uint64{5}) {
-		t.Fatalf("alice saw %v after bob's reply, want only bob's seq 5", got)
-	}
+		if got := alice.seqs(); !slices.Equal(got, []uint64{5}) {
+			t.Fatalf("alice saw %v after bob's reply, want only bob's seq 5", got)
+		}
+	})
 }

@@ -36,6 +36,10 @@ func newBus(t *testing.T, store ports.EventStore, txTimeout time.Duration) *memo
 	return bus
 }
 
+// newNode is a node on the wall clock. Tests that would wait out the
+// node's own delays (the delivered marks gather for 300 ms) build it
+// inside a testing/synctest bubble, where those pass at once and
+// synctest.Wait shows when nothing more is under way.
 func newNode(t *testing.T, cfg application.Config, store ports.EventStore) *node {
 	t.Helper()
 	return newNodeWithClock(t, cfg, store, memory.Clock{})
@@ -141,7 +145,13 @@ func (s *fakeSession) receiptsSeen() []ports.Receipt {
 func connect(t *testing.T, n *node, id string, u user.ID) *fakeSession {
 	t.Helper()
 	s := &fakeSession{id: id, user: u, delivery: n.app.Delivery}
-	t.Cleanup(n.app.Sessions.Register(s))
+	unregister := n.app.Sessions.Register(s)
+	// Before the node's cleanup waits for the delivered marks, so that no
+	// write report adds one after it.
+	t.Cleanup(func() {
+		unregister()
+		s.writing.Wait()
+	})
 	return s
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/evchat/chatd/ports"
@@ -145,21 +146,23 @@ func TestAFailedRepublishIsTriedAgainAfterItsBackOff(t *testing.T) {
 }
 
 func TestTheWatchIsBounded(t *testing.T) {
-	r, pub, clock := newTestRepublisher()
-	start := clock.Now()
-	for i := range maxAwaiting + 10 {
-		c := ports.Commit{ID: strconv.Itoa(i), Stream: "s", Version: uint64(i + 1)}
-		r.publishing(c)
-		r.acked(c)
-	}
-	if n := len(r.awaiting); n != maxAwaiting {
-		t.Fatalf("%d commits watched, want at most %d", n, maxAwaiting)
-	}
-	// Nothing came back: each waits one more RepublishAfter.
-	sweepAt(r, clock, start, 2*testAfter)
-	if got := pub.takeRepublished(); len(got) != maxAwaiting {
-		t.Fatalf("republished %d commits, want the %d watched", len(got), maxAwaiting)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		r, pub, clock := newTestRepublisher()
+		start := clock.Now()
+		for i := range maxAwaiting + 10 {
+			c := ports.Commit{ID: strconv.Itoa(i), Stream: "s", Version: uint64(i + 1)}
+			r.publishing(c)
+			r.acked(c)
+		}
+		if n := len(r.awaiting); n != maxAwaiting {
+			t.Fatalf("%d commits watched, want at most %d", n, maxAwaiting)
+		}
+		// Nothing came back: each waits one more RepublishAfter.
+		sweepAt(r, clock, start, 2*testAfter)
+		if got := pub.takeRepublished(); len(got) != maxAwaiting {
+			t.Fatalf("republished %d commits, want the %d watched", len(got), maxAwaiting)
+		}
+	})
 }
 
 // BenchmarkWatchOneCommit is what every commit costs while all is well:

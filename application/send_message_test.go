@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
@@ -48,49 +49,51 @@ func TestResendReturnsTheFirstAck(t *testing.T) {
 }
 
 func TestConcurrentSendersGetGaplessSeqsSeenInOrder(t *testing.T) {
-	n := newNode(t, testConfig(), memory.NewEventStore())
-	alice := connect(t, n, "s-alice", "alice")
-	bob := connect(t, n, "s-bob", "bob")
-	const each = 50
-	var wg sync.WaitGroup
-	seqs := make(chan uint64, 2*each)
-	for _, pair := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				ack, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
-					Sender: user.ID(pair[0]), ClientID: message.ClientID(fmt.Sprintf("%s-%d", pair[0], i)), To: user.ID(pair[1]), Body: "x"})
-				if err != nil {
-					t.Error(err)
-					return
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, testConfig(), memory.NewEventStore())
+		alice := connect(t, n, "s-alice", "alice")
+		bob := connect(t, n, "s-bob", "bob")
+		const each = 50
+		var wg sync.WaitGroup
+		seqs := make(chan uint64, 2*each)
+		for _, pair := range [][2]string{{"alice", "bob"}, {"bob", "alice"}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					ack, err := n.app.Send.Handle(context.Background(), application.SendMessageCommand{
+						Sender: user.ID(pair[0]), ClientID: message.ClientID(fmt.Sprintf("%s-%d", pair[0], i)), To: user.ID(pair[1]), Body: "x"})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					seqs <- ack.Seq
 				}
-				seqs <- ack.Seq
+			}()
+		}
+		wg.Wait()
+		close(seqs)
+		var got []uint64
+		for s := range seqs {
+			got = append(got, s)
+		}
+		slices.Sort(got)
+		for i, s := range got {
+			if s != uint64(i+1) {
+				t.Fatalf("acked seqs are not 1..%d without gaps: %v", 2*each, got)
 			}
-		}()
-	}
-	wg.Wait()
-	close(seqs)
-	var got []uint64
-	for s := range seqs {
-		got = append(got, s)
-	}
-	slices.Sort(got)
-	for i, s := range got {
-		if s != uint64(i+1) {
-			t.Fatalf("acked seqs are not 1..%d without gaps: %v", 2*each, got)
 		}
-	}
-	want := make([]uint64, 2*each)
-	for i := range want {
-		want[i] = uint64(i + 1)
-	}
-	for _, s := range []*fakeSession{alice, bob} {
-		eventually.True(t, "every message at "+s.id, func() bool { return len(s.seqs()) == 2*each })
-		if !slices.Equal(s.seqs(), want) {
-			t.Fatalf("%s saw %v", s.id, s.seqs())
+		want := make([]uint64, 2*each)
+		for i := range want {
+			want[i] = uint64(i + 1)
 		}
-	}
+		for _, s := range []*fakeSession{alice, bob} {
+			eventually.True(t, "every message at "+s.id, func() bool { return len(s.seqs()) == 2*each })
+			if !slices.Equal(s.seqs(), want) {
+				t.Fatalf("%s saw %v", s.id, s.seqs())
+			}
+		}
+	})
 }
 
 func TestRateLimit(t *testing.T) {
