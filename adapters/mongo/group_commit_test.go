@@ -10,6 +10,8 @@ import (
 
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/ports"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // slowInserter stands in for the commits collection: each batch blocks
@@ -164,9 +166,7 @@ func TestGroupCommitWritesABatchUnderItsEarliestDeadline(t *testing.T) {
 			}
 		})
 	}
-	for queued(g) < len(waiting) {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, "every member to queue", func() bool { return queued(g) >= len(waiting) })
 	close(f.release)
 	busy.Wait()
 	members.Wait()
