@@ -21,6 +21,8 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // mintToken signs an HS256 token with claims, as an identity provider
@@ -353,12 +355,13 @@ func TestJWTModeWithAJWKS(t *testing.T) {
 
 	idp.publish(t, map[string]any{"ec-2": &rotated.PublicKey})
 	newToken := signWith(t, jwt.SigningMethodES256, "ec-2", rotated, aliceFor(time.Hour))
-	deadline := time.Now().Add(10 * time.Second)
-	for status, body := n.Do(t, http.MethodGet, "/api/conversations", newToken, nil); status != http.StatusOK; status, body = n.Do(t, http.MethodGet, "/api/conversations", newToken, nil) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the rotated key was not accepted within 10s: %d %s", status, body)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var status int
+	var body []byte
+	if err := eventually.Poll(10*time.Second, func() (bool, error) {
+		status, body = n.Do(t, http.MethodGet, "/api/conversations", newToken, nil)
+		return status == http.StatusOK, nil
+	}); err != nil {
+		t.Fatalf("the rotated key was not accepted: %v: %d %s", err, status, body)
 	}
 	expectRefused(t, n, "the key the rotation removed", signWith(t, jwt.SigningMethodES256, "ec-1", ecKey, aliceFor(time.Hour)))
 }

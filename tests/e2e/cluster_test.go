@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/evchat/chatd/tests/infra"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // The tests of this file run chatd as a cluster of two nodes on one
@@ -249,25 +251,20 @@ func testClusterGuarantees(t *testing.T, rmq *infra.RocketMQ) {
 	}
 	// The statuses are projected after the receipts; poll until node 2 says
 	// what node 1 says, read for 1 and 2 and delivered for 3 (b1, b2 got it).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		h1, h2 := fullHistory(t, n1, aliceTok, conv), fullHistory(t, n2, bobTok, conv)
-		st := func(h []Message) []string {
-			out := []string{}
-			for _, m := range h {
-				out = append(out, m.Status)
-			}
-			return out
+	st := func(h []Message) []string {
+		out := []string{}
+		for _, m := range h {
+			out = append(out, m.Status)
 		}
-		want := []string{"read", "read", "delivered"}
-		if slices.Equal(h1, h2) && slices.Equal(st(h1), want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("history statuses: node 1 %v, node 2 %v, want %v on both\nnode 1 %+v\nnode 2 %+v", st(h1), st(h2), want, h1, h2)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		return out
+	}
+	want := []string{"read", "read", "delivered"}
+	var h2 []Message
+	if err := eventually.Poll(5*time.Second, func() (bool, error) {
+		h1, h2 = fullHistory(t, n1, aliceTok, conv), fullHistory(t, n2, bobTok, conv)
+		return slices.Equal(h1, h2) && slices.Equal(st(h1), want), nil
+	}); err != nil {
+		t.Errorf("history statuses: node 1 %v, node 2 %v, want %v on both\nnode 1 %+v\nnode 2 %+v", st(h1), st(h2), want, h1, h2)
 	}
 
 	// A message for a user who is offline is kept: carol reads it with sync
@@ -508,23 +505,19 @@ func testClusterKillDuringSends(t *testing.T, rmq *infra.RocketMQ) {
 	waitAcks := func(what string, min int64, since []int64, ss []*clusterSender) {
 		t.Helper()
 		start := time.Now()
-		for {
+		if err := eventually.Poll(20*time.Second, func() (bool, error) {
 			ready := time.Since(start) > time.Second
 			for i, s := range ss {
 				ready = ready && s.count.Load()-since[i] >= min
 			}
-			if ready {
-				return
+			return ready, nil
+		}); err != nil {
+			close(stop)
+			wg.Wait()
+			for i, s := range ss {
+				t.Errorf("%s: sender %s: %d acks in 20 s; error %v", what, s.c.Name, s.count.Load()-since[i], s.err)
 			}
-			if time.Since(start) > 20*time.Second {
-				close(stop)
-				wg.Wait()
-				for i, s := range ss {
-					t.Errorf("%s: sender %s: %d acks in 20 s; error %v", what, s.c.Name, s.count.Load()-since[i], s.err)
-				}
-				t.FailNow()
-			}
-			time.Sleep(20 * time.Millisecond)
+			t.FailNow()
 		}
 	}
 	waitAcks("before the kill", 5, make([]int64, len(senders)), senders)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // Page is the answer of GET /api/conversations/{id}/messages.
@@ -56,14 +58,12 @@ type ConversationSummary struct {
 // milliseconds after the ack rather than at it.
 func conversationsUntil(t testing.TB, n *Node, token string, done func([]ConversationSummary) bool) []ConversationSummary {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		c := conversations(t, n, token)
-		if done(c) || time.Now().After(deadline) {
-			return c
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var c []ConversationSummary
+	_ = eventually.Poll(3*time.Second, func() (bool, error) {
+		c = conversations(t, n, token)
+		return done(c), nil
+	})
+	return c
 }
 
 func conversations(t testing.TB, n *Node, token string) []ConversationSummary {

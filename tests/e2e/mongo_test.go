@@ -21,6 +21,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/evchat/chatd/tests/infra"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // The tests of this file run chatd on CHAT_MONGO_URI against the
@@ -309,23 +311,19 @@ func TestMongoKillDuringSends(t *testing.T) {
 	// Kill once every sender has had a few acks and traffic has flowed for
 	// a while, so that the kill lands in the middle of the stream of commits.
 	start := time.Now()
-	for {
+	if err := eventually.Poll(20*time.Second, func() (bool, error) {
 		ready := time.Since(start) > 1500*time.Millisecond
 		for _, s := range senders {
 			ready = ready && s.count.Load() >= 5
 		}
-		if ready {
-			break
+		return ready, nil
+	}); err != nil {
+		close(stop)
+		wg.Wait()
+		for i, s := range senders {
+			t.Errorf("sender %d (%s): %d acks in 20 s; error %v", i, s.c.Name, s.count.Load(), s.err)
 		}
-		if time.Since(start) > 20*time.Second {
-			close(stop)
-			wg.Wait()
-			for i, s := range senders {
-				t.Errorf("sender %d (%s): %d acks in 20 s; error %v", i, s.c.Name, s.count.Load(), s.err)
-			}
-			t.FailNow()
-		}
-		time.Sleep(20 * time.Millisecond)
+		t.FailNow()
 	}
 	n.Kill()
 	wg.Wait()
@@ -451,12 +449,11 @@ func readyz(t testing.TB, n *Node, want int, timeout time.Duration) time.Duratio
 	start := time.Now()
 	var status int
 	var body []byte
-	for time.Since(start) < timeout {
+	if err := eventually.Poll(timeout, func() (bool, error) {
 		status, body = n.Do(t, http.MethodGet, "/readyz", "", nil)
-		if status == want {
-			return time.Since(start)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return status == want, nil
+	}); err == nil {
+		return time.Since(start)
 	}
 	t.Fatalf("/readyz: %d %s for %v, want %d", status, body, timeout, want)
 	return 0

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // testSecret is the HS256 secret every node gets unless a test overrides
@@ -149,25 +151,25 @@ func (n *Node) start() error {
 		close(done)
 	}()
 
-	deadline := time.Now().Add(startTimeout)
 	client := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
+	err := eventually.Poll(startTimeout, func() (bool, error) {
 		select {
 		case <-done:
-			return fmt.Errorf("chatd exited before it was healthy: %v", n.exitErr())
+			return false, fmt.Errorf("chatd exited before it was healthy: %v", n.exitErr())
 		default:
 		}
 		resp, err := client.Get(n.URL() + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if errors.Is(err, eventually.ErrTimeout) {
+		n.Kill()
+		return fmt.Errorf("/healthz did not answer 200 within %v", startTimeout)
 	}
-	n.Kill()
-	return fmt.Errorf("/healthz did not answer 200 within %v", startTimeout)
+	return err
 }
 
 // URL is the node's HTTP base URL, such as http://127.0.0.1:41234.

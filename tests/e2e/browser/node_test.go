@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/evchat/chatd/tests/infra"
+
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // testSecret is shared by every node this test starts, so that a token one
@@ -128,23 +130,24 @@ func startNode(t *testing.T, name string, env map[string]string) string {
 
 	url := "http://" + addr
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+	errExited := errors.New("exited at start")
+	err = eventually.Poll(90*time.Second, func() (bool, error) {
 		select {
 		case <-done:
-			t.Fatalf("chatd %s exited at start:\n%s", name, out.String())
+			return false, errExited
 		default:
 		}
-		if resp, err := client.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
+		resp, err := client.Get(url + "/healthz")
+		if err != nil {
+			return false, nil
 		}
-		time.Sleep(25 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("chatd %s: /healthz did not answer within 90s (%v):\n%s", name, err, out.String())
 	}
-	t.Fatalf("chatd %s: /healthz did not answer within 90s:\n%s", name, out.String())
-	return ""
+	return url
 }
 
 // devTokenTTL is how long the nodes' dev tokens live.
