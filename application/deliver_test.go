@@ -44,15 +44,6 @@ func TestMessageReachesRecipientAndSendersOtherSessionsOnly(t *testing.T) {
 // the store, the commits another node stored, in the orders a broadcast
 // consumer that runs batches side by side may bring them.
 func TestDeliveryFillsGapsAndNeverRepeats(t *testing.T) {
-	store := memory.NewEventStore()
-	sender := newNode(t, testConfig(), store)
-	for i := range 5 {
-		send(t, sender, "alice", string(rune('a'+i)), "bob", "x")
-	}
-	commits, err := store.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const longAfter = time.Minute
 	tests := []struct {
 		name string
@@ -72,21 +63,34 @@ func TestDeliveryFillsGapsAndNeverRepeats(t *testing.T) {
 		{"the message after those delivered before the session", 0, []uint64{1, 2}, []uint64{3}, []uint64{3}},
 	}
 	for _, tt := range tests {
+		// Each case in a bubble of its own, where the delivered marks'
+		// delay passes at once; the messages are stored on its clock.
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNodeWithClock(t, testConfig(), store, laterClock{by: tt.opensAfter})
-			deliver := func(seqs []uint64) {
-				for _, seq := range seqs {
-					if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
-						t.Fatal(err)
+			synctest.Test(t, func(t *testing.T) {
+				store := memory.NewEventStore()
+				sender := newNode(t, testConfig(), store)
+				for i := range 5 {
+					send(t, sender, "alice", string(rune('a'+i)), "bob", "x")
+				}
+				commits, err := store.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := newNodeWithClock(t, testConfig(), store, laterClock{by: tt.opensAfter})
+				deliver := func(seqs []uint64) {
+					for _, seq := range seqs {
+						if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
+							t.Fatal(err)
+						}
 					}
 				}
-			}
-			deliver(tt.before)
-			bob := connect(t, n, "bob-late", "bob")
-			deliver(tt.after)
-			if !slices.Equal(bob.seqs(), tt.want) {
-				t.Fatalf("bob saw %v, want %v", bob.seqs(), tt.want)
-			}
+				deliver(tt.before)
+				bob := connect(t, n, "bob-late", "bob")
+				deliver(tt.after)
+				if !slices.Equal(bob.seqs(), tt.want) {
+					t.Fatalf("bob saw %v, want %v", bob.seqs(), tt.want)
+				}
+			})
 		})
 	}
 }
@@ -135,44 +139,46 @@ func TestDeliveredMarkerMovesOnlyOverWrittenMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := newNode(t, testConfig(), memory.NewEventStore())
-			var pushed []*fakeSession
-			for i, s := range tt.sessions {
-				fs := &fakeSession{id: fmt.Sprintf("%s-%d", s.user, i), user: s.user}
-				if s.writes {
-					fs.delivery = n.app.Delivery
+			synctest.Test(t, func(t *testing.T) {
+				n := newNode(t, testConfig(), memory.NewEventStore())
+				var pushed []*fakeSession
+				for i, s := range tt.sessions {
+					fs := &fakeSession{id: fmt.Sprintf("%s-%d", s.user, i), user: s.user}
+					if s.writes {
+						fs.delivery = n.app.Delivery
+					}
+					t.Cleanup(n.app.Sessions.Register(fs))
+					pushed = append(pushed, fs)
 				}
-				t.Cleanup(n.app.Sessions.Register(fs))
-				pushed = append(pushed, fs)
-			}
-			ack := send(t, n, "alice", "k1", "bob", "one")
-			send(t, n, "alice", "k2", "bob", "two")
-			eventually.True(t, "both messages pushed to every session", func() bool {
+				ack := send(t, n, "alice", "k1", "bob", "one")
+				send(t, n, "alice", "k2", "bob", "two")
+				eventually.True(t, "both messages pushed to every session", func() bool {
+					for _, fs := range pushed {
+						if len(fs.seqs()) != 2 {
+							return false
+						}
+					}
+					return true
+				})
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
 				for _, fs := range pushed {
-					if len(fs.seqs()) != 2 {
-						return false
+					fs.writing.Wait()
+				}
+				n.app.Delivery.Wait(ctx)
+				page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(page.Messages) != 2 {
+					t.Fatalf("history has %d messages, want 2", len(page.Messages))
+				}
+				for _, m := range page.Messages {
+					if m.Status != tt.want {
+						t.Fatalf("message %d is %s, want %s", m.Seq, m.Status, tt.want)
 					}
 				}
-				return true
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			for _, fs := range pushed {
-				fs.writing.Wait()
-			}
-			n.app.Delivery.Wait(ctx)
-			page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page.Messages) != 2 {
-				t.Fatalf("history has %d messages, want 2", len(page.Messages))
-			}
-			for _, m := range page.Messages {
-				if m.Status != tt.want {
-					t.Fatalf("message %d is %s, want %s", m.Seq, m.Status, tt.want)
-				}
-			}
 		})
 	}
 }
