@@ -155,46 +155,49 @@ func TestASyncPageWrittenCountsAsDelivered(t *testing.T) {
 
 // One timer serves every session's expiry: sessions close in the order of
 // their tokens' exp, a refreshed one moves in the queue, and a session
-// that ended leaves it.
+// that ended leaves it. On the bubble's clock, where the exps of 1 and 3 s
+// come at once.
 func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
-	h := newHarness(t, Config{})
-	dialFor := func(ttl time.Duration) (*client, time.Time) {
-		issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, TTL: ttl})
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		h := newPipeHarness(t, Config{})
+		dialFor := func(ttl time.Duration) (*client, time.Time) {
+			issuer, err := auth.NewIssuer(auth.IssuerConfig{Secret: testSecret, TTL: ttl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, exp, err := issuer.Issue("alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h.dialWith(tok), exp
 		}
-		tok, exp, err := issuer.Issue("alice")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h.dialWith(tok), exp
-	}
-	later, laterExp := dialFor(3 * time.Second)
-	sooner, soonerExp := dialFor(time.Second)
-	refreshed, _ := dialFor(time.Second)
-	gone, _ := dialFor(time.Second)
-	eventually.True(t, "four sessions scheduled", func() bool { return h.srv.expiries.len() == 4 })
+		later, laterExp := dialFor(3 * time.Second)
+		sooner, soonerExp := dialFor(time.Second)
+		refreshed, _ := dialFor(time.Second)
+		gone, _ := dialFor(time.Second)
+		eventually.True(t, "four sessions scheduled", func() bool { return h.srv.expiries.len() == 4 })
 
-	refreshed.sendRaw(`{"type":"auth","token":"` + h.token("alice") + `"}`)
-	refreshed.next(typeAuthed)
-	gone.conn.Close()
-	eventually.True(t, "the closed session unscheduled", func() bool { return h.srv.expiries.len() == 3 })
+		refreshed.sendRaw(`{"type":"auth","token":"` + h.token("alice") + `"}`)
+		refreshed.next(typeAuthed)
+		gone.conn.Close()
+		eventually.True(t, "the closed session unscheduled", func() bool { return h.srv.expiries.len() == 3 })
 
-	for _, c := range []struct {
-		name   string
-		client *client
-		exp    time.Time
-	}{{"sooner", sooner, soonerExp}, {"later", later, laterExp}} {
-		if code := c.client.closeCode(); code != closeTokenExpired {
-			t.Fatalf("%s: close code %d, want %d", c.name, code, closeTokenExpired)
+		for _, c := range []struct {
+			name   string
+			client *client
+			exp    time.Time
+		}{{"sooner", sooner, soonerExp}, {"later", later, laterExp}} {
+			if code := c.client.closeCode(); code != closeTokenExpired {
+				t.Fatalf("%s: close code %d, want %d", c.name, code, closeTokenExpired)
+			}
+			if now := time.Now(); now.Before(c.exp) {
+				t.Fatalf("%s closed %v before its exp", c.name, c.exp.Sub(now))
+			}
 		}
-		if now := time.Now(); now.Before(c.exp) {
-			t.Fatalf("%s closed %v before its exp", c.name, c.exp.Sub(now))
-		}
-	}
-	refreshed.sendRaw(`{"type":"ping"}`)
-	refreshed.next(typePong)
-	eventually.True(t, "only the refreshed session scheduled", func() bool { return h.srv.expiries.len() == 1 })
+		refreshed.sendRaw(`{"type":"ping"}`)
+		refreshed.next(typePong)
+		eventually.True(t, "only the refreshed session scheduled", func() bool { return h.srv.expiries.len() == 1 })
+	})
 }
 
 // len is how many sessions wait for their exp.
