@@ -53,6 +53,13 @@ func newNodeWithClock(t *testing.T, cfg application.Config, store ports.EventSto
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startNode(t, app, store, rm, bus)
+}
+
+// startNode subscribes app to bus as bootstrap does and starts the bus;
+// when the test ends, it waits for the delivered marks, then stops the bus.
+func startNode(t *testing.T, app *application.Application, store ports.EventStore, rm *memory.ReadModel, bus *memory.Bus) *node {
+	t.Helper()
 	bus.Cluster("projector", app.Projector.Handle)
 	bus.Broadcast("delivery", app.Delivery.Handle)
 	bus.Start()

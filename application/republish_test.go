@@ -57,15 +57,7 @@ func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *test
 		if err != nil {
 			t.Fatal(err)
 		}
-		bus.Cluster("projector", app.Projector.Handle)
-		bus.Broadcast("delivery", app.Delivery.Handle)
-		bus.Start()
-		t.Cleanup(func() {
-			// The bubble ends only once the delivered markers are written.
-			app.Delivery.Wait(context.Background())
-			_ = bus.Stop(context.Background())
-		})
-		n := &node{app: app, store: store, rm: rm, bus: bus}
+		n := startNode(t, app, store, rm, bus)
 		bob := connect(t, n, "bob-phone", "bob")
 
 		ack := send(t, n, "alice", "k1", "bob", "the last word")
