@@ -14,11 +14,8 @@ type listener struct{ p *Publisher }
 // ExecuteLocalTransaction runs the local transaction of the Publish call the
 // half message belongs to.
 func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.LocalTransactionState {
-	switch msg.GetTags() {
-	case tagProbe:
-		return primitive.RollbackMessageState
-	case tagWarmUp:
-		return primitive.CommitMessageState
+	if state, ok := ownState(msg.GetTags()); ok {
+		return state
 	}
 	v, ok := l.p.flights.Load(msg.GetProperty(propFlight))
 	if !ok {
@@ -33,11 +30,8 @@ func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 
 // CheckLocalTransaction answers the broker's checkback from the store.
 func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.LocalTransactionState {
-	switch msg.GetTags() {
-	case tagProbe:
-		return primitive.RollbackMessageState
-	case tagWarmUp:
-		return primitive.CommitMessageState
+	if state, ok := ownState(msg.GetTags()); ok {
+		return state
 	}
 	c, err := decodeCommit(msg.Body)
 	if err != nil {
@@ -52,22 +46,39 @@ func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.Loc
 	return localState(state)
 }
 
+// ownState settles the publisher's own messages, which carry no commit: a
+// readiness probe never commits, a warm-up always does.
+func ownState(tag string) (primitive.LocalTransactionState, bool) {
+	switch tag {
+	case tagProbe:
+		return primitive.RollbackMessageState, true
+	case tagWarmUp:
+		return primitive.CommitMessageState, true
+	}
+	return primitive.UnkonwnState, false
+}
+
+// txStates pairs the port's transaction states with the client's, one
+// table for both directions; what is in neither is unknown.
+var txStates = [...]struct {
+	port   ports.TxState
+	client primitive.LocalTransactionState
+}{{ports.TxCommit, primitive.CommitMessageState}, {ports.TxRollback, primitive.RollbackMessageState}}
+
 func localState(s ports.TxState) primitive.LocalTransactionState {
-	switch s {
-	case ports.TxCommit:
-		return primitive.CommitMessageState
-	case ports.TxRollback:
-		return primitive.RollbackMessageState
+	for _, t := range txStates {
+		if t.port == s {
+			return t.client
+		}
 	}
 	return primitive.UnkonwnState
 }
 
 func txState(s primitive.LocalTransactionState) ports.TxState {
-	switch s {
-	case primitive.CommitMessageState:
-		return ports.TxCommit
-	case primitive.RollbackMessageState:
-		return ports.TxRollback
+	for _, t := range txStates {
+		if t.client == s {
+			return t.port
+		}
 	}
 	return ports.TxUnknown
 }

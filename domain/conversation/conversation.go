@@ -154,18 +154,10 @@ func (c *Conversation) Post(id message.ID, from, to user.ID, body message.Body, 
 	return posted, nil
 }
 
-func (c *Conversation) record(e Event) {
-	c.apply(e)
-	c.recorded(e)
-}
+func (c *Conversation) record(e Event) { c.stream.record(e, c.apply) }
 
 // Replay applies one stored commit's events, as loaded from the store.
-func (c *Conversation) Replay(events []Event) {
-	for _, e := range events {
-		c.apply(e)
-	}
-	c.replayed()
-}
+func (c *Conversation) Replay(events []Event) { c.replay(events, c.apply) }
 
 // Clone returns an independent copy, so a cached aggregate can be tried on
 // without being spoiled by a command that fails to commit.

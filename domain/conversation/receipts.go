@@ -101,18 +101,10 @@ func (r *Receipts) check(conv *Conversation, u user.ID, upTo uint64) error {
 	return nil
 }
 
-func (r *Receipts) record(e Event) {
-	r.apply(e)
-	r.recorded(e)
-}
+func (r *Receipts) record(e Event) { r.stream.record(e, r.apply) }
 
 // Replay applies one stored commit's events, as loaded from the store.
-func (r *Receipts) Replay(events []Event) {
-	for _, e := range events {
-		r.apply(e)
-	}
-	r.replayed()
-}
+func (r *Receipts) Replay(events []Event) { r.replay(events, r.apply) }
 
 // Clone returns an independent copy for trying a command on.
 func (r *Receipts) Clone() *Receipts {

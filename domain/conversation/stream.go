@@ -20,8 +20,16 @@ func (s *stream) Committed() {
 	s.version++
 }
 
-// recorded keeps an applied event for the next commit.
-func (s *stream) recorded(e Event) { s.uncommitted = append(s.uncommitted, e) }
+// record applies a new event and keeps it for the next commit.
+func (s *stream) record(e Event, apply func(Event)) {
+	apply(e)
+	s.uncommitted = append(s.uncommitted, e)
+}
 
-// replayed counts one stored commit whose events were applied.
-func (s *stream) replayed() { s.version++ }
+// replay applies one stored commit's events and counts the commit.
+func (s *stream) replay(events []Event, apply func(Event)) {
+	for _, e := range events {
+		apply(e)
+	}
+	s.version++
+}
