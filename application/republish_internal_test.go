@@ -222,3 +222,95 @@ func TestACommitTheBusHasNotPassedWaitsOneMoreRepublishAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestACommitIsJudgedByTheLaterCommitsOfItsConversation(t *testing.T) {
+	tests := []struct {
+		name string
+		// back drives what the bus brings back after c's ack at zero, and
+		// what this node commits meanwhile.
+		back func(r *Republisher, clock *ManualClock)
+		// want is when c is first republished after its ack.
+		want time.Duration
+	}{
+		{"a later commit of its conversation came back", func(r *Republisher, clock *ManualClock) {
+			clock.Add(time.Second)
+			next := ports.Commit{ID: "next", Stream: "s", Version: 2}
+			r.publishing(next)
+			r.acked(next)
+			r.seen(next.ID)
+		}, testAfter},
+		{"a later commit of its conversation is out, another conversation's came back", func(r *Republisher, clock *ManualClock) {
+			clock.Add(time.Second)
+			next := ports.Commit{ID: "next", Stream: "s", Version: 2}
+			r.publishing(next)
+			r.acked(next)
+			passTheBus(r)
+		}, testAfter + laneHoldWaits*testAfter},
+		{"only its conversation's receipts came back", func(r *Republisher, clock *ManualClock) {
+			clock.Add(time.Second)
+			receipt := ports.Commit{ID: "receipt", Stream: "s.receipts", Version: 1}
+			r.publishing(receipt)
+			r.acked(receipt)
+			r.seen(receipt.ID)
+		}, testAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, pub, clock := newTestRepublisher()
+			c := ports.Commit{ID: "c", Stream: "s", Version: 1}
+			r.publishing(c)
+			r.acked(c)
+			acked := clock.Now()
+			tt.back(r, clock)
+			sweepAt(r, clock, acked, tt.want-time.Millisecond)
+			if got := pub.takeRepublished(); slices.Contains(got, "c") {
+				t.Fatalf("republished %v %v after the ack, want c not before %v", got, tt.want-time.Millisecond, tt.want)
+			}
+			sweepAt(r, clock, acked, tt.want)
+			if got := pub.takeRepublished(); !slices.Contains(got, "c") {
+				t.Fatalf("republished %v %v after the ack, want c among them", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestACommitHeldBehindALaterOneIsRepublishedWhenThatOneComesBack(t *testing.T) {
+	r, pub, clock := newTestRepublisher()
+	c := ports.Commit{ID: "c", Stream: "s", Version: 1}
+	r.publishing(c)
+	r.acked(c)
+	acked := clock.Now()
+	clock.Add(time.Second)
+	next := ports.Commit{ID: "next", Stream: "s", Version: 2}
+	r.publishing(next)
+	r.acked(next)
+	passTheBus(r)
+	// The later commit, the newest of the conversation, is judged by the
+	// other conversation's and sent again at its own due; c waits for it.
+	sweepAt(r, clock, acked, testAfter)
+	sweepAt(r, clock, acked, 2*testAfter)
+	if got := pub.takeRepublished(); slices.Contains(got, "c") {
+		t.Fatalf("republished %v while a later commit of its conversation was out, want c held", got)
+	}
+	r.seen(next.ID)
+	sweepAt(r, clock, acked, 2*testAfter+time.Millisecond)
+	if got := pub.takeRepublished(); !slices.Equal(got, []string{"c"}) {
+		t.Fatalf("republished %v once the later commit came back, want c", got)
+	}
+}
+
+func TestTheLanesEndWithTheirWatch(t *testing.T) {
+	r, _, _ := newTestRepublisher()
+	for i, c := range []ports.Commit{{ID: "a", Stream: "s", Version: 1}, {ID: "b", Stream: "s.receipts", Version: 1}, {ID: "x", Stream: "t", Version: 1}} {
+		r.publishing(c)
+		if i%2 == 0 {
+			r.acked(c)
+			r.seen(c.ID)
+		} else {
+			r.forget(c.ID)
+		}
+	}
+	if len(r.awaiting) != 0 || len(r.lanes) != 0 {
+		t.Fatalf("%d commits and %d conversations watched after every commit came back or was forgotten", len(r.awaiting), len(r.lanes))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -224,5 +225,52 @@ func TestMongoUnavailable(t *testing.T) {
 	wg.Wait()
 	if took := time.Since(start); took > 2*mongo.ConnectTimeout {
 		t.Errorf("unavailable took %s", took)
+	}
+}
+
+// TestMongoLoadsALongStream: on FerretDB the store reads the first versions
+// of a load one by one and the rest by range; every range, within, across
+// and past that border, and past the stream's end, gives the same commits as
+// the one range query would.
+func TestMongoLoadsALongStream(t *testing.T) {
+	store := mongo.NewEventStore(freshDatabase(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const length = 80
+	for v := uint64(1); v <= length; v++ {
+		c := ports.Commit{ID: "long-" + strconv.FormatUint(v, 10), Stream: "long", Version: v, CommittedAt: time.Now()}
+		if err := store.Append(ctx, c); err != nil {
+			t.Fatalf("append version %d: %v", v, err)
+		}
+	}
+	tests := []struct {
+		from, to, wantFirst, wantLast uint64
+	}{
+		{0, 0, 1, length},
+		{1, 1, 1, 1},
+		{5, 9, 5, 9},
+		{10, 50, 10, 50},
+		{40, 0, 40, length},
+		{30, 200, 30, length},
+		{length, 0, length, length},
+		{length + 1, 0, 0, 0},
+		{9, 5, 0, 0},
+	}
+	for _, tt := range tests {
+		got, err := store.Load(ctx, "long", tt.from, tt.to)
+		if err != nil {
+			t.Fatalf("Load(%d, %d): %v", tt.from, tt.to, err)
+		}
+		var want []uint64
+		for v := tt.wantFirst; v != 0 && v <= tt.wantLast; v++ {
+			want = append(want, v)
+		}
+		versions := make([]uint64, len(got))
+		for i, c := range got {
+			versions[i] = c.Version
+		}
+		if !slices.Equal(versions, want) {
+			t.Errorf("Load(%d, %d): versions %v, want %v", tt.from, tt.to, versions, want)
+		}
 	}
 }

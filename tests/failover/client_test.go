@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
@@ -179,12 +180,13 @@ func (s *session) send(id, to, body string, timeout time.Duration) (frame, error
 
 // syncAll reads a conversation's messages after seq from the session with
 // `sync`, page by page. A page refused as unavailable (the store is slow or
-// just back) is asked for again, as a client would, until syncPatience has
-// passed. A sync carries no id, so a page is taken as the answer only if it
+// just back) is asked for again, backing off as a client would, until
+// syncPatience has passed. A sync carries no id, so a page is taken as the answer only if it
 // continues from after: one that came after its asker gave up is skipped.
 func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 	var all []message
 	giveUp := time.Now().Add(syncPatience)
+	retryIn := firstSyncRetry
 	for {
 		if err := s.write(map[string]any{"type": "sync", "conversation": conv, "after": after, "limit": 500}); err != nil {
 			return all, err
@@ -194,7 +196,8 @@ func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 		case err != nil:
 			return all, err
 		case f.Type == "error" && f.Code == "unavailable" && time.Now().Before(giveUp):
-			time.Sleep(500 * time.Millisecond)
+			time.Sleep(retryIn + rand.N(retryIn/2))
+			retryIn = min(2*retryIn, lastSyncRetry)
 			continue
 		case f.Type == "error":
 			return all, fmt.Errorf("sync of %s after %d: %s", conv, after, f.Code)
@@ -222,6 +225,15 @@ func (s *session) syncAnswer(conv string, after uint64, wait time.Duration) (fra
 		}
 	}
 }
+
+// A sync refused as unavailable is asked again after firstSyncRetry,
+// doubling up to lastSyncRetry, with jitter, as a client should: a store
+// that refuses because it is overloaded is not helped by twenty sessions
+// asking again, in step, every 500 ms.
+const (
+	firstSyncRetry = 500 * time.Millisecond
+	lastSyncRetry  = 4 * time.Second
+)
 
 // syncPatience bounds how long syncAll waits for a page, asking again while
 // it is refused as unavailable: on a loaded machine, twenty sessions syncing
