@@ -232,9 +232,8 @@ func TestDeliveryNeverWaitsForABusyConversation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus.Cluster("projector", app.Projector.Handle)
-	bus.Broadcast("delivery", app.Delivery.Handle)
-	bus.Start()
+	app.Subscribe(bus)
+	_ = bus.Start(context.Background())
 	defer func() { _ = bus.Stop(context.Background()) }()
 	for _, u := range []user.ID{"alice", "bob"} {
 		t.Cleanup(app.Sessions.Register(&fakeSession{id: string(u), user: u, delivery: app.Delivery}))

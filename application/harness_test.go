@@ -60,9 +60,8 @@ func newNodeWithClock(t *testing.T, cfg application.Config, store ports.EventSto
 // when the test ends, it waits for the delivered marks, then stops the bus.
 func startNode(t *testing.T, app *application.Application, store ports.EventStore, rm *memory.ReadModel, bus *memory.Bus) *node {
 	t.Helper()
-	bus.Cluster("projector", app.Projector.Handle)
-	bus.Broadcast("delivery", app.Delivery.Handle)
-	bus.Start()
+	app.Subscribe(bus)
+	_ = bus.Start(context.Background())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -12,11 +12,12 @@ import (
 
 // Start runs the publisher of the signals, the announcer of the changes
 // and the ticker of heartbeats and deadlines.
-func (p *Presence) Start() {
+func (p *Presence) Start(context.Context) error {
 	p.done.Add(3)
 	go func() { defer p.done.Done(); p.outbox.run(p.stop) }()
 	go p.announceLoop()
 	go p.tickLoop()
+	return nil
 }
 
 // Stop ends the loops once the signals queued so far (the leaves of the

@@ -18,7 +18,7 @@ func TestPresencePeersIncludeAConversationTheMomentItCommits(t *testing.T) {
 	store := memory.NewEventStore()
 	// No projector and no broadcast subscriber: nothing comes back.
 	bus := newBus(t, store, 6*time.Second)
-	bus.Start()
+	_ = bus.Start(context.Background())
 	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
 	rm, signals := memory.NewReadModel(), memory.NewSignals()
 	var apps [2]*application.Application
@@ -30,11 +30,11 @@ func TestPresencePeersIncludeAConversationTheMomentItCommits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		app.Presence.Start()
+		_ = app.Presence.Start(context.Background())
 		t.Cleanup(func() { _ = app.Presence.Stop(context.Background()) })
 		apps[i] = app
 	}
-	signals.Start()
+	_ = signals.Start(context.Background())
 	t.Cleanup(func() { _ = signals.Stop(context.Background()) })
 
 	n1, n2 := &node{app: apps[0], store: store, rm: rm, bus: bus}, &node{app: apps[1], store: store, rm: rm, bus: bus}

@@ -86,10 +86,10 @@ func newPresenceCluster(t *testing.T) *presenceCluster {
 			c.n2, c.p2 = n, app.Presence
 		}
 	}
-	bus.Start()
-	signals.Start()
+	_ = bus.Start(context.Background())
+	_ = signals.Start(context.Background())
 	for _, n := range []*node{c.n1, c.n2} {
-		n.app.Presence.Start()
+		_ = n.app.Presence.Start(context.Background())
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()

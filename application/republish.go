@@ -326,8 +326,9 @@ func (r *Republisher) republish(ctx context.Context, commits []ports.Commit) {
 	}
 }
 
-// Start sweeps in the background until Stop.
-func (r *Republisher) Start() {
+// Start sweeps in the background until Stop. The sweeps outlive the start's
+// context, which ends once the node has started.
+func (r *Republisher) Start(context.Context) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	r.done.Add(1)
@@ -344,6 +345,7 @@ func (r *Republisher) Start() {
 			}
 		}
 	}()
+	return nil
 }
 
 // Stop ends the sweeps, abandoning any republish under way, or returns

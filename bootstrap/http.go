@@ -56,7 +56,7 @@ func newAuth(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*auth.Verifier, 
 	if err != nil {
 		return nil, nil, err
 	}
-	lc.Append(fx.StopHook(verifier.Close))
+	lc.Append(fx.StopHook(verifier.Stop))
 	if cfg.AuthMode != "dev" {
 		return verifier, nil, nil
 	}
@@ -166,14 +166,14 @@ func serveHTTP(lc fx.Lifecycle, cfg Config, api *httpapi.API, ws *websocket.Serv
 		OnStop: func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, cfg.ShutdownTimeout)
 			defer cancel()
-			api.Drain()
+			apiErr := api.Stop(ctx)
 			// Shutdown closes the listener at once and then waits for
 			// in-flight requests; the sessions drain beside it.
 			serverDone := make(chan error, 1)
 			go func() { serverDone <- server.Shutdown(ctx) }()
-			wsErr := ws.Shutdown(ctx)
+			wsErr := ws.Stop(ctx)
 			app.Delivery.Wait(ctx)
-			return errors.Join(wsErr, <-serverDone)
+			return errors.Join(apiErr, wsErr, <-serverDone)
 		},
 	})
 }

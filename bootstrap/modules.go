@@ -1,7 +1,6 @@
 package bootstrap
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"time"
@@ -87,7 +86,7 @@ var ApplicationModule = fx.Module("application",
 		func(t *application.Transactions) ports.TransactionHandler { return t },
 		newApplication,
 	),
-	fx.Invoke(subscribe, runRepublisher),
+	fx.Invoke((*application.Application).Subscribe, runRepublisher),
 )
 
 func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*application.Transactions, error) {
@@ -102,26 +101,10 @@ func newApplication(cfg Config, store ports.EventStore, publisher ports.Transact
 	return application.New(appCfg, store, publisher, readModel, clock, ids, presence)
 }
 
-// projectorGroup is the cluster group whose one member projects each commit.
-const projectorGroup = "projector"
-
-func subscribe(app *application.Application, sub ports.Subscriber) {
-	sub.Cluster(projectorGroup, app.Projector.Handle)
-	sub.Broadcast("delivery", func(ctx context.Context, commits []ports.Commit) error {
-		// Presence learns of new conversations from the same consumer, so
-		// that its cached peers need no subscription of their own.
-		_ = app.Presence.ObserveCommits(ctx, commits)
-		return app.Delivery.Handle(ctx, commits)
-	})
-}
-
 // runRepublisher sweeps while the bus runs: its hooks come after the bus's,
 // so it starts after the bus and stops before it.
 func runRepublisher(lc fx.Lifecycle, app *application.Application) {
-	lc.Append(fx.Hook{
-		OnStart: func(context.Context) error { app.Republisher.Start(); return nil },
-		OnStop:  app.Republisher.Stop,
-	})
+	lc.Append(fx.StartStopHook(app.Republisher.Start, app.Republisher.Stop))
 }
 
 // MemoryStoreModule provides the in-memory event store and read model.
@@ -146,9 +129,6 @@ var MemoryBusModule = fx.Module("memory-bus",
 		func(b *memory.Bus) ports.Subscriber { return b },
 	),
 	fx.Invoke(func(lc fx.Lifecycle, b *memory.Bus) {
-		lc.Append(fx.Hook{
-			OnStart: func(context.Context) error { b.Start(); return nil },
-			OnStop:  b.Stop,
-		})
+		lc.Append(fx.StartStopHook(b.Start, b.Stop))
 	}),
 )

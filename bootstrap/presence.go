@@ -24,10 +24,7 @@ import (
 var PresenceModule = fx.Module("presence",
 	fx.Provide(newPresencePorts),
 	fx.Invoke(func(lc fx.Lifecycle, app *application.Application) {
-		lc.Append(fx.Hook{
-			OnStart: func(context.Context) error { app.Presence.Start(); return nil },
-			OnStop:  app.Presence.Stop,
-		})
+		lc.Append(fx.StartStopHook(app.Presence.Start, app.Presence.Stop))
 	}),
 )
 
@@ -67,10 +64,7 @@ var MemorySignalsModule = fx.Module("memory-signals",
 		func(s *memory.Signals) ports.Signals { return s },
 	),
 	fx.Invoke(func(lc fx.Lifecycle, s *memory.Signals) {
-		lc.Append(fx.Hook{
-			OnStart: func(context.Context) error { s.Start(); return nil },
-			OnStop:  s.Stop,
-		})
+		lc.Append(fx.StartStopHook(s.Start, s.Stop))
 	}),
 )
 
@@ -88,12 +82,12 @@ var RocketMQSignalsModule = fx.Module("rocketmq-signals",
 		watch.Notify(s.FollowMasters)
 		lc.Append(fx.Hook{
 			OnStart: func(ctx context.Context) error {
-				if err := s.Start(); err != nil {
+				if err := s.Start(ctx); err != nil {
 					return err
 				}
 				return s.WarmUp(ctx)
 			},
-			OnStop: func(context.Context) error { return s.Shutdown() },
+			OnStop: s.Stop,
 		})
 	}),
 )

@@ -56,24 +56,22 @@ func startRocketMQ(lc fx.Lifecycle, cfg Config, watch *rocketmq.MasterWatch, p *
 	watch.Notify(s.FollowMasters)
 	lc.Append(fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			if err := p.Start(); err != nil {
+			if err := p.Start(ctx); err != nil {
 				return err
 			}
 			if err := p.EnsureTopic(ctx); err != nil {
 				return err
 			}
-			if err := s.Start(); err != nil {
+			if err := s.Start(ctx); err != nil {
 				return err
 			}
 			if err := s.WarmUp(ctx, p); err != nil {
 				return err
 			}
-			watch.Start()
-			return nil
+			return watch.Start(ctx)
 		},
-		OnStop: func(context.Context) error {
-			watch.Stop()
-			return errors.Join(s.Shutdown(), p.Shutdown())
+		OnStop: func(ctx context.Context) error {
+			return errors.Join(watch.Stop(ctx), s.Stop(ctx), p.Stop(ctx))
 		},
 	})
 }

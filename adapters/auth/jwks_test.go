@@ -92,7 +92,7 @@ func newJWKSVerifier(t *testing.T, cfg VerifierConfig) *Verifier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(v.Close)
+	t.Cleanup(func() { _ = v.Stop(context.Background()) })
 	return v
 }
 
@@ -212,7 +212,7 @@ func TestJWKSUnreachableAtStart(t *testing.T) {
 func TestCloseStopsTheJWKSRefresh(t *testing.T) {
 	idp := newJWKSServer(t, keySet(t, map[string]any{"k": &mustEC(t, elliptic.P256()).PublicKey}))
 	v := newJWKSVerifier(t, VerifierConfig{JWKSURL: idp.URL, JWKSRefresh: 5 * time.Millisecond})
-	v.Close()
+	_ = v.Stop(context.Background())
 	after := idp.fetches.Load()
 	time.Sleep(100 * time.Millisecond)
 	if n := idp.fetches.Load(); n > after+1 {

@@ -101,12 +101,13 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	return v, nil
 }
 
-// Close stops the background fetches of the JWKS; the Verifier still
+// Stop ends the background fetches of the JWKS; the Verifier still
 // verifies with the keys it has.
-func (v *Verifier) Close() {
+func (v *Verifier) Stop(context.Context) error {
 	if v.stopJWKS != nil {
 		v.stopJWKS()
 	}
+	return nil
 }
 
 // Verify checks token's signature and expiry and returns its subject.

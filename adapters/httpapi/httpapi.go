@@ -113,9 +113,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.deps.Gatherer, promhttp.HandlerOpts{}))
 }
 
-// Drain makes /readyz answer 503 from now on, so load balancers stop
-// sending new clients while SIGTERM's drain runs; the process stays healthy.
-func (a *API) Drain() { a.draining.Store(true) }
+// Stop makes /readyz answer 503 from now on, so load balancers stop
+// sending new clients while SIGTERM's drain runs; the API still answers the
+// requests that reach it and the process stays healthy.
+func (a *API) Stop(context.Context) error {
+	a.draining.Store(true)
+	return nil
+}
 
 func (a *API) authed(h func(http.ResponseWriter, *http.Request, user.ID)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {

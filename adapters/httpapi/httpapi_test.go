@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -53,7 +54,7 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 		t.Fatalf("metrics = %d\n%s", resp.StatusCode, text)
 	}
 
-	h.api.Drain()
+	_ = h.api.Stop(context.Background())
 	h.wantError("GET", "/readyz", "", "", 503, "unavailable")
 	if resp := h.do("GET", "/healthz", "", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("healthz while draining = %d", resp.StatusCode)

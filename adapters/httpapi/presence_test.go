@@ -18,7 +18,6 @@ func (s *session) PushTyping(ports.TypingView) bool     { return true }
 
 func TestPresence(t *testing.T) {
 	h := newHarness(t, options{})
-	h.node.StartPresence(t)
 	lastSeen := h.node.LastSeen
 	seen := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	if err := lastSeen.Touch(context.Background(), []ports.LastSeen{{User: "carol", At: seen}, {User: "eve", At: seen}}); err != nil {

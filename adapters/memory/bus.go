@@ -93,11 +93,12 @@ func (b *Bus) Cluster(group string, h ports.CommitHandler) {
 }
 
 // Start runs the dispatcher and the checkback loop.
-func (b *Bus) Start() {
+func (b *Bus) Start(context.Context) error {
 	b.stop = make(chan struct{})
 	b.done.Add(2)
 	go b.dispatch()
 	go b.checkback()
+	return nil
 }
 
 // Stop ends both loops after the dispatcher has drained the queue.

@@ -47,10 +47,11 @@ func (s *Signals) Publish(_ context.Context, sig ports.Signal) error {
 }
 
 // Start runs the dispatcher.
-func (s *Signals) Start() {
+func (s *Signals) Start(context.Context) error {
 	s.stop = make(chan struct{})
 	s.done.Add(1)
 	go s.dispatch()
+	return nil
 }
 
 // Stop ends the dispatcher after the signals already published.

@@ -82,10 +82,11 @@ func (w *MasterWatch) Notify(f func(MasterChange) error) {
 	w.listeners = append(w.listeners, f)
 }
 
-// Start polls until Stop; with a zero interval it does nothing.
-func (w *MasterWatch) Start() {
+// Start polls until Stop; with a zero interval it does nothing. The
+// polling outlives the start's context.
+func (w *MasterWatch) Start(context.Context) error {
 	if w.interval <= 0 {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop = cancel
@@ -94,14 +95,16 @@ func (w *MasterWatch) Start() {
 		defer w.done.Done()
 		w.run(ctx)
 	}()
+	return nil
 }
 
 // Stop ends the polling and waits for the listeners' last call.
-func (w *MasterWatch) Stop() {
+func (w *MasterWatch) Stop(context.Context) error {
 	if w.stop != nil {
 		w.stop()
 	}
 	w.done.Wait()
+	return nil
 }
 
 func (w *MasterWatch) run(ctx context.Context) {

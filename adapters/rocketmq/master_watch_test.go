@@ -82,9 +82,9 @@ func TestMasterWatchReportsChanges(t *testing.T) {
 				}
 				return nil
 			})
-			w.Start()
+			_ = w.Start(context.Background())
 			<-routes.drained
-			w.Stop()
+			_ = w.Stop(context.Background())
 			if len(got) != len(tt.want) {
 				t.Fatalf("told %d changes %+v, want %d", len(got), got, len(tt.want))
 			}
@@ -102,8 +102,8 @@ func TestMasterWatchOffWithZeroInterval(t *testing.T) {
 		t.Error("queried with the watch off")
 		return nil, nil
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	w.Start()
-	w.Stop()
+	_ = w.Start(context.Background())
+	_ = w.Stop(context.Background())
 }
 
 func TestMasterChangeMovesReads(t *testing.T) {

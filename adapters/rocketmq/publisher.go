@@ -130,7 +130,7 @@ func (p *Publisher) trackFlights() {
 // Start connects the producer. It is not yet known to any broker: that takes
 // a first send (EnsureTopic makes one), after which the client heartbeats to
 // the topic's brokers and they can ask it for checkback.
-func (p *Publisher) Start() error {
+func (p *Publisher) Start(context.Context) error {
 	if err := p.tx.Start(); err != nil {
 		return fmt.Errorf("rocketmq transactional producer start: %w", err)
 	}
@@ -164,8 +164,10 @@ func (p *Publisher) FollowMasters(c MasterChange) error {
 	return nil
 }
 
-// Shutdown disconnects the producer.
-func (p *Publisher) Shutdown() error { return errors.Join(p.tx.Shutdown(), p.plain.Shutdown()) }
+// Stop disconnects the producer.
+func (p *Publisher) Stop(context.Context) error {
+	return errors.Join(p.tx.Shutdown(), p.plain.Shutdown())
+}
 
 // Publish implements ports.TransactionalPublisher. The caller's context
 // bounds every try of the half message together.

@@ -86,7 +86,7 @@ func (s *Signals) Subscribe(h ports.SignalHandler) {
 
 // Start connects the producer and starts the consumer; the topic must be
 // routed already (the commits' publisher makes sure of it).
-func (s *Signals) Start() error {
+func (s *Signals) Start(context.Context) error {
 	if err := s.producer.Start(); err != nil {
 		return fmt.Errorf("rocketmq signals producer start: %w", err)
 	}
@@ -161,8 +161,8 @@ func (s *Signals) WarmUp(ctx context.Context) error {
 	})
 }
 
-// Shutdown stops the consumer, then the producer.
-func (s *Signals) Shutdown() error {
+// Stop stops the consumer, then the producer.
+func (s *Signals) Stop(context.Context) error {
 	s.mu.Lock()
 	c := s.consumer
 	s.consumer, s.running = nil, false

@@ -140,7 +140,7 @@ func (s *Subscriber) groupName(name string) string { return s.cfg.Topic + "_" + 
 
 // Start creates and starts the consumers. The topic must exist: a push
 // consumer cannot start on a topic the name server has no route for.
-func (s *Subscriber) Start() error {
+func (s *Subscriber) Start(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sub := range s.subs {
@@ -316,8 +316,8 @@ func (s *Subscriber) warm() bool {
 	return true
 }
 
-// Shutdown stops every consumer that started.
-func (s *Subscriber) Shutdown() error {
+// Stop stops every consumer that started.
+func (s *Subscriber) Stop(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.shutdown()

@@ -71,7 +71,7 @@ func (h *harness) mux() *http.ServeMux {
 func (h *harness) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = h.srv.Shutdown(ctx)
+	_ = h.srv.Stop(ctx)
 }
 
 func (h *harness) token(u string) string {
@@ -178,15 +178,6 @@ func (h *harness) counter(t *testing.T, name, label, value string) float64 {
 	}
 	t.Fatalf("no %s{%s=%q}", name, label, value)
 	return 0
-}
-
-// withPresence sets presence up on the harness's node, as the embedded
-// default wires it, with the default grace: a user whose session was
-// registered, even for an instant, stays online for seconds after.
-func (h *harness) withPresence() *harness {
-	h.t.Helper()
-	h.node.StartPresence(h.t)
-	return h
 }
 
 // send stores a message as the application would for a client of from's.

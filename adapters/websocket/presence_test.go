@@ -34,7 +34,6 @@ func TestDecodePresenceAndTypingFrames(t *testing.T) {
 func TestPresenceFrameAnswersPeersOnly(t *testing.T) {
 	h := newHarness(t, Config{})
 	ctx := context.Background()
-	h.node.StartPresence(t)
 	if _, err := h.app.Send.Handle(ctx, application.SendMessageCommand{Sender: "alice", ClientID: "k", To: "bob", Body: "hi"}); err != nil {
 		t.Fatal(err)
 	}

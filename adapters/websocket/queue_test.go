@@ -94,7 +94,7 @@ func presenceAskOf200(t *testing.T) []byte {
 }
 
 func TestPromptClientIsNeverDroppedForItsOwnAnswers(t *testing.T) {
-	h := newHarness(t, Config{SendQueue: 16}).withPresence()
+	h := newHarness(t, Config{SendQueue: 16})
 	c := h.dial("alice")
 	ask := presenceAskOf200(t)
 	c.sendRaw(string(ask))
@@ -107,7 +107,7 @@ func TestPromptClientIsNeverDroppedForItsOwnAnswers(t *testing.T) {
 }
 
 func TestUnreadAnswersAreBounded(t *testing.T) {
-	h := newHarness(t, Config{SendQueue: 16, WriteTimeout: 200 * time.Millisecond}).withPresence()
+	h := newHarness(t, Config{SendQueue: 16, WriteTimeout: 200 * time.Millisecond})
 	conn, _, err := smallBuffersDialer.Dial(h.wsURL()+"?token="+h.token("alice"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -145,11 +145,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// Shutdown refuses new sessions, lets every session finish the frame it is
+// Stop refuses new sessions, lets every session finish the frame it is
 // handling (an in-flight send still gets its ack), closes each with 1001,
 // and waits for them to end. When ctx ends first, the remaining connections
 // are cut and ctx's error returned.
-func (s *Server) Shutdown(ctx context.Context) error {
+func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
 	open := s.snapshot()

@@ -280,7 +280,7 @@ func TestShutdownClosesSessionsWith1001(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		done <- h.srv.Shutdown(ctx)
+		done <- h.srv.Stop(ctx)
 	}()
 	for _, c := range []*client{a, b} {
 		if code := c.closeCode(); code != websocket.CloseGoingAway {

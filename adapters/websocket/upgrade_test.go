@@ -93,7 +93,7 @@ func TestOrigins(t *testing.T) {
 }
 
 func TestRefusedUpgradesLeaveNoTrace(t *testing.T) {
-	h := newHarness(t, Config{}).withPresence()
+	h := newHarness(t, Config{})
 	h.send("alice", "k1", "bob", "hello")
 	bob := h.dial("bob")
 	aliceOnline := func() bool {

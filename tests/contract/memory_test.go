@@ -31,7 +31,7 @@ func TestMemoryTransactionalPublisher(t *testing.T) {
 			subscribers[i] = bus
 		}
 		return contract.TxBus{Publisher: bus, Nodes: subscribers, Start: func(t *testing.T) {
-			bus.Start()
+			_ = bus.Start(context.Background())
 			t.Cleanup(func() { _ = bus.Stop(context.Background()) })
 		}}
 	})

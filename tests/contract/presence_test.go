@@ -20,7 +20,7 @@ func TestMemorySignals(t *testing.T) {
 	contract.TestSignals(t, features, func(t *testing.T, nodes int) contract.SignalBus {
 		s := memory.NewSignals()
 		bus := contract.SignalBus{Start: func(t *testing.T) {
-			s.Start()
+			_ = s.Start(context.Background())
 			t.Cleanup(func() { _ = s.Stop(context.Background()) })
 		}}
 		for range nodes {
@@ -56,10 +56,10 @@ func TestRocketMQSignals(t *testing.T) {
 		}
 		bus.Start = func(t *testing.T) {
 			for _, s := range adapters {
-				if err := s.Start(); err != nil {
+				if err := s.Start(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _ = s.Shutdown() })
+				t.Cleanup(func() { _ = s.Stop(context.Background()) })
 			}
 			for _, s := range adapters {
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

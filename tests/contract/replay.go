@@ -45,7 +45,7 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		t.Fatal(err)
 	}
 	bus.Cluster("projector", app.Projector.Handle)
-	bus.Start()
+	_ = bus.Start(context.Background())
 	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
 
 	users := make([]user.ID, 4)

@@ -114,26 +114,26 @@ func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 	sub.Broadcast("deliver", got.handle)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := pub.Start(); err != nil {
+	if err := pub.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = pub.Shutdown() })
+	t.Cleanup(func() { _ = pub.Stop(context.Background()) })
 	refreshed := time.Now() // the client's first route refresh runs 10 ms after its start
 	if err := pub.EnsureTopic(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.Start(); err != nil {
+	if err := sub.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Shutdown() })
+	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
 	if err := sub.WarmUp(ctx, pub); err != nil {
 		t.Fatal(err)
 	}
 	watch := rocketmq.NewMasterWatch(cfg, log)
 	watch.Notify(pub.FollowMasters)
 	watch.Notify(sub.FollowMasters)
-	watch.Start()
-	t.Cleanup(watch.Stop)
+	_ = watch.Start(context.Background())
+	t.Cleanup(func() { _ = watch.Stop(context.Background()) })
 
 	var (
 		mu    sync.Mutex
@@ -195,10 +195,10 @@ func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := late.Start(); err != nil {
+	if err := late.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = late.Shutdown() })
+	t.Cleanup(func() { _ = late.Stop(context.Background()) })
 	lateSent := map[string]time.Time{}
 	for _, stream := range streams {
 		c := ports.Commit{ID: stream + "-late", Stream: stream, Version: 1_000_000, CommittedAt: time.Now()}

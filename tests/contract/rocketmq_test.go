@@ -95,10 +95,10 @@ func TestRocketMQTransactionalPublisher(t *testing.T) {
 			bus.Nodes = append(bus.Nodes, subs[i])
 		}
 		bus.Start = func(t *testing.T) {
-			if err := pub.Start(); err != nil {
+			if err := pub.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = pub.Shutdown() })
+			t.Cleanup(func() { _ = pub.Stop(context.Background()) })
 			// As a node starts: the first send makes the producer known to
 			// the broker, which only then can ask it for checkback.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -107,10 +107,10 @@ func TestRocketMQTransactionalPublisher(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, s := range subs {
-				if err := s.Start(); err != nil {
+				if err := s.Start(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(func() { _ = s.Shutdown() })
+				t.Cleanup(func() { _ = s.Stop(context.Background()) })
 			}
 			warmUp(t, cfg, subs)
 		}
@@ -173,10 +173,10 @@ func warmUp(t *testing.T, cfg rocketmq.Config, subs []*warmedSubscriber) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Start(); err != nil {
+	if err := pub.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = pub.Shutdown() }()
+	defer func() { _ = pub.Stop(context.Background()) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; !allWarm(subs); i++ {
 		if time.Now().After(deadline) {

@@ -1,10 +1,12 @@
 // Package embedded builds, for the transports' tests, one node as `make run`
 // wires it: the application over the in-memory adapters and the in-process
-// bus, with a dev-mode token verifier and issuer and a metrics registry. The
-// WebSocket and REST tests drive their transport over it, so both test the
-// same node without each spelling its wiring out. Presence is built but
-// runs only once a test starts it, so that the tests of other frames do not
-// see presence frames between theirs.
+// bus, subscribed by application.Subscribe and started in bootstrap's order
+// (bus, republisher, signals, presence), presence included, with a dev-mode
+// token verifier and issuer and a metrics registry. It cannot reuse
+// bootstrap's fx modules: the transports' own tests import it, and
+// bootstrap imports the transports, so the graph would be a cycle; it
+// shares what a node is made of instead (application.New, Subscribe, and the
+// Start and Stop of every part).
 package embedded
 
 import (
@@ -18,7 +20,6 @@ import (
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/application"
-	"github.com/evchat/chatd/ports"
 )
 
 // Node is an embedded node's parts that a transport is built from.
@@ -34,15 +35,15 @@ type Node struct {
 	Metrics  *metrics.Metrics
 }
 
-// New starts a node whose tokens are signed with secret; the bus stops when
-// the test ends. A zero cfg is application.DefaultConfig().
+// New starts a node whose tokens are signed with secret; it stops when the
+// test ends. A zero cfg is application.DefaultConfig().
 func New(t testing.TB, cfg application.Config, secret []byte) *Node {
 	t.Helper()
 	if cfg == (application.Config{}) {
 		cfg = application.DefaultConfig()
 	}
 	store, clock := memory.NewEventStore(), memory.Clock{}
-	tx, err := application.NewTransactions(store, clock, 6*time.Second)
+	tx, err := application.NewTransactions(store, clock, cfg.TxTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,18 +52,18 @@ func New(t testing.TB, cfg application.Config, secret []byte) *Node {
 		t.Fatal(err)
 	}
 	signals, lastSeen := memory.NewSignals(), memory.NewLastSeen()
-	app, err := application.New(cfg, store, bus, memory.NewReadModel(), clock, memory.IDs{},
-		application.PresencePorts{Signals: signals, LastSeen: lastSeen})
+	reg := prometheus.NewRegistry()
+	presenceMetrics, err := metrics.NewPresence(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus.Cluster("projector", app.Projector.Handle)
-	bus.Broadcast("delivery", func(ctx context.Context, commits []ports.Commit) error {
-		_ = app.Presence.ObserveCommits(ctx, commits)
-		return app.Delivery.Handle(ctx, commits)
-	})
-	bus.Start()
-	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+	app, err := application.New(cfg, store, bus, memory.NewReadModel(), clock, memory.IDs{},
+		application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: presenceMetrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.Subscribe(bus)
+	run(t, bus, app.Republisher, signals, app.Presence)
 
 	verifier, err := auth.NewVerifier(auth.VerifierConfig{Secret: secret})
 	if err != nil {
@@ -72,7 +73,6 @@ func New(t testing.TB, cfg application.Config, secret []byte) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -80,13 +80,29 @@ func New(t testing.TB, cfg application.Config, secret []byte) *Node {
 	return &Node{App: app, Store: store, Bus: bus, Signals: signals, LastSeen: lastSeen, Verifier: verifier, Issuer: issuer, Registry: reg, Metrics: m}
 }
 
-// StartPresence runs the node's signals and presence until the test ends.
-func (n *Node) StartPresence(t testing.TB) {
+// part is anything of a node with a lifecycle.
+type part interface {
+	Start(context.Context) error
+	Stop(context.Context) error
+}
+
+// stopTimeout bounds each part's stop at the end of a test.
+const stopTimeout = 5 * time.Second
+
+// run starts parts in order and stops them in the reverse order when the
+// test ends, as fx runs bootstrap's hooks.
+func run(t testing.TB, parts ...part) {
 	t.Helper()
-	n.Signals.Start()
-	n.App.Presence.Start()
-	t.Cleanup(func() {
-		_ = n.App.Presence.Stop(context.Background())
-		_ = n.Signals.Stop(context.Background())
-	})
+	for _, p := range parts {
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			if err := p.Stop(ctx); err != nil {
+				t.Errorf("stopping the embedded node: %v", err)
+			}
+		})
+	}
 }

@@ -59,7 +59,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	if err := p.Start(); err != nil {
+	if err := p.Start(context.Background()); err != nil {
 		fail(err)
 	}
 	c := ports.Commit{ID: spec.ID, Stream: spec.Stream, Version: spec.Version, CommittedAt: time.Now(),

@@ -67,10 +67,10 @@ func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, prelud
 	if err != nil {
 		return nil, err
 	}
-	if err := pub.Start(); err != nil {
+	if err := pub.Start(ctx); err != nil {
 		return nil, err
 	}
-	defer func() { _ = pub.Shutdown() }()
+	defer func() { _ = pub.Stop(context.WithoutCancel(ctx)) }()
 	setup, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := pub.EnsureTopic(setup); err != nil {
@@ -106,10 +106,10 @@ func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, prelud
 		}
 		return nil
 	})
-	if err := sub.Start(); err != nil {
+	if err := sub.Start(ctx); err != nil {
 		return nil, err
 	}
-	defer func() { _ = sub.Shutdown() }()
+	defer func() { _ = sub.Stop(context.WithoutCancel(ctx)) }()
 	// The consumer starts at the end of the topic once its first rebalance
 	// is done; WarmUp returns when it consumes.
 	if err := sub.WarmUp(setup, pub); err != nil {
