@@ -9,6 +9,7 @@ package application
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/evchat/chatd/ports"
@@ -32,6 +33,9 @@ type Config struct {
 	RepublishAfter time.Duration
 	// Presence tunes presence; its zero fields take their defaults.
 	Presence PresenceConfig
+	// Log hears what the use cases cannot tell a caller: failures of
+	// their background work. bootstrap injects the node's; nil is slog.Default().
+	Log *slog.Logger
 }
 
 // DefaultConfig is what PROTOCOL.md promises when nothing is configured.
@@ -78,7 +82,11 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
 	}
-	republisher := newRepublisher(publisher, clock, cfg.RepublishAfter)
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	republisher := newRepublisher(publisher, clock, cfg.RepublishAfter, log)
 	conversations := newConversationRepository(store, publisher, republisher)
 	sessions := NewSessions(clock)
 	positions := newRecentPositions(clock, sessions)
@@ -96,10 +104,10 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		Republisher:   republisher,
 	}
 	app.Delivery = &Delivery{conversations: conversations, messages: store, sessions: sessions,
-		marks: newDeliveredMarks(markReceipts), starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
-	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat)
+		marks: newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
+	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat, log)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
-	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock)
+	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock, log)
 	app.Typing = newTyping(presenceCfg.Node, conversations.peerOf, sessions, outbox, clock, observer)
 	presencePorts.Signals.Subscribe(app.Presence.handle)
 	presencePorts.Signals.Subscribe(app.Typing.handle)

@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -38,7 +39,7 @@ func newTestRepository(t *testing.T) (*conversationRepository, ports.EventStore,
 	t.Helper()
 	store := memory.NewEventStore()
 	pub := &appendingPublisher{store: store}
-	return newConversationRepository(store, pub, newRepublisher(pub, NewManualClock(time.Now()), 0)), store, pub
+	return newConversationRepository(store, pub, newRepublisher(pub, NewManualClock(time.Now()), 0, slog.Default())), store, pub
 }
 
 // firstMessage is the commit that starts the conversation of from and to.

@@ -31,6 +31,7 @@ type Delivery struct {
 	// appendBudget is how long after its CommittedAt a commit may still be
 	// appended to the store: half the transaction timeout.
 	appendBudget time.Duration
+	log          *slog.Logger
 }
 
 // Handle delivers a batch of commits; it is the broadcast subscriber.
@@ -134,7 +135,7 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	}
 	if err != nil {
 		// Leave the cursor where it is: the next message retries the fill.
-		slog.Warn("delivery gap not filled", "conversation", conv, "before", p.Seq, "err", err)
+		d.log.Warn("delivery gap not filled", "conversation", conv, "before", p.Seq, "err", err)
 		return
 	}
 	for _, c := range missed {
@@ -171,7 +172,7 @@ func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin s
 func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {
 	pair, err := d.conversations.participants(ctx, id)
 	if err != nil {
-		slog.Warn("receipt not pushed", "conversation", id, "err", err)
+		d.log.Warn("receipt not pushed", "conversation", id, "err", err)
 		return
 	}
 	for _, u := range pair {
@@ -220,6 +221,7 @@ func messageView(p conversation.MessagePosted) ports.MessageView {
 // the marker over all of them. A goroutine runs only while marks are pending.
 type deliveredMarks struct {
 	marker  *MarkReceipts
+	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[markKey][]conversation.SeqRange
 	running bool
@@ -231,8 +233,8 @@ type markKey struct {
 	user user.ID
 }
 
-func newDeliveredMarks(marker *MarkReceipts) *deliveredMarks {
-	m := &deliveredMarks{marker: marker, pending: map[markKey][]conversation.SeqRange{}}
+func newDeliveredMarks(marker *MarkReceipts, log *slog.Logger) *deliveredMarks {
+	m := &deliveredMarks{marker: marker, log: log, pending: map[markKey][]conversation.SeqRange{}}
 	m.idle = sync.NewCond(&m.mu)
 	return m
 }
@@ -295,7 +297,7 @@ func (m *deliveredMarks) write(batch map[markKey][]conversation.SeqRange) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := m.marker.markDelivered(ctx, k.conv, k.user, written); err != nil {
-				slog.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "written", written, "err", err)
+				m.log.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "written", written, "err", err)
 			}
 		}()
 	}

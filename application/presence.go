@@ -2,6 +2,7 @@ package application
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -83,6 +84,7 @@ type Presence struct {
 	observer  PresenceObserver
 	peers     *peerCache
 	forgetAge time.Duration
+	log       *slog.Logger
 
 	mu    sync.Mutex
 	dir   *presence.Directory
@@ -102,11 +104,11 @@ type Presence struct {
 
 // newPresence builds presence; cfg has its defaults. It subscribes to
 // nothing: New wires it to the signals, the sessions and the commits.
-func newPresence(cfg PresenceConfig, lastSeen ports.LastSeenStore, observer PresenceObserver, outbox *signalOutbox, sessions *Sessions, peers *peerCache, clock ports.Clock) *Presence {
+func newPresence(cfg PresenceConfig, lastSeen ports.LastSeenStore, observer PresenceObserver, outbox *signalOutbox, sessions *Sessions, peers *peerCache, clock ports.Clock, log *slog.Logger) *Presence {
 	forget := missedHeartbeats * cfg.Heartbeat
 	return &Presence{
 		cfg: cfg, outbox: outbox, lastSeen: lastSeen, sessions: sessions, clock: clock,
-		observer: observer, peers: peers, forgetAge: forget,
+		observer: observer, peers: peers, forgetAge: forget, log: log,
 		dir:   presence.NewDirectory(cfg.Node, cfg.Grace, forget),
 		local: map[user.ID]int{}, changes: newWorkQueue[presence.Change](), stop: make(chan struct{}),
 	}

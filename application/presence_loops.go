@@ -2,7 +2,6 @@ package application
 
 import (
 	"context"
-	"log/slog"
 	"time"
 
 	"github.com/evchat/chatd/domain/presence"
@@ -100,7 +99,7 @@ func (p *Presence) announce(changes []presence.Change) {
 	}
 	if len(seen) > 0 {
 		if err := p.lastSeen.Touch(ctx, seen); err != nil {
-			slog.Warn("last seen not stored", "users", len(seen), "err", err)
+			p.log.Warn("last seen not stored", "users", len(seen), "err", err)
 		}
 	}
 	for _, c := range changes {
@@ -110,7 +109,7 @@ func (p *Presence) announce(changes []presence.Change) {
 		}
 		peers, err := p.peers.of(ctx, c.User, p.clock.Now())
 		if err != nil {
-			slog.Warn("presence change not pushed", "user", c.User, "err", err)
+			p.log.Warn("presence change not pushed", "user", c.User, "err", err)
 			continue
 		}
 		view := ports.PresenceView{User: c.User, Online: c.Online, LastSeen: c.LastSeen}

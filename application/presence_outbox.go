@@ -16,14 +16,15 @@ type signalOutbox struct {
 	// superseded by the next one anyway.
 	timeout time.Duration
 	queue   chan ports.Signal
+	log     *slog.Logger
 }
 
 // outboxSize bounds the signals waiting for the bus; past it they are
 // dropped, and the next heartbeat repairs what a lost join or leave broke.
 const outboxSize = 4096
 
-func newSignalOutbox(signals ports.Signals, timeout time.Duration) *signalOutbox {
-	return &signalOutbox{signals: signals, timeout: timeout, queue: make(chan ports.Signal, outboxSize)}
+func newSignalOutbox(signals ports.Signals, timeout time.Duration, log *slog.Logger) *signalOutbox {
+	return &signalOutbox{signals: signals, timeout: timeout, queue: make(chan ports.Signal, outboxSize), log: log}
 }
 
 // send queues s for the bus without waiting.
@@ -31,7 +32,7 @@ func (o *signalOutbox) send(s ports.Signal) {
 	select {
 	case o.queue <- s:
 	default:
-		slog.Warn("presence signal dropped: the bus is behind", "kind", s.Kind, "user", s.User)
+		o.log.Warn("presence signal dropped: the bus is behind", "kind", s.Kind, "user", s.User)
 	}
 }
 
@@ -58,6 +59,6 @@ func (o *signalOutbox) publish(s ports.Signal) {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	if err := o.signals.Publish(ctx, s); err != nil {
-		slog.Warn("presence signal not published", "kind", s.Kind, "err", err)
+		o.log.Warn("presence signal not published", "kind", s.Kind, "err", err)
 	}
 }

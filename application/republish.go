@@ -100,6 +100,7 @@ type Republisher struct {
 	publisher ports.TransactionalPublisher
 	clock     ports.Clock
 	after     time.Duration
+	log       *slog.Logger
 
 	mu       sync.Mutex
 	awaiting map[string]awaited
@@ -129,11 +130,11 @@ type awaited struct {
 	watched, acked time.Time
 }
 
-func newRepublisher(publisher ports.TransactionalPublisher, clock ports.Clock, after time.Duration) *Republisher {
+func newRepublisher(publisher ports.TransactionalPublisher, clock ports.Clock, after time.Duration, log *slog.Logger) *Republisher {
 	if after <= 0 {
 		after = DefaultRepublishAfter
 	}
-	return &Republisher{publisher: publisher, clock: clock, after: after, awaiting: map[string]awaited{},
+	return &Republisher{publisher: publisher, clock: clock, after: after, log: log, awaiting: map[string]awaited{},
 		lanes: map[conversation.ID]*lane{}}
 }
 
@@ -192,7 +193,7 @@ func (r *Republisher) watch(c ports.Commit, due time.Time) {
 	if len(r.awaiting) >= maxAwaiting {
 		if !r.overflowing {
 			r.overflowing = true
-			slog.Warn("too many commits not seen back on the bus; not watching more until they are",
+			r.log.Warn("too many commits not seen back on the bus; not watching more until they are",
 				"watched", len(r.awaiting), "unwatched", c.ID)
 		}
 		return
@@ -273,11 +274,11 @@ func (r *Republisher) Sweep(ctx context.Context) {
 	}
 	r.mu.Unlock()
 	if len(gaveUp) > 0 {
-		slog.Warn("commits acked here never came back on the bus; leaving them to checkback",
+		r.log.Warn("commits acked here never came back on the bus; leaving them to checkback",
 			"commits", len(gaveUp), "first", gaveUp[0], "republished", maxRepublishes)
 	}
 	if len(due) > 0 {
-		slog.Info("republishing commits acked here that did not come back on the bus",
+		r.log.Info("republishing commits acked here that did not come back on the bus",
 			"commits", len(due), "first", due[0].ID, "after", r.after)
 		r.republish(ctx, due)
 	}
@@ -322,7 +323,7 @@ func (r *Republisher) republish(ctx context.Context, commits []ports.Commit) {
 	}
 	wg.Wait()
 	if failed > 0 {
-		slog.Warn("commits not republished; trying again after a back-off", "commits", failed, "err", lastErr)
+		r.log.Warn("commits not republished; trying again after a back-off", "commits", failed, "err", lastErr)
 	}
 }
 

@@ -1,9 +1,12 @@
 package application
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -45,7 +48,7 @@ const testAfter = 3 * time.Second
 func newTestRepublisher() (*Republisher, *recordingPublisher, *ManualClock) {
 	pub := &recordingPublisher{}
 	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	return newRepublisher(pub, clock, testAfter), pub, clock
+	return newRepublisher(pub, clock, testAfter, slog.Default()), pub, clock
 }
 
 // passTheBus has the bus bring back a commit of this node watched now, as
@@ -312,5 +315,23 @@ func TestTheLanesEndWithTheirWatch(t *testing.T) {
 	}
 	if len(r.awaiting) != 0 || len(r.lanes) != 0 {
 		t.Fatalf("%d commits and %d conversations watched after every commit came back or was forgotten", len(r.awaiting), len(r.lanes))
+	}
+}
+
+// TestARepublisherTellsTheLoggerItWasGiven: what the background work cannot
+// return to a caller goes to the node's logger, not the process's global one.
+func TestARepublisherTellsTheLoggerItWasGiven(t *testing.T) {
+	var logged bytes.Buffer
+	pub := &recordingPublisher{err: ports.ErrUnavailable}
+	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	r := newRepublisher(pub, clock, testAfter, slog.New(slog.NewTextHandler(&logged, nil)))
+	c := ports.Commit{ID: "c", Stream: "s", Version: 1}
+	acked := clock.Now()
+	r.publishing(c)
+	r.acked(c)
+	passTheBus(r)
+	sweepAt(r, clock, acked, testAfter)
+	if !strings.Contains(logged.String(), "commits not republished") {
+		t.Fatalf("the injected logger heard %q, want the failed republish", logged.String())
 	}
 }

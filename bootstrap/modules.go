@@ -93,10 +93,11 @@ func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*ap
 	return application.NewTransactions(store, clock, cfg.TxTimeout)
 }
 
-func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presence application.PresencePorts) (*application.Application, error) {
+func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presence application.PresencePorts, logger *slog.Logger) (*application.Application, error) {
 	appCfg := application.DefaultConfig()
 	appCfg.TxTimeout, appCfg.SendRate, appCfg.SendBurst = cfg.TxTimeout, cfg.SendRate, cfg.SendBurst
 	appCfg.RepublishAfter = cfg.RepublishAfter
+	appCfg.Log = logger.With("component", "application")
 	appCfg.Presence.Node, appCfg.Presence.Heartbeat, appCfg.Presence.Grace = cfg.NodeID, cfg.PresenceHeartbeat, cfg.PresenceGrace
 	return application.New(appCfg, store, publisher, readModel, clock, ids, presence)
 }
@@ -122,8 +123,10 @@ var MemoryStoreModule = fx.Module("memory-store",
 // and stopped after the servers that publish on it.
 var MemoryBusModule = fx.Module("memory-bus",
 	fx.Provide(
-		func(h ports.TransactionHandler) (*memory.Bus, error) {
-			return memory.NewBus(h, memory.DefaultBusConfig())
+		func(h ports.TransactionHandler, logger *slog.Logger) (*memory.Bus, error) {
+			cfg := memory.DefaultBusConfig()
+			cfg.Log = logger.With("component", "memory-bus")
+			return memory.NewBus(h, cfg)
 		},
 		func(b *memory.Bus) ports.TransactionalPublisher { return b },
 		func(b *memory.Bus) ports.Subscriber { return b },

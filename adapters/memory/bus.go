@@ -22,6 +22,8 @@ type BusConfig struct {
 	CheckInterval time.Duration
 	// MaxReconsume bounds the redeliveries of a failed cluster batch.
 	MaxReconsume int
+	// Log hears of the handlers' failures; nil is slog.Default().
+	Log *slog.Logger
 }
 
 // DefaultBusConfig suits one node.
@@ -70,6 +72,9 @@ func NewBus(handler ports.TransactionHandler, cfg BusConfig) (*Bus, error) {
 	}
 	if cfg.MaxReconsume <= 0 {
 		cfg.MaxReconsume = def.MaxReconsume
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
 	return &Bus{handler: handler, cfg: cfg, queue: make(chan ports.Commit, cfg.QueueSize), half: map[string]ports.Commit{}, cluster: map[string]ports.CommitHandler{}}, nil
 }
@@ -222,12 +227,12 @@ func (b *Bus) deliver(batch []ports.Commit) {
 			}
 		}
 		if err != nil {
-			slog.Error("cluster handler gave up on a batch", "commits", len(batch), "first", batch[0].ID, "err", err)
+			b.cfg.Log.Error("cluster handler gave up on a batch", "commits", len(batch), "first", batch[0].ID, "err", err)
 		}
 	}
 	for _, h := range broadcast {
 		if err := h(ctx, batch); err != nil {
-			slog.Warn("broadcast handler failed", "commits", len(batch), "err", err)
+			b.cfg.Log.Warn("broadcast handler failed", "commits", len(batch), "err", err)
 		}
 	}
 }
