@@ -46,7 +46,9 @@ func DefaultConfig() Config {
 
 // Application gathers the use cases that inbound adapters drive.
 type Application struct {
-	Send          *SendMessage
+	// Send is SendMessage, logged (decorators.go); a transport measures it
+	// by wrapping it once more.
+	Send          SendHandler
 	MarkReceipts  *MarkReceipts
 	Sync          *Sync
 	History       *History
@@ -94,7 +96,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	conversations.afterObserve(positions.delivered)
 	markReceipts := &MarkReceipts{conversations: conversations, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
 	app := &Application{
-		Send:          newSendMessage(cfg, conversations, clock, ids),
+		Send:          logged[SendMessageCommand, Ack](log, "send", newSendMessage(cfg, conversations, clock, ids)),
 		MarkReceipts:  markReceipts,
 		Sync:          &Sync{conversations: conversations, messages: store, positions: positions},
 		History:       &History{conversations: conversations, messages: store, positions: positions},

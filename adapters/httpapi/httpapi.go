@@ -73,6 +73,7 @@ type Deps struct {
 type API struct {
 	cfg      Config
 	deps     Deps
+	send     application.SendHandler // deps.App.Send, measured
 	log      *slog.Logger
 	draining atomic.Bool
 }
@@ -96,7 +97,7 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &API{cfg: cfg, deps: deps, log: log}, nil
+	return &API{cfg: cfg, deps: deps, send: deps.Metrics.MeasureSends(metrics.TransportHTTP, deps.App.Send), log: log}, nil
 }
 
 // Register adds the API's routes to mux.

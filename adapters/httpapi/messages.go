@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
-	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
@@ -46,14 +44,11 @@ func (a *API) sendMessage(w http.ResponseWriter, r *http.Request, uid user.ID) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.cfg.RequestTimeout)
 	defer cancel()
-	start := time.Now()
-	ack, err := a.deps.App.Send.Handle(ctx, cmd)
+	ack, err := a.send.Handle(ctx, cmd)
 	if err != nil {
-		a.deps.Metrics.Send(metrics.TransportHTTP, wire.CodeOf(err), start)
 		a.fail(w, err)
 		return
 	}
-	a.deps.Metrics.Send(metrics.TransportHTTP, metrics.OutcomeOK, start)
 	writeJSON(w, http.StatusCreated, wire.AckOf(ack))
 }
 

@@ -1,7 +1,8 @@
 // Package metrics holds the Prometheus instruments of the inbound adapters:
 // open sessions, frames in and out by type, sends by outcome and how long a
-// send takes to be acked. The application has no decorators, so the
-// transports measure at their edge, where a send's latency is what the client
+// send takes to be acked. Sends are measured by MeasureSends, a decorator
+// of the send use case that each transport wraps it in once, so that the
+// measuring is written once and a send's latency is still what the client
 // waits for. Instruments are registered on the registry passed in, so tests
 // and several servers in one process never collide on the default one; a nil
 // *Metrics is valid and records nothing, for callers that do not measure.

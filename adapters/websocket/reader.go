@@ -7,7 +7,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/adapters/wire"
 	"github.com/evchat/chatd/application"
 )
@@ -122,15 +121,12 @@ func (s *session) handle(data []byte) {
 }
 
 func (s *session) handleSend(ctx context.Context, f clientFrame) error {
-	start := time.Now()
-	ack, err := s.srv.app.Send.Handle(ctx, application.SendMessageCommand{
+	ack, err := s.srv.send.Handle(ctx, application.SendMessageCommand{
 		Sender: s.user, ClientID: f.Key, To: f.To, Body: f.Body, Origin: s.id,
 	})
 	if err != nil {
-		s.srv.metrics.Send(metrics.TransportWebSocket, wire.CodeOf(err), start)
 		return err
 	}
-	s.srv.metrics.Send(metrics.TransportWebSocket, metrics.OutcomeOK, start)
 	s.reply(typeAck, ackOf(ack))
 	return nil
 }

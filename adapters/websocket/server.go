@@ -42,6 +42,7 @@ import (
 type Server struct {
 	cfg      Config
 	app      *application.Application
+	send     application.SendHandler // app.Send, measured
 	verifier *auth.Verifier
 	metrics  *metrics.Metrics
 	log      *slog.Logger
@@ -65,7 +66,7 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 		log = slog.Default()
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, app: app, verifier: verifier, metrics: m, log: log, sessions: map[*session]struct{}{}}
+	s := &Server{cfg: cfg, app: app, send: m.MeasureSends(metrics.TransportWebSocket, app.Send), verifier: verifier, metrics: m, log: log, sessions: map[*session]struct{}{}}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.ReadBufferSize,
