@@ -60,6 +60,20 @@ func passTheBus(r *Republisher) {
 	r.seen(later.ID)
 }
 
+// failingToRepublish has r watch a commit acked now, which the bus does not
+// bring back and pub fails to republish at the first sweep due; it returns
+// when the commit was acked.
+func failingToRepublish(r *Republisher, pub *recordingPublisher, clock *ManualClock) time.Time {
+	pub.err = ports.ErrUnavailable
+	c := ports.Commit{ID: "c", Stream: "s", Version: 1}
+	acked := clock.Now()
+	r.publishing(c)
+	r.acked(c)
+	passTheBus(r)
+	sweepAt(r, clock, acked, testAfter)
+	return acked
+}
+
 // sweepAt moves the clock to since+at and sweeps.
 func sweepAt(r *Republisher, clock *ManualClock, since time.Time, at time.Duration) {
 	clock.Add(since.Add(at).Sub(clock.Now()))
@@ -130,13 +144,7 @@ func TestOnlyAnAckedCommitNotSeenIsRepublished(t *testing.T) {
 
 func TestAFailedRepublishIsTriedAgainAfterItsBackOff(t *testing.T) {
 	r, pub, clock := newTestRepublisher()
-	pub.err = ports.ErrUnavailable
-	c := ports.Commit{ID: "c", Stream: "s", Version: 1}
-	acked := clock.Now()
-	r.publishing(c)
-	r.acked(c)
-	passTheBus(r)
-	sweepAt(r, clock, acked, testAfter)
+	acked := failingToRepublish(r, pub, clock)
 	sweepAt(r, clock, acked, testAfter+time.Second)
 	if got := pub.takeRepublished(); len(got) != 1 {
 		t.Fatalf("a failed republish was tried %d times within its back-off, want once", len(got))
@@ -322,15 +330,9 @@ func TestTheLanesEndWithTheirWatch(t *testing.T) {
 // return to a caller goes to the node's logger, not the process's global one.
 func TestARepublisherTellsTheLoggerItWasGiven(t *testing.T) {
 	var logged bytes.Buffer
-	pub := &recordingPublisher{err: ports.ErrUnavailable}
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	r := newRepublisher(pub, clock, testAfter, slog.New(slog.NewTextHandler(&logged, nil)))
-	c := ports.Commit{ID: "c", Stream: "s", Version: 1}
-	acked := clock.Now()
-	r.publishing(c)
-	r.acked(c)
-	passTheBus(r)
-	sweepAt(r, clock, acked, testAfter)
+	r, pub, clock := newTestRepublisher()
+	r.log = slog.New(slog.NewTextHandler(&logged, nil))
+	failingToRepublish(r, pub, clock)
 	if !strings.Contains(logged.String(), "commits not republished") {
 		t.Fatalf("the injected logger heard %q, want the failed republish", logged.String())
 	}
