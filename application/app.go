@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
 
@@ -46,13 +47,13 @@ func DefaultConfig() Config {
 
 // Application gathers the use cases that inbound adapters drive.
 type Application struct {
-	// Send is SendMessage, logged (decorators.go); a transport measures it
-	// by wrapping it once more.
+	// Send and the queries are logged (decorators.go); a transport
+	// measures Send by wrapping it once more.
 	Send          SendHandler
 	MarkReceipts  *MarkReceipts
-	Sync          *Sync
-	History       *History
-	Conversations *ListConversations
+	Sync          SyncHandler
+	History       HistoryHandler
+	Conversations ConversationsHandler
 	Delivery      *Delivery
 	Projector     *Projector
 	Sessions      *Sessions
@@ -96,14 +97,15 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	conversations.afterObserve(positions.delivered)
 	markReceipts := &MarkReceipts{conversations: conversations, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
 	app := &Application{
-		Send:          logged[SendMessageCommand, Ack](log, "send", newSendMessage(cfg, conversations, clock, ids)),
-		MarkReceipts:  markReceipts,
-		Sync:          &Sync{conversations: conversations, messages: store, positions: positions},
-		History:       &History{conversations: conversations, messages: store, positions: positions},
-		Conversations: &ListConversations{readModel: readModel, streams: store, positions: positions},
-		Sessions:      sessions,
-		Projector:     &Projector{streams: store, readModel: readModel},
-		Republisher:   republisher,
+		Send:         logged[SendMessageCommand, Ack](log, "send", newSendMessage(cfg, conversations, clock, ids)),
+		MarkReceipts: markReceipts,
+		Sync:         logged[SyncQuery, Page](log, "sync", &Sync{conversations: conversations, messages: store, positions: positions}),
+		History:      logged[HistoryQuery, Page](log, "history", &History{conversations: conversations, messages: store, positions: positions}),
+		Conversations: logged[user.ID, []ConversationSummary](log, "list conversations",
+			&ListConversations{readModel: readModel, streams: store, positions: positions}),
+		Sessions:    sessions,
+		Projector:   &Projector{streams: store, readModel: readModel},
+		Republisher: republisher,
 	}
 	app.Delivery = &Delivery{conversations: conversations, messages: store, sessions: sessions,
 		marks: newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}

@@ -4,31 +4,41 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/evchat/chatd/domain/user"
 )
 
-// CommandHandler is a use case that takes a command C and answers R. The
+// Handler is a use case that takes a command or query C and answers R. The
 // decorators below wrap one, so that what every use case does around its
 // work (logging, measuring) is written once instead of in each use case or
 // in each transport that calls it.
-type CommandHandler[C, R any] interface {
+type Handler[C, R any] interface {
 	Handle(ctx context.Context, cmd C) (R, error)
 }
 
-// SendHandler is the send use case as transports see it: SendMessage,
-// possibly decorated.
-type SendHandler = CommandHandler[SendMessageCommand, Ack]
+// The use cases as transports see them, possibly decorated.
+type (
+	// SendHandler is SendMessage.
+	SendHandler = Handler[SendMessageCommand, Ack]
+	// SyncHandler is Sync.
+	SyncHandler = Handler[SyncQuery, Page]
+	// HistoryHandler is History.
+	HistoryHandler = Handler[HistoryQuery, Page]
+	// ConversationsHandler is ListConversations.
+	ConversationsHandler = Handler[user.ID, []ConversationSummary]
+)
 
-// HandlerFunc adapts a function to a CommandHandler.
+// HandlerFunc adapts a function to a Handler.
 type HandlerFunc[C, R any] func(ctx context.Context, cmd C) (R, error)
 
 // Handle calls f.
 func (f HandlerFunc[C, R]) Handle(ctx context.Context, cmd C) (R, error) { return f(ctx, cmd) }
 
-// logged traces every command of the named use case at debug level, with
+// logged traces every call of the named use case at debug level, with
 // how long it took and how it failed. A failure is no more than debug here:
 // the transport that answers decides whether it is the server's fault
 // (an error), a dependency's (a warning) or the client's (nothing).
-func logged[C, R any](log *slog.Logger, useCase string, next CommandHandler[C, R]) CommandHandler[C, R] {
+func logged[C, R any](log *slog.Logger, useCase string, next Handler[C, R]) Handler[C, R] {
 	return HandlerFunc[C, R](func(ctx context.Context, cmd C) (R, error) {
 		start := time.Now()
 		r, err := next.Handle(ctx, cmd)
