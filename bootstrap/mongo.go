@@ -32,15 +32,13 @@ func connectMongo(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*driver.Dat
 	if err != nil {
 		return nil, fmt.Errorf("CHAT_MONGO_URI: %w", err)
 	}
-	lc.Append(fx.Hook{
-		OnStart: func(ctx context.Context) error {
-			if err := migrations.Up(ctx, db); err != nil {
-				return err
-			}
-			logger.Info("mongodb ready", "db", cfg.MongoDB)
-			return nil
-		},
-		OnStop: func(ctx context.Context) error { return db.Client().Disconnect(ctx) },
-	})
+	migrate := func(ctx context.Context) error {
+		if err := migrations.Up(ctx, db); err != nil {
+			return err
+		}
+		logger.Info("mongodb ready", "db", cfg.MongoDB)
+		return nil
+	}
+	lc.Append(fx.StartStopHook(migrate, db.Client().Disconnect))
 	return db, nil
 }
