@@ -4,7 +4,10 @@
 // syncing and paging history, listing conversations, projecting the read
 // model, and relaying presence and typing between nodes. It depends on
 // domain/ and ports/ only; inbound adapters call it and outbound adapters are
-// handed to it. New builds every use case once, presence and typing included.
+// handed to it. New builds every use case once, presence and typing included,
+// the ones transports call wrapped in a logging decorator (decorators.go), and
+// Subscribe hands the bus a node's consumers, so that bootstrap and the
+// tests' embedded node run the same node.
 package application
 
 import (
