@@ -8,10 +8,10 @@ import (
 
 // The consumer groups a node's use cases subscribe with.
 const (
-	// ProjectorGroup is the cluster group whose one member projects each commit.
-	ProjectorGroup = "projector"
-	// DeliveryGroup is the broadcast by which every node delivers to its sessions.
-	DeliveryGroup = "delivery"
+	// projectorGroup is the cluster group whose one member projects each commit.
+	projectorGroup = "projector"
+	// deliveryGroup is the broadcast by which every node delivers to its sessions.
+	deliveryGroup = "delivery"
 )
 
 // Subscribe hands the bus the consumers of a node: the projector, once per
@@ -19,8 +19,8 @@ const (
 // in production or in a test, subscribes through here, so that none of them
 // runs a different node.
 func (a *Application) Subscribe(sub ports.Subscriber) {
-	sub.Cluster(ProjectorGroup, a.Projector.Handle)
-	sub.Broadcast(DeliveryGroup, func(ctx context.Context, commits []ports.Commit) error {
+	sub.Cluster(projectorGroup, a.Projector.Handle)
+	sub.Broadcast(deliveryGroup, func(ctx context.Context, commits []ports.Commit) error {
 		// Presence learns of new conversations from the same consumer, so
 		// that its cached peers need no subscription of their own.
 		_ = a.Presence.ObserveCommits(ctx, commits)
