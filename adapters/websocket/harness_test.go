@@ -116,7 +116,9 @@ func (c *client) sendRaw(data string) {
 type frame map[string]any
 
 // next returns the next frame of one of the given types, skipping frames
-// that arrive asynchronously (messages and receipts) unless asked for.
+// that arrive asynchronously (messages, receipts, and the presence pushed
+// to peers by the node's presence, which runs as in `make run`) unless
+// asked for.
 func (c *client) next(types ...string) frame {
 	c.t.Helper()
 	for {
@@ -134,7 +136,7 @@ func (c *client) next(types ...string) frame {
 				return f
 			}
 		}
-		if f["type"] != typeReceipt && f["type"] != typeMessage {
+		if f["type"] != typeReceipt && f["type"] != typeMessage && f["type"] != typePresence {
 			c.t.Fatalf("got %s while waiting for %v", data, types)
 		}
 	}
