@@ -14,7 +14,6 @@ import (
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
-	"github.com/evchat/chatd/ports"
 	"github.com/evchat/chatd/tests/eventually"
 )
 
@@ -299,65 +298,6 @@ func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
 		bob.writePage(string(ack.Conversation), 1, 2)
 		if got, want := statuses(), []string{"delivered", "delivered", "delivered"}; !slices.Equal(got, want) {
 			t.Fatalf("after the sync page: %v, want %v", got, want)
-		}
-	})
-}
-
-// countingStore counts the reads of streams, to show what delivery reads.
-type countingStore struct {
-	ports.EventStore
-	mu    sync.Mutex
-	loads int
-}
-
-func (s *countingStore) Load(ctx context.Context, stream string, from, to uint64) ([]ports.Commit, error) {
-	s.mu.Lock()
-	s.loads++
-	s.mu.Unlock()
-	return s.EventStore.Load(ctx, stream, from, to)
-}
-
-func (s *countingStore) loadsSoFar() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.loads
-}
-
-// TestASessionsOwnMessagesCostNoStoreRead: the session that sent the
-// messages, which is never pushed them, does not fill the gaps between them
-// from the store however they arrive; a message of the other participant
-// then brings it the gap's messages it did not send, in order.
-func TestASessionsOwnMessagesCostNoStoreRead(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		shared := memory.NewEventStore()
-		sender := newNode(t, testConfig(), shared)
-		for i := range 4 {
-			cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
-			if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
-				t.Fatal(err)
-			}
-		}
-		send(t, sender, "bob", "b", "alice", "y")
-		commits, err := shared.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		store := &countingStore{EventStore: shared}
-		n := newNode(t, testConfig(), store)
-		alice := connect(t, n, "alice-phone", "alice")
-		for _, seq := range []uint64{1, 4, 2, 3} {
-			if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := store.loadsSoFar(); got != 0 || len(alice.seqs()) != 0 {
-			t.Fatalf("alice's own messages out of order cost %d store reads and pushed %v; want none", got, alice.seqs())
-		}
-		if err := n.app.Delivery.Handle(context.Background(), commits[4:5]); err != nil {
-			t.Fatal(err)
-		}
-		if got := alice.seqs(); !slices.Equal(got, []uint64{5}) {
-			t.Fatalf("alice saw %v after bob's reply, want only bob's seq 5", got)
 		}
 	})
 }
