@@ -35,11 +35,12 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		// all come before the node serves.
 		fx.StartTimeout(startTimeout),
 		SystemModule,
-		storeModule(cfg),
-		busModule(cfg),
+		// Each piece of infrastructure configured replaces its embedded default.
+		pick(cfg.MongoURI != "", MongoModule, MemoryStoreModule),
+		pick(cfg.RocketMQNamesrv != "", RocketMQModule, MemoryBusModule),
 		ApplicationModule,
-		signalsModule(cfg),
-		lastSeenModule(cfg),
+		pick(cfg.RocketMQNamesrv != "", RocketMQSignalsModule, MemorySignalsModule),
+		pick(cfg.MongoURI != "", mongoLastSeenModule, memoryLastSeenModule),
 		PresenceModule,
 		AuthModule,
 		MetricsModule,
@@ -52,21 +53,13 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 // startTimeout bounds a node's start-up.
 const startTimeout = 90 * time.Second
 
-// storeModule picks MongoDB when CHAT_MONGO_URI is set, else memory.
-func storeModule(cfg Config) fx.Option {
-	if cfg.MongoURI != "" {
-		return MongoModule
+// pick returns configured when the node is configured for that piece of
+// infrastructure (CHAT_MONGO_URI, CHAT_ROCKETMQ_NAMESRV), else embedded.
+func pick(isConfigured bool, configured, embedded fx.Option) fx.Option {
+	if isConfigured {
+		return configured
 	}
-	return MemoryStoreModule
-}
-
-// busModule picks RocketMQ when CHAT_ROCKETMQ_NAMESRV is set, else the
-// in-process bus.
-func busModule(cfg Config) fx.Option {
-	if cfg.RocketMQNamesrv != "" {
-		return RocketMQModule
-	}
-	return MemoryBusModule
+	return embedded
 }
 
 // SystemModule provides the clock and the id source.

@@ -36,26 +36,16 @@ func newPresencePorts(signals ports.Signals, lastSeen ports.LastSeenStore, reg *
 	return application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: m}, nil
 }
 
-// signalsModule carries signals on RocketMQ when it is the bus, else in process.
-func signalsModule(cfg Config) fx.Option {
-	if cfg.RocketMQNamesrv != "" {
-		return RocketMQSignalsModule
-	}
-	return MemorySignalsModule
-}
-
-// lastSeenModule keeps last-seen times in MongoDB when it is the store,
-// else in memory.
-func lastSeenModule(cfg Config) fx.Option {
-	if cfg.MongoURI != "" {
-		return fx.Module("mongo-last-seen", fx.Provide(
-			func(db *driver.Database) ports.LastSeenStore { return mongo.NewLastSeen(db) },
-		))
-	}
-	return fx.Module("memory-last-seen", fx.Provide(
+// mongoLastSeenModule keeps last-seen times in MongoDB when it is the store;
+// memoryLastSeenModule keeps them in memory otherwise.
+var (
+	mongoLastSeenModule = fx.Module("mongo-last-seen", fx.Provide(
+		func(db *driver.Database) ports.LastSeenStore { return mongo.NewLastSeen(db) },
+	))
+	memoryLastSeenModule = fx.Module("memory-last-seen", fx.Provide(
 		func() ports.LastSeenStore { return memory.NewLastSeen() },
 	))
-}
+)
 
 // MemorySignalsModule provides the in-process signal bus.
 var MemorySignalsModule = fx.Module("memory-signals",
