@@ -84,15 +84,9 @@ func New(cfg Config, deps Deps) (*API, error) {
 		return nil, errors.New("httpapi: the application, a token verifier and a metrics gatherer are required")
 	}
 	def := DefaultConfig()
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = def.MaxBodyBytes
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = def.RequestTimeout
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = def.ReadyTimeout
-	}
+	cfg.MaxBodyBytes = orDefault(cfg.MaxBodyBytes, def.MaxBodyBytes)
+	cfg.RequestTimeout = orDefault(cfg.RequestTimeout, def.RequestTimeout)
+	cfg.ReadyTimeout = orDefault(cfg.ReadyTimeout, def.ReadyTimeout)
 	log := deps.Log
 	if log == nil {
 		log = slog.Default()
@@ -177,4 +171,13 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// orDefault keeps a setting given and replaces one left unset (or negative,
+// which no setting here means) by its default.
+func orDefault[T int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
