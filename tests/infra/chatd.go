@@ -78,8 +78,10 @@ func ChatdBinary() (string, error) {
 }
 
 // BuildChatd builds bin/chatd from the checkout, for test packages that run
-// nodes: writing a temporary file and renaming it keeps a concurrent build
-// from leaving a half-written binary.
+// nodes. It builds to a temporary name and renames it into place, so that a
+// chatd already running from bin/chatd (another test binary, a developer's
+// `make run`) neither breaks the build with "text file busy" nor sees its
+// file change under it, and a concurrent build leaves no half-written binary.
 func BuildChatd() (string, error) {
 	root, err := repoRoot()
 	if err != nil {
