@@ -26,6 +26,9 @@ type Commit struct {
 	// Origin names the session that caused the commit, so that delivery can
 	// spare that session its own message; empty when no session did.
 	Origin string
+	// Route is where the commit must be delivered live; never stored, so a
+	// commit read back reaches every node.
+	Route Route
 }
 
 var (

@@ -37,6 +37,9 @@ type Signal struct {
 	// Conversation and To: where the user types and whose sessions hear it.
 	Conversation string
 	To           user.ID
+	// Route: where a typing signal's To has sessions; presence signals,
+	// the registry itself, reach every node.
+	Route Route
 }
 
 // SignalHandler receives signals; it must not block for long.
