@@ -15,6 +15,7 @@ type Transactions struct {
 	store   ports.EventStore
 	clock   ports.Clock
 	timeout time.Duration
+	settled *settledCommits
 }
 
 var _ ports.TransactionHandler = (*Transactions)(nil)
@@ -25,7 +26,7 @@ func NewTransactions(store ports.EventStore, clock ports.Clock, timeout time.Dur
 	if store == nil || clock == nil || timeout <= 0 {
 		return nil, errors.New("transactions: store, clock and a positive timeout are required")
 	}
-	return &Transactions{store: store, clock: clock, timeout: timeout}, nil
+	return &Transactions{store: store, clock: clock, timeout: timeout, settled: newSettledCommits(maxSettledCommits)}, nil
 }
 
 // ExecuteLocal appends c, and gives the append until half the transaction
@@ -41,6 +42,7 @@ func (t *Transactions) ExecuteLocal(ctx context.Context, c ports.Commit) (ports.
 	err := t.store.Append(ctx, c)
 	switch {
 	case err == nil:
+		t.settled.stored(c.ID, commitPlace{c.Stream, c.Version})
 		return ports.TxCommit, nil
 	case errors.Is(err, ports.ErrVersionConflict), errors.Is(err, ports.ErrDuplicateCommit):
 		return ports.TxRollback, err
@@ -71,18 +73,26 @@ func (t *Transactions) appendBudget(c ports.Commit) time.Duration {
 // the primary, the driver's default).
 // A commit found is committed whatever its age, so an append that landed
 // though its caller had given up is published, and a resend gets its ack.
+// Where a commit is stored is remembered (settledCommits), and a check of
+// a commit remembered reads nothing.
 func (t *Transactions) Check(ctx context.Context, c ports.Commit) ports.TxState {
-	stored, err := t.store.FindCommit(ctx, c.ID)
-	switch {
-	case err == nil:
-		if stored.Stream == c.Stream && stored.Version == c.Version {
-			return ports.TxCommit
+	place, known := t.settled.find(c.ID)
+	if !known {
+		stored, err := t.store.FindCommit(ctx, c.ID)
+		switch {
+		case errors.Is(err, ports.ErrCommitNotFound):
+			if t.clock.Now().Sub(c.CommittedAt) > t.timeout {
+				return ports.TxRollback
+			}
+			return ports.TxUnknown
+		case err != nil:
+			return ports.TxUnknown
 		}
-		return ports.TxRollback
-	case errors.Is(err, ports.ErrCommitNotFound):
-		if t.clock.Now().Sub(c.CommittedAt) > t.timeout {
-			return ports.TxRollback
-		}
+		place = commitPlace{stored.Stream, stored.Version}
+		t.settled.stored(c.ID, place)
 	}
-	return ports.TxUnknown
+	if place == (commitPlace{c.Stream, c.Version}) {
+		return ports.TxCommit
+	}
+	return ports.TxRollback
 }

@@ -119,3 +119,55 @@ func TestLocalTransactionEndsByHalfTheTimeoutAfterTheCommitWasBuilt(t *testing.T
 		})
 	}
 }
+
+// findCounter counts the checkback reads that reach the store.
+type findCounter struct {
+	ports.EventStore
+	finds int
+}
+
+func (f *findCounter) FindCommit(ctx context.Context, id string) (ports.Commit, error) {
+	f.finds++
+	return f.EventStore.FindCommit(ctx, id)
+}
+
+// TestCheckbackReadsTheStoreOncePerCommit: a broker asks again and again
+// about the same half messages when its checks fall behind; where a commit
+// is stored, once known, is answered from memory, while an absent commit
+// is read again each time, since a later attempt may store it.
+func TestCheckbackReadsTheStoreOncePerCommit(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	store := &findCounter{EventStore: memory.NewEventStore()}
+	tx, err := application.NewTransactions(store, fixedClock{now}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	executedHere := ports.Commit{ID: "m_1", Stream: "c_s", Version: 1, CommittedAt: now}
+	if state, err := tx.ExecuteLocal(ctx, executedHere); state != ports.TxCommit {
+		t.Fatal(state, err)
+	}
+	storedElsewhere := ports.Commit{ID: "m_2", Stream: "c_s", Version: 2, CommittedAt: now}
+	if err := store.Append(ctx, storedElsewhere); err != nil {
+		t.Fatal(err)
+	}
+	absent := ports.Commit{ID: "m_3", Stream: "c_s", Version: 3, CommittedAt: now}
+	steps := []struct {
+		name      string
+		commit    ports.Commit
+		want      ports.TxState
+		wantFinds int // store reads so far
+	}{
+		{"stored by this node's local transaction", executedHere, ports.TxCommit, 0},
+		{"the same id at another version", ports.Commit{ID: "m_1", Stream: "c_s", Version: 2, CommittedAt: now}, ports.TxRollback, 0},
+		{"stored by another node, first check", storedElsewhere, ports.TxCommit, 1},
+		{"stored by another node, asked again", storedElsewhere, ports.TxCommit, 1},
+		{"absent", absent, ports.TxUnknown, 2},
+		{"absent, asked again", absent, ports.TxUnknown, 3},
+	}
+	for _, s := range steps {
+		if got := tx.Check(ctx, s.commit); got != s.want || store.finds != s.wantFinds {
+			t.Fatalf("%s: Check = %v after %d store reads, want %v after %d", s.name, got, store.finds, s.want, s.wantFinds)
+		}
+	}
+}
