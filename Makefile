@@ -47,17 +47,15 @@ browser-deps:
 	./tests/e2e/browser/install.sh
 
 ## test: every suite, infrastructure included; nothing skips. The suites under
-## tests/ run one package at a time: each starts its own broker and store.
-## tests/failover (the deployed layout's failover, `make test-failover`) runs
-## on its own: its six JVMs and five faults take about 10 minutes, which would
-## double this target.
+## tests/ run one package at a time: each starts its own broker and store
+## (tests/failover the deployed layout's six JVMs, once for its tests).
 test: vet infra-deps browser-deps build
 	$(GOTEST) -race -timeout 5m ./domain/... ./application/... ./ports/... ./adapters/... ./bootstrap/...
-	$(GOTEST) -p 1 -timeout 12m $$($(GO) list ./tests/... | grep -v '/tests/failover$$')
+	$(GOTEST) -p 1 -timeout 15m ./tests/...
 
-## test-failover: the failover suite on the deployed RocketMQ layout (six JVMs).
+## test-failover: the failover suite alone, on the deployed RocketMQ layout (six JVMs).
 test-failover: infra-deps
-	$(GOTEST) -v -timeout 20m ./tests/failover/
+	$(GOTEST) -v -timeout 15m ./tests/failover/
 
 ## vet: gofmt, go vet and golangci-lint (.golangci.yml says which linters and why).
 vet: $(GOLANGCI_LINT)

@@ -1,4 +1,4 @@
-package contract_test
+package failover
 
 import (
 	"context"
@@ -79,6 +79,16 @@ func (a *arrivals) arrived(id string) (time.Time, bool) {
 	return t, ok
 }
 
+// commitAll is a local transaction that always commits: this test measures
+// the bus, not the store.
+type commitAll struct{}
+
+func (commitAll) ExecuteLocal(context.Context, ports.Commit) (ports.TxState, error) {
+	return ports.TxCommit, nil
+}
+
+func (commitAll) Check(context.Context, ports.Commit) ports.TxState { return ports.TxCommit }
+
 // TestRocketMQSendsSurviveAMastersDeath runs the adapter, as a node wires
 // it (publisher, broadcast consumer, master watch), on the deployed layout
 // of two masters with slaves, with steady transactional sends from 20
@@ -90,7 +100,7 @@ func (a *arrivals) arrived(id string) (time.Time, bool) {
 // routes to it must reach the running consumer through its queues.
 func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 	rocketmq.RouteLogs(slog.New(slog.NewTextHandler(os.Stderr, nil)), slog.LevelError)
-	ha := infra.StartRocketMQHA(t)
+	ha := wholeLayout(t)
 	suffix := strings.ToLower(rand.Text()[:10])
 	cfg := rocketmq.DefaultConfig()
 	cfg.NameServers = ha.NamesrvAddrs()
@@ -100,7 +110,7 @@ func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	pub, err := rocketmq.NewPublisher(cfg, alwaysCommit{}, log)
+	pub, err := rocketmq.NewPublisher(cfg, commitAll{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +201,7 @@ func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 	// master's death, through broker-a's queues too.
 	lateCfg := cfg
 	lateCfg.NodeID = "late_" + suffix
-	late, err := rocketmq.NewPublisher(lateCfg, alwaysCommit{}, log)
+	late, err := rocketmq.NewPublisher(lateCfg, commitAll{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package failover
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -56,6 +57,8 @@ type session struct {
 	syncReply  chan frame
 	deliveries []delivery
 	closed     bool
+	// gone is closed with closed set, for whoever waits on a reply.
+	gone chan struct{}
 }
 
 func token(node, user string) (string, error) {
@@ -87,7 +90,7 @@ func dial(node, user string) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial %s as %s: %w", node, user, err)
 	}
-	s := &session{user: user, conn: conn, waiting: map[string]chan frame{}, syncReply: make(chan frame, 16)}
+	s := &session{user: user, conn: conn, waiting: map[string]chan frame{}, syncReply: make(chan frame, 16), gone: make(chan struct{})}
 	go s.readLoop()
 	// The upgrade's answer can come before the session is registered for
 	// delivery; a pong proves it is.
@@ -103,6 +106,7 @@ func (s *session) readLoop() {
 		if err != nil {
 			s.mu.Lock()
 			s.closed = true
+			close(s.gone)
 			for _, ch := range s.waiting {
 				close(ch)
 			}
@@ -210,6 +214,11 @@ func (s *session) syncAll(conv string, after uint64) ([]message, error) {
 	}
 }
 
+var (
+	errSessionGone = errors.New("the node closed the session")
+	errNoAnswer    = errors.New("no answer")
+)
+
 // syncAnswer waits up to wait for the answer to a sync of conv after seq.
 func (s *session) syncAnswer(conv string, after uint64, wait time.Duration) (frame, error) {
 	timeout := time.After(wait)
@@ -220,8 +229,10 @@ func (s *session) syncAnswer(conv string, after uint64, wait time.Duration) (fra
 			if f.Type == "error" || len(f.Messages) == 0 || f.Messages[0].Seq == after+1 {
 				return f, nil
 			}
+		case <-s.gone:
+			return frame{}, fmt.Errorf("sync of %s after %d: %w", conv, after, errSessionGone)
 		case <-timeout:
-			return frame{}, fmt.Errorf("no answer to sync of %s after %d within %v", conv, after, wait)
+			return frame{}, fmt.Errorf("sync of %s after %d: %w within %v", conv, after, errNoAnswer, wait)
 		}
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/rocketmq-client-go/v2/rlog"
-
 	"github.com/evchat/chatd/tests/infra"
 )
 
@@ -125,25 +123,7 @@ type row struct {
 // delivery pause and what was caught up by sync, and checks the rules
 // against them.
 func TestFailover(t *testing.T) {
-	rlog.SetLogLevel("error")
-	// The JVMs take the longest to boot; the build and the store come up
-	// meanwhile.
-	var (
-		bin             string
-		store           *infra.Mongo
-		buildErr, dbErr error
-		buildAndStoreUp sync.WaitGroup
-	)
-	buildAndStoreUp.Go(func() { bin, buildErr = infra.BuildChatd() })
-	buildAndStoreUp.Go(func() { store, dbErr = infra.LaunchMongo() })
-	r := infra.StartRocketMQHA(t)
-	buildAndStoreUp.Wait()
-	if store != nil {
-		t.Cleanup(store.Close)
-	}
-	if err := errors.Join(buildErr, dbErr); err != nil {
-		t.Fatal(err)
-	}
+	r := wholeLayout(t)
 	const topic = "chat_failover"
 	if err := r.CreateTopic(topic); err != nil {
 		t.Fatal(err)
@@ -167,7 +147,7 @@ func TestFailover(t *testing.T) {
 		wg.Go(func() {
 			name := fmt.Sprintf("node%d", i+1)
 			nodeEnv := append(slices.Clone(env), "rocketmq.client.localOffsetStoreDir="+filepath.Join(logDir, "offsets-"+name))
-			nodes[i], errs[i] = infra.LaunchChatd(bin, name, fmt.Sprintf("127.0.0.1:%d", infra.FreePort()), logDir, nodeEnv)
+			nodes[i], errs[i] = infra.LaunchChatd(chatdBinary, name, fmt.Sprintf("127.0.0.1:%d", infra.FreePort()), logDir, nodeEnv)
 		})
 	}
 	wg.Wait()
@@ -298,10 +278,12 @@ func TestFailover(t *testing.T) {
 		rw.end = time.Now()
 		if f.downFor == 0 && i < len(faults)-1 {
 			go func() {
+				start := time.Now()
 				if err := f.restore(); err != nil {
 					restored <- fmt.Errorf("%s: restore: %w", f.name, err)
 					return
 				}
+				t.Logf("%s: restored in %v, while the next row waited", f.name, time.Since(start).Round(time.Millisecond))
 				restored <- nil
 			}()
 		} else {
@@ -330,6 +312,7 @@ func TestFailover(t *testing.T) {
 	}
 	live := map[string]delivery{} // by message id, first live arrival
 	bySync := map[string]bool{}
+	dumped := false
 	for i, rc := range recipients {
 		// Each session gets each message once and in order; a session
 		// opened on another node may get again what the last one had.
@@ -356,11 +339,18 @@ func TestFailover(t *testing.T) {
 			continue
 		}
 		conv := acked[i][0].ack.Conversation
-		s, err := rc.open(recipientsNode)
-		if err != nil {
-			t.Fatal(err)
+		synced, err := finalSync(rc, recipientsNode, conv)
+		if errors.Is(err, errNoAnswer) && !dumped {
+			// A node that leaves a sync unanswered is stuck somewhere:
+			// its stacks say where.
+			dumped = true
+			for i, n := range nodes {
+				if n.Addr() == recipientsNode {
+					n.DumpGoroutines()
+					t.Logf("node%d's goroutines are in its log", i+1)
+				}
+			}
 		}
-		synced, err := s.syncAll(conv, 0)
 		if err != nil {
 			t.Error(err)
 		}
@@ -650,5 +640,22 @@ func copyFile(from, to string) {
 	b, err := os.ReadFile(from)
 	if err == nil {
 		_ = os.WriteFile(to, b, 0o644)
+	}
+}
+
+// finalSync reads all of conv with the recipient's open session, or a new
+// one on node if the node closed it; a session the node closes during the
+// sync is opened again once, as a client would.
+func finalSync(rc *recipient, node, conv string) ([]message, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := rc.open(node)
+		if err != nil {
+			return nil, err
+		}
+		synced, err := s.syncAll(conv, 0)
+		if errors.Is(err, errSessionGone) && attempt == 1 {
+			continue
+		}
+		return synced, err
 	}
 }

@@ -64,6 +64,13 @@ func (c *Chatd) Stop() { c.proc.stop(syscall.SIGTERM, 30*time.Second) }
 // Kill ends the node at once.
 func (c *Chatd) Kill() { c.proc.kill() }
 
+// DumpGoroutines has the Go runtime write every goroutine's stack to the
+// node's log, which ends the node: the post-mortem of a node that stopped
+// answering.
+func (c *Chatd) DumpGoroutines() {
+	c.proc.stop(syscall.SIGQUIT, 10*time.Second)
+}
+
 // ChatdBinary is bin/chatd of the repository, checked to exist.
 func ChatdBinary() (string, error) {
 	root, err := repoRoot()

@@ -1,6 +1,11 @@
 package infra
 
-import "syscall"
+import (
+	"errors"
+	"os"
+	"strconv"
+	"syscall"
+)
 
 // sysProcAttr puts the child in its own process group and has the kernel kill
 // it if the test binary dies without running its cleanups (a panic in another
@@ -18,6 +23,26 @@ func StopWithParent() error {
 	_, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0)
 	if errno != 0 {
 		return errno
+	}
+	return nil
+}
+
+// renice sets the niceness of every thread of the process: Linux keeps it
+// per thread, and the threads started so far took it from their creator.
+func (p *process) renice(nice int) error {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(p.pid()) + "/task")
+	if err != nil {
+		return err
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		// A thread that ended meanwhile is no longer there to renice.
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return err
+		}
 	}
 	return nil
 }

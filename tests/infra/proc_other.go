@@ -12,3 +12,9 @@ func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 
 // StopWithParent does nothing outside Linux, which has no parent-death signal.
 func StopWithParent() error { return nil }
+
+// renice sets the niceness of the process, which outside Linux is one for
+// all its threads.
+func (p *process) renice(nice int) error {
+	return syscall.Setpriority(syscall.PRIO_PROCESS, p.pid(), nice)
+}

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/admin"
@@ -66,8 +66,20 @@ var haRewrittenKeys = []string{
 	"mappedFileSizeCommitLog", "maxIndexNum", "maxHashSlotNum", "registerNameServerPeriod",
 }
 
-// haJVMHeap fits six JVMs on two cores and a few GB (DESIGN.md, measured).
-var haJVMHeap = []string{"-Xms256m", "-Xmx256m", "-XX:MaxDirectMemorySize=128m", "-XX:+UseSerialGC"}
+// haJVMFlags fit six JVMs on two cores and a few GB (DESIGN.md, measured).
+// The layout runs only tests, whose restarts happen under steady traffic on
+// a saturated machine: C1 alone (TieredStopAtLevel=1) boots a name server
+// on 3.5-3.8 s of CPU instead of 5.5-6.4, a broker on 5-8 instead of
+// 8.7-11, and the test traffic does not need C2's code.
+var haJVMFlags = []string{"-Xms256m", "-Xmx256m", "-XX:MaxDirectMemorySize=128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"}
+
+// restartBootNice is the niceness a restarted process boots at, and leaves
+// once booted. Deployed, each process has its own machine; here all six
+// share two cores with the store, two nodes and the traffic of a failover
+// run, and a restarted name server, at an even share, took 50 s to boot on
+// 3.5 s of CPU. A failover test measures what the cluster does while a
+// part is away, not how long a starved JVM takes to come back.
+const restartBootNice = -10
 
 // RocketMQHA is the deployed layout of bootstrap/deploy/rocketmq on loopback:
 // two name servers and broker groups broker-a and broker-b, each a master and
@@ -81,6 +93,10 @@ type RocketMQHA struct {
 	mu     sync.Mutex
 	procs  map[HARole]*process
 	starts map[HARole]int
+
+	// Logf, when set, hears how long each phase of a Start took: the
+	// restarts are what a failover run waits on.
+	Logf func(format string, args ...any)
 }
 
 // LaunchRocketMQHA writes the layout's configuration, generated from
@@ -331,6 +347,12 @@ func (r *RocketMQHA) Start(role HARole) error {
 	if r.alive(role) {
 		return nil
 	}
+	began := time.Now()
+	phase := func(name string) {
+		if r.Logf != nil {
+			r.Logf("%s %s %v after its start began", role, name, time.Since(began).Round(time.Millisecond))
+		}
+	}
 	if !role.IsNamesrv() {
 		// A name server drops a killed broker when its connection closes,
 		// asynchronously; a drop processed after the restarted broker
@@ -349,15 +371,20 @@ func (r *RocketMQHA) Start(role HARole) error {
 	}
 	r.mu.Lock()
 	r.starts[role]++
+	restart := r.starts[role] > 1
 	logPath := filepath.Join(r.roleDir(role), fmt.Sprintf("console.%d.out", r.starts[role]))
 	r.mu.Unlock()
 	mainClass := "org.apache.rocketmq.broker.BrokerStartup"
 	if role.IsNamesrv() {
 		mainClass = "org.apache.rocketmq.namesrv.NamesrvStartup"
 	}
+	argv := javaCommand(r.java, r.lib, r.roleDir(role), haJVMFlags, mainClass, r.ConfPath(role))
+	if restart {
+		argv = append([]string{"nice", "-n", strconv.Itoa(restartBootNice)}, argv...)
+	}
 	p, err := startProcess(procSpec{
 		name:    "rocketmq " + string(role),
-		argv:    javaCommand(r.java, r.lib, r.roleDir(role), haJVMHeap, mainClass, r.ConfPath(role)),
+		argv:    argv,
 		dir:     r.roleDir(role),
 		logPath: logPath,
 	})
@@ -371,6 +398,13 @@ func (r *RocketMQHA) Start(role HARole) error {
 		p.kill()
 		return err
 	}
+	if restart {
+		if err := p.renice(0); err != nil {
+			p.kill()
+			return fmt.Errorf("%s: back to nice 0 after its boot: %w", role, err)
+		}
+	}
+	phase("booted")
 	r.mu.Lock()
 	r.procs[role] = p
 	r.mu.Unlock()
@@ -384,11 +418,17 @@ func (r *RocketMQHA) Start(role HARole) error {
 		}
 		return true
 	})
+	if err == nil {
+		phase("routed")
+	}
 	if err == nil && waitForLink {
 		// The slave learns where its master replicates from a
 		// registration and then retries every 5 s: 15 s after a start
 		// was seen here.
 		err = waitFor(p, 60*time.Second, func() bool { return r.slaveLinks(role.BrokerName()) > slaveLinks })
+		if err == nil {
+			phase("replicating")
+		}
 	}
 	if err != nil {
 		p.kill()
@@ -514,7 +554,9 @@ func (r *RocketMQHA) Close() {
 	os.RemoveAll(r.dir)
 }
 
-func (r *RocketMQHA) logTails() string {
+// LogTails is the last lines of every process's console, for a failed
+// test's log.
+func (r *RocketMQHA) LogTails() string {
 	var b strings.Builder
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -522,26 +564,4 @@ func (r *RocketMQHA) logTails() string {
 		fmt.Fprintf(&b, "%s:\n%s\n", role, r.procs[role].logTail(10))
 	}
 	return b.String()
-}
-
-// StartRocketMQHA starts the layout for the test; every process is killed,
-// and the stores deleted, when the test ends (kept, with the logs, if it
-// failed).
-func StartRocketMQHA(t testing.TB) *RocketMQHA {
-	t.Helper()
-	start := time.Now()
-	r, err := LaunchRocketMQHA()
-	if err != nil {
-		t.Fatalf("infra: %v", err)
-	}
-	t.Logf("infra: rocketmq layout (name servers %s) up in %v", r.NamesrvAddr(), time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if t.Failed() {
-			r.Stop()
-			t.Logf("infra: rocketmq layout log tails:\n%s(kept %s)", r.logTails(), r.dir)
-			return
-		}
-		r.Close()
-	})
-	return r
 }

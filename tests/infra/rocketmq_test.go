@@ -2,9 +2,6 @@ package infra_test
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,29 +26,6 @@ func (commitListener) CheckLocalTransaction(*primitive.MessageExt) primitive.Loc
 	return primitive.CommitMessageState
 }
 
-// instance gives every client its own instance name: clients that share one
-// share a connection, and shutting one down breaks the others.
-func instance(t *testing.T, role string) string {
-	name := fmt.Sprintf("infra-%s-%s-%d", t.Name(), role, time.Now().UnixNano())
-	// Broadcast consumers keep offsets under $HOME unless the environment
-	// said otherwise before the client package initialised; do not leave
-	// them behind. This cleanup is registered before the client's Shutdown,
-	// which writes the file, so it runs after it.
-	t.Cleanup(func() {
-		base := os.Getenv("rocketmq.client.localOffsetStoreDir")
-		if base == "" {
-			base = filepath.Join(os.Getenv("HOME"), ".rocketmq_client_go")
-		}
-		// The client writes <base>/<group>/<ip>@<instance>/offset.json.
-		dirs, _ := filepath.Glob(filepath.Join(base, "*", "*@"+name))
-		for _, d := range dirs {
-			os.RemoveAll(d)
-			os.Remove(filepath.Dir(d)) // the group's, if now empty
-		}
-	})
-	return name
-}
-
 func TestRocketMQTransactionalBroadcast(t *testing.T) {
 	rlog.SetLogLevel("error")
 	r := infra.StartRocketMQ(t)
@@ -67,7 +41,7 @@ func TestRocketMQTransactionalBroadcast(t *testing.T) {
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(resolver),
 		consumer.WithGroupName("infra_broadcast"),
-		consumer.WithInstance(instance(t, "consumer")),
+		consumer.WithInstance(infra.ClientInstance(t, "consumer")),
 		consumer.WithConsumerModel(consumer.BroadCasting),
 		// A fresh topic: start at its beginning so that a message sent
 		// before the first rebalance finishes is not skipped.
@@ -93,7 +67,7 @@ func TestRocketMQTransactionalBroadcast(t *testing.T) {
 	p, err := rocketmq.NewTransactionProducer(commitListener{},
 		producer.WithNsResolver(resolver),
 		producer.WithGroupName("infra_tx_producer"),
-		producer.WithInstanceName(instance(t, "producer")),
+		producer.WithInstanceName(infra.ClientInstance(t, "producer")),
 		producer.WithRetry(1),
 	)
 	if err != nil {
@@ -149,7 +123,7 @@ func TestRocketMQRestart(t *testing.T) {
 	p, err := rocketmq.NewProducer(
 		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{r.NamesrvAddr()})),
 		producer.WithGroupName("infra_restart_producer"),
-		producer.WithInstanceName(instance(t, "producer")),
+		producer.WithInstanceName(infra.ClientInstance(t, "producer")),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -96,6 +96,7 @@ func main() {
 			fail(err)
 		}
 		closers = append(closers, r.Close)
+		r.Logf = log.Printf
 		log.Printf("rocketmq layout (2 name servers, 2 masters, 2 slaves) up in %v, in %s", time.Since(start).Round(time.Millisecond), r.Dir())
 		// The shipped brokers do not create topics on a client's whim, and
 		// chatd's own topic must exist before its consumers start.
