@@ -74,6 +74,9 @@ type entry struct {
 	present bool
 	seq     uint64
 	at      time.Time
+	// changed is when this directory learnt that present flipped: at
+	// unlike it, a heartbeat that repeats what is known leaves it alone.
+	changed time.Time
 }
 
 type nodeState struct {
@@ -187,7 +190,12 @@ func (d *Directory) Heartbeat(node string, users []user.ID, seq uint64, now time
 
 // set records e for u on n and appends the change it makes to changes.
 func (d *Directory) set(n *nodeState, node string, u user.ID, e entry, now time.Time, changes []Change) []Change {
-	was := n.users[u].present
+	old, known := n.users[u]
+	was := old.present
+	e.changed = now
+	if known && was == e.present {
+		e.changed = old.changed
+	}
 	n.users[u] = e
 	switch {
 	case e.present && !was:
@@ -259,4 +267,37 @@ func (d *Directory) Tick(now time.Time) []Change {
 func (d *Directory) offline(u user.ID, lastSeen time.Time, record bool) Change {
 	d.seen[u] = lastSeen
 	return Change{User: u, LastSeen: lastSeen, Record: record}
+}
+
+// Holding is what one node last said of one user, as routing weighs it.
+type Holding struct {
+	Node    string
+	Present bool
+	// ChangedAt is when this directory learnt that Present flipped, and
+	// HeardAt when it last heard from Node at all.
+	ChangedAt time.Time
+	HeardAt   time.Time
+}
+
+// Holdings returns what every node last said of u: the nodes that hold a
+// session of u, and those where u left recently.
+func (d *Directory) Holdings(u user.ID) []Holding {
+	var out []Holding
+	for name, n := range d.nodes {
+		if e, ok := n.users[u]; ok {
+			out = append(out, Holding{Node: name, Present: e.present, ChangedAt: e.changed, HeardAt: n.heardAt})
+		}
+	}
+	return out
+}
+
+// QuietestPeer is when the node other than self heard from least recently
+// was last heard, if this directory knows another node.
+func (d *Directory) QuietestPeer() (heardAt time.Time, ok bool) {
+	for name, n := range d.nodes {
+		if name != d.self && (!ok || n.heardAt.Before(heardAt)) {
+			heardAt, ok = n.heardAt, true
+		}
+	}
+	return heardAt, ok
 }
