@@ -21,6 +21,9 @@ type conversationRepository struct {
 	cache   *conversationCache
 	pairs   *pairCache
 	commits *commitPublication
+	// routeOf is where a commit concerning a pair of users goes; nil
+	// sends every commit to every node.
+	routeOf func(pair [2]user.ID) ports.Route
 }
 
 func newConversationRepository(store ports.EventStore, publisher ports.TransactionalPublisher, republisher *Republisher) *conversationRepository {
@@ -158,13 +161,23 @@ func (h *heldConversation) load(ctx context.Context, stream string, held streamA
 // saveMessages publishes commit, the events next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveMessages(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
+	commit.Route = h.repo.route(next.Participants())
 	return h.save(ctx, commit, next, func() { h.entry.conv = next })
 }
 
 // saveReceipts publishes commit, the markers next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.Receipts, commit ports.Commit) error {
+	commit.Route = h.repo.route(h.conversation().Participants())
 	return h.save(ctx, commit, next, func() { h.entry.receipts = next })
+}
+
+// route is where a commit of the conversation between pair goes.
+func (r *conversationRepository) route(pair [2]user.ID) ports.Route {
+	if r.routeOf == nil {
+		return ports.RouteToAll()
+	}
+	return r.routeOf(pair)
 }
 
 // save holds next only once its commit is published: a copy that failed

@@ -12,6 +12,10 @@ import (
 // Start runs the publisher of the signals, the announcer of the changes
 // and the ticker of heartbeats and deadlines.
 func (p *Presence) Start(context.Context) error {
+	// The directory warms up from now, when the signals begin to flow.
+	p.mu.Lock()
+	p.router.startedAt = p.clock.Now()
+	p.mu.Unlock()
 	p.done.Add(3)
 	go func() { defer p.done.Done(); p.outbox.run(p.stop) }()
 	go p.announceLoop()

@@ -84,6 +84,9 @@ func (r *Republisher) republish(ctx context.Context, commits []ports.Commit) {
 			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(ctx, 2*r.after)
 			defer cancel()
+			// To every node: the route is seconds old by now, and a
+			// republish is rare enough to cost nothing.
+			c.Route = ports.RouteToAll()
 			if err := r.publisher.Republish(ctx, c); err != nil {
 				failedMu.Lock()
 				failed, lastErr = failed+1, err

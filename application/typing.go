@@ -19,6 +19,7 @@ import (
 type Typing struct {
 	node     string
 	peerOf   peerLookup
+	routeOf  routeLookup
 	sessions *Sessions
 	outbox   *signalOutbox
 	clock    ports.Clock
@@ -33,14 +34,17 @@ type Typing struct {
 // part in; a domain.NotFound error when u does not.
 type peerLookup func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error)
 
+// routeLookup is where a signal that concerns users goes (Presence.routeOf).
+type routeLookup func(withSelf bool, users ...user.ID) ports.Route
+
 // typingObserver is the part of PresenceObserver that typing tells.
 type typingObserver interface {
 	TypingRelayed()
 	TypingDropped()
 }
 
-func newTyping(node string, peerOf peerLookup, sessions *Sessions, outbox *signalOutbox, clock ports.Clock, observer typingObserver) *Typing {
-	return &Typing{node: node, peerOf: peerOf, sessions: sessions, outbox: outbox, clock: clock,
+func newTyping(node string, peerOf peerLookup, routeOf routeLookup, sessions *Sessions, outbox *signalOutbox, clock ports.Clock, observer typingObserver) *Typing {
+	return &Typing{node: node, peerOf: peerOf, routeOf: routeOf, sessions: sessions, outbox: outbox, clock: clock,
 		observer: observer, throttle: presence.NewTypingThrottle()}
 }
 
@@ -73,7 +77,7 @@ func (t *Typing) Handle(ctx context.Context, cmd TypingCommand) error {
 	}
 	t.push(peer, ports.TypingView{Conversation: conv, User: cmd.User})
 	t.outbox.send(ports.Signal{Kind: ports.SignalTyping, Node: t.node, At: now,
-		User: cmd.User, Conversation: conv, To: peer})
+		User: cmd.User, Conversation: conv, To: peer, Route: t.routeOf(false, peer)})
 	t.observer.TypingRelayed()
 	return nil
 }

@@ -273,10 +273,8 @@ func (d *Directory) offline(u user.ID, lastSeen time.Time, record bool) Change {
 type Holding struct {
 	Node    string
 	Present bool
-	// ChangedAt is when this directory learnt that Present flipped, and
-	// HeardAt when it last heard from Node at all.
+	// ChangedAt is when this directory learnt that Present flipped.
 	ChangedAt time.Time
-	HeardAt   time.Time
 }
 
 // Holdings returns what every node last said of u: the nodes that hold a
@@ -285,7 +283,7 @@ func (d *Directory) Holdings(u user.ID) []Holding {
 	var out []Holding
 	for name, n := range d.nodes {
 		if e, ok := n.users[u]; ok {
-			out = append(out, Holding{Node: name, Present: e.present, ChangedAt: e.changed, HeardAt: n.heardAt})
+			out = append(out, Holding{Node: name, Present: e.present, ChangedAt: e.changed})
 		}
 	}
 	return out
