@@ -110,7 +110,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		Projector:   &Projector{streams: store, readModel: readModel},
 		Republisher: republisher,
 	}
-	app.Delivery = &Delivery{conversations: conversations, messages: store, sessions: sessions,
+	app.Delivery = &Delivery{conversations: conversations, messages: store, readModel: readModel, sessions: sessions,
 		marks: newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat, log)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
@@ -121,5 +121,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	sessions.observe(app.Presence)
 	conversations.afterCommit(app.Presence.learnStarted)
 	conversations.routeOf = app.Presence.routeOfCommit
+	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, log)
+	sessions.afterOpen(app.Presence.handOver.opened)
 	return app, nil
 }

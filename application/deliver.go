@@ -25,9 +25,11 @@ import (
 type Delivery struct {
 	conversations *conversationRepository
 	messages      ports.StreamReader
-	sessions      *Sessions
-	marks         *deliveredMarks
-	starts        *deliveryStarts
+	// readModel lists a user's conversations for the hand-over's catch-up.
+	readModel ports.ReadModel
+	sessions  *Sessions
+	marks     *deliveredMarks
+	starts    *deliveryStarts
 	// appendBudget is how long after its CommittedAt a commit may still be
 	// appended to the store: half the transaction timeout.
 	appendBudget time.Duration
@@ -138,25 +140,27 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 		d.log.Warn("delivery gap not filled", "conversation", conv, "before", p.Seq, "err", err)
 		return
 	}
-	for _, c := range missed {
-		for _, ev := range c.Events {
-			if gp, ok := ev.(conversation.MessagePosted); ok {
-				d.push(st, gp, c.Origin)
-				if !known && cur.first == 0 {
-					cur.first = gp.Seq
-				}
-			}
-		}
-	}
+	cur = d.pushRun(st, cur, missed)
 	d.push(st, p, origin)
-	if !known && cur.first == 0 {
-		cur.first = p.Seq
-	}
+	cur = cur.advanced(p.Seq)
 	if st.cursors == nil {
 		st.cursors = make(map[string]cursor, 1)
 	}
-	cur.last = p.Seq
 	st.cursors[conv] = cur
+}
+
+// pushRun pushes the messages of commits, a run in seq order, that come
+// after cur, and returns cur moved past them; st.mu is held.
+func (d *Delivery) pushRun(st *sessionState, cur cursor, commits []ports.Commit) cursor {
+	for _, c := range commits {
+		for _, ev := range c.Events {
+			if gp, ok := ev.(conversation.MessagePosted); ok && gp.Seq > cur.last {
+				d.push(st, gp, c.Origin)
+				cur = cur.advanced(gp.Seq)
+			}
+		}
+	}
+	return cur
 }
 
 // push sends p unless st is the session that sent it; a sender's own

@@ -97,13 +97,24 @@ func (d *Delivery) owedBefore(ctx context.Context, st *sessionState, p conversat
 	if err != nil || startedBeforeOpen {
 		return commits, err
 	}
-	// Seq order is append order, not quite CommittedAt order: push a run
-	// from the first recent one on, so the cursor's run has no hole.
-	since := st.openedAt.Add(-d.appendBudget - clockSkew)
+	return committedSince(commits, d.openedSince(st)), nil
+}
+
+// openedSince is the earliest CommittedAt of a message that may have been
+// stored after st opened: one may be appended up to the append budget
+// after it was built, on a node whose clock is up to clockSkew off.
+func (d *Delivery) openedSince(st *sessionState) time.Time {
+	return st.openedAt.Add(-d.appendBudget - clockSkew)
+}
+
+// committedSince returns commits from the first one built at or after
+// since. Seq order is append order, not quite CommittedAt order: a run
+// from the first recent one on leaves the cursor's run without a hole.
+func committedSince(commits []ports.Commit, since time.Time) []ports.Commit {
 	for i, c := range commits {
 		if !c.CommittedAt.Before(since) {
-			return commits[i:], nil
+			return commits[i:]
 		}
 	}
-	return nil, nil
+	return nil
 }

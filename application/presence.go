@@ -95,6 +95,10 @@ type Presence struct {
 	peers     *peerCache
 	forgetAge time.Duration
 	log       *slog.Logger
+	// handOver catches up the sessions opening here on what was routed
+	// before the other nodes knew of them; it runs with presence, whose
+	// directory's blind spot it covers.
+	handOver *handOver
 
 	mu     sync.Mutex
 	router router

@@ -9,15 +9,16 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// Start runs the publisher of the signals, the announcer of the changes
-// and the ticker of heartbeats and deadlines.
+// Start runs the publisher of the signals, the announcer of the changes,
+// the ticker of heartbeats and deadlines, and the hand-over's catch-ups.
 func (p *Presence) Start(context.Context) error {
 	// The directory warms up from now, when the signals begin to flow.
 	p.mu.Lock()
 	p.router.startedAt = p.clock.Now()
 	p.mu.Unlock()
-	p.done.Add(3)
+	p.done.Add(4)
 	go func() { defer p.done.Done(); p.outbox.run(p.stop) }()
+	go func() { defer p.done.Done(); p.handOver.run(p.stop) }()
 	go p.announceLoop()
 	go p.tickLoop()
 	return nil

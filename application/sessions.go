@@ -24,6 +24,9 @@ type Sessions struct {
 	// observer hears of every session opening and closing, outside the
 	// lock; presence counts them.
 	observer SessionObserver
+	// onOpen hears of each session's state as it opens, outside the
+	// lock; the hand-over schedules its catch-ups.
+	onOpen func(*sessionState)
 }
 
 // SessionObserver hears of each session that opens or closes on this node.
@@ -46,6 +49,14 @@ func (r *Sessions) observe(o SessionObserver) {
 	r.observer = o
 }
 
+// afterOpen makes fn hear of each session opening from now on; New sets
+// it before any session can open.
+func (r *Sessions) afterOpen(fn func(*sessionState)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onOpen = fn
+}
+
 // sessionState is one session's delivery position: per conversation, the
 // messages pushed to it, and per conversation and participant, the markers
 // its receipts told. The maps are made on first use, so an idle session
@@ -66,6 +77,15 @@ type sessionState struct {
 // those up to written to the connection. Messages before first it has only
 // if its client fetched them.
 type cursor struct{ first, last, written uint64 }
+
+// advanced is c after seq, the next message of its run, was pushed.
+func (c cursor) advanced(seq uint64) cursor {
+	if c.first == 0 {
+		c.first = seq
+	}
+	c.last = seq
+	return c
+}
 
 type receiptKey struct {
 	conversation string
@@ -106,9 +126,12 @@ func (r *Sessions) RegisterAtMost(s ports.Session, limit int) (unregister func()
 	}
 	r.byUser[u] = append(r.byUser[u], st)
 	r.count++
-	observer := r.observer
+	observer, onOpen := r.observer, r.onOpen
 	r.mu.Unlock()
 	observer.SessionOpened(u)
+	if onOpen != nil {
+		onOpen(st)
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() { r.remove(u, st).SessionClosed(u) })

@@ -1,0 +1,220 @@
+package application_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/application"
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/ports"
+)
+
+// testWindow is the propagation window of the routed clusters' nodes.
+const testWindow = 400 * time.Millisecond
+
+// routedCluster is nodes on one store and bus, each of whose delivery gets
+// only the commits whose route reaches it, as a routed broker hands them.
+type routedCluster struct {
+	nodes map[string]*node
+	// signals are each node's signal bus.
+	signals map[string]*memory.Signals
+
+	mu       sync.Mutex
+	received map[string][]ports.Commit
+}
+
+// newRoutedCluster builds the named nodes; signalsOf gives each its signal
+// bus: one shared, and the nodes know of each other; one each, and they
+// never do. Call it inside a synctest bubble.
+func newRoutedCluster(t *testing.T, names []string, signalsOf func(name string) *memory.Signals) *routedCluster {
+	t.Helper()
+	store, rm := memory.NewEventStore(), memory.NewReadModel()
+	bus := newBus(t, store, testConfig().TxTimeout)
+	c := &routedCluster{nodes: map[string]*node{}, signals: map[string]*memory.Signals{}, received: map[string][]ports.Commit{}}
+	for i, name := range names {
+		cfg := testConfig()
+		cfg.Presence = application.PresenceConfig{Node: name, Heartbeat: testHeartbeat, Grace: testGrace, PropagationWindow: testWindow}
+		signals := signalsOf(name)
+		app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{},
+			application.PresencePorts{Signals: signals, LastSeen: memory.NewLastSeen()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			bus.Cluster("projector", app.Projector.Handle)
+		}
+		bus.Broadcast("delivery-"+name, func(ctx context.Context, commits []ports.Commit) error {
+			reaching := slices.DeleteFunc(slices.Clone(commits), func(c ports.Commit) bool { return !c.Route.Reaches(name) })
+			c.mu.Lock()
+			c.received[name] = append(c.received[name], reaching...)
+			c.mu.Unlock()
+			_ = app.Presence.ObserveCommits(ctx, reaching)
+			return app.Delivery.Handle(ctx, reaching)
+		})
+		c.nodes[name] = &node{app: app, store: store, rm: rm, bus: bus}
+		c.signals[name] = signals
+	}
+	_ = bus.Start(context.Background())
+	for _, s := range uniqueSignals(c.signals) {
+		_ = s.Start(context.Background())
+	}
+	for _, n := range c.nodes {
+		_ = n.app.Presence.Start(context.Background())
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, n := range c.nodes {
+			_ = n.app.Presence.Stop(ctx)
+			n.app.Delivery.Wait(ctx)
+		}
+		for _, s := range uniqueSignals(c.signals) {
+			_ = s.Stop(ctx)
+		}
+		_ = bus.Stop(ctx)
+	})
+	return c
+}
+
+func uniqueSignals(byNode map[string]*memory.Signals) []*memory.Signals {
+	var out []*memory.Signals
+	for _, s := range byNode {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// receivedMessages is the seqs of conv's messages node's delivery received.
+func (c *routedCluster) receivedMessages(node string, conv conversation.ID) []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var seqs []uint64
+	for _, commit := range c.received[node] {
+		for _, ev := range commit.Events {
+			if p, ok := ev.(conversation.MessagePosted); ok && p.Conversation == conv {
+				seqs = append(seqs, p.Seq)
+			}
+		}
+	}
+	return seqs
+}
+
+// warmedUp is past every node's warm-up: a heartbeat and the window.
+const warmedUp = testHeartbeat + testWindow
+
+func TestSendsReachOnlyTheNodesOfTheirParticipants(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := memory.NewSignals()
+		c := newRoutedCluster(t, []string{"n1", "n2", "n3"}, func(string) *memory.Signals { return shared })
+		n1, n2 := c.nodes["n1"], c.nodes["n2"]
+		var typingRoutes []ports.Route
+		var typingMu sync.Mutex
+		shared.Subscribe(func(_ context.Context, s ports.Signal) {
+			if s.Kind == ports.SignalTyping {
+				typingMu.Lock()
+				typingRoutes = append(typingRoutes, s.Route)
+				typingMu.Unlock()
+			}
+		})
+		settle(warmedUp)
+		alice := connect(t, n1, "alice-1", "alice")
+		bob := connect(t, n2, "bob-1", "bob")
+		// Past the window, the joins are settled entries everywhere.
+		settle(testWindow + testHeartbeat)
+
+		send(t, n1, "alice", "k1", "bob", "hi bob")
+		send(t, n1, "alice", "k2", "carol", "hi carol")
+		settle(time.Second)
+
+		toBob, toCarol := conversation.IDFor("alice", "bob"), conversation.IDFor("alice", "carol")
+		for _, tt := range []struct {
+			node string
+			conv conversation.ID
+			want []uint64
+		}{
+			{"n1", toBob, []uint64{1}}, {"n2", toBob, []uint64{1}}, {"n3", toBob, nil},
+			{"n1", toCarol, []uint64{1}}, {"n2", toCarol, nil}, {"n3", toCarol, nil},
+		} {
+			if got := c.receivedMessages(tt.node, tt.conv); !slices.Equal(got, tt.want) {
+				t.Errorf("%s received %v of %s, want %v", tt.node, got, tt.conv, tt.want)
+			}
+		}
+		if got := bob.seqs(); !slices.Equal(got, []uint64{1}) {
+			t.Errorf("bob got %v live, want [1]", got)
+		}
+		// Bob's node marks the message delivered; the receipt is routed
+		// to alice's node too.
+		if !slices.ContainsFunc(alice.receiptsSeen(), func(r ports.Receipt) bool { return r.User == "bob" && r.DeliveredUpTo == 1 }) {
+			t.Errorf("alice saw receipts %+v, want bob's delivered marker at 1", alice.receiptsSeen())
+		}
+
+		if err := n2.app.Typing.Handle(context.Background(), application.TypingCommand{User: "bob", Conversation: toBob}); err != nil {
+			t.Fatal(err)
+		}
+		settle(time.Millisecond)
+		typingMu.Lock()
+		defer typingMu.Unlock()
+		if len(typingRoutes) != 1 || !typingRoutes[0].Limited || !slices.Equal(typingRoutes[0].Nodes, []string{"n1"}) {
+			t.Errorf("typing routes %+v, want one to n1 only", typingRoutes)
+		}
+	})
+}
+
+func TestSendsGoEverywhereWhileTheSenderCannotBeSure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := memory.NewSignals()
+		c := newRoutedCluster(t, []string{"n1", "n2", "n3"}, func(string) *memory.Signals { return shared })
+		n1 := c.nodes["n1"]
+		conv := conversation.IDFor("alice", "bob")
+
+		send(t, n1, "alice", "warming", "bob", "1")
+		settle(warmedUp)
+		connect(t, c.nodes["n2"], "bob-1", "bob")
+		settle(time.Millisecond)
+		send(t, n1, "alice", "moving", "bob", "2")
+		settle(testWindow)
+		send(t, n1, "alice", "settled", "bob", "3")
+		settle(time.Second)
+
+		if got := c.receivedMessages("n3", conv); !slices.Equal(got, []uint64{1, 2}) {
+			t.Errorf("n3 received %v, want [1 2]: sent while warming up and while bob moved, not once settled", got)
+		}
+	})
+}
+
+func TestHandOverCatchesUpWhatWasRoutedElsewhere(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Apart, the nodes never learn of each other's sessions: every
+		// commit alice's node sends goes to it alone.
+		c := newRoutedCluster(t, []string{"n1", "n2"}, func(string) *memory.Signals { return memory.NewSignals() })
+		n1, n2 := c.nodes["n1"], c.nodes["n2"]
+		conv := conversation.IDFor("alice", "bob")
+		settle(warmedUp)
+		send(t, n1, "alice", "before", "bob", "before bob connected")
+		// Older than any message that may be stored after the open.
+		settle(testConfig().TxTimeout)
+
+		bob := connect(t, n2, "bob-1", "bob")
+		send(t, n1, "alice", "k2", "bob", "2")
+		send(t, n1, "alice", "k3", "bob", "3")
+		// The hand-over's ticker wakes it every twentieth of the window.
+		settle(testWindow/4 + testWindow/20)
+		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3}) {
+			t.Fatalf("bob got %v a quarter of the window after he connected, want [2 3]", got)
+		}
+		send(t, n1, "alice", "k4", "bob", "4")
+		settle(testWindow)
+		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3, 4}) {
+			t.Fatalf("bob got %v once the window passed, want [2 3 4], each once", got)
+		}
+		if got := c.receivedMessages("n2", conv); len(got) != 0 {
+			t.Fatalf("bob's node received %v: the test routes nothing to it", got)
+		}
+	})
+}
