@@ -37,6 +37,9 @@ type Config struct {
 	RepublishAfter time.Duration
 	// Presence tunes presence; its zero fields take their defaults.
 	Presence PresenceConfig
+	// DeliveryObserver hears how many commits delivery receives; bootstrap
+	// injects the node's metrics, nil measures nothing.
+	DeliveryObserver DeliveryObserver
 	// Log hears what the use cases cannot tell a caller: failures of
 	// their background work. bootstrap injects the node's; nil is slog.Default().
 	Log *slog.Logger
@@ -81,10 +84,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		return nil, errors.New("application: presence needs signals and a last-seen store")
 	}
 	presenceCfg := cfg.Presence.withDefaults(ids)
-	observer := presencePorts.Observer
-	if observer == nil {
-		observer = noObserver{}
-	}
+	observer := orNoObserver[PresenceObserver](presencePorts.Observer)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
 	}
@@ -111,7 +111,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		Republisher: republisher,
 	}
 	app.Delivery = &Delivery{conversations: conversations, messages: store, readModel: readModel, sessions: sessions,
-		marks: newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
+		observer: orNoObserver[DeliveryObserver](cfg.DeliveryObserver),
+		marks:    newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), appendBudget: cfg.TxTimeout / 2}
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat, log)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
 	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock, log)

@@ -28,6 +28,7 @@ type Delivery struct {
 	// readModel lists a user's conversations for the hand-over's catch-up.
 	readModel ports.ReadModel
 	sessions  *Sessions
+	observer  DeliveryObserver
 	marks     *deliveredMarks
 	starts    *deliveryStarts
 	// appendBudget is how long after its CommittedAt a commit may still be
@@ -36,8 +37,9 @@ type Delivery struct {
 	log          *slog.Logger
 }
 
-// Handle delivers a batch of commits; it is the broadcast subscriber.
+// Handle delivers a batch of commits; it is this node's delivery consumer.
 func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
+	d.observer.CommitsReceived(len(commits))
 	for _, c := range commits {
 		d.conversations.observe(c)
 		for _, ev := range c.Events {

@@ -16,3 +16,12 @@ type noObserver struct{}
 func (noObserver) PresenceChanged(bool) {}
 func (noObserver) TypingRelayed()       {}
 func (noObserver) TypingDropped()       {}
+
+// orNoObserver is o, or noObserver when nothing was given to measure.
+// O is an observer interface that noObserver implements.
+func orNoObserver[O any](o O) O {
+	if any(o) == nil {
+		return any(noObserver{}).(O)
+	}
+	return o
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -24,9 +25,17 @@ type routedCluster struct {
 	// signals are each node's signal bus.
 	signals map[string]*memory.Signals
 
+	// counted is what each node's delivery told its observer it received.
+	counted map[string]*receivedCounter
+
 	mu       sync.Mutex
 	received map[string][]ports.Commit
 }
+
+// receivedCounter is a DeliveryObserver that adds up.
+type receivedCounter struct{ commits atomic.Int64 }
+
+func (r *receivedCounter) CommitsReceived(n int) { r.commits.Add(int64(n)) }
 
 // newRoutedCluster builds the named nodes; signalsOf gives each its signal
 // bus: one shared, and the nodes know of each other; one each, and they
@@ -35,10 +44,13 @@ func newRoutedCluster(t *testing.T, names []string, signalsOf func(name string) 
 	t.Helper()
 	store, rm := memory.NewEventStore(), memory.NewReadModel()
 	bus := newBus(t, store, testConfig().TxTimeout)
-	c := &routedCluster{nodes: map[string]*node{}, signals: map[string]*memory.Signals{}, received: map[string][]ports.Commit{}}
+	c := &routedCluster{nodes: map[string]*node{}, signals: map[string]*memory.Signals{},
+		counted: map[string]*receivedCounter{}, received: map[string][]ports.Commit{}}
 	for i, name := range names {
 		cfg := testConfig()
 		cfg.Presence = application.PresenceConfig{Node: name, Heartbeat: testHeartbeat, Grace: testGrace, PropagationWindow: testWindow}
+		c.counted[name] = &receivedCounter{}
+		cfg.DeliveryObserver = c.counted[name]
 		signals := signalsOf(name)
 		app, err := application.New(cfg, store, bus, rm, memory.Clock{}, memory.IDs{},
 			application.PresencePorts{Signals: signals, LastSeen: memory.NewLastSeen()})
@@ -147,6 +159,17 @@ func TestSendsReachOnlyTheNodesOfTheirParticipants(t *testing.T) {
 		}
 		if got := bob.seqs(); !slices.Equal(got, []uint64{1}) {
 			t.Errorf("bob got %v live, want [1]", got)
+		}
+		for name, counter := range c.counted {
+			c.mu.Lock()
+			received := len(c.received[name])
+			c.mu.Unlock()
+			if got := counter.commits.Load(); got != int64(received) {
+				t.Errorf("%s's delivery counted %d commits received, want %d", name, got, received)
+			}
+		}
+		if got := c.counted["n3"].commits.Load(); got != 0 {
+			t.Errorf("n3, which holds no session, received %d commits", got)
 		}
 		// Bob's node marks the message delivered; the receipt is routed
 		// to alice's node too.

@@ -46,6 +46,7 @@ func TestConfigNamesTheBadVariable(t *testing.T) {
 		{"CHAT_AUTH_JWKS_URL", "idp.example/jwks", "CHAT_AUTH_JWKS_URL"},
 		{"CHAT_AUTH_JWKS_REFRESH", "0s", "CHAT_AUTH_JWKS_REFRESH"},
 		{"CHAT_MAX_SESSIONS_PER_USER", "0", "CHAT_MAX_SESSIONS_PER_USER"},
+		{"CHAT_PROPAGATION_WINDOW", "-1s", "CHAT_PROPAGATION_WINDOW"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {

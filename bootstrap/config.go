@@ -69,6 +69,9 @@ type Config struct {
 
 	PresenceHeartbeat time.Duration `env:"CHAT_PRESENCE_HEARTBEAT" envDefault:"5s"`
 	PresenceGrace     time.Duration `env:"CHAT_PRESENCE_GRACE" envDefault:"5s"`
+	// PropagationWindow: unset is one and a half heartbeats
+	// (application.PresenceConfig says why).
+	PropagationWindow time.Duration `env:"CHAT_PROPAGATION_WINDOW"`
 
 	TxTimeout       time.Duration `env:"CHAT_TX_TIMEOUT" envDefault:"6s"`
 	ShutdownTimeout time.Duration `env:"CHAT_SHUTDOWN_TIMEOUT" envDefault:"15s"`
@@ -183,6 +186,9 @@ func (c Config) Validate() error {
 	}
 	if c.RocketMQLinger < 0 {
 		bad("CHAT_ROCKETMQ_CLUSTER_LINGER", "must not be negative")
+	}
+	if c.PropagationWindow < 0 {
+		bad("CHAT_PROPAGATION_WINDOW", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

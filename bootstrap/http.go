@@ -64,7 +64,8 @@ func newAuth(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*auth.Verifier, 
 	return verifier, issuer, err
 }
 
-// MetricsModule provides the Prometheus registry and the chat's metrics.
+// MetricsModule provides the Prometheus registry and the chat's metrics,
+// the application's count of the commits delivery receives included.
 var MetricsModule = fx.Module("metrics",
 	fx.Provide(func() (*prometheus.Registry, *metrics.Metrics, error) {
 		reg := prometheus.NewRegistry()
@@ -72,6 +73,7 @@ var MetricsModule = fx.Module("metrics",
 		m, err := metrics.New(reg)
 		return reg, m, err
 	}),
+	fx.Provide(func(reg *prometheus.Registry) (*metrics.Delivery, error) { return metrics.NewDelivery(reg) }),
 )
 
 // WebSocketModule provides the WebSocket transport.

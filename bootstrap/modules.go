@@ -9,6 +9,7 @@ import (
 	"go.uber.org/fx/fxevent"
 
 	"github.com/evchat/chatd/adapters/memory"
+	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/ports"
 )
@@ -86,12 +87,14 @@ func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*ap
 	return application.NewTransactions(store, clock, cfg.TxTimeout)
 }
 
-func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presence application.PresencePorts, logger *slog.Logger) (*application.Application, error) {
+func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presence application.PresencePorts, delivery *metrics.Delivery, logger *slog.Logger) (*application.Application, error) {
 	appCfg := application.DefaultConfig()
 	appCfg.TxTimeout, appCfg.SendRate, appCfg.SendBurst = cfg.TxTimeout, cfg.SendRate, cfg.SendBurst
 	appCfg.RepublishAfter = cfg.RepublishAfter
 	appCfg.Log = logger.With("component", "application")
 	appCfg.Presence.Node, appCfg.Presence.Heartbeat, appCfg.Presence.Grace = cfg.NodeID, cfg.PresenceHeartbeat, cfg.PresenceGrace
+	appCfg.Presence.PropagationWindow = cfg.PropagationWindow
+	appCfg.DeliveryObserver = delivery
 	return application.New(appCfg, store, publisher, readModel, clock, ids, presence)
 }
 

@@ -1,6 +1,7 @@
 // Package metrics holds the Prometheus instruments of the inbound adapters:
 // open sessions, frames in and out by type, sends by outcome and how long a
-// send takes to be acked. Sends are measured by MeasureSends, a decorator
+// send takes to be acked; and the application's observers: presence
+// changes, typing signals, and the commits a node's delivery receives. Sends are measured by MeasureSends, a decorator
 // of the send use case that each transport wraps it in once, so that the
 // measuring is written once and a send's latency is still what the client
 // waits for. Instruments are registered on the registry passed in, so tests

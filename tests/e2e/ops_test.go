@@ -52,6 +52,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`(?m)^chat_sends_total\{outcome="ok",transport="websocket"\} 1$`,
 		`(?m)^# TYPE chat_send_ack_seconds histogram$`,
 		`(?m)^chat_send_ack_seconds_count\{transport="websocket"\} 1$`,
+		`(?m)^# TYPE chat_delivery_commits_received_total counter$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(text) {
 			t.Errorf("/metrics has no line matching %s", want)
