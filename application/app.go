@@ -2,7 +2,10 @@
 // through the transactional publisher, delivering committed messages to the
 // sessions of this node in order, marking messages delivered and read,
 // syncing and paging history, listing conversations, projecting the read
-// model, and relaying presence and typing between nodes. It depends on
+// model, and relaying presence and typing between nodes. Each commit and
+// typing signal is routed to the nodes that hold its users' sessions
+// (routing.go), and a session that opens catches up on what was routed
+// before the other nodes knew of it (hand_over.go). It depends on
 // domain/ and ports/ only; inbound adapters call it and outbound adapters are
 // handed to it. New builds every use case once, presence and typing included,
 // the ones transports call wrapped in a logging decorator (decorators.go), and

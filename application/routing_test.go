@@ -224,6 +224,7 @@ func TestHandOverCatchesUpWhatWasRoutedElsewhere(t *testing.T) {
 		settle(testConfig().TxTimeout)
 
 		bob := connect(t, n2, "bob-1", "bob")
+		gone, unregister := register(n2, "bob-2", "bob")
 		send(t, n1, "alice", "k2", "bob", "2")
 		send(t, n1, "alice", "k3", "bob", "3")
 		// The hand-over's ticker wakes it every twentieth of the window.
@@ -231,10 +232,14 @@ func TestHandOverCatchesUpWhatWasRoutedElsewhere(t *testing.T) {
 		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3}) {
 			t.Fatalf("bob got %v a quarter of the window after he connected, want [2 3]", got)
 		}
+		unregister()
 		send(t, n1, "alice", "k4", "bob", "4")
 		settle(testWindow)
 		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3, 4}) {
 			t.Fatalf("bob got %v once the window passed, want [2 3 4], each once", got)
+		}
+		if got := gone.seqs(); !slices.Equal(got, []uint64{2, 3}) {
+			t.Fatalf("a session closed before the window passed got %v, want only the first round's [2 3]", got)
 		}
 		if got := c.receivedMessages("n2", conv); len(got) != 0 {
 			t.Fatalf("bob's node received %v: the test routes nothing to it", got)
