@@ -125,7 +125,9 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	sessions.observe(app.Presence)
 	conversations.afterCommit(app.Presence.learnStarted)
 	conversations.routeOf = app.Presence.routeOfCommit
-	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, log)
+	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, republisher.republishedBy(), log)
 	sessions.afterOpen(app.Presence.handOver.opened)
+	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, log)
+	conversations.afterCommit(app.Presence.forwarder.sent)
 	return app, nil
 }

@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,12 +15,18 @@ import (
 // seq order, every message of its conversations committed after it opened.
 // A sending node routes a commit by what its directory knows, and for up
 // to the propagation window it may not know yet that the user has just
-// opened a session here: the commit then goes to other nodes only. So this
-// node catches the session up by itself, from the store, twice within the
-// window after the open: a quarter of the window in, for the join that was
-// merely in flight (the common case, milliseconds), and at its end, for a
-// join the bus lost and the next heartbeat repaired. A commit routed after
-// the window names this node, since every node knows the session by then.
+// opened a session here: the commit then goes to other nodes only. The
+// sending node forwards it here once it learns (routeForwarder), within
+// milliseconds of the join in the common case; and this node catches the
+// session up by itself from the store, once, after the window, for what
+// no forward brought: a sender that crashed before it learnt. A commit
+// committed after the window names this node, since every node knows the
+// session by then, so the catch-up covers only those committed before.
+//
+// The catch-up waits, beyond the window, as long as a commit whose end of
+// transaction was lost may take to be republished: such a commit reached
+// no node, and the republisher is the one to send it, to every node;
+// pushing it from the store sooner would race it for nothing.
 //
 // A catch-up reads the user's most recently active conversations from the
 // read model, and the store only for those whose last message is past the
@@ -27,15 +34,16 @@ import (
 // opened): a user who is not talking costs one read. It pushes through
 // delivery's cursors, under the session's lock, so a message the session
 // already has is not pushed twice, and order holds against live delivery
-// running beside it. Gaps that live delivery meets meanwhile it fills
-// itself; the catch-up is for the conversation whose last message came
-// before any that names this node.
+// running beside it.
 type handOver struct {
 	delivery *Delivery
 	sessions *Sessions
 	clock    ports.Clock
 	window   time.Duration
-	log      *slog.Logger
+	// republishedBy is how long a commit whose end was lost may take to
+	// be republished (Republisher.republishedBy).
+	republishedBy time.Duration
+	log           *slog.Logger
 
 	mu      sync.Mutex
 	pending []dueCatchUp
@@ -57,21 +65,23 @@ const catchUpConversations = 20
 // their clients' sync on open (which every client does) is what remains.
 const maxPendingCatchUps = 200_000
 
-func newHandOver(delivery *Delivery, sessions *Sessions, clock ports.Clock, window time.Duration, log *slog.Logger) *handOver {
-	return &handOver{delivery: delivery, sessions: sessions, clock: clock, window: window, log: log}
+func newHandOver(delivery *Delivery, sessions *Sessions, clock ports.Clock, window, republishedBy time.Duration, log *slog.Logger) *handOver {
+	return &handOver{delivery: delivery, sessions: sessions, clock: clock, window: window, republishedBy: republishedBy, log: log}
 }
 
-// opened schedules the catch-ups of a session that has just opened.
+// busSlack is what the catch-up allows a republished commit to take on
+// the bus, well above its latency here (p99 21 ms).
+const busSlack = time.Second
+
+// opened schedules the catch-up of a session that has just opened.
 func (h *handOver) opened(st *sessionState) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.pending)+2 > maxPendingCatchUps {
+	if len(h.pending) >= maxPendingCatchUps {
 		h.log.Warn("session not caught up: too many sessions opened at once", "user", st.session.User())
 		return
 	}
-	h.pending = append(h.pending,
-		dueCatchUp{st: st, at: st.openedAt.Add(h.window / 4)},
-		dueCatchUp{st: st, at: st.openedAt.Add(h.window)})
+	h.pending = append(h.pending, dueCatchUp{st: st, at: st.openedAt.Add(h.window + h.republishedBy + busSlack)})
 }
 
 // run catches up what is due until stop is closed. The ticker only wakes
@@ -109,16 +119,16 @@ func (h *handOver) catchUpDue(now time.Time) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := h.delivery.catchUpSession(ctx, d.st); err != nil {
+		if err := h.delivery.catchUpSession(ctx, d.st, d.st.openedAt.Add(h.window)); err != nil {
 			h.log.Warn("session not caught up", "user", d.st.session.User(), "err", err)
 		}
 		cancel()
 	}
 }
 
-// catchUpSession pushes to st what its conversations committed since it
-// opened that it has not been pushed.
-func (d *Delivery) catchUpSession(ctx context.Context, st *sessionState) error {
+// catchUpSession pushes to st what its conversations committed from its
+// open until until that it has not been pushed.
+func (d *Delivery) catchUpSession(ctx context.Context, st *sessionState, until time.Time) error {
 	views, err := d.readModel.ListFor(ctx, st.session.User(), catchUpConversations)
 	if err != nil {
 		return err
@@ -128,18 +138,18 @@ func (d *Delivery) catchUpSession(ctx context.Context, st *sessionState) error {
 		if v.LastMessage == nil {
 			continue
 		}
-		if err := d.catchUpConversation(ctx, st, v.Conversation, v.LastMessage.Seq, v.LastMessage.SentAt, since); err != nil {
+		if err := d.catchUpConversation(ctx, st, v.Conversation, v.LastMessage.Seq, v.LastMessage.SentAt, since, until); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// catchUpConversation pushes to st the messages of conv up to the end of
-// its stream that it lacks: past its cursor, or, without one, those
-// committed since it opened. One read, and only when the conversation's
-// last message says there is something to push.
-func (d *Delivery) catchUpConversation(ctx context.Context, st *sessionState, conv string, lastSeq uint64, lastSentAt, since time.Time) error {
+// catchUpConversation pushes to st the messages of conv committed until
+// until that it lacks: past its cursor, or, without one, those committed
+// since it opened. One read, and only when the conversation's last
+// message says there is something to push.
+func (d *Delivery) catchUpConversation(ctx context.Context, st *sessionState, conv string, lastSeq uint64, lastSentAt, since, until time.Time) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	cur, known := st.cursors[conv]
@@ -156,6 +166,11 @@ func (d *Delivery) catchUpConversation(ctx context.Context, st *sessionState, co
 	}
 	if !known {
 		commits = committedSince(commits, since)
+	}
+	// Those committed later were routed here, or are live delivery's to
+	// fill: a run stops at the first, so that the cursor has no hole.
+	if i := slices.IndexFunc(commits, func(c ports.Commit) bool { return c.CommittedAt.After(until) }); i >= 0 {
+		commits = commits[:i]
 	}
 	cur = d.pushRun(st, cur, commits)
 	if cur.last == 0 {

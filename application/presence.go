@@ -3,6 +3,7 @@ package application
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -96,9 +97,11 @@ type Presence struct {
 	forgetAge time.Duration
 	log       *slog.Logger
 	// handOver catches up the sessions opening here on what was routed
-	// before the other nodes knew of them; it runs with presence, whose
-	// directory's blind spot it covers.
-	handOver *handOver
+	// before the other nodes knew of them, and forwarder forwards what
+	// this node routed before it knew of a session elsewhere; they run
+	// with presence, whose directory's blind spots they cover.
+	handOver  *handOver
+	forwarder *routeForwarder
 
 	mu     sync.Mutex
 	router router
@@ -184,18 +187,40 @@ func (p *Presence) handle(_ context.Context, s ports.Signal) {
 	if now.Sub(s.At) > p.forgetAge {
 		return
 	}
-	var changes []presence.Change
+	var (
+		changes []presence.Change
+		joined  []user.ID
+	)
 	p.mu.Lock()
 	switch s.Kind {
 	case ports.SignalJoin:
+		joined = p.notHeldBy(s.Node, s.User)
 		changes = p.dir.Join(s.Node, s.User, s.Seq, now)
 	case ports.SignalLeave:
 		changes = p.dir.Leave(s.Node, s.User, s.Seq, s.At, now)
 	case ports.SignalHeartbeat:
+		joined = p.notHeldBy(s.Node, s.Users...)
 		changes = p.dir.Heartbeat(s.Node, s.Users, s.Seq, now)
 	}
+	joined = slices.DeleteFunc(joined, func(u user.ID) bool { return !p.dir.Holds(s.Node, u) })
 	p.mu.Unlock()
 	p.changes.push(changes...)
+	for _, u := range joined {
+		p.forwarder.joined(s.Node, u)
+	}
+}
+
+// notHeldBy returns those of users that node does not hold yet; p.mu is
+// held. Those it holds once the signal is applied have just joined it,
+// and the forwarder sends them what was routed without it.
+func (p *Presence) notHeldBy(node string, users ...user.ID) []user.ID {
+	var out []user.ID
+	for _, u := range users {
+		if !p.dir.Holds(node, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Query answers asker's presence query: each user, online or not, with

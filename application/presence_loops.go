@@ -10,15 +10,17 @@ import (
 )
 
 // Start runs the publisher of the signals, the announcer of the changes,
-// the ticker of heartbeats and deadlines, and the hand-over's catch-ups.
+// the ticker of heartbeats and deadlines, and the hand-over's catch-ups
+// and forwards.
 func (p *Presence) Start(context.Context) error {
 	// The directory warms up from now, when the signals begin to flow.
 	p.mu.Lock()
 	p.router.startedAt = p.clock.Now()
 	p.mu.Unlock()
-	p.done.Add(4)
+	p.done.Add(5)
 	go func() { defer p.done.Done(); p.outbox.run(p.stop) }()
 	go func() { defer p.done.Done(); p.handOver.run(p.stop) }()
+	go func() { defer p.done.Done(); p.forwarder.run(p.stop) }()
 	go p.announceLoop()
 	go p.tickLoop()
 	return nil
@@ -61,6 +63,7 @@ func (p *Presence) tickLoop() {
 		p.mu.Unlock()
 		p.changes.push(changes...)
 		p.peers.prune(now)
+		p.forwarder.prune(now)
 		if now.Sub(lastBeat) >= p.cfg.Heartbeat {
 			lastBeat = now
 			p.heartbeat(now)

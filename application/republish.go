@@ -130,6 +130,13 @@ type awaited struct {
 	watched, acked time.Time
 }
 
+// republishedBy is how long after its ack a commit whose end was lost is
+// sent again at the latest: its due, the holds of a lane that is behind,
+// and a sweep's period.
+func (r *Republisher) republishedBy() time.Duration {
+	return (1+laneHoldWaits)*r.after + r.after/sweepsPerWait
+}
+
 func newRepublisher(publisher ports.TransactionalPublisher, clock ports.Clock, after time.Duration, log *slog.Logger) *Republisher {
 	if after <= 0 {
 		after = DefaultRepublishAfter

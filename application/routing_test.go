@@ -12,6 +12,7 @@ import (
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
 
@@ -211,10 +212,19 @@ func TestSendsGoEverywhereWhileTheSenderCannotBeSure(t *testing.T) {
 	})
 }
 
+// catchUpDue is when a routed cluster's node catches a session up, after
+// its open: the window, then as long as a lost end of transaction may
+// take to be republished (four RepublishAfter and a sweep) and a second
+// for the bus; catchUpDone is a tick of the hand-over's ticker later.
+var (
+	catchUpDue  = testWindow + 4*testConfig().RepublishAfter + testConfig().RepublishAfter/5 + time.Second
+	catchUpDone = catchUpDue + testWindow/20
+)
+
 func TestHandOverCatchesUpWhatWasRoutedElsewhere(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// Apart, the nodes never learn of each other's sessions: every
-		// commit alice's node sends goes to it alone.
+		// commit alice's node sends goes to it alone, and it never forwards.
 		c := newRoutedCluster(t, []string{"n1", "n2"}, func(string) *memory.Signals { return memory.NewSignals() })
 		n1, n2 := c.nodes["n1"], c.nodes["n2"]
 		conv := conversation.IDFor("alice", "bob")
@@ -223,26 +233,66 @@ func TestHandOverCatchesUpWhatWasRoutedElsewhere(t *testing.T) {
 		// Older than any message that may be stored after the open.
 		settle(testConfig().TxTimeout)
 
+		opened := time.Now()
 		bob := connect(t, n2, "bob-1", "bob")
 		gone, unregister := register(n2, "bob-2", "bob")
 		send(t, n1, "alice", "k2", "bob", "2")
 		send(t, n1, "alice", "k3", "bob", "3")
-		// The hand-over's ticker wakes it every twentieth of the window.
-		settle(testWindow/4 + testWindow/20)
-		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3}) {
-			t.Fatalf("bob got %v a quarter of the window after he connected, want [2 3]", got)
-		}
-		unregister()
+		settle(testWindow / 2)
 		send(t, n1, "alice", "k4", "bob", "4")
-		settle(testWindow)
-		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3, 4}) {
-			t.Fatalf("bob got %v once the window passed, want [2 3 4], each once", got)
+		settle(testWindow/2 + time.Millisecond)
+		// Past the window every node knows of bob's session and routes
+		// to it: this one is not the catch-up's.
+		send(t, n1, "alice", "k5", "bob", "5")
+		unregister()
+		settle(catchUpDue - time.Since(opened) - time.Millisecond)
+		if got := bob.seqs(); len(got) != 0 {
+			t.Fatalf("bob got %v before the catch-up, which leaves a lost end of transaction to the republisher", got)
 		}
-		if got := gone.seqs(); !slices.Equal(got, []uint64{2, 3}) {
-			t.Fatalf("a session closed before the window passed got %v, want only the first round's [2 3]", got)
+		settle(catchUpDone - time.Since(opened))
+		if got := bob.seqs(); !slices.Equal(got, []uint64{2, 3, 4}) {
+			t.Fatalf("bob got %v once caught up, want [2 3 4], each once", got)
+		}
+		if got := gone.seqs(); len(got) != 0 {
+			t.Fatalf("a session closed before its catch-up got %v", got)
 		}
 		if got := c.receivedMessages("n2", conv); len(got) != 0 {
 			t.Fatalf("bob's node received %v: the test routes nothing to it", got)
 		}
 	})
+}
+
+func TestTheSenderForwardsWhatItRoutedBeforeItLearntOfASession(t *testing.T) {
+	for _, learnt := range []ports.SignalKind{ports.SignalJoin, ports.SignalHeartbeat} {
+		t.Run(string(learnt), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// Apart, so that the test says when alice's node learns.
+				c := newRoutedCluster(t, []string{"n1", "n2"}, func(string) *memory.Signals { return memory.NewSignals() })
+				n1, n2 := c.nodes["n1"], c.nodes["n2"]
+				settle(warmedUp)
+				opened := time.Now()
+				bob := connect(t, n2, "bob-1", "bob")
+				send(t, n1, "alice", "k1", "bob", "1")
+				send(t, n1, "alice", "k2", "bob", "2")
+				settle(time.Millisecond)
+				if got := bob.seqs(); len(got) != 0 {
+					t.Fatalf("bob got %v before alice's node knew of his session", got)
+				}
+
+				late := ports.Signal{Kind: learnt, Node: "n2", Seq: 1, At: time.Now(), User: "bob", Users: []user.ID{"bob"}}
+				if err := c.signals["n1"].Publish(context.Background(), late); err != nil {
+					t.Fatal(err)
+				}
+				settle(time.Millisecond)
+				if got := bob.seqs(); !slices.Equal(got, []uint64{1, 2}) {
+					t.Fatalf("bob got %v once alice's node learnt of his session, want [1 2]", got)
+				}
+				send(t, n1, "alice", "k3", "bob", "3")
+				settle(catchUpDone - time.Since(opened))
+				if got := bob.seqs(); !slices.Equal(got, []uint64{1, 2, 3}) {
+					t.Fatalf("bob got %v after the catch-up, want [1 2 3], each once", got)
+				}
+			})
+		})
+	}
 }

@@ -83,8 +83,14 @@ func TestDirectoryHoldings(t *testing.T) {
 			for _, s := range tt.steps {
 				run(d, s)
 			}
-			if got := describeHoldings(d.Holdings("bob")); got != tt.want {
+			got := describeHoldings(d.Holdings("bob"))
+			if got != tt.want {
 				t.Fatalf("Holdings(bob) = %q, want %q", got, tt.want)
+			}
+			for _, node := range []string{self, other} {
+				if holds, want := d.Holds(node, "bob"), strings.Contains(got, node+" holds"); holds != want {
+					t.Errorf("Holds(%s, bob) = %v, want %v", node, holds, want)
+				}
 			}
 		})
 	}

@@ -289,6 +289,12 @@ func (d *Directory) Holdings(u user.ID) []Holding {
 	return out
 }
 
+// Holds tells whether node holds a session of u, as last said.
+func (d *Directory) Holds(node string, u user.ID) bool {
+	n, ok := d.nodes[node]
+	return ok && n.users[u].present
+}
+
 // QuietestPeer is when the node other than self heard from least recently
 // was last heard, if this directory knows another node.
 func (d *Directory) QuietestPeer() (heardAt time.Time, ok bool) {
