@@ -25,8 +25,9 @@ import (
 //
 // The catch-up waits, beyond the window, as long as a commit whose end of
 // transaction was lost may take to be republished: such a commit reached
-// no node, and the republisher is the one to send it, to every node;
-// pushing it from the store sooner would race it for nothing.
+// no node, and the republisher sends it to every node; pushed sooner from
+// the store, it would reach the few sessions that opened lately and hide
+// whether the republisher works.
 //
 // A catch-up reads the user's most recently active conversations from the
 // read model, and the store only for those whose last message is past the
@@ -61,8 +62,8 @@ type dueCatchUp struct {
 const catchUpConversations = 20
 
 // maxPendingCatchUps bounds the catch-ups waiting: past it, during a storm
-// of reconnections, the rounds of the newest sessions are dropped and
-// their clients' sync on open (which every client does) is what remains.
+// of reconnections, the catch-ups of the newest sessions are dropped, and
+// forwards and their clients' sync are what remains.
 const maxPendingCatchUps = 200_000
 
 func newHandOver(delivery *Delivery, sessions *Sessions, clock ports.Clock, window, republishedBy time.Duration, log *slog.Logger) *handOver {
