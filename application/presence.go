@@ -32,10 +32,11 @@ type PresenceConfig struct {
 	// a user's entry is younger, what concerns them goes to every node,
 	// a sender forwards what it routed without a node it learns of
 	// (routeForwarder), and a session that opened here is caught up on
-	// what was committed within it (handOver). Zero takes one and a half heartbeats: a join the bus
-	// lost is repaired by the next heartbeat, at most one heartbeat later,
-	// and the half on top is over a hundred times the bus's p99 latency
-	// (21 ms measured here), for a bus slowed by load.
+	// what was committed within it (handOver). Zero takes one and a half
+	// heartbeats: a join the bus lost is repaired by the next heartbeat,
+	// at most one heartbeat later, and the half on top is over a hundred
+	// times the bus's p99 latency (21 ms measured here), for a bus slowed
+	// by load.
 	PropagationWindow time.Duration
 }
 
