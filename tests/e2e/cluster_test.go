@@ -39,25 +39,34 @@ const offsetDirEnv = "rocketmq.client.localOffsetStoreDir"
 var topicSeq counter
 
 // startCluster starts two nodes on rmq and the shared MongoDB-wire server,
-// with one database and one topic for the two of them. Each node has its
-// own node id (StartNode's name, kept by Restart) and its own offset
-// directory, so that a restarted node finds its broadcast offsets again.
+// with one database and one topic for the two of them (startClusterOf).
 func startCluster(t *testing.T, rmq *infra.RocketMQ) (n1, n2 *Node) {
+	t.Helper()
+	nodes := startClusterOf(t, rmq, 2)
+	return nodes[0], nodes[1]
+}
+
+// startClusterOf starts n nodes on rmq and the shared MongoDB-wire server,
+// with one database and one topic for all of them. Each node has its own
+// node id (StartNode's name, kept by Restart) and its own offset directory,
+// so that a restarted node finds its broadcast offsets again.
+func startClusterOf(t *testing.T, rmq *infra.RocketMQ, n int) []*Node {
 	t.Helper()
 	env := mongoEnv(t, SharedMongo(t).URI())
 	env["CHAT_ROCKETMQ_NAMESRV"] = rmq.NamesrvAddr()
 	env["CHAT_ROCKETMQ_TOPIC"] = strings.Replace(env["CHAT_MONGO_DB"], "e2e_", "e2e_topic_", 1) +
 		fmt.Sprintf("_%d", topicSeq.next())
 	start := time.Now()
-	var nodes [2]*Node
+	nodes := make([]*Node, n)
+	names := make([]string, n)
 	for i := range nodes {
 		e := maps.Clone(env)
 		e[offsetDirEnv] = t.TempDir()
 		nodes[i] = StartNode(t, e)
+		names[i] = fmt.Sprintf("%s (%s)", nodes[i].Name, nodes[i].addr)
 	}
-	t.Logf("cluster: nodes %s (%s) and %s (%s) on topic %s up in %v", nodes[0].Name, nodes[0].addr,
-		nodes[1].Name, nodes[1].addr, env["CHAT_ROCKETMQ_TOPIC"], time.Since(start).Round(time.Millisecond))
-	return nodes[0], nodes[1]
+	t.Logf("cluster: nodes %s on topic %s up in %v", strings.Join(names, ", "), env["CHAT_ROCKETMQ_TOPIC"], time.Since(start).Round(time.Millisecond))
+	return nodes
 }
 
 // warmUp waits until each node's broadcast consumer delivers. A fresh node
@@ -126,6 +135,7 @@ func TestCluster(t *testing.T) {
 	t.Run("Guarantees", func(t *testing.T) { testClusterGuarantees(t, rmq) })
 	t.Run("ReadYourWrites", func(t *testing.T) { testClusterReadYourWrites(t, rmq) })
 	t.Run("KillDuringSends", func(t *testing.T) { testClusterKillDuringSends(t, rmq) })
+	t.Run("Churn", func(t *testing.T) { testClusterChurn(t, rmq) })
 }
 
 // testClusterGuarantees checks every guarantee of PROTOCOL.md across two
