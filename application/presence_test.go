@@ -74,8 +74,8 @@ func newPresenceCluster(t *testing.T) *presenceCluster {
 		if i == 0 {
 			bus.Cluster("projector", app.Projector.Handle)
 		}
-		// As bootstrap chains them on one broadcast consumer.
-		bus.Broadcast("delivery-"+name, func(ctx context.Context, commits []ports.Commit) error {
+		// As bootstrap chains them on one delivery consumer.
+		bus.Deliver("delivery-"+name, func(ctx context.Context, commits []ports.Commit) error {
 			_ = app.Presence.ObserveCommits(ctx, commits)
 			return app.Delivery.Handle(ctx, commits)
 		})

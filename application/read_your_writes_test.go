@@ -60,7 +60,7 @@ func newLaggingNodeOver(t *testing.T, clock ports.Clock, wrap func(*memory.ReadM
 	}
 	held := &heldProjector{projector: app.Projector}
 	bus.Cluster("projector", held.Handle)
-	bus.Broadcast("delivery", app.Delivery.Handle)
+	bus.Deliver("delivery", app.Delivery.Handle)
 	_ = bus.Start(context.Background())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

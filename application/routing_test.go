@@ -61,7 +61,7 @@ func newRoutedCluster(t *testing.T, names []string, signalsOf func(name string) 
 		if i == 0 {
 			bus.Cluster("projector", app.Projector.Handle)
 		}
-		bus.Broadcast("delivery-"+name, func(ctx context.Context, commits []ports.Commit) error {
+		bus.Deliver("delivery-"+name, func(ctx context.Context, commits []ports.Commit) error {
 			reaching := slices.DeleteFunc(slices.Clone(commits), func(c ports.Commit) bool { return !c.Route.Reaches(name) })
 			c.mu.Lock()
 			c.received[name] = append(c.received[name], reaching...)

@@ -47,6 +47,7 @@ func TestConfigNamesTheBadVariable(t *testing.T) {
 		{"CHAT_AUTH_JWKS_REFRESH", "0s", "CHAT_AUTH_JWKS_REFRESH"},
 		{"CHAT_MAX_SESSIONS_PER_USER", "0", "CHAT_MAX_SESSIONS_PER_USER"},
 		{"CHAT_PROPAGATION_WINDOW", "-1s", "CHAT_PROPAGATION_WINDOW"},
+		{"CHAT_DELIVERY_MODE", "multicast", "CHAT_DELIVERY_MODE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env+"="+tt.value, func(t *testing.T) {
@@ -88,7 +89,7 @@ func TestDefaultsArePROTOCOLs(t *testing.T) {
 	cfg := validConfig(t)
 	if cfg.HTTPAddr != "127.0.0.1:8080" || cfg.MongoDB != "chat" || cfg.AuthMode != "dev" || cfg.MaxFrameBytes != 65536 ||
 		cfg.SendRate != 50 || cfg.SendBurst != 200 || cfg.HTTPReadTimeout != 10*time.Second || cfg.HTTPIdleTimeout != time.Minute ||
-		cfg.AuthJWKSRefresh != time.Hour {
+		cfg.AuthJWKSRefresh != time.Hour || cfg.DeliveryMode != "routed" {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/evchat/chatd/adapters/auth"
+	"github.com/evchat/chatd/adapters/rocketmq"
 )
 
 // Config is every setting of a node, read from CHAT_* environment variables
@@ -47,6 +48,9 @@ type Config struct {
 	RocketMQReconsume   int           `env:"CHAT_ROCKETMQ_MAX_RECONSUME" envDefault:"3"`
 	RocketMQLinger      time.Duration `env:"CHAT_ROCKETMQ_CLUSTER_LINGER" envDefault:"200ms"`
 	RocketMQLogLevel    string        `env:"CHAT_ROCKETMQ_LOG_LEVEL" envDefault:"warn"`
+	// DeliveryMode is routed or broadcast on RocketMQ; the embedded bus,
+	// one process, has no choice to make and ignores it.
+	DeliveryMode string `env:"CHAT_DELIVERY_MODE" envDefault:"routed"`
 
 	AuthMode          string        `env:"CHAT_AUTH_MODE" envDefault:"dev"`
 	AuthSecret        string        `env:"CHAT_AUTH_SECRET"`
@@ -183,6 +187,9 @@ func (c Config) Validate() error {
 	}
 	if c.RocketMQReconsume < 0 {
 		bad("CHAT_ROCKETMQ_MAX_RECONSUME", "must not be negative")
+	}
+	if _, err := rocketmq.ParseDeliveryMode(c.DeliveryMode); err != nil {
+		bad("CHAT_DELIVERY_MODE", "%v", err)
 	}
 	if c.RocketMQLinger < 0 {
 		bad("CHAT_ROCKETMQ_CLUSTER_LINGER", "must not be negative")

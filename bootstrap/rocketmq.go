@@ -3,6 +3,7 @@ package bootstrap
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"go.uber.org/fx"
@@ -42,6 +43,9 @@ func rocketmqConfig(cfg Config) (rocketmq.Config, error) {
 	rc.ProducerGroup = cfg.RocketMQTopic + "_tx"
 	rc.Retries, rc.SendTimeout, rc.MaxReconsume = cfg.RocketMQRetries, cfg.RocketMQSendTimeout, cfg.RocketMQReconsume
 	rc.ClusterLinger = cfg.RocketMQLinger
+	if rc.Delivery, err = rocketmq.ParseDeliveryMode(cfg.DeliveryMode); err != nil {
+		return rocketmq.Config{}, fmt.Errorf("CHAT_DELIVERY_MODE: %w", err)
+	}
 	return rc, nil
 }
 

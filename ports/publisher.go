@@ -61,9 +61,11 @@ type CommitHandler func(ctx context.Context, commits []Commit) error
 // Subscriber hands committed commits to handlers. Register before the
 // adapter starts.
 type Subscriber interface {
-	// Broadcast gives every committed commit to h on every node. A failed
-	// batch is not redelivered: the store is the truth, the bus a signal.
-	Broadcast(name string, h CommitHandler)
+	// Deliver gives h, on this node, the committed commits whose Route
+	// reaches this node; in broadcast mode, or on a bus that cannot filter,
+	// every committed commit. A failed batch is not redelivered: the store
+	// is the truth, the bus a signal.
+	Deliver(name string, h CommitHandler)
 	// Cluster gives every committed commit to h on one node of the cluster,
 	// redelivering a failed batch a bounded number of times.
 	Cluster(group string, h CommitHandler)

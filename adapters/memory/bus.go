@@ -24,6 +24,9 @@ type BusConfig struct {
 	MaxReconsume int
 	// Log hears of the handlers' failures; nil is slog.Default().
 	Log *slog.Logger
+	// Node is the node whose Deliver handlers the bus feeds: they get the
+	// commits whose Route reaches it. Empty feeds them every commit.
+	Node string
 }
 
 // DefaultBusConfig suits one node.
@@ -34,20 +37,26 @@ func DefaultBusConfig() BusConfig {
 // Bus is the in-process transactional message bus: a half message waits in
 // the bus while the local transaction runs, and only a commit reaches the
 // subscribers, exactly as with RocketMQ's transactional producer. Cluster
-// handlers see a batch before broadcast handlers do, so on one node the read
+// handlers see a batch before delivery handlers do, so on one node the read
 // model is current by the time a session hears of a message.
+//
+// Delivery is routed as on RocketMQ, by Route.Reaches of the bus's node:
+// the process holds the commit either way, so filtering saves little, but
+// it makes the embedded node and the memory suites obey the same routes as
+// a cluster, and a route that leaves out the node that needs a commit fails
+// there, in a fast test, instead of only on a broker.
 type Bus struct {
 	handler ports.TransactionHandler
 	cfg     BusConfig
 
 	queue chan ports.Commit
 
-	mu        sync.Mutex
-	half      map[string]ports.Commit
-	broadcast []ports.CommitHandler
-	cluster   map[string]ports.CommitHandler
-	stop      chan struct{}
-	done      sync.WaitGroup
+	mu       sync.Mutex
+	half     map[string]ports.Commit
+	delivery []nodeHandler
+	cluster  map[string]ports.CommitHandler
+	stop     chan struct{}
+	done     sync.WaitGroup
 }
 
 var (
@@ -79,12 +88,33 @@ func NewBus(handler ports.TransactionHandler, cfg BusConfig) (*Bus, error) {
 	return &Bus{handler: handler, cfg: cfg, queue: make(chan ports.Commit, cfg.QueueSize), half: map[string]ports.Commit{}, cluster: map[string]ports.CommitHandler{}}, nil
 }
 
-// Broadcast implements ports.Subscriber.
-func (b *Bus) Broadcast(_ string, h ports.CommitHandler) {
+// nodeHandler is a Deliver handler and the node it delivers on.
+type nodeHandler struct {
+	node    string
+	handler ports.CommitHandler
+}
+
+// Deliver implements ports.Subscriber for the bus's own node.
+func (b *Bus) Deliver(_ string, h ports.CommitHandler) { b.deliverOn(b.cfg.Node, h) }
+
+func (b *Bus) deliverOn(node string, h ports.CommitHandler) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.broadcast = append(b.broadcast, h)
+	b.delivery = append(b.delivery, nodeHandler{node: node, handler: h})
 }
+
+// OnNode is the bus as another node's subscriber sees it: its Deliver
+// handlers get what is routed to node, and its cluster groups are the
+// bus's. Several nodes in one process (tests) share one bus this way.
+func (b *Bus) OnNode(node string) ports.Subscriber { return nodeView{bus: b, node: node} }
+
+type nodeView struct {
+	bus  *Bus
+	node string
+}
+
+func (v nodeView) Deliver(_ string, h ports.CommitHandler)     { v.bus.deliverOn(v.node, h) }
+func (v nodeView) Cluster(group string, h ports.CommitHandler) { v.bus.Cluster(group, h) }
 
 // Cluster implements ports.Subscriber. A group handles each commit once, so
 // a second handler registered for a group already here is not called: with
@@ -216,7 +246,7 @@ func (b *Bus) dispatch() {
 
 func (b *Bus) deliver(batch []ports.Commit) {
 	b.mu.Lock()
-	cluster, broadcast := b.cluster, b.broadcast
+	cluster, delivery := b.cluster, b.delivery
 	b.mu.Unlock()
 	ctx := context.Background()
 	for _, h := range cluster {
@@ -230,9 +260,28 @@ func (b *Bus) deliver(batch []ports.Commit) {
 			b.cfg.Log.Error("cluster handler gave up on a batch", "commits", len(batch), "first", batch[0].ID, "err", err)
 		}
 	}
-	for _, h := range broadcast {
-		if err := h(ctx, batch); err != nil {
-			b.cfg.Log.Warn("broadcast handler failed", "commits", len(batch), "err", err)
+	for _, d := range delivery {
+		routed := routedTo(d.node, batch)
+		if len(routed) == 0 {
+			continue
+		}
+		if err := d.handler(ctx, routed); err != nil {
+			b.cfg.Log.Warn("delivery handler failed", "commits", len(routed), "err", err)
 		}
 	}
+}
+
+// routedTo keeps the commits of batch whose route reaches node; every one
+// when node is unnamed.
+func routedTo(node string, batch []ports.Commit) []ports.Commit {
+	if node == "" {
+		return batch
+	}
+	routed := make([]ports.Commit, 0, len(batch))
+	for _, c := range batch {
+		if c.Route.Reaches(node) {
+			routed = append(routed, c)
+		}
+	}
+	return routed
 }

@@ -4,8 +4,11 @@
 // Outbound, Publisher is RocketMQ's transactional producer: the half message
 // carries the commit, ExecuteLocalTransaction runs the application's local
 // transaction (the append to the event store) and CheckLocalTransaction its
-// checkback. Inbound, Subscriber runs a BROADCASTING push consumer per
-// broadcast handler (every node delivers to its own sessions) and a
+// checkback. Inbound, Subscriber runs a push consumer per delivery handler
+// (each node delivers to its own sessions): in routed mode a CLUSTERING
+// group of the node's own whose SQL92 selector takes the messages whose
+// "nodes" property names the node (or "all"), in broadcast mode, the
+// tutorial's design, a BROADCASTING consumer that takes everything; and a
 // CLUSTERING consumer per group (once-per-cluster work, redelivered with
 // ConsumeRetryLater up to a bounded reconsume count, then the dead-letter
 // queue). Every client is given an explicit name-server resolver, because the
@@ -28,6 +31,7 @@ package rocketmq
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -69,6 +73,10 @@ type Config struct {
 	// MasterWatchInterval is how often the name servers are asked which
 	// brokers have a master (MasterWatch); zero turns the watch off.
 	MasterWatchInterval time.Duration
+	// Delivery is how delivery and signals consume: routed (the default)
+	// or broadcast. A routed node whose brokers cannot filter falls back
+	// to broadcast at Start.
+	Delivery DeliveryMode
 }
 
 // DefaultConfig holds the seed's defaults: 3 retries, 3 reconsumes.
@@ -78,6 +86,7 @@ func DefaultConfig() Config {
 		Retries: 3, SendTimeout: 3 * time.Second, MaxReconsume: 3, BatchSize: 32,
 		ClusterLinger:    200 * time.Millisecond,
 		BrokerQuarantine: 5 * time.Second, MasterWatchInterval: time.Second,
+		Delivery: DeliveryRouted,
 	}
 }
 
@@ -101,9 +110,15 @@ func (c Config) validate() error {
 		return errors.New("rocketmq: at least one name server is required")
 	case c.Topic == "" || c.NodeID == "" || c.ProducerGroup == "":
 		return errors.New("rocketmq: topic, node id and producer group are required")
+	case strings.ContainsAny(c.NodeID, ",'"):
+		// Routes list node ids between commas, and selectors quote them.
+		return errors.New("rocketmq: a node id must not contain a comma or a quote")
 	case c.SendTimeout <= 0 || c.BatchSize <= 0 || c.Retries < 0 || c.MaxReconsume < 0 || c.ClusterLinger < 0 ||
 		c.BrokerQuarantine < 0 || c.MasterWatchInterval < 0:
 		return errors.New("rocketmq: send timeout and batch size must be positive; retries, reconsumes, cluster linger, broker quarantine and master watch interval not negative")
+	}
+	if _, err := ParseDeliveryMode(string(c.Delivery)); err != nil {
+		return fmt.Errorf("rocketmq: delivery mode: %w", err)
 	}
 	return nil
 }

@@ -186,6 +186,7 @@ func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 	msg.WithTag(tagOf(c))
 	msg.WithShardingKey(shardingKeyOf(c))
 	msg.WithProperty(propFlight, token)
+	msg.WithProperty(propNodes, nodesProperty(c.Route, p.cfg.NodeID))
 	res, err := p.sendHalf(ctx, f, msg)
 	if err != nil {
 		// The half message never reached a broker, so the local

@@ -37,8 +37,8 @@ func newRepublisher(cfg Config) (rocketmq.Producer, error) {
 }
 
 // Republish implements ports.TransactionalPublisher with an ordinary
-// message that carries the commit as its half message did, tag and key
-// included, so that every consumer takes it as the committed message.
+// message that carries the commit as its half message did, tag, key and
+// route included, so that every consumer takes it as the committed message.
 func (p *Publisher) Republish(ctx context.Context, c ports.Commit) error {
 	body, err := encodeCommit(c)
 	if err != nil {
@@ -47,6 +47,7 @@ func (p *Publisher) Republish(ctx context.Context, c ports.Commit) error {
 	msg := primitive.NewMessage(p.cfg.Topic, body)
 	msg.WithKeys([]string{c.ID})
 	msg.WithTag(tagOf(c))
+	msg.WithProperty(propNodes, nodesProperty(c.Route, p.cfg.NodeID))
 	if _, err := p.plain.SendSync(ctx, msg); err != nil {
 		return fmt.Errorf("%w: rocketmq republish: %v", ports.ErrUnavailable, err)
 	}

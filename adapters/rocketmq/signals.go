@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,16 +30,19 @@ const (
 	tagSignalWarmUp = "signal_warmup"
 )
 
-// The signals' broadcasting consumer group and the plain producer's group
-// (which no broker calls back) carry the topic's name, as every group of
-// the adapter does, so clusters on one broker stay apart.
+// The signals' consumer group (in routed mode, one per node:
+// routedGroup) and the plain producer's group (which no broker calls back)
+// carry the topic's name, as every group of the adapter does, so clusters
+// on one broker stay apart.
 func signalsGroup(topic string) string         { return topic + "_signals" }
 func signalsProducerGroup(topic string) string { return topic + "_signals_producer" }
 
 // Signals carries presence and typing between nodes: a plain producer (a
 // lost signal is repaired by the next heartbeat or not worth repairing, so
-// no transaction) and a BROADCASTING consumer, with instance names of their
-// own so that neither shares a connection with the commits' clients.
+// no transaction) and a consumer, with instance names of their own so that
+// neither shares a connection with the commits' clients. The consumer is
+// routed as delivery is (DeliveryMode): typing goes to the nodes of its
+// recipient's sessions, presence, whose Route is zero, to every node.
 type Signals struct {
 	cfg      Config
 	log      *slog.Logger
@@ -54,6 +58,11 @@ type Signals struct {
 
 	nonce string
 	warm  atomic.Bool
+	// floors is the history a new routed group skips (newGroupFloors).
+	floors atomic.Pointer[map[string]int64]
+	// mode is cfg.Delivery, unless Start found that the brokers cannot
+	// filter.
+	mode DeliveryMode
 }
 
 var _ ports.Signals = (*Signals)(nil)
@@ -86,10 +95,15 @@ func (s *Signals) Subscribe(h ports.SignalHandler) {
 
 // Start connects the producer and starts the consumer; the topic must be
 // routed already (the commits' publisher makes sure of it).
-func (s *Signals) Start(context.Context) error {
+func (s *Signals) Start(ctx context.Context) error {
 	if err := s.producer.Start(); err != nil {
 		return fmt.Errorf("rocketmq signals producer start: %w", err)
 	}
+	mode, err := resolveDelivery(ctx, s.cfg, s.log, "signals consumer", s.group(DeliveryRouted), s.messageSelector(DeliveryRouted).Expression)
+	if err != nil {
+		return errors.Join(err, s.producer.Shutdown())
+	}
+	s.mode = mode
 	c, err := s.startConsumer()
 	if err != nil {
 		return errors.Join(err, s.producer.Shutdown())
@@ -100,20 +114,50 @@ func (s *Signals) Start(context.Context) error {
 	return nil
 }
 
+// signalTags are the tags the signals consumer takes.
+var signalTags = []string{tagPresence, tagTyping, tagSignalWarmUp}
+
+func (s *Signals) group(mode DeliveryMode) string {
+	if mode == DeliveryRouted {
+		return routedGroup(signalsGroup(s.cfg.Topic), s.cfg.NodeID)
+	}
+	return signalsGroup(s.cfg.Topic)
+}
+
+func (s *Signals) messageSelector(mode DeliveryMode) consumer.MessageSelector {
+	if mode == DeliveryRouted {
+		return consumer.MessageSelector{Type: consumer.SQL92, Expression: routedExpression(signalTags, s.cfg.NodeID)}
+	}
+	return consumer.MessageSelector{Type: consumer.TAG, Expression: strings.Join(signalTags, " || ")}
+}
+
+// Mode is how the signals consumer consumes, once Start has run.
+func (s *Signals) Mode() DeliveryMode { return s.mode }
+
+// startConsumer starts the consumer of the mode. A new routed group skips
+// the history the broker would hand it (newGroupFloors): old signals are
+// worthless, and a node's first rebalance would wade through them.
 func (s *Signals) startConsumer() (rocketmq.PushConsumer, error) {
+	model := consumer.BroadCasting
+	if s.mode == DeliveryRouted {
+		model = consumer.Clustering
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		floors := newGroupFloors(ctx, s.cfg.NameServers, s.cfg.Topic, s.group(s.mode))
+		cancel()
+		s.floors.Store(&floors)
+	}
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
-		consumer.WithGroupName(signalsGroup(s.cfg.Topic)),
+		consumer.WithGroupName(s.group(s.mode)),
 		consumer.WithInstance(s.cfg.NodeID+"_signals"),
-		consumer.WithConsumerModel(consumer.BroadCasting),
+		consumer.WithConsumerModel(model),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset),
 		consumer.WithConsumeMessageBatchMaxSize(s.cfg.BatchSize),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq signals consumer: %w", err)
 	}
-	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagPresence + " || " + tagTyping + " || " + tagSignalWarmUp}
-	if err := c.Subscribe(s.cfg.Topic, selector, s.consume); err != nil {
+	if err := c.Subscribe(s.cfg.Topic, s.messageSelector(s.mode), s.consume); err != nil {
 		return nil, fmt.Errorf("rocketmq signals subscribe: %w", err)
 	}
 	if err := c.Start(); err != nil {
@@ -149,7 +193,7 @@ func (s *Signals) FollowMasters(c MasterChange) error {
 }
 
 // WarmUp sends this node warm-up signals until its consumer has received
-// one: a broadcasting consumer that starts at the end of the topic consumes
+// one: a consumer that starts at the end of the topic consumes
 // only once its first rebalance is done, and a node that serves before then
 // would miss the joins of the moment.
 func (s *Signals) WarmUp(ctx context.Context) error {
@@ -188,6 +232,7 @@ func (s *Signals) Publish(ctx context.Context, sig ports.Signal) error {
 	} else {
 		msg.WithTag(tagPresence)
 	}
+	msg.WithProperty(propNodes, nodesProperty(sig.Route, ""))
 	res, err := s.producer.SendSync(ctx, msg)
 	if err != nil {
 		return fmt.Errorf("%w: rocketmq signal: %v", ports.ErrUnavailable, err)
@@ -203,6 +248,9 @@ func (s *Signals) consume(ctx context.Context, msgs ...*primitive.MessageExt) (c
 	handlers := s.handlers
 	s.mu.Unlock()
 	for _, m := range msgs {
+		if belowFloor(s.floors.Load(), m) {
+			continue
+		}
 		if m.GetTags() == tagSignalWarmUp {
 			if string(m.Body) == s.nonce {
 				s.warm.Store(true)
@@ -211,7 +259,7 @@ func (s *Signals) consume(ctx context.Context, msgs ...*primitive.MessageExt) (c
 		}
 		var w wireSignal
 		if err := json.Unmarshal(m.Body, &w); err != nil {
-			// Broadcast messages are never redelivered; drop it loudly.
+			// Retrying cannot make it readable; drop it loudly.
 			s.log.Error("dropping an unreadable signal", "msgId", m.MsgId, "err", err)
 			continue
 		}

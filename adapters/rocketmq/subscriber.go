@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +24,10 @@ import (
 // broadcast batch is delivered message by message and only waits longer.
 const clusterBatchFactor = 8
 
+// commitTags are the tags delivery and cluster groups take: commits, and
+// the warm-ups by which a starting node learns that its consumers consume.
+var commitTags = []string{tagMessage, tagReceipt, tagWarmUp}
+
 // lateBatch is how long after its storing a batch is logged as late.
 const lateBatch = 2 * time.Second
 
@@ -39,13 +43,20 @@ type Subscriber struct {
 	// nonce is what this node's warm-up messages carry, so that a consumer
 	// knows the one it waits for from another node's.
 	nonce string
+	// mode is how delivery consumes: cfg.Delivery, unless Start found
+	// that the brokers cannot filter (resolveDelivery).
+	mode DeliveryMode
 }
 
 type subscription struct {
-	group     string
-	broadcast bool
-	handler   ports.CommitHandler
-	warm      atomic.Bool
+	group string
+	// delivery: a Deliver subscription (routed or broadcast by the
+	// Subscriber's mode), not a cluster group's.
+	delivery bool
+	handler  ports.CommitHandler
+	warm     atomic.Bool
+	// floors is the history a new routed group skips (newGroupFloors).
+	floors atomic.Pointer[map[string]int64]
 	// linger is how long a call of the handler waits for more of its
 	// queue's batches (queueGate).
 	linger time.Duration
@@ -62,55 +73,6 @@ type subscription struct {
 	lateBatches lateCounter
 }
 
-// lateCounter counts events and tells, at most once a second, how many
-// came since it last told.
-type lateCounter struct {
-	mu    sync.Mutex
-	count int
-	told  time.Time
-}
-
-func (c *lateCounter) add(now time.Time) (int, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.count++
-	if now.Sub(c.told) < time.Second {
-		return 0, false
-	}
-	n := c.count
-	c.count, c.told = 0, now
-	return n, true
-}
-
-type consumerGeneration struct {
-	started time.Time
-	queues  sync.Map // queue key -> struct{}
-}
-
-// firstBatch tells whether msgs are the first the running consumer brought
-// of their queue, and how long after its start.
-func (sub *subscription) firstBatch(msgs []*primitive.MessageExt) (string, time.Duration, bool) {
-	g := sub.generation.Load()
-	if g == nil || msgs[0].Queue == nil {
-		return "", 0, false
-	}
-	q := msgs[0].Queue
-	key := q.BrokerName + "/" + strconv.Itoa(q.QueueId)
-	_, seen := g.queues.LoadOrStore(key, struct{}{})
-	return key, time.Since(g.started), !seen
-}
-
-// handle runs the handler on commits through the gate of the queue msgs
-// came from.
-func (sub *subscription) handle(ctx context.Context, msgs []*primitive.MessageExt, commits []ports.Commit) error {
-	if msgs[0].Queue == nil {
-		return sub.handler(ctx, commits)
-	}
-	q := msgs[0].Queue
-	v, _ := sub.queues.LoadOrStore(q.BrokerName+"/"+q.Topic+"/"+strconv.Itoa(q.QueueId), &queueGate{})
-	return v.(*queueGate).run(ctx, commits, sub.linger, sub.handler)
-}
-
 var _ ports.Subscriber = (*Subscriber)(nil)
 
 // NewSubscriber returns a subscriber; register handlers, then Start.
@@ -121,13 +83,19 @@ func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
 	return &Subscriber{cfg: cfg, log: log, nonce: cfg.NodeID + "-" + rand.Text()}, nil
 }
 
-// Broadcast implements ports.Subscriber with a BROADCASTING consumer: every
-// node gets every commit. Its offsets live in a local file named after the
-// node's instance, so a restarted node resumes where it stopped; a fresh one
-// starts at the end of the topic, since its sessions catch up with sync.
-func (s *Subscriber) Broadcast(name string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: s.groupName(name), broadcast: true, handler: h})
+// Deliver implements ports.Subscriber. Routed, it is a CLUSTERING group of
+// this node's own whose selector takes what is routed to it: its offsets
+// live on the broker, so a restarted node resumes where it stopped, and a
+// new node starts at the end of the topic (newGroupFloors), since its
+// sessions catch up with sync. Broadcast, it is a BROADCASTING consumer
+// that gets every commit, whose offsets live in a local file named after
+// the node's instance, with the same effect.
+func (s *Subscriber) Deliver(name string, h ports.CommitHandler) {
+	s.subs = append(s.subs, &subscription{group: s.groupName(name), delivery: true, handler: h})
 }
+
+// Mode is how delivery consumes, once Start has run.
+func (s *Subscriber) Mode() DeliveryMode { return s.mode }
 
 // Cluster implements ports.Subscriber with a CLUSTERING consumer group.
 func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
@@ -140,9 +108,15 @@ func (s *Subscriber) groupName(name string) string { return s.cfg.Topic + "_" + 
 
 // Start creates and starts the consumers. The topic must exist: a push
 // consumer cannot start on a topic the name server has no route for.
-func (s *Subscriber) Start(context.Context) error {
+func (s *Subscriber) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	mode, err := resolveDelivery(ctx, s.cfg, s.log, "delivery consumer",
+		routedGroup(s.groupName("filter_check"), s.cfg.NodeID), routedExpression(commitTags, s.cfg.NodeID))
+	if err != nil {
+		return err
+	}
+	s.mode = mode
 	for _, sub := range s.subs {
 		c, err := s.start(sub)
 		if err != nil {
@@ -156,7 +130,7 @@ func (s *Subscriber) Start(context.Context) error {
 
 // FollowMasters is the master watch's listener: when a broker lost or
 // regained its master (MasterChange.movesReads), it rebuilds the broadcast
-// consumers. The client would
+// delivery consumers. The client would
 // keep pulling a dead master until its route refresh, up to 30 s, after a
 // pull in flight has waited out its fixed 30 s timeout; and it may never
 // pull a restarted master's queues again (apache/rocketmq-client-go#1071,
@@ -170,8 +144,11 @@ func (s *Subscriber) Start(context.Context) error {
 // A consumer that cannot start (a topic with no route while its only
 // broker is down) is started again at the next report.
 //
-// Clustering consumers are left alone: their offsets live on the master,
-// which a new consumer cannot read while the master is down.
+// Cluster groups' consumers are left alone: their offsets live on the
+// master, which a new consumer cannot read while the master is down. A
+// routed delivery consumer, alone in its group, is rebuilt all the same:
+// the slave answers for its offsets with the copy it syncs from the
+// master, at worst seconds old, and delivery drops what comes twice.
 func (s *Subscriber) FollowMasters(c MasterChange) error {
 	changed := c.movesReads()
 	s.mu.Lock()
@@ -181,7 +158,7 @@ func (s *Subscriber) FollowMasters(c MasterChange) error {
 	}
 	var errs []error
 	for _, sub := range s.subs {
-		if !sub.broadcast || (sub.consumer != nil && !changed) {
+		if !sub.delivery || (sub.consumer != nil && !changed) {
 			continue
 		}
 		if sub.consumer != nil {
@@ -194,20 +171,29 @@ func (s *Subscriber) FollowMasters(c MasterChange) error {
 			continue
 		}
 		sub.consumer = fresh
-		s.log.Info("broadcast consumer rebuilt", "group", sub.group, "lost", c.Lost, "regained", c.Regained)
+		s.log.Info("delivery consumer rebuilt", "group", sub.group, "lost", c.Lost, "regained", c.Regained)
 	}
 	return errors.Join(errs...)
 }
 
 func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
-	model, batch := consumer.Clustering, s.cfg.BatchSize*clusterBatchFactor
-	if sub.broadcast {
+	group, model, batch := sub.group, consumer.Clustering, s.cfg.BatchSize*clusterBatchFactor
+	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: strings.Join(commitTags, " || ")}
+	switch {
+	case sub.delivery && s.mode == DeliveryRouted:
+		group, batch = routedGroup(sub.group, s.cfg.NodeID), s.cfg.BatchSize
+		selector = consumer.MessageSelector{Type: consumer.SQL92, Expression: routedExpression(commitTags, s.cfg.NodeID)}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		floors := newGroupFloors(ctx, s.cfg.NameServers, s.cfg.Topic, group)
+		cancel()
+		sub.floors.Store(&floors)
+	case sub.delivery:
 		model, batch = consumer.BroadCasting, s.cfg.BatchSize
 	}
 	sub.generation.Store(&consumerGeneration{started: time.Now()})
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),
-		consumer.WithGroupName(sub.group),
+		consumer.WithGroupName(group),
 		consumer.WithInstance(s.cfg.NodeID+"_"+sub.group),
 		consumer.WithConsumerModel(model),
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromLastOffset),
@@ -218,7 +204,6 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq consumer %s: %w", sub.group, err)
 	}
-	selector := consumer.MessageSelector{Type: consumer.TAG, Expression: tagMessage + " || " + tagReceipt + " || " + tagWarmUp}
 	if err := c.Subscribe(s.cfg.Topic, selector, s.consume(sub)); err != nil {
 		return nil, fmt.Errorf("rocketmq consumer %s subscribe: %w", sub.group, err)
 	}
@@ -228,66 +213,13 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	return c, nil
 }
 
-// consume decodes a batch and hands it to the handler. A broadcast batch is
-// never retried by the broker, so its failure is only logged; a clustering
-// batch is asked for again later, up to the reconsume bound, then goes to
-// the dead-letter queue.
-//
-// Both consume concurrently. Orderly consumption would keep a
-// conversation's batches in queue order, but this client, after an orderly
-// batch fails, consumes that queue again only when new messages arrive, and
-// with several nodes it can leave a queue unlocked, and so unconsumed, for a
-// minute after a rebalance. Handlers cope with order instead: delivery per
-// session, the projector by filling gaps from the store.
-func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		if queue, after, first := sub.firstBatch(msgs); first {
-			s.log.Info("first batch of a queue since the consumer started", "group", sub.group, "queue", queue,
-				"after", after, "offset", msgs[0].QueueOffset, "stored", time.UnixMilli(msgs[0].StoreTimestamp))
-		}
-		if lag := time.Since(time.UnixMilli(msgs[0].StoreTimestamp)); lag > lateBatch {
-			if late, ok := sub.lateBatches.add(time.Now()); ok {
-				s.log.Warn("consumer behind: batches stored over 2 s before", "group", sub.group, "batches", late, "lag", lag)
-			}
-		}
-		commits := make([]ports.Commit, 0, len(msgs))
-		for _, m := range msgs {
-			if m.GetTags() == tagWarmUp {
-				if string(m.Body) == s.nonce {
-					sub.warm.Store(true)
-				}
-				continue
-			}
-			c, err := decodeCommit(m.Body)
-			if err != nil {
-				// Retrying cannot make it readable; drop it loudly.
-				s.log.Error("dropping an unreadable message", "group", sub.group, "msgId", m.MsgId, "err", err)
-				continue
-			}
-			commits = append(commits, c)
-		}
-		if len(commits) == 0 {
-			return consumer.ConsumeSuccess, nil
-		}
-		if err := sub.handle(ctx, msgs, commits); err != nil {
-			if sub.broadcast {
-				s.log.Warn("broadcast batch failed; the store fills the gap later", "group", sub.group, "commits", len(commits), "err", err)
-				return consumer.ConsumeSuccess, nil
-			}
-			s.log.Warn("batch failed, asking for it again", "group", sub.group, "commits", len(commits), "err", err)
-			return consumer.ConsumeRetryLater, nil
-		}
-		return consumer.ConsumeSuccess, nil
-	}
-}
-
-// WarmUp sends this node committed warm-up messages until every broadcast
-// consumer has received one. A broadcast consumer that starts at the end of
+// WarmUp sends this node committed warm-up messages until every delivery
+// consumer has received one. A delivery consumer that starts at the end of
 // the topic consumes only once its first rebalance is done; a message
 // committed before then would never reach this node's sessions live. A node
 // that waits here before it serves has no such window.
 func (s *Subscriber) WarmUp(ctx context.Context, p *Publisher) error {
-	return warmUp(ctx, s.log, "broadcast consumers", s.warm, func(ctx context.Context) error {
+	return warmUp(ctx, s.log, "delivery consumers", s.warm, func(ctx context.Context) error {
 		return p.sendWarmUp(ctx, s.nonce)
 	})
 }
@@ -309,7 +241,7 @@ func warmUp(ctx context.Context, log *slog.Logger, consumers string, warm func()
 
 func (s *Subscriber) warm() bool {
 	for _, sub := range s.subs {
-		if sub.broadcast && !sub.warm.Load() {
+		if sub.delivery && !sub.warm.Load() {
 			return false
 		}
 	}

@@ -18,6 +18,9 @@ import (
 type TxBus struct {
 	Publisher ports.TransactionalPublisher
 	Nodes     []ports.Subscriber
+	// NodeIDs are the Nodes' ids, which routes name; the publisher's is
+	// none of them.
+	NodeIDs []string
 	// Start starts the publisher and the nodes, after the case subscribed.
 	Start func(t *testing.T)
 }
@@ -28,6 +31,9 @@ type TxBusFeatures struct {
 	Settle time.Duration
 	// Quiet is how long a case waits to be sure something is not delivered.
 	Quiet time.Duration
+	// Routes says that Deliver gives a node only what is routed to it;
+	// without it (broadcast mode) every node gets every commit.
+	Routes bool
 	// CrashProducer, when set, publishes c from a producer in another process
 	// and kills that process with SIGKILL right after the local transaction
 	// (afterLocalCommit) or right before it, so no end of transaction is sent.
@@ -45,7 +51,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		t.Parallel()
 		handler := newScriptedHandler(ports.TxCommit, ports.TxCommit)
 		bus := newBus(t, handler, 2)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		state, err := bus.Publisher.Publish(context.Background(), c)
@@ -68,7 +74,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		t.Parallel()
 		handler := newScriptedHandler(ports.TxRollback, ports.TxRollback)
 		bus := newBus(t, handler, 1)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		handler.localErr = ports.ErrVersionConflict
@@ -86,7 +92,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		t.Parallel()
 		handler := newScriptedHandler(ports.TxUnknown, ports.TxCommit)
 		bus := newBus(t, handler, 1)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		state, err := bus.Publisher.Publish(context.Background(), c)
@@ -102,7 +108,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		t.Parallel()
 		handler := newScriptedHandler(ports.TxUnknown, ports.TxRollback)
 		bus := newBus(t, handler, 1)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		if state, _ := bus.Publisher.Publish(context.Background(), c); state != ports.TxUnknown {
@@ -160,7 +166,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		// can deliver.
 		handler := newScriptedHandler(ports.TxRollback, ports.TxRollback)
 		bus := newBus(t, handler, 2)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		group, grouped := uniqueName(t, "group"), newInbox()
 		for _, node := range bus.Nodes {
 			node.Cluster(group, func(_ context.Context, commits []ports.Commit) error {
@@ -195,7 +201,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		// broker that holds the half message is gone.
 		handler := newScriptedHandler(ports.TxUnknown, ports.TxUnknown)
 		bus := newBus(t, handler, 2)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		if state, err := bus.Publisher.Publish(context.Background(), c); state != ports.TxUnknown {
@@ -213,6 +219,8 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		}
 	})
 
+	testDeliveryRoutes(t, features, newBus)
+
 	if features.CrashProducer == nil {
 		return
 	}
@@ -222,7 +230,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		handler := newScriptedHandler(ports.TxUnknown, ports.TxCommit)
 		bus := newBus(t, handler, 1)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		features.CrashProducer(t, c, true)
 		eventually.Within(t, features.Settle, "checkback to deliver the crashed producer's commit", func() bool { return inboxes[0].count(c.ID) == 1 })
@@ -233,7 +241,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		handler := newScriptedHandler(ports.TxUnknown, ports.TxRollback)
 		bus := newBus(t, handler, 1)
-		inboxes := subscribeBroadcast(bus)
+		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
 		features.CrashProducer(t, c, false)
 		eventually.Within(t, features.Settle, "checkback of the crashed producer's half message", func() bool { return handler.checks(c.ID) > 0 })
@@ -309,12 +317,12 @@ func (in *inbox) get(id string) ports.Commit {
 	return in.commits[id][0]
 }
 
-func subscribeBroadcast(bus TxBus) []*inbox {
+func subscribeDelivery(bus TxBus) []*inbox {
 	inboxes := make([]*inbox, len(bus.Nodes))
 	for i, node := range bus.Nodes {
 		in := newInbox()
 		inboxes[i] = in
-		node.Broadcast("contract", func(_ context.Context, commits []ports.Commit) error {
+		node.Deliver("contract", func(_ context.Context, commits []ports.Commit) error {
 			in.add(commits)
 			return nil
 		})

@@ -74,6 +74,7 @@ func TestRocketMQTransactionalPublisher(t *testing.T) {
 		Settle:        75 * time.Second,
 		Quiet:         3 * time.Second,
 		CrashProducer: crashProducer,
+		Routes:        true,
 	}
 	contract.TestTransactionalPublisher(t, features, func(t *testing.T, h ports.TransactionHandler, nodes int) contract.TxBus {
 		cfg := caseConfig(t)
@@ -93,6 +94,7 @@ func TestRocketMQTransactionalPublisher(t *testing.T) {
 			}
 			subs[i] = &warmedSubscriber{Subscriber: s}
 			bus.Nodes = append(bus.Nodes, subs[i])
+			bus.NodeIDs = append(bus.NodeIDs, node.NodeID)
 		}
 		bus.Start = func(t *testing.T) {
 			if err := pub.Start(context.Background()); err != nil {
@@ -155,15 +157,15 @@ func (w *warmedSubscriber) wrap(h ports.CommitHandler, cluster bool) ports.Commi
 	}
 }
 
-func (w *warmedSubscriber) Broadcast(name string, h ports.CommitHandler) {
-	w.Subscriber.Broadcast(name, w.wrap(h, false))
+func (w *warmedSubscriber) Deliver(name string, h ports.CommitHandler) {
+	w.Subscriber.Deliver(name, w.wrap(h, false))
 }
 
 func (w *warmedSubscriber) Cluster(group string, h ports.CommitHandler) {
 	w.Subscriber.Cluster(group, w.wrap(h, true))
 }
 
-// warmUp publishes committed warm-up commits until every broadcast
+// warmUp publishes committed warm-up commits until every delivery
 // subscription, and for each cluster group one of its members, saw one.
 func warmUp(t *testing.T, cfg rocketmq.Config, subs []*warmedSubscriber) {
 	t.Helper()

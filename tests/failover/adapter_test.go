@@ -121,7 +121,7 @@ func TestRocketMQSendsSurviveAMastersDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := &arrivals{at: map[string][]time.Time{}, by: map[string]time.Time{}}
-	sub.Broadcast("deliver", got.handle)
+	sub.Deliver("deliver", got.handle)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := pub.Start(context.Background()); err != nil {

@@ -30,6 +30,7 @@ const (
 // scanned every 5 s instead of 60 s.
 type RocketMQ struct {
 	dir, lib, java string
+	settings       []string
 	nsPort         int
 	brokerPort     int
 
@@ -41,7 +42,10 @@ type RocketMQ struct {
 
 // LaunchRocketMQ starts a name server and a broker and returns once the
 // broker has registered with the name server. The caller must Close it.
-func LaunchRocketMQ() (*RocketMQ, error) {
+// Each of brokerSettings ("key=value") overrides the test broker's own
+// setting of that key, such as enablePropertyFilter=false for a broker
+// that refuses routed consumers' selectors.
+func LaunchRocketMQ(brokerSettings ...string) (*RocketMQ, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -61,7 +65,7 @@ func LaunchRocketMQ() (*RocketMQ, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	r := &RocketMQ{dir: dir, lib: lib, java: java, nsPort: FreePort(), brokerPort: base + 2}
+	r := &RocketMQ{dir: dir, lib: lib, java: java, nsPort: FreePort(), brokerPort: base + 2, settings: brokerSettings}
 	if err := r.writeConfigs(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -117,8 +121,13 @@ transactionCheckInterval=5000
 transactionTimeOut=3000
 fileReservedTime=1
 registerNameServerPeriod=10000
+enablePropertyFilter=true
 `, RocketMQClusterName, RocketMQBrokerName, r.NamesrvAddr(), r.brokerPort, r.brokerPort+1,
 		store, filepath.Join(store, "commitlog"))
+	// The broker reads a java.util.Properties file: a later key wins.
+	for _, s := range r.settings {
+		broker += s + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(r.dir, "namesrv.conf"), []byte(namesrv), 0o644); err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, prelud
 	if err != nil {
 		return nil, err
 	}
-	sub.Broadcast("bench_floor", func(_ context.Context, commits []ports.Commit) error {
+	sub.Deliver("bench_floor", func(_ context.Context, commits []ports.Commit) error {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
