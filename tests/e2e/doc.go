@@ -7,4 +7,6 @@
 // lives in the _test.go files so that later multi-node suites in this
 // package can start several nodes with CHAT_MONGO_URI and
 // CHAT_ROCKETMQ_NAMESRV added to their environment.
+// E2E_DELIVERY_MODE=broadcast runs every node in that delivery mode, to
+// show that both modes pass the suite.
 package e2e

@@ -52,14 +52,24 @@ type Node struct {
 // overrides it. The shutdown timeout is short so a drain that hangs shows
 // up well inside the test's time.
 func baseEnv(name string) map[string]string {
-	return map[string]string{
+	env := map[string]string{
 		"CHAT_AUTH_MODE":        "dev",
 		"CHAT_AUTH_SECRET":      testSecret,
 		"CHAT_NODE_ID":          name,
 		"CHAT_SHUTDOWN_TIMEOUT": "5s",
 		"CHAT_LOG_LEVEL":        "info",
 	}
+	// The developer's CHAT_* variables are left out (Node.start), so the
+	// suite's run in broadcast mode asks for it under a name of its own.
+	if mode := os.Getenv(deliveryModeVar); mode != "" {
+		env["CHAT_DELIVERY_MODE"] = mode
+	}
+	return env
 }
+
+// deliveryModeVar, set to broadcast, runs every node of the suite in that
+// delivery mode instead of the default, routed.
+const deliveryModeVar = "E2E_DELIVERY_MODE"
 
 // StartNode starts chatd on a free 127.0.0.1 port and waits until /healthz
 // answers. The process is stopped when the test ends, pass or fail, and its
