@@ -119,10 +119,9 @@ var MemoryStoreModule = fx.Module("memory-store",
 // and stopped after the servers that publish on it.
 var MemoryBusModule = fx.Module("memory-bus",
 	fx.Provide(
-		func(h ports.TransactionHandler, node Config, logger *slog.Logger) (*memory.Bus, error) {
+		func(h ports.TransactionHandler, logger *slog.Logger) (*memory.Bus, error) {
 			cfg := memory.DefaultBusConfig()
 			cfg.Log = logger.With("component", "memory-bus")
-			cfg.Node = node.NodeID
 			return memory.NewBus(h, cfg)
 		},
 		func(b *memory.Bus) ports.TransactionalPublisher { return b },

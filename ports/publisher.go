@@ -62,9 +62,10 @@ type CommitHandler func(ctx context.Context, commits []Commit) error
 // adapter starts.
 type Subscriber interface {
 	// Deliver gives h, on this node, the committed commits whose Route
-	// reaches this node; in broadcast mode, or on a bus that cannot filter,
-	// every committed commit. A failed batch is not redelivered: the store
-	// is the truth, the bus a signal.
+	// reaches this node, and those this node published, whose return its
+	// republisher waits for; in broadcast mode, or on a bus that cannot
+	// filter, every committed commit. A failed batch is not redelivered:
+	// the store is the truth, the bus a signal.
 	Deliver(name string, h CommitHandler)
 	// Cluster gives every committed commit to h on one node of the cluster,
 	// redelivering a failed batch a bounded number of times.

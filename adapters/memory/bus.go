@@ -24,9 +24,6 @@ type BusConfig struct {
 	MaxReconsume int
 	// Log hears of the handlers' failures; nil is slog.Default().
 	Log *slog.Logger
-	// Node is the node whose Deliver handlers the bus feeds: they get the
-	// commits whose Route reaches it. Empty feeds them every commit.
-	Node string
 }
 
 // DefaultBusConfig suits one node.
@@ -40,11 +37,10 @@ func DefaultBusConfig() BusConfig {
 // handlers see a batch before delivery handlers do, so on one node the read
 // model is current by the time a session hears of a message.
 //
-// Delivery is routed as on RocketMQ, by Route.Reaches of the bus's node:
-// the process holds the commit either way, so filtering saves little, but
-// it makes the embedded node and the memory suites obey the same routes as
-// a cluster, and a route that leaves out the node that needs a commit fails
-// there, in a fast test, instead of only on a broker.
+// The bus's own Deliver handlers get every commit: the bus's node published
+// each of them, and a node always gets back what it published, as on
+// RocketMQ (its republisher waits for it). Other nodes in the process
+// (OnNode, for tests) get only what is routed to them, as on RocketMQ.
 type Bus struct {
 	handler ports.TransactionHandler
 	cfg     BusConfig
@@ -94,8 +90,9 @@ type nodeHandler struct {
 	handler ports.CommitHandler
 }
 
-// Deliver implements ports.Subscriber for the bus's own node.
-func (b *Bus) Deliver(_ string, h ports.CommitHandler) { b.deliverOn(b.cfg.Node, h) }
+// Deliver implements ports.Subscriber for the bus's own node, the
+// publisher of every commit, which therefore gets them all.
+func (b *Bus) Deliver(_ string, h ports.CommitHandler) { b.deliverOn("", h) }
 
 func (b *Bus) deliverOn(node string, h ports.CommitHandler) {
 	b.mu.Lock()
@@ -104,8 +101,8 @@ func (b *Bus) deliverOn(node string, h ports.CommitHandler) {
 }
 
 // OnNode is the bus as another node's subscriber sees it: its Deliver
-// handlers get what is routed to node, and its cluster groups are the
-// bus's. Several nodes in one process (tests) share one bus this way.
+// handlers get what is routed to node (not empty), and its cluster groups
+// are the bus's. Several nodes in one process (tests) share one bus this way.
 func (b *Bus) OnNode(node string) ports.Subscriber { return nodeView{bus: b, node: node} }
 
 type nodeView struct {
@@ -272,7 +269,7 @@ func (b *Bus) deliver(batch []ports.Commit) {
 }
 
 // routedTo keeps the commits of batch whose route reaches node; every one
-// when node is unnamed.
+// for the bus's own node, unnamed.
 func routedTo(node string, batch []ports.Commit) []ports.Commit {
 	if node == "" {
 		return batch

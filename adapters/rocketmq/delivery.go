@@ -50,17 +50,14 @@ func nodesProperty(r ports.Route, also string) string {
 	if !r.Limited {
 		return allNodes
 	}
-	var b strings.Builder
-	b.WriteByte(',')
-	for _, n := range r.Nodes {
-		b.WriteString(n)
-		b.WriteByte(',')
-	}
+	nodes := r.Nodes
 	if also != "" && !r.Reaches(also) {
-		b.WriteString(also)
-		b.WriteByte(',')
+		nodes = append(nodes[:len(nodes):len(nodes)], also)
 	}
-	return b.String()
+	if len(nodes) == 0 {
+		return ",,"
+	}
+	return "," + strings.Join(nodes, ",") + ","
 }
 
 // routedExpression is the SQL92 selector of node's routed consumer for
