@@ -81,7 +81,9 @@ func routedBrokers(ctx context.Context, nameServers []string, topic string) ([]b
 }
 
 // checkSQLFilter asks every broker of topic whether it takes expression as
-// group's SQL92 selector; errFilterRefused when one refuses it.
+// group's SQL92 selector; errFilterRefused when one refuses it. A broker
+// that does not answer (a dead master the route still names) is passed
+// over, so that a node can start while one is down; one must answer.
 func checkSQLFilter(ctx context.Context, nameServers []string, topic, group, expression string) error {
 	brokers, err := routedBrokers(ctx, nameServers, topic)
 	if err != nil {
@@ -98,16 +100,20 @@ func checkSQLFilter(ctx context.Context, nameServers []string, topic, group, exp
 	if err != nil {
 		return err
 	}
+	var unanswered []error
 	for _, b := range brokers {
 		res, _, err := askBroker(ctx, b.addr, reqCheckClientConfig, map[string]string{}, body)
 		switch {
 		case err != nil:
-			return fmt.Errorf("broker %s: %w", b.name, err)
+			unanswered = append(unanswered, fmt.Errorf("broker %s: %w", b.name, err))
 		case res.Code == resSystemError:
 			return fmt.Errorf("%w: broker %s: %s", errFilterRefused, b.name, res.Remark)
 		case res.Code != resSuccess:
 			return fmt.Errorf("broker %s: selector %q: code %d: %s", b.name, expression, res.Code, res.Remark)
 		}
+	}
+	if len(unanswered) == len(brokers) {
+		return errors.Join(unanswered...)
 	}
 	return nil
 }

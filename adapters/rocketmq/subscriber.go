@@ -106,8 +106,9 @@ func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
 // broker's, and two clusters on topics of their own must not share one.
 func (s *Subscriber) groupName(name string) string { return s.cfg.Topic + "_" + name }
 
-// Start creates and starts the consumers. The topic must exist: a push
-// consumer cannot start on a topic the name server has no route for.
+// Start settles the delivery mode (resolveDelivery), then creates and
+// starts the consumers. The topic must exist: a push consumer cannot start
+// on a topic the name server has no route for.
 func (s *Subscriber) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,9 +130,8 @@ func (s *Subscriber) Start(ctx context.Context) error {
 }
 
 // FollowMasters is the master watch's listener: when a broker lost or
-// regained its master (MasterChange.movesReads), it rebuilds the broadcast
-// delivery consumers. The client would
-// keep pulling a dead master until its route refresh, up to 30 s, after a
+// regained its master (MasterChange.movesReads), it rebuilds the delivery
+// consumers. The client would keep pulling a dead master until its route refresh, up to 30 s, after a
 // pull in flight has waited out its fixed 30 s timeout; and it may never
 // pull a restarted master's queues again (apache/rocketmq-client-go#1071,
 // #1085). A new consumer has a new client, which reads the route afresh:
