@@ -18,13 +18,7 @@ func testDeliveryRoutes(t *testing.T, features TxBusFeatures, newBus TxBusFactor
 		t.Parallel()
 		bus := newBus(t, newScriptedHandler(ports.TxCommit, ports.TxCommit), 2)
 		inboxes := subscribeDelivery(bus)
-		group, grouped := uniqueName(t, "group"), newInbox()
-		for _, node := range bus.Nodes {
-			node.Cluster(group, func(_ context.Context, commits []ports.Commit) error {
-				grouped.add(commits)
-				return nil
-			})
-		}
+		grouped := subscribeGroup(t, bus)
 		bus.Start(t)
 		a, b := bus.NodeIDs[0], bus.NodeIDs[1]
 		stream := uniqueName(t, "s")

@@ -167,13 +167,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		handler := newScriptedHandler(ports.TxRollback, ports.TxRollback)
 		bus := newBus(t, handler, 2)
 		inboxes := subscribeDelivery(bus)
-		group, grouped := uniqueName(t, "group"), newInbox()
-		for _, node := range bus.Nodes {
-			node.Cluster(group, func(_ context.Context, commits []ports.Commit) error {
-				grouped.add(commits)
-				return nil
-			})
-		}
+		grouped := subscribeGroup(t, bus)
 		bus.Start(t)
 		c := sampleCommit(uniqueName(t, "s"), 1)
 		if err := bus.Publisher.Republish(context.Background(), c); err != nil {
@@ -315,6 +309,18 @@ func (in *inbox) get(id string) ports.Commit {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.commits[id][0]
+}
+
+// subscribeGroup subscribes every node to one cluster group of the case.
+func subscribeGroup(t *testing.T, bus TxBus) *inbox {
+	group, grouped := uniqueName(t, "group"), newInbox()
+	for _, node := range bus.Nodes {
+		node.Cluster(group, func(_ context.Context, commits []ports.Commit) error {
+			grouped.add(commits)
+			return nil
+		})
+	}
+	return grouped
 }
 
 func subscribeDelivery(bus TxBus) []*inbox {

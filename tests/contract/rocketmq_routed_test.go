@@ -56,15 +56,7 @@ func startRoutedNode(t *testing.T, cfg rocketmq.Config, pub *rocketmq.Publisher,
 	}
 	n := &routedNode{sub: sub, got: &commitCounts{got: map[string]int{}}}
 	sub.Deliver("delivery", n.got.add)
-	if err := sub.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Stop(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := sub.WarmUp(ctx, pub); err != nil {
-		t.Fatal(err)
-	}
+	started(t, sub.Start, sub.Stop, func(ctx context.Context) error { return sub.WarmUp(ctx, pub) })
 	return n
 }
 
@@ -75,15 +67,7 @@ func startRoutedPublisher(t *testing.T, cfg rocketmq.Config) *rocketmq.Publisher
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pub.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pub.Stop(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := pub.EnsureTopic(ctx); err != nil {
-		t.Fatal(err)
-	}
+	started(t, pub.Start, pub.Stop, pub.EnsureTopic)
 	return pub
 }
 
@@ -96,13 +80,18 @@ func publishRouted(t *testing.T, pub *rocketmq.Publisher, c ports.Commit, route 
 	return c
 }
 
-func TestRocketMQRoutedGroupResumesAfterARestart(t *testing.T) {
-	t.Parallel()
+// oneRoutedNode is a case's publisher, its node's configuration, a route
+// to that node and a stream.
+func oneRoutedNode(t *testing.T) (rocketmq.Config, *rocketmq.Publisher, ports.Route, string) {
 	cfg := caseConfig(t)
 	pub := startRoutedPublisher(t, cfg)
 	cfg.NodeID = "node_" + strings.ToLower(rand.Text()[:8])
-	route := ports.RouteTo(cfg.NodeID)
-	stream := caseName(t, "s")
+	return cfg, pub, ports.RouteTo(cfg.NodeID), caseName(t, "s")
+}
+
+func TestRocketMQRoutedGroupResumesAfterARestart(t *testing.T) {
+	t.Parallel()
+	cfg, pub, route, stream := oneRoutedNode(t)
 
 	first := startRoutedNode(t, cfg, pub, quietLogger())
 	before := publishRouted(t, pub, commitOf(stream, 1), route)
@@ -128,11 +117,7 @@ func TestRocketMQRoutedGroupResumesAfterARestart(t *testing.T) {
 // the broker answers a new group's offset query with 0 instead of the end.
 func TestRocketMQRoutedNewGroupStartsAtTheEnd(t *testing.T) {
 	t.Parallel()
-	cfg := caseConfig(t)
-	pub := startRoutedPublisher(t, cfg)
-	cfg.NodeID = "node_" + strings.ToLower(rand.Text()[:8])
-	route := ports.RouteTo(cfg.NodeID)
-	stream := caseName(t, "s")
+	cfg, pub, route, stream := oneRoutedNode(t)
 	var history []ports.Commit
 	for v := uint64(1); v <= 8; v++ {
 		history = append(history, publishRouted(t, pub, commitOf(stream, v), route))
@@ -228,15 +213,7 @@ func startSignals(t *testing.T, cfg rocketmq.Config, log *slog.Logger) *rocketmq
 
 func startedSignals(t *testing.T, s *rocketmq.Signals) *rocketmq.Signals {
 	t.Helper()
-	if err := s.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Stop(context.Background()) })
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := s.WarmUp(ctx); err != nil {
-		t.Fatal(err)
-	}
+	started(t, s.Start, s.Stop, s.WarmUp)
 	return s
 }
 

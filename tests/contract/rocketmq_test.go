@@ -97,17 +97,9 @@ func TestRocketMQTransactionalPublisher(t *testing.T) {
 			bus.NodeIDs = append(bus.NodeIDs, node.NodeID)
 		}
 		bus.Start = func(t *testing.T) {
-			if err := pub.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = pub.Stop(context.Background()) })
 			// As a node starts: the first send makes the producer known to
 			// the broker, which only then can ask it for checkback.
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := pub.EnsureTopic(ctx); err != nil {
-				t.Fatal(err)
-			}
+			started(t, pub.Start, pub.Stop, pub.EnsureTopic)
 			for _, s := range subs {
 				if err := s.Start(context.Background()); err != nil {
 					t.Fatal(err)
@@ -118,6 +110,21 @@ func TestRocketMQTransactionalPublisher(t *testing.T) {
 		}
 		return bus
 	})
+}
+
+// started starts a client, stops it when the case ends, and gives ready
+// 60 s to succeed: the client's warm-up, or its topic's route.
+func started(t *testing.T, start, stop, ready func(context.Context) error) {
+	t.Helper()
+	if err := start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stop(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := ready(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // warmedSubscriber hides the warm-up commits from the case's handlers. A
