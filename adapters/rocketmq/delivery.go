@@ -84,17 +84,18 @@ var errFilterRefused = errors.New("the broker refuses SQL92 selectors")
 // not support consumer to filter message by SQL92", which it only logs.
 // So the adapter asks each broker itself, as the Java client does.
 func resolveDelivery(ctx context.Context, cfg Config, log *slog.Logger, consumers, group, expression string) (DeliveryMode, error) {
-	if cfg.Delivery != DeliveryRouted {
-		return DeliveryBroadcast, nil
+	mode := cfg.Delivery
+	if mode == DeliveryRouted {
+		err := checkSQLFilter(ctx, cfg.NameServers, cfg.Topic, group, expression)
+		switch {
+		case errors.Is(err, errFilterRefused):
+			log.Warn("routed delivery needs enablePropertyFilter=true on every broker; delivering in broadcast mode",
+				"consumers", consumers, "broker_setting", "enablePropertyFilter=true", "err", err)
+			mode = DeliveryBroadcast
+		case err != nil:
+			return "", fmt.Errorf("rocketmq %s: asking the brokers whether they filter: %w", consumers, err)
+		}
 	}
-	err := checkSQLFilter(ctx, cfg.NameServers, cfg.Topic, group, expression)
-	if errors.Is(err, errFilterRefused) {
-		log.Warn("routed delivery needs enablePropertyFilter=true on every broker; delivering in broadcast mode",
-			"consumers", consumers, "broker_setting", "enablePropertyFilter=true", "err", err)
-		return DeliveryBroadcast, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("rocketmq %s: asking the brokers whether they filter: %w", consumers, err)
-	}
-	return DeliveryRouted, nil
+	log.Info("delivery mode", "consumers", consumers, "mode", mode)
+	return mode, nil
 }
