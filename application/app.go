@@ -127,7 +127,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	conversations.routeOf = app.Presence.routeOfCommit
 	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, republisher.republishedBy(), log)
 	sessions.afterOpen(app.Presence.handOver.opened)
-	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, log)
+	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, app.Presence.holdersOf, log)
 	conversations.afterCommit(app.Presence.forwarder.sent)
 	return app, nil
 }

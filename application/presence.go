@@ -212,6 +212,19 @@ func (p *Presence) handle(_ context.Context, s ports.Signal) {
 	}
 }
 
+// holdersOf returns the nodes this node's directory says hold a session of u.
+func (p *Presence) holdersOf(u user.ID) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var nodes []string
+	for _, h := range p.dir.Holdings(u) {
+		if h.Present {
+			nodes = append(nodes, h.Node)
+		}
+	}
+	return nodes
+}
+
 // notHeldBy returns those of users that node does not hold yet; p.mu is
 // held. Those it holds once the signal is applied have just joined it,
 // and the forwarder sends them what was routed without it.

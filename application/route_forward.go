@@ -26,6 +26,8 @@ type routeForwarder struct {
 	clock     ports.Clock
 	window    time.Duration
 	log       *slog.Logger
+	// holders are the nodes the directory says hold a session of a user.
+	holders func(user.ID) []string
 
 	mu sync.Mutex
 	// recent holds, per user, the messages concerning them sent with a
@@ -40,8 +42,8 @@ type routedMessage struct {
 	sentAt time.Time
 }
 
-func newRouteForwarder(publisher ports.TransactionalPublisher, clock ports.Clock, window time.Duration, log *slog.Logger) *routeForwarder {
-	return &routeForwarder{publisher: publisher, clock: clock, window: window, log: log,
+func newRouteForwarder(publisher ports.TransactionalPublisher, clock ports.Clock, window time.Duration, holders func(user.ID) []string, log *slog.Logger) *routeForwarder {
+	return &routeForwarder{publisher: publisher, clock: clock, window: window, holders: holders, log: log,
 		recent: map[user.ID][]*routedMessage{}, forwards: newWorkQueue[ports.Commit]()}
 }
 
@@ -58,11 +60,23 @@ func (f *routeForwarder) sent(c ports.Commit) {
 			continue
 		}
 		m := &routedMessage{commit: c, sentAt: f.clock.Now()}
+		users := [2]user.ID{posted.From, posted.To}
 		f.mu.Lock()
-		for _, u := range [2]user.ID{posted.From, posted.To} {
+		for _, u := range users {
 			f.recent[u] = append(f.recent[u], m)
 		}
 		f.mu.Unlock()
+		// The route was made before the publication, and a join handled
+		// meanwhile found nothing here to forward (seen in the churn e2e: a
+		// session opened 4 ms before the send never got it live). So what
+		// the directory knows now is checked too.
+		for _, u := range users {
+			for _, node := range f.holders(u) {
+				if !c.Route.Reaches(node) {
+					f.joined(node, u)
+				}
+			}
+		}
 	}
 }
 
