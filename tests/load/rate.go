@@ -25,6 +25,11 @@ type RateConfig struct {
 	// SendURL and RecvURL are the base URLs (http://127.0.0.1:PORT) of the
 	// nodes the senders and the recipients connect to; they may be the same.
 	SendURL, RecvURL string
+	// NodeURLs, when set, replaces SendURL and RecvURL: the users are spread
+	// evenly over these nodes, pair i's sender on node i mod n and its
+	// recipient on the next one, so that every message crosses nodes and
+	// every node holds as many senders as recipients (the scale benchmark).
+	NodeURLs []string
 	// Pairs is the number of sender/recipient pairs. chatd handles a
 	// session's frames one after the other, so one sender sends at most one
 	// message per ack latency: Pairs must exceed the rate times that latency.
@@ -154,34 +159,44 @@ func RunRate(ctx context.Context, cfg RateConfig) (*RateReport, error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	sendNode, err := newNode(cfg.SendURL, setupWorkers)
-	if err != nil {
-		return nil, err
+	urls := cfg.NodeURLs
+	if len(urls) == 0 {
+		urls = []string{cfg.SendURL, cfg.RecvURL}
 	}
-	defer sendNode.close()
-	recvNode, err := newNode(cfg.RecvURL, setupWorkers)
-	if err != nil {
-		return nil, err
+	nodes := make([]*node, 0, len(urls))
+	defer func() {
+		for _, n := range nodes {
+			n.close()
+		}
+	}()
+	for _, u := range urls {
+		n, err := newNode(u, setupWorkers)
+		if err != nil {
+			return nil, err
+		}
+		nodes = append(nodes, n)
 	}
-	defer recvNode.close()
 
 	all := cfg.Steps
 	if cfg.Prelude.Rate > 0 && cfg.Prelude.Duration > 0 {
 		all = append([]Step{cfg.Prelude}, cfg.Steps...)
 	}
-	r := &rateRun{cfg: cfg, recvNode: recvNode, steps: make([]*stepState, len(all))}
+	r := &rateRun{cfg: cfg, nodes: nodes, steps: make([]*stepState, len(all))}
 	for i := range r.steps {
 		r.steps[i] = &stepState{errors: newTally()}
 	}
 	report := &RateReport{Pairs: cfg.Pairs}
 	start := time.Now()
 	defer r.closeAll()
-	if err := r.setUp(ctx, sendNode, recvNode); err != nil {
+	if err := r.setUp(ctx); err != nil {
 		return report, err
 	}
 	report.Setup = time.Since(start)
-	fmt.Fprintf(cfg.Log, "  %d pairs connected in %v (senders on %s, recipients on %s)\n",
-		cfg.Pairs, report.Setup.Round(time.Millisecond), cfg.SendURL, cfg.RecvURL)
+	where := fmt.Sprintf("senders on %s, recipients on %s", cfg.SendURL, cfg.RecvURL)
+	if len(cfg.NodeURLs) > 0 {
+		where = fmt.Sprintf("spread over %d nodes, each recipient on the node after its sender's", len(cfg.NodeURLs))
+	}
+	fmt.Fprintf(cfg.Log, "  %d pairs connected in %v (%s)\n", cfg.Pairs, report.Setup.Round(time.Millisecond), where)
 
 	start = time.Now()
 	if err := r.warmUp(ctx); err != nil {
@@ -217,12 +232,22 @@ func RunRate(ctx context.Context, cfg RateConfig) (*RateReport, error) {
 	return report, ctx.Err()
 }
 
+// placement returns the indexes, in the run's nodes, of the nodes pair i's
+// sender and recipient connect to: SendURL's and RecvURL's, or with
+// NodeURLs consecutive nodes in a ring.
+func (c RateConfig) placement(i int) (sender, recipient int) {
+	if n := len(c.NodeURLs); n > 0 {
+		return i % n, (i + 1) % n
+	}
+	return 0, 1
+}
+
 type rateRun struct {
 	cfg   RateConfig
 	pairs []*pair
-	// recvNode serves the recipients, for reopening their sessions.
-	recvNode *node
-	steps    []*stepState
+	// nodes are the nodes the pairs' sessions are placed on (placement).
+	nodes []*node
+	steps []*stepState
 	// cur is the step that frames not tied to a message are counted in.
 	cur  atomic.Int32
 	late atomic.Int64
@@ -278,9 +303,9 @@ type pair struct {
 
 func runID() string { return strings.ToLower(rand.Text()[:6]) }
 
-// setUp gets tokens for every user and opens their sessions, senders on
-// one node and recipients on the other.
-func (r *rateRun) setUp(ctx context.Context, sendNode, recvNode *node) error {
+// setUp gets tokens for every user and opens their sessions on the nodes
+// placement picks.
+func (r *rateRun) setUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
 	id := runID()
@@ -292,9 +317,10 @@ func (r *rateRun) setUp(ctx context.Context, sendNode, recvNode *node) error {
 	var mu sync.Mutex
 	_, err := forEach(ctx, 2*len(r.pairs), setupWorkers, func(ctx context.Context, i int) error {
 		p := r.pairs[i/2]
-		n, user := sendNode, p.sender
+		snd, rcv := r.cfg.placement(p.idx)
+		n, user := r.nodes[snd], p.sender
 		if i%2 == 1 {
-			n, user = recvNode, p.recipient
+			n, user = r.nodes[rcv], p.recipient
 		}
 		tok, err := n.token(ctx, user)
 		if err != nil {
@@ -761,11 +787,12 @@ func (r *rateRun) reopenRecipients(ctx context.Context, pairs []*pair) {
 	defer cancel()
 	failed, err := forEach(ctx, len(gone), setupWorkers, func(ctx context.Context, i int) error {
 		p := gone[i]
-		tok, err := r.recvNode.token(ctx, p.recipient)
+		_, rcv := r.cfg.placement(p.idx)
+		tok, err := r.nodes[rcv].token(ctx, p.recipient)
 		if err != nil {
 			return err
 		}
-		conn, err := r.recvNode.dial(ctx, tok, sessionBuffer)
+		conn, err := r.nodes[rcv].dial(ctx, tok, sessionBuffer)
 		if err != nil {
 			return err
 		}
