@@ -18,6 +18,9 @@
 // and killed by the kernel if benchload itself dies. A target that is not
 // met is a finding, not a failure: the exit status is non-zero only when a
 // phase could not run.
+//
+// With -scale it is `make bench-scale` instead, issue 15's measurement of
+// what delivery costs a node as nodes are added (scale.go).
 package main
 
 import (
@@ -61,6 +64,8 @@ type options struct {
 	idleSessions  int
 	idleHold      time.Duration
 	skip          map[string]bool
+	// scale, when set, runs the scale benchmark instead of the phases above.
+	scale *scaleOptions
 }
 
 func main() {
@@ -81,12 +86,28 @@ func main() {
 	flag.IntVar(&o.idleSessions, "idle-sessions", 15000, "idle sessions")
 	flag.DurationVar(&o.idleHold, "idle-hold", 10*time.Second, "how long the idle sessions stay open before the RSS reading")
 	flag.StringVar(&skip, "skip", "", "comma-separated phases to skip: embedded, idle, stack, stack-chat (the stack's chat runs, leaving the floor), for working on one")
+	scale := flag.Bool("scale", false, "run the scale benchmark of issue 15 (make bench-scale) instead: N nodes on one broker and store, in each delivery mode")
+	var so scaleOptions
+	scaleModes := flag.String("scale-modes", "routed,broadcast", "delivery modes of the scale benchmark")
+	scaleNodes := flag.String("scale-nodes", "2,4,8", "node counts of the scale benchmark")
+	flag.Float64Var(&so.rate, "scale-rate", 200, "total rate of the scale benchmark, whatever N")
+	flag.DurationVar(&so.window, "scale-window", 15*time.Second, "measured window of each scale run")
+	// Routed senders address every node until the registry has settled: a
+	// heartbeat and the propagation window after start and after the
+	// users connected (5 s + 7.5 s by default).
+	flag.DurationVar(&so.prelude, "scale-prelude", 15*time.Second, "unmeasured load before each scale run's window, while routing settles")
+	flag.IntVar(&so.body, "scale-body", 100, "message body size of the scale benchmark")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound of the whole run")
 	flag.Parse()
 
 	var err error
 	if o.embeddedSteps, err = parseRates(embSteps); err == nil {
 		o.stackSteps, err = parseRates(stackSteps)
+	}
+	if *scale && err == nil {
+		so.modes = splitList(*scaleModes)
+		so.nodes, err = parseCounts(*scaleNodes)
+		o.scale = &so
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchload:", err)
@@ -171,6 +192,9 @@ func run(ctx context.Context, o options) int {
 
 	r := &results{machine: load.Machine(), loadBefore: loadAverage()}
 	b := &bench{o: o, bin: bin, r: r}
+	if o.scale != nil {
+		return b.runScale(ctx)
+	}
 	if !o.skip["embedded"] {
 		b.embedded(ctx)
 	}

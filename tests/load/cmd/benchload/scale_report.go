@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/evchat/chatd/tests/load"
+)
+
+// scaleHeader names scaleCells' columns.
+var scaleHeader = []string{"mode", "N", "sent msg/s", "commits received per node /s (each node)",
+	"received per node per sent msg", "node CPU, % of a core (each node)", "node CPU per sent msg",
+	"broker CPU, % of a core", "e2e p50", "e2e p99", "lost"}
+
+// printScaleTable writes the machine and one row per mode and N.
+func printScaleTable(w io.Writer, so scaleOptions, machine, loadBefore, loadAfter string, results []scaleResult) {
+	fmt.Fprintf(w, "\nMachine: %s; load average %s before the run, %s after.\n", machine, loadBefore, loadAfter)
+	fmt.Fprintf(w, "One broker, one store (FerretDB on PostgreSQL); %.0f msg/s of %d-character bodies, open loop, each sender and its recipient on different nodes; "+
+		"figures over %v after %v of the same load unmeasured.\n\n", so.rate, so.body, so.window, so.prelude)
+	fmt.Fprintln(w, "| "+strings.Join(scaleHeader, " | ")+" |")
+	fmt.Fprintln(w, "|"+strings.Repeat("---|", len(scaleHeader)))
+	for _, r := range results {
+		fmt.Fprintln(w, "| "+strings.Join(scaleCells(r), " | ")+" |")
+	}
+	fmt.Fprintf(w, "\nCommits received are each node's %s over the window; CPU is from /proc/<pid>/stat over the same window. "+
+		"Goal: routed, a node's commits and CPU per sent message fall as 1/N; broadcast, they stay flat.\n", commitsReceivedMetric)
+}
+
+// scaleCells renders one result as the cells of scaleHeader.
+func scaleCells(r scaleResult) []string {
+	head := []string{r.mode, fmt.Sprint(r.nodes)}
+	if r.err != nil || len(r.nodeCPU) == 0 || r.window <= 0 {
+		cells := append(head, notMeasured(r.err))
+		for len(cells) < len(scaleHeader) {
+			cells = append(cells, "")
+		}
+		return cells
+	}
+	sentRate := float64(r.step.Sent) / r.step.Duration.Seconds()
+	secs := r.window.Seconds()
+	received, perSent := "n/a", "n/a"
+	if r.hasReceived {
+		perSecond := make([]float64, len(r.received))
+		for i, v := range r.received {
+			perSecond[i] = v / secs
+		}
+		received = meanAndEach(perSecond, "%.0f")
+		perSent = fmt.Sprintf("%.2f", mean(perSecond)/sentRate)
+	}
+	cpuPercent := make([]float64, len(r.nodeCPU))
+	for i, c := range r.nodeCPU {
+		cpuPercent[i] = 100 * c
+	}
+	cpuPerSent := fmt.Sprintf("%.0f µs", mean(r.nodeCPU)*1e6/sentRate)
+	return append(head, fmt.Sprintf("%.0f", sentRate), received, perSent, meanAndEach(cpuPercent, "%.1f"), cpuPerSent,
+		fmt.Sprintf("%.0f", 100*r.brokerCPU), load.Ms(r.step.E2E.P50), load.Ms(r.step.E2E.P99),
+		fmt.Sprintf("%d of %d", r.step.Lost, r.step.Sent))
+}
+
+// meanAndEach is "mean (v1, v2, ...)", each value in format.
+func meanAndEach(values []float64, format string) string {
+	each := make([]string, len(values))
+	for i, v := range values {
+		each[i] = fmt.Sprintf(format, v)
+	}
+	return fmt.Sprintf(format+" (%s)", mean(values), strings.Join(each, ", "))
+}
+
+func mean(values []float64) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, v := range values {
+		sum += v
+	}
+	return sum / float64(len(values))
+}
