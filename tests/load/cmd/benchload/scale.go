@@ -49,7 +49,10 @@ type scaleResult struct {
 	nodeCPU   []float64
 	brokerCPU float64
 	step      load.StepResult
-	err       error
+	// loadAverage is the machine's, as the window ended: the machine is
+	// shared, and a busy one explains a row.
+	loadAverage string
+	err         error
 }
 
 // scale runs every mode at every N on one store and broker, started once.
@@ -185,6 +188,7 @@ func (s *scaleSampler) start(ctx context.Context) {
 			s.result.nodeCPU = append(s.result.nodeCPU, float64(after.nodeTicks[i]-before.nodeTicks[i])/userHZ/secs)
 		}
 		s.result.brokerCPU = float64(after.broker-before.broker) / userHZ / secs
+		s.result.loadAverage = loadAverage()
 	}()
 }
 
@@ -195,7 +199,7 @@ func (s *scaleSampler) wait(res *scaleResult) {
 	}
 	<-s.done
 	res.window, res.received, res.hasReceived = s.result.window, s.result.received, s.result.hasReceived
-	res.nodeCPU, res.brokerCPU, res.err = s.result.nodeCPU, s.result.brokerCPU, s.result.err
+	res.nodeCPU, res.brokerCPU, res.loadAverage, res.err = s.result.nodeCPU, s.result.brokerCPU, s.result.loadAverage, s.result.err
 }
 
 // read takes one reading; a node without the metric makes found false,

@@ -10,8 +10,8 @@ import (
 
 // scaleHeader names scaleCells' columns.
 var scaleHeader = []string{"mode", "N", "sent msg/s", "commits received per node /s (each node)",
-	"received per node per sent msg", "node CPU, % of a core (each node)", "node CPU per sent msg",
-	"broker CPU, % of a core", "e2e p50", "e2e p99", "lost"}
+	"all nodes' commits /s", "received per node per sent msg", "node CPU, % of a core (each node)",
+	"node CPU per sent msg", "broker CPU, % of a core", "e2e p50", "e2e p99", "lost", "load average"}
 
 // printScaleTable writes the machine and one row per mode and N.
 func printScaleTable(w io.Writer, so scaleOptions, machine, loadBefore, loadAfter string, results []scaleResult) {
@@ -23,8 +23,10 @@ func printScaleTable(w io.Writer, so scaleOptions, machine, loadBefore, loadAfte
 	for _, r := range results {
 		fmt.Fprintln(w, "| "+strings.Join(scaleCells(r), " | ")+" |")
 	}
-	fmt.Fprintf(w, "\nCommits received are each node's %s over the window; CPU is from /proc/<pid>/stat over the same window. "+
-		"Goal: routed, a node's commits and CPU per sent message fall as 1/N; broadcast, they stay flat.\n", commitsReceivedMetric)
+	fmt.Fprintf(w, "\nCommits received are each node's %s over the window (a message's commit and the receipts' commits of its delivered and read marks); "+
+		"CPU is from /proc/<pid>/stat over the same window; the load average is the machine's, taken as the row's window ends: "+
+		"on a shared machine, a high one means the figures are what each process got, not what it needed. "+
+		"Goal: routed, a node's commits and CPU per sent message fall as 1/N (a flat total); broadcast, they stay flat per node (a total growing with N).\n", commitsReceivedMetric)
 }
 
 // scaleCells renders one result as the cells of scaleHeader.
@@ -39,13 +41,14 @@ func scaleCells(r scaleResult) []string {
 	}
 	sentRate := float64(r.step.Sent) / r.step.Duration.Seconds()
 	secs := r.window.Seconds()
-	received, perSent := "n/a", "n/a"
+	received, total, perSent := "n/a", "n/a", "n/a"
 	if r.hasReceived {
 		perSecond := make([]float64, len(r.received))
 		for i, v := range r.received {
 			perSecond[i] = v / secs
 		}
 		received = meanAndEach(perSecond, "%.0f")
+		total = fmt.Sprintf("%.0f", sum(perSecond))
 		perSent = fmt.Sprintf("%.2f", mean(perSecond)/sentRate)
 	}
 	cpuPercent := make([]float64, len(r.nodeCPU))
@@ -53,9 +56,9 @@ func scaleCells(r scaleResult) []string {
 		cpuPercent[i] = 100 * c
 	}
 	cpuPerSent := fmt.Sprintf("%.0f µs", mean(r.nodeCPU)*1e6/sentRate)
-	return append(head, fmt.Sprintf("%.0f", sentRate), received, perSent, meanAndEach(cpuPercent, "%.1f"), cpuPerSent,
+	return append(head, fmt.Sprintf("%.0f", sentRate), received, total, perSent, meanAndEach(cpuPercent, "%.1f"), cpuPerSent,
 		fmt.Sprintf("%.0f", 100*r.brokerCPU), load.Ms(r.step.E2E.P50), load.Ms(r.step.E2E.P99),
-		fmt.Sprintf("%d of %d", r.step.Lost, r.step.Sent))
+		fmt.Sprintf("%d of %d", r.step.Lost, r.step.Sent), r.loadAverage)
 }
 
 // meanAndEach is "mean (v1, v2, ...)", each value in format.
@@ -71,9 +74,13 @@ func mean(values []float64) float64 {
 	if len(values) == 0 {
 		return 0
 	}
-	var sum float64
+	return sum(values) / float64(len(values))
+}
+
+func sum(values []float64) float64 {
+	var total float64
 	for _, v := range values {
-		sum += v
+		total += v
 	}
-	return sum / float64(len(values))
+	return total
 }

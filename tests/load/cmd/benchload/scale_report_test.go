@@ -19,15 +19,15 @@ func TestScaleCells(t *testing.T) {
 	}{
 		{name: "routed over four nodes: each receives its users' commits",
 			result: scaleResult{mode: "routed", nodes: 4, window: 10 * time.Second, hasReceived: true,
-				received: []float64{1000, 1000, 1000, 1000}, nodeCPU: []float64{0.05, 0.05, 0.06, 0.04}, brokerCPU: 0.3, step: step},
-			want: []string{"routed", "4", "200", "100 (100, 100, 100, 100)", "0.50", "5.0 (5.0, 5.0, 6.0, 4.0)", "250 µs", "30", "5.00 ms", "25.0 ms", "1 of 2000"}},
+				received: []float64{1000, 1000, 1000, 1000}, nodeCPU: []float64{0.05, 0.05, 0.06, 0.04}, brokerCPU: 0.3, step: step, loadAverage: "1.50 1.20 1.00"},
+			want: []string{"routed", "4", "200", "100 (100, 100, 100, 100)", "400", "0.50", "5.0 (5.0, 5.0, 6.0, 4.0)", "250 µs", "30", "5.00 ms", "25.0 ms", "1 of 2000", "1.50 1.20 1.00"}},
 		{name: "a node built before the metric: n/a, CPU still shown",
 			result: scaleResult{mode: "broadcast", nodes: 2, window: 10 * time.Second, hasReceived: false,
-				received: []float64{0, 0}, nodeCPU: []float64{0.1, 0.1}, brokerCPU: 0.2, step: step},
-			want: []string{"broadcast", "2", "200", "n/a", "n/a", "10.0 (10.0, 10.0)", "500 µs", "20", "5.00 ms", "25.0 ms", "1 of 2000"}},
+				received: []float64{0, 0}, nodeCPU: []float64{0.1, 0.1}, brokerCPU: 0.2, step: step, loadAverage: "9.00 8.00 7.00"},
+			want: []string{"broadcast", "2", "200", "n/a", "n/a", "n/a", "10.0 (10.0, 10.0)", "500 µs", "20", "5.00 ms", "25.0 ms", "1 of 2000", "9.00 8.00 7.00"}},
 		{name: "a run that failed names why and keeps the columns",
 			result: scaleResult{mode: "routed", nodes: 8, err: errors.New("chatd scale-routed-n8-node3: exited")},
-			want:   []string{"routed", "8", "not measured: chatd scale-routed-n8-node3: exited", "", "", "", "", "", "", "", ""}},
+			want:   []string{"routed", "8", "not measured: chatd scale-routed-n8-node3: exited", "", "", "", "", "", "", "", "", "", ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
