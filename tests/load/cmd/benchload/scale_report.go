@@ -33,10 +33,9 @@ func printScaleTable(w io.Writer, so scaleOptions, machine, loadBefore, loadAfte
 func scaleCells(r scaleResult) []string {
 	head := []string{r.mode, fmt.Sprint(r.nodes)}
 	if r.err != nil || len(r.nodeCPU) == 0 || r.window <= 0 {
-		cells := append(head, notMeasured(r.err))
-		for len(cells) < len(scaleHeader) {
-			cells = append(cells, "")
-		}
+		cells := make([]string, len(scaleHeader))
+		copy(cells, head)
+		cells[len(head)] = notMeasured(r.err)
 		return cells
 	}
 	sentRate := float64(r.step.Sent) / r.step.Duration.Seconds()
