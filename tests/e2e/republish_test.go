@@ -111,9 +111,9 @@ func startLostEndNode(t *testing.T, env map[string]string) *Node {
 // TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive: a message acked
 // on a node whose end of transaction never reaches the broker, the last of
 // its conversation, reaches its recipient's session on the other node live,
-// once, within twice the republish bound plus a margin (nothing else comes
-// back on the bus, so the node allows it one more bound for a consumer that
-// is behind); before republishing, it
+// once, within twice the republish bound plus a margin (when nothing later
+// of the node's comes back on the bus, the node allows it one more bound
+// for a consumer that is behind); before republishing, it
 // came only at checkback, if the broker that held it ever returned. The
 // read model on the other node counts it once.
 func TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive(t *testing.T) {
@@ -153,7 +153,11 @@ func TestAckedMessageWhoseEndWasLostReachesTheOtherNodeLive(t *testing.T) {
 	took := time.Since(acked)
 	t.Logf("the acked message whose end was lost reached the other node's session %v after its ack (bound %v)",
 		took.Round(time.Millisecond), republishAfter)
-	if took < 2*republishAfter-republishAfter/10 {
+	// No republish comes before one bound: one bound when a later commit
+	// of this node has come back on its consumer (alice's delivered mark
+	// for bob's message, itself republished, can be one), two when none
+	// has. Anything sooner came without a republish.
+	if took < republishAfter-republishAfter/10 {
 		t.Errorf("the message came after %v, before any republish: its end was not lost, and the test shows nothing", took)
 	}
 	m, _ := f.Msg()
