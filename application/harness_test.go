@@ -105,6 +105,7 @@ type fakeSession struct {
 	receipts []ports.Receipt
 	presence []ports.PresenceView
 	typing   []ports.TypingView
+	closed   bool
 }
 
 func (s *fakeSession) ID() string    { return s.id }
@@ -112,11 +113,25 @@ func (s *fakeSession) User() user.ID { return s.user }
 func (s *fakeSession) PushMessage(m ports.MessageView) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
 	s.messages = append(s.messages, m)
 	if s.delivery != nil {
 		s.writing.Go(func() { s.delivery.Written(s, m.Conversation, m.To, m.Seq) })
 	}
 	return true
+}
+
+// close refuses further pushes, as a session being torn down does, and
+// waits for the write reports under way: a delivery that found the
+// session before it was unregistered may still push, and its report must
+// not start while the wait runs.
+func (s *fakeSession) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.writing.Wait()
 }
 
 // writePage reports a sync page of seqs from through to written, as the
@@ -156,7 +171,7 @@ func connect(t *testing.T, n *node, id string, u user.ID) *fakeSession {
 	// write report adds one after it.
 	t.Cleanup(func() {
 		unregister()
-		s.writing.Wait()
+		s.close()
 	})
 	return s
 }
