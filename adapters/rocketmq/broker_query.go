@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -150,6 +151,22 @@ func newGroupFloors(ctx context.Context, nameServers []string, topic, group stri
 		}
 	}
 	return floors
+}
+
+// takeFloorsOnce stores group's floors (newGroupFloors) unless floors holds
+// some already. They are the group's as this node first started it: a
+// rebuild after a broker's restart may find no offset where the broker
+// lost the last ones committed, and floors taken then would skip what was
+// stored since the broker came back (TestClusterBrokerDown lost a receipt
+// so); the old floor at worst delivers a copy again, which delivery drops.
+func takeFloorsOnce(floors *atomic.Pointer[map[string]int64], cfg Config, group string) {
+	if floors.Load() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	taken := newGroupFloors(ctx, cfg.NameServers, cfg.Topic, group)
+	floors.Store(&taken)
 }
 
 // queueKey names a queue of a topic on a broker group.

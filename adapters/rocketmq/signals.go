@@ -141,13 +141,7 @@ func (s *Signals) startConsumer() (rocketmq.PushConsumer, error) {
 	model := consumer.BroadCasting
 	if s.mode == DeliveryRouted {
 		model = consumer.Clustering
-		// Taken once, as the delivery group's (Subscriber.start).
-		if s.floors.Load() == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			floors := newGroupFloors(ctx, s.cfg.NameServers, s.cfg.Topic, s.group(s.mode))
-			cancel()
-			s.floors.Store(&floors)
-		}
+		takeFloorsOnce(&s.floors, s.cfg, s.group(s.mode))
 	}
 	c, err := rocketmq.NewPushConsumer(
 		consumer.WithNsResolver(primitive.NewPassthroughResolver(s.cfg.NameServers)),

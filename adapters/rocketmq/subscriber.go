@@ -183,17 +183,7 @@ func (s *Subscriber) start(sub *subscription) (rocketmq.PushConsumer, error) {
 	case sub.delivery && s.mode == DeliveryRouted:
 		group, batch = routedGroup(sub.group, s.cfg.NodeID), s.cfg.BatchSize
 		selector = consumer.MessageSelector{Type: consumer.SQL92, Expression: routedExpression(commitTags, s.cfg.NodeID)}
-		// The floors are the group's when this node first started it. A
-		// rebuild after a broker's restart may find no offset where the
-		// broker lost the last ones committed, and floors taken then would
-		// skip what was stored since the broker came back (TestClusterBrokerDown
-		// lost a receipt so); the old floor at worst delivers a copy again.
-		if sub.floors.Load() == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			floors := newGroupFloors(ctx, s.cfg.NameServers, s.cfg.Topic, group)
-			cancel()
-			sub.floors.Store(&floors)
-		}
+		takeFloorsOnce(&sub.floors, s.cfg, group)
 	case sub.delivery:
 		model, batch = consumer.BroadCasting, s.cfg.BatchSize
 	}
