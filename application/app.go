@@ -125,7 +125,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	sessions.observe(app.Presence)
 	conversations.afterCommit(app.Presence.learnStarted)
 	conversations.routeOf = app.Presence.routeOfCommit
-	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, republisher.republishedBy(), log)
+	app.Presence.routed = func() bool { return presencePorts.Routing == nil || presencePorts.Routing.Routed() }
+	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, republisher.republishedBy(), app.Presence.routed, log)
 	sessions.afterOpen(app.Presence.handOver.opened)
 	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, app.Presence.holdersOf, log)
 	conversations.afterCommit(app.Presence.forwarder.sent)

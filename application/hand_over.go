@@ -44,7 +44,10 @@ type handOver struct {
 	// republishedBy is how long a commit whose end was lost may take to
 	// be republished (Republisher.republishedBy).
 	republishedBy time.Duration
-	log           *slog.Logger
+	// routed tells whether delivery is routed: a node that receives every
+	// commit has nothing to catch up on.
+	routed func() bool
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	pending []dueCatchUp
@@ -66,8 +69,8 @@ const catchUpConversations = 20
 // forwards and their clients' sync are what remains.
 const maxPendingCatchUps = 200_000
 
-func newHandOver(delivery *Delivery, sessions *Sessions, clock ports.Clock, window, republishedBy time.Duration, log *slog.Logger) *handOver {
-	return &handOver{delivery: delivery, sessions: sessions, clock: clock, window: window, republishedBy: republishedBy, log: log}
+func newHandOver(delivery *Delivery, sessions *Sessions, clock ports.Clock, window, republishedBy time.Duration, routed func() bool, log *slog.Logger) *handOver {
+	return &handOver{delivery: delivery, sessions: sessions, clock: clock, window: window, republishedBy: republishedBy, routed: routed, log: log}
 }
 
 // busSlack is what the catch-up allows a republished commit to take on
@@ -76,6 +79,9 @@ const busSlack = time.Second
 
 // opened schedules the catch-up of a session that has just opened.
 func (h *handOver) opened(st *sessionState) {
+	if !h.routed() {
+		return
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.pending) >= maxPendingCatchUps {

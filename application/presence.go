@@ -67,11 +67,13 @@ func positiveOr(d, def time.Duration) time.Duration {
 
 // PresencePorts are the ports presence and typing run on, beside those of
 // the stored use cases: the signal bus between nodes, the store of
-// last-seen times, and an optional observer for metrics.
+// last-seen times, an optional observer for metrics, and whether delivery
+// is routed (nil: it is, and the node does the hand-over work).
 type PresencePorts struct {
 	Signals  ports.Signals
 	LastSeen ports.LastSeenStore
 	Observer PresenceObserver
+	Routing  ports.Routing
 }
 
 // missedHeartbeats is how many heartbeats a node may miss before it is forgotten.
@@ -104,6 +106,9 @@ type Presence struct {
 	// with presence, whose directory's blind spots they cover.
 	handOver  *handOver
 	forwarder *routeForwarder
+	// routed tells whether delivery is routed at all (ports.Routing); when
+	// it is not, everything goes everywhere and nothing is handed over.
+	routed func() bool
 
 	mu     sync.Mutex
 	router router

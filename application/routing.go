@@ -78,6 +78,9 @@ func (r router) route(w whereabouts, withSelf bool) ports.Route {
 
 // routeOf is where what concerns users goes, by this node's directory now.
 func (p *Presence) routeOf(withSelf bool, users ...user.ID) ports.Route {
+	if !p.routed() {
+		return ports.RouteToAll()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var w whereabouts

@@ -296,3 +296,89 @@ func TestTheSenderForwardsWhatItRoutedBeforeItLearntOfASession(t *testing.T) {
 		})
 	}
 }
+
+// routingSays is a ports.Routing that says what it is told.
+type routingSays bool
+
+func (r routingSays) Routed() bool { return bool(r) }
+
+// countingListings counts the reads of users' conversation lists.
+type countingListings struct {
+	ports.ReadModel
+	listings atomic.Int64
+}
+
+func (c *countingListings) ListFor(ctx context.Context, u user.ID, limit int) ([]ports.ConversationView, error) {
+	c.listings.Add(1)
+	return c.ReadModel.ListFor(ctx, u, limit)
+}
+
+// TestANodeThatReceivesEverythingDoesNoHandOverWork: on a bus that delivers
+// every commit to every node, routes would be ignored and the hand-over
+// would only repeat what delivery already brought, so commits go to every
+// node and an opening session costs no catch-up read.
+func TestANodeThatReceivesEverythingDoesNoHandOverWork(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		routed           bool
+		wantLimitedRoute bool
+		wantCatchUpReads int64
+	}{
+		{name: "routed", routed: true, wantLimitedRoute: true, wantCatchUpReads: 1},
+		{name: "every commit everywhere", routed: false, wantLimitedRoute: false, wantCatchUpReads: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store, rm := memory.NewEventStore(), memory.NewReadModel()
+				listings := &countingListings{ReadModel: rm}
+				bus := newBus(t, store, testConfig().TxTimeout)
+				cfg := testConfig()
+				cfg.Presence = application.PresenceConfig{Node: "n1", Heartbeat: testHeartbeat, Grace: testGrace, PropagationWindow: testWindow}
+				signals := memory.NewSignals()
+				app, err := application.New(cfg, store, bus, listings, memory.Clock{}, memory.IDs{},
+					application.PresencePorts{Signals: signals, LastSeen: memory.NewLastSeen(), Routing: routingSays(tc.routed)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var routes []ports.Route
+				var routesMu sync.Mutex
+				bus.Cluster("routes", func(_ context.Context, commits []ports.Commit) error {
+					routesMu.Lock()
+					defer routesMu.Unlock()
+					for _, c := range commits {
+						routes = append(routes, c.Route)
+					}
+					return nil
+				})
+				n := startNode(t, app, store, rm, bus)
+				_ = signals.Start(context.Background())
+				_ = app.Presence.Start(context.Background())
+				t.Cleanup(func() {
+					_ = app.Presence.Stop(context.Background())
+					_ = signals.Stop(context.Background())
+				})
+				settle(warmedUp)
+
+				opened := time.Now()
+				connect(t, n, "bob-1", "bob")
+				send(t, n, "alice", "k1", "bob", "1")
+				settle(catchUpDue - time.Since(opened) - time.Millisecond)
+				before := listings.listings.Load()
+				settle(catchUpDone - time.Since(opened))
+				if got := listings.listings.Load() - before; got != tc.wantCatchUpReads {
+					t.Errorf("%d catch-up reads of bob's conversations, want %d", got, tc.wantCatchUpReads)
+				}
+				routesMu.Lock()
+				defer routesMu.Unlock()
+				if len(routes) == 0 {
+					t.Fatal("no commit came back on the bus")
+				}
+				for _, r := range routes {
+					if r.Limited != tc.wantLimitedRoute {
+						t.Errorf("a commit routed %+v, want limited %v", r, tc.wantLimitedRoute)
+					}
+				}
+			})
+		})
+	}
+}

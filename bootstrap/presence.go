@@ -28,12 +28,12 @@ var PresenceModule = fx.Module("presence",
 	}),
 )
 
-func newPresencePorts(signals ports.Signals, lastSeen ports.LastSeenStore, reg *prometheus.Registry) (application.PresencePorts, error) {
+func newPresencePorts(signals ports.Signals, lastSeen ports.LastSeenStore, delivery ports.Subscriber, reg *prometheus.Registry) (application.PresencePorts, error) {
 	m, err := metrics.NewPresence(reg)
 	if err != nil {
 		return application.PresencePorts{}, err
 	}
-	return application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: m}, nil
+	return application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: m, Routing: delivery}, nil
 }
 
 // mongoLastSeenModule keeps last-seen times in MongoDB when it is the store;

@@ -70,4 +70,5 @@ type Subscriber interface {
 	// Cluster gives every committed commit to h on one node of the cluster,
 	// redelivering a failed batch a bounded number of times.
 	Cluster(group string, h CommitHandler)
+	Routing
 }

@@ -31,3 +31,14 @@ func (r Route) Reaches(node string) bool {
 	}
 	return false
 }
+
+// Routing tells whether what a node's delivery receives is limited by
+// Route. A node that receives every commit anyway has no use for the work
+// routing needs beside it: working out routes, forwarding what was routed
+// elsewhere, catching up a session that has just opened.
+type Routing interface {
+	// Routed is true when Deliver takes only what is routed to this node.
+	// It is known once the adapter has started: a broker may refuse to
+	// filter, and the node then falls back to broadcast.
+	Routed() bool
+}

@@ -94,6 +94,9 @@ type nodeHandler struct {
 // publisher of every commit, which therefore gets them all.
 func (b *Bus) Deliver(_ string, h ports.CommitHandler) { b.deliverOn("", h) }
 
+// Routed implements ports.Subscriber: the bus's own node gets every commit.
+func (b *Bus) Routed() bool { return false }
+
 func (b *Bus) deliverOn(node string, h ports.CommitHandler) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -112,6 +115,7 @@ type nodeView struct {
 
 func (v nodeView) Deliver(_ string, h ports.CommitHandler)     { v.bus.deliverOn(v.node, h) }
 func (v nodeView) Cluster(group string, h ports.CommitHandler) { v.bus.Cluster(group, h) }
+func (v nodeView) Routed() bool                                { return true }
 
 // Cluster implements ports.Subscriber. A group handles each commit once, so
 // a second handler registered for a group already here is not called: with

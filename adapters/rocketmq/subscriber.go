@@ -97,6 +97,10 @@ func (s *Subscriber) Deliver(name string, h ports.CommitHandler) {
 // Mode is how delivery consumes, once Start has run.
 func (s *Subscriber) Mode() DeliveryMode { return s.mode }
 
+// Routed implements ports.Subscriber: true once Start has run in routed
+// mode.
+func (s *Subscriber) Routed() bool { return s.Mode() == DeliveryRouted }
+
 // Cluster implements ports.Subscriber with a CLUSTERING consumer group.
 func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
 	s.subs = append(s.subs, &subscription{group: s.groupName(group), handler: h, linger: s.cfg.ClusterLinger})

@@ -20,6 +20,11 @@ func testDeliveryRoutes(t *testing.T, features TxBusFeatures, newBus TxBusFactor
 		inboxes := subscribeDelivery(bus)
 		grouped := subscribeGroup(t, bus)
 		bus.Start(t)
+		for i, node := range bus.Nodes {
+			if node.Routed() != features.Routes {
+				t.Fatalf("node %s says routed %v, want %v", bus.NodeIDs[i], node.Routed(), features.Routes)
+			}
+		}
 		a, b := bus.NodeIDs[0], bus.NodeIDs[1]
 		stream := uniqueName(t, "s")
 		toA, toAll, toNone, republishedToB := sampleCommit(stream, 1), sampleCommit(stream, 2), sampleCommit(stream, 3), sampleCommit(stream, 4)

@@ -58,7 +58,7 @@ func New(t testing.TB, cfg application.Config, secret []byte) *Node {
 		t.Fatal(err)
 	}
 	app, err := application.New(cfg, store, bus, memory.NewReadModel(), clock, memory.IDs{},
-		application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: presenceMetrics})
+		application.PresencePorts{Signals: signals, LastSeen: lastSeen, Observer: presenceMetrics, Routing: bus})
 	if err != nil {
 		t.Fatal(err)
 	}
