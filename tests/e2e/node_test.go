@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/evchat/chatd/tests/eventually"
+	"github.com/evchat/chatd/tests/infra"
 )
 
 // testSecret is the HS256 secret every node gets unless a test overrides
@@ -59,17 +60,11 @@ func baseEnv(name string) map[string]string {
 		"CHAT_SHUTDOWN_TIMEOUT": "5s",
 		"CHAT_LOG_LEVEL":        "info",
 	}
-	// The developer's CHAT_* variables are left out (Node.start), so the
-	// suite's run in broadcast mode asks for it under a name of its own.
-	if mode := os.Getenv(deliveryModeVar); mode != "" {
+	if mode, set := infra.DeliveryMode(); set {
 		env["CHAT_DELIVERY_MODE"] = mode
 	}
 	return env
 }
-
-// deliveryModeVar, set to broadcast, runs every node of the suite in that
-// delivery mode instead of the default, routed.
-const deliveryModeVar = "E2E_DELIVERY_MODE"
 
 // StartNode starts chatd on a free 127.0.0.1 port and waits until /healthz
 // answers. The process is stopped when the test ends, pass or fail, and its

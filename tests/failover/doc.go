@@ -10,4 +10,5 @@
 // broker-a's master's death and return, broker-a's slave's death, the store
 // stopped and started, and the death of the recipients' node; for each it
 // counts failed sends, delivery pauses and messages caught up by sync.
+// E2E_DELIVERY_MODE=broadcast runs its nodes in that delivery mode.
 package failover

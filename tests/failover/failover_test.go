@@ -137,6 +137,9 @@ func TestFailover(t *testing.T) {
 		"CHAT_ROCKETMQ_SEND_TIMEOUT=" + sendTimeout.String(), fmt.Sprintf("CHAT_ROCKETMQ_RETRIES=%d", sendRetries),
 		"CHAT_SEND_RATE=10000", "CHAT_SEND_BURST=10000", "CHAT_SHUTDOWN_TIMEOUT=5s",
 	}
+	if mode, set := infra.DeliveryMode(); set {
+		env = append(env, "CHAT_DELIVERY_MODE="+mode)
+	}
 	// Both nodes start together, so that their clients' route refreshes
 	// fall together too.
 	launched := time.Now()

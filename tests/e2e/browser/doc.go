@@ -6,4 +6,6 @@
 // through the broker. `make test` installs Chromium
 // (tests/e2e/browser/install.sh) and runs it; it fails, never skips, when
 // Chromium is missing. Screenshots of every page go to tests/e2e/artifacts/.
+// E2E_DELIVERY_MODE=broadcast runs both nodes in that delivery mode, as it
+// does the e2e and failover suites' (infra.DeliveryModeVar).
 package browser

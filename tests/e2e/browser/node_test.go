@@ -172,6 +172,9 @@ func nodeURLs(t *testing.T) (a, b string) {
 		// Broadcast offsets are files; keep them with the test.
 		"rocketmq.client.localOffsetStoreDir": t.TempDir(),
 	}
+	if mode, set := infra.DeliveryMode(); set {
+		env["CHAT_DELIVERY_MODE"] = mode
+	}
 	return startNode(t, "browser-1", env), startNode(t, "browser-2", env)
 }
 
