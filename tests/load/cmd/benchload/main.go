@@ -90,12 +90,14 @@ func main() {
 	var so scaleOptions
 	scaleModes := flag.String("scale-modes", "routed,broadcast", "delivery modes of the scale benchmark")
 	scaleNodes := flag.String("scale-nodes", "2,4,8", "node counts of the scale benchmark")
+	scaleBroker := flag.String("scale-broker", "", "comma-separated key=value settings of the scale benchmark's broker, over the test broker's, for an A/B of a broker setting")
 	flag.Float64Var(&so.rate, "scale-rate", 200, "total rate of the scale benchmark, whatever N")
 	flag.DurationVar(&so.window, "scale-window", 15*time.Second, "measured window of each scale run")
 	// Routed senders address every node until the registry has settled: a
 	// heartbeat and the propagation window after start and after the
 	// users connected (5 s + 7.5 s by default).
 	flag.DurationVar(&so.prelude, "scale-prelude", 15*time.Second, "unmeasured load before each scale run's window, while routing settles")
+	flag.DurationVar(&so.warmUp, "scale-warm-up", 30*time.Second, "unmeasured load added to the first scale run's prelude, while the broker's JVM compiles")
 	flag.IntVar(&so.body, "scale-body", 100, "message body size of the scale benchmark")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound of the whole run")
 	flag.Parse()
@@ -106,6 +108,7 @@ func main() {
 	}
 	if *scale && err == nil {
 		so.modes = splitList(*scaleModes)
+		so.brokerSettings = splitList(*scaleBroker)
 		so.nodes, err = parseCounts(*scaleNodes)
 		o.scale = &so
 	}

@@ -31,7 +31,13 @@ type scaleOptions struct {
 	rate    float64
 	window  time.Duration
 	prelude time.Duration
-	body    int
+	// warmUp lengthens the first run's prelude: the broker's JVM compiles
+	// its hot paths then, and a first row measured without it showed the
+	// broker 20-40% busier than the same row measured later.
+	warmUp time.Duration
+	body   int
+	// brokerSettings override the test broker's (infra.LaunchRocketMQ).
+	brokerSettings []string
 }
 
 // scaleResult is one mode at one N; err is what kept it from being
@@ -72,19 +78,21 @@ func (b *bench) scale(ctx context.Context, so scaleOptions) []scaleResult {
 		return failAll(fmt.Errorf("MongoDB-wire server: %w", err))
 	}
 	defer mongo.Close()
-	rmq, err := infra.LaunchRocketMQ()
+	rmq, err := infra.LaunchRocketMQ(so.brokerSettings...)
 	if err != nil {
 		return failAll(fmt.Errorf("RocketMQ: %w", err))
 	}
 	defer rmq.Close()
-	logf("store %s, RocketMQ name server %s, broker %s", mongo.URI(), rmq.NamesrvAddr(), rmq.BrokerAddr())
+	logf("store %s, RocketMQ name server %s, broker %s %v", mongo.URI(), rmq.NamesrvAddr(), rmq.BrokerAddr(), so.brokerSettings)
+	prelude := so.prelude + so.warmUp
 	for _, mode := range so.modes {
 		for _, n := range so.nodes {
 			if ctx.Err() != nil {
 				results = append(results, scaleResult{mode: mode, nodes: n, err: ctx.Err()})
 				continue
 			}
-			res := b.scaleOnce(ctx, so, mongo, rmq, mode, n)
+			res := b.scaleOnce(ctx, so, prelude, mongo, rmq, mode, n)
+			prelude = so.prelude
 			logf("%s, %d nodes: %s", mode, n, strings.Join(scaleCells(res), " | "))
 			results = append(results, res)
 		}
@@ -94,7 +102,7 @@ func (b *bench) scale(ctx context.Context, so scaleOptions) []scaleResult {
 
 // scaleOnce starts n nodes in mode, offers the rate over them and stops
 // them: each N starts fresh, so no idle node of a larger run consumes.
-func (b *bench) scaleOnce(ctx context.Context, so scaleOptions, mongo *infra.Mongo, rmq *infra.RocketMQ, mode string, n int) scaleResult {
+func (b *bench) scaleOnce(ctx context.Context, so scaleOptions, prelude time.Duration, mongo *infra.Mongo, rmq *infra.RocketMQ, mode string, n int) scaleResult {
 	res := scaleResult{mode: mode, nodes: n}
 	logf("== %s delivery, %d nodes, %.0f msg/s", mode, n, so.rate)
 	nodes := make([]*infra.Chatd, 0, n)
@@ -122,7 +130,7 @@ func (b *bench) scaleOnce(ctx context.Context, so scaleOptions, mongo *infra.Mon
 	}
 	s := &scaleSampler{nodes: nodes, urls: urls, brokerPid: rmq.BrokerPid(), window: so.window, done: make(chan struct{})}
 	rep, err := load.RunRate(ctx, load.RateConfig{NodeURLs: urls, Pairs: b.o.pairs,
-		Steps: []load.Step{{Rate: so.rate, Duration: so.window}}, Prelude: load.Step{Rate: so.rate, Duration: so.prelude},
+		Steps: []load.Step{{Rate: so.rate, Duration: so.window}}, Prelude: load.Step{Rate: so.rate, Duration: prelude},
 		MeasureStart: func() { s.start(ctx) }, Drain: b.o.drain, P99Limit: b.o.p99Limit, BodySize: so.body, Log: os.Stderr})
 	s.wait(&res)
 	if res.err == nil {
