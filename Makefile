@@ -84,7 +84,7 @@ bench-load: build infra-deps
 ## bench-scale: issue 15's scale measurement: 2, 4 and 8 nodes on one broker and
 ## store at 200 msg/s, in routed and in broadcast delivery; prints a table of each
 ## node's received commits and CPU, the broker's CPU and the e2e latency. About
-## 5 minutes on 2 cores; node logs stay in bin/bench-scale.
+## 6 minutes on 2 cores; node logs stay in bin/bench-scale.
 bench-scale: build infra-deps
 	$(GO) build -o $(BIN)/benchload ./tests/load/cmd/benchload
 	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/benchload -scale -log-dir $(BIN)/bench-scale
