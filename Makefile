@@ -74,11 +74,14 @@ fuzz:
 bench: infra-deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./tests/contract/
 
-## bench-load: the load benchmark of the embedded node and of the real stack
-## (two nodes on FerretDB and RocketMQ); prints the table of issue 7's targets.
-## About 5 minutes on 2 cores; node logs and CPU profiles stay in bin/bench-load.
+## bench-load: the load benchmark of the embedded node, of its floor (a bare
+## gorilla/websocket relay, bin/wsrelay) and of the real stack (two nodes on
+## FerretDB and RocketMQ, and the raw RocketMQ floor); prints the table of
+## issue 16's targets and the CPU per message of each fixed-rate run.
+## About 7 minutes on 2 cores; node logs and CPU profiles stay in bin/bench-load.
 bench-load: build infra-deps
 	$(GO) build -o $(BIN)/benchload ./tests/load/cmd/benchload
+	$(GO) build -o $(BIN)/wsrelay ./tests/load/cmd/wsrelay
 	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/benchload -log-dir $(BIN)/bench-load
 
 ## bench-scale: issue 15's scale measurement: 2, 4 and 8 nodes on one broker and

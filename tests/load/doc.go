@@ -2,7 +2,7 @@
 // protocol of PROTOCOL.md, and measures what they get back: the load client
 // behind cmd/chatload (one run against nodes already up) and cmd/benchload
 // (`make bench-load`: starts the embedded node, then the real stack, and
-// prints the performance table of issue 7; `make bench-scale`: N nodes on
+// prints the performance table of issue 16; `make bench-scale`: N nodes on
 // one broker and store, and what delivery costs each, issue 15).
 //
 // Three measurements:

@@ -22,6 +22,7 @@ import (
 // scheduled publish time to a broadcast consumer's handler.
 type floorResult struct {
 	Rate            float64
+	Duration        time.Duration // of the measured part
 	Sent, Received  int
 	Failed          int // Publish calls that did not commit
 	Duplicates      int
@@ -46,13 +47,22 @@ func (commitAtOnce) Check(context.Context, ports.Commit) ports.TxState { return 
 // topic's queues, as the chat's pairs are.
 const floorStreams = 200
 
-// measureFloor publishes MessagePosted commits at rate for d, after an
-// unmeasured prelude, through
+// floorRun is the floor's load: rate for d after an unmeasured prelude,
+// with drain for the last commits to arrive; measureStart, when set, is
+// called as the measured part starts.
+type floorRun struct {
+	rate         float64
+	prelude, d   time.Duration
+	drain        time.Duration
+	measureStart func()
+}
+
+// measureFloor publishes MessagePosted commits at run's rate, through
 // adapters/rocketmq's transactional Publisher, on a topic of its own on
 // rmq, and times them to a BROADCASTING Subscriber in this process. Like
 // the load client it is open-loop: each publish has its own goroutine and
 // the latency is counted from its scheduled time.
-func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, prelude, d, drain time.Duration) (*floorResult, error) {
+func measureFloor(ctx context.Context, rmq *infra.RocketMQ, run floorRun) (*floorResult, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	rocketmq.RouteLogs(logger, slog.LevelError)
 	cfg := rocketmq.DefaultConfig()
@@ -120,11 +130,14 @@ func measureFloor(ctx context.Context, rmq *infra.RocketMQ, rate float64, prelud
 	// A broker fresh from its start answers its first seconds of load far
 	// slower than its steady state (the JVM compiles its hot paths then),
 	// which is what the floor is about.
-	p.run(ctx, rate, prelude, originPrelude)
-	res := &floorResult{Rate: rate}
-	pubLat := p.run(ctx, rate, d, originMeasured)
+	p.run(ctx, run.rate, run.prelude, originPrelude)
+	res := &floorResult{Rate: run.rate, Duration: run.d}
+	if run.measureStart != nil {
+		run.measureStart()
+	}
+	pubLat := p.run(ctx, run.rate, run.d, originMeasured)
 	res.Sent, res.Failed = p.sent, p.failed
-	deadline := time.Now().Add(drain)
+	deadline := time.Now().Add(run.drain)
 	for int(received.Load()) < res.Sent-res.Failed && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -1,18 +1,23 @@
-// Command benchload is `make bench-load`: the load benchmark of issue 7 in
-// one run, on loopback. It starts bin/chatd on the embedded default and
-// runs the load client against it (a fixed 1,000 msg/s, then rising steps
-// to find the highest rate held), then a fresh embedded node for the idle
-// sessions' memory; then the real stack (PostgreSQL with FerretDB, a
-// RocketMQ name server and broker, two chatd nodes on them), where it
-// measures the raw RocketMQ floor (transactional send to a BROADCASTING
-// consumer, through adapters/rocketmq) and runs senders on node 1 and
-// recipients on node 2 (a fixed 500 msg/s, then steps). Fixed rates run
-// before the steps because a step that does not hold can leave a backlog
-// behind it.
+// Command benchload is `make bench-load`: the load benchmark of issues 7
+// and 16 in one run, on loopback. It first measures the embedded node's
+// floor, a bare gorilla/websocket relay (tests/load/relay, run as
+// bin/wsrelay) at issue 16's tail load (200 msg/s over 50 pairs, 100-byte
+// messages); then it starts bin/chatd on the embedded default and runs the
+// load client against it (the same tail load, a fixed 1,000 msg/s, then
+// rising steps to find the highest rate held), then a fresh embedded node
+// for the idle sessions' memory; then the real stack (PostgreSQL with
+// FerretDB, a RocketMQ name server and broker, two chatd nodes on them),
+// where it measures the raw RocketMQ floor (transactional send to a
+// BROADCASTING consumer, through adapters/rocketmq) and runs senders on
+// node 1 and recipients on node 2 (a fixed 500 msg/s, then steps). Fixed
+// rates run before the steps because a step that does not hold can leave a
+// backlog behind it. Over every fixed-rate run and the raw floor, each
+// process's CPU time is read from /proc, for issue 16's CPU per message.
 //
 // Progress, per-step figures and the nodes' warnings go to stderr; the
 // machine and one markdown table, a row per target of the issue, go to
-// stdout, followed by where the real stack's CPU went during its fixed-rate
+// stdout, then the CPU per message of each fixed-rate run and of the
+// floors, followed by where the real stack's CPU went during its fixed-rate
 // run (profile.go), whose raw profiles stay in the log directory. Every
 // server it starts is stopped by pid when its phase ends, on failure too,
 // and killed by the kernel if benchload itself dies. A target that is not
@@ -59,11 +64,13 @@ type options struct {
 	embeddedSteps []float64
 	stackSteps    []float64
 	embeddedFixed float64
-	stackFixed    float64
-	floorRate     float64
-	idleSessions  int
-	idleHold      time.Duration
-	skip          map[string]bool
+	// tail is the embedded node's tail run and its relay floor's load.
+	tail         tailLoad
+	stackFixed   float64
+	floorRate    float64
+	idleSessions int
+	idleHold     time.Duration
+	skip         map[string]bool
 	// scale, when set, runs the scale benchmark instead of the phases above.
 	scale *scaleOptions
 }
@@ -81,6 +88,9 @@ func main() {
 	flag.StringVar(&embSteps, "embedded-steps", "1000,2000,5000,10000,16000,20000,25000,30000", "rates of the embedded node's steps")
 	flag.StringVar(&stackSteps, "stack-steps", "100,250,500,1000,1500,2000", "rates of the real stack's steps")
 	flag.Float64Var(&o.embeddedFixed, "embedded-fixed", 1000, "fixed rate on the embedded node")
+	flag.Float64Var(&o.tail.rate, "tail-rate", 200, "rate of the embedded node's tail run and of its relay floor")
+	flag.IntVar(&o.tail.pairs, "tail-pairs", 50, "pairs of the embedded node's tail run and of its relay floor")
+	flag.IntVar(&o.tail.body, "tail-body", 100, "message body size of the embedded node's tail run and of its relay floor")
 	flag.Float64Var(&o.stackFixed, "stack-fixed", 500, "fixed rate on the real stack")
 	flag.Float64Var(&o.floorRate, "floor-rate", 450, "rate of the raw RocketMQ floor")
 	flag.IntVar(&o.idleSessions, "idle-sessions", 15000, "idle sessions")
@@ -149,14 +159,20 @@ type results struct {
 
 	embFixed, embStep     *load.RateReport
 	embFixedErr, embStErr error
-	idle                  *load.IdleResult
-	idleErr               error
-	floor                 *floorResult
-	floorErr              error
-	stFixed, stStep       *load.RateReport
-	stFixedErr, stStErr   error
-	stackErr              error
-	stProfile             *stackProfile
+	// relayTail and embTail are the embedded node's tail run and its
+	// floor's, the bare relay at the same load.
+	relayTail, embTail       *load.RateReport
+	relayTailErr, embTailErr error
+	embFixedCPU, relayCPU    []componentCPU
+	embTailCPU, floorCPU     []componentCPU
+	idle                     *load.IdleResult
+	idleErr                  error
+	floor                    *floorResult
+	floorErr                 error
+	stFixed, stStep          *load.RateReport
+	stFixedErr, stStErr      error
+	stackErr                 error
+	stProfile                *stackProfile
 }
 
 func run(ctx context.Context, o options) int {
@@ -212,7 +228,7 @@ func run(ctx context.Context, o options) int {
 	if r.stProfile != nil {
 		printStackProfile(os.Stdout, o, r.stProfile)
 	}
-	for _, err := range []error{r.embFixedErr, r.embStErr, r.idleErr, r.floorErr, r.stFixedErr, r.stStErr, r.stackErr} {
+	for _, err := range []error{r.embFixedErr, r.embStErr, r.relayTailErr, r.embTailErr, r.idleErr, r.floorErr, r.stFixedErr, r.stStErr, r.stackErr} {
 		if err != nil {
 			return 1
 		}
@@ -262,13 +278,34 @@ func (b *bench) stop(n *infra.Chatd, name string) {
 // took 9 s of CPU in the first 30 s at 500 msg/s, on two cores).
 const embeddedPrelude = 3 * time.Second
 
-// fixed offers one rate after a prelude at the same rate; measureStart,
-// when set, is called as the measured part starts.
-func (b *bench) fixed(ctx context.Context, sendURL, recvURL string, rate float64, prelude time.Duration, measureStart func()) (*load.RateReport, error) {
-	return load.RunRate(ctx, load.RateConfig{SendURL: sendURL, RecvURL: recvURL, Pairs: b.o.pairs,
-		Steps: []load.Step{{Rate: rate, Duration: b.o.fixedDuration}}, Prelude: load.Step{Rate: rate, Duration: prelude},
-		MeasureStart: measureStart, Drain: b.o.drain, P99Limit: b.o.p99Limit, BodySize: 64, Log: os.Stderr})
+// fixedRun is one rate offered after a prelude at the same rate.
+type fixedRun struct {
+	send, recv string
+	rate       float64
+	pairs      int
+	body       int
+	prelude    time.Duration
+	// measureStart, when set, is called as the measured part starts.
+	measureStart func()
 }
+
+// fixed offers run's rate for the fixed duration after its prelude.
+func (b *bench) fixed(ctx context.Context, run fixedRun) (*load.RateReport, error) {
+	return load.RunRate(ctx, load.RateConfig{SendURL: run.send, RecvURL: run.recv, Pairs: run.pairs,
+		Steps: []load.Step{{Rate: run.rate, Duration: b.o.fixedDuration}}, Prelude: load.Step{Rate: run.rate, Duration: run.prelude},
+		MeasureStart: run.measureStart, Drain: b.o.drain, P99Limit: b.o.p99Limit, BodySize: run.body, Log: os.Stderr})
+}
+
+// measuredCPU samples the components over the fixed duration from the
+// measured part's start on.
+func (b *bench) measuredCPU(ctx context.Context, components ...component) (*cpuSampler, func()) {
+	s := newCPUSampler(b.o.fixedDuration, components...)
+	return s, func() { s.start(ctx) }
+}
+
+// loadClient is this process, which runs the load client and the floor's
+// publisher and subscriber.
+func loadClient() component { return component{name: "load client (benchload)", pid: os.Getpid()} }
 
 // stepped offers rising rates until one does not hold.
 func (b *bench) stepped(ctx context.Context, sendURL, recvURL string, rates []float64) (*load.RateReport, error) {
@@ -277,25 +314,7 @@ func (b *bench) stepped(ctx context.Context, sendURL, recvURL string, rates []fl
 		st[i] = load.Step{Rate: r, Duration: b.o.stepDuration}
 	}
 	return load.RunRate(ctx, load.RateConfig{SendURL: sendURL, RecvURL: recvURL, Pairs: b.o.pairs, Steps: st,
-		Drain: b.o.drain, P99Limit: b.o.p99Limit, StopAtFailure: true, BodySize: 64, Log: os.Stderr})
-}
-
-// embedded measures one node on the in-memory store and in-process bus.
-func (b *bench) embedded(ctx context.Context) {
-	logf("== embedded default, one node")
-	n, err := b.launch("embedded", nil)
-	if err != nil {
-		b.r.embFixedErr, b.r.embStErr = err, err
-		return
-	}
-	defer b.stop(n, "embedded")
-	url := "http://" + n.Addr()
-	logf("fixed %.0f msg/s for %v after %v unmeasured", b.o.embeddedFixed, b.o.fixedDuration, embeddedPrelude)
-	b.r.embFixed, b.r.embFixedErr = b.fixed(ctx, url, url, b.o.embeddedFixed, embeddedPrelude, nil)
-	logIf(b.r.embFixedErr)
-	logf("steps %v msg/s, %v each, until one does not hold", b.o.embeddedSteps, b.o.stepDuration)
-	b.r.embStep, b.r.embStErr = b.stepped(ctx, url, url, b.o.embeddedSteps)
-	logIf(b.r.embStErr)
+		Drain: b.o.drain, P99Limit: b.o.p99Limit, StopAtFailure: true, BodySize: chatBody, Log: os.Stderr})
 }
 
 // idle measures idle sessions on a fresh embedded node, so that the heap of
@@ -364,7 +383,11 @@ func (b *bench) stack(ctx context.Context) {
 	}
 
 	logf("raw floor: RocketMQ transactional send to a BROADCASTING consumer at %.0f msg/s for %v after %v unmeasured", b.o.floorRate, b.o.fixedDuration, b.o.stackPrelude)
-	b.r.floor, b.r.floorErr = measureFloor(ctx, rmq, b.o.floorRate, b.o.stackPrelude, b.o.fixedDuration, b.o.drain)
+	floorCPU, startFloorCPU := b.measuredCPU(ctx, component{name: "RocketMQ name server", pid: rmq.NamesrvPid()},
+		component{name: "RocketMQ broker", pid: rmq.BrokerPid()}, loadClient())
+	b.r.floor, b.r.floorErr = measureFloor(ctx, rmq, floorRun{rate: b.o.floorRate, prelude: b.o.stackPrelude, d: b.o.fixedDuration, drain: b.o.drain,
+		measureStart: startFloorCPU})
+	b.r.floorCPU = floorCPU.wait()
 	logIf(b.r.floorErr)
 	if f := b.r.floor; f != nil {
 		logf("floor: %s", f.Text())
@@ -376,7 +399,8 @@ func (b *bench) stack(ctx context.Context) {
 	send, recv := "http://"+nodes[0].Addr(), "http://"+nodes[1].Addr()
 	logf("fixed %.0f msg/s for %v after %v unmeasured, senders on node 1, recipients on node 2", b.o.stackFixed, b.o.fixedDuration, b.o.stackPrelude)
 	sampler := newStackSampler(mongo, rmq, nodes, nodePprof, b.o.fixedDuration, b.o.logDir)
-	b.r.stFixed, b.r.stFixedErr = b.fixed(ctx, send, recv, b.o.stackFixed, b.o.stackPrelude, func() { sampler.start(ctx) })
+	b.r.stFixed, b.r.stFixedErr = b.fixed(ctx, fixedRun{send: send, recv: recv, rate: b.o.stackFixed, pairs: b.o.pairs, body: chatBody,
+		prelude: b.o.stackPrelude, measureStart: func() { sampler.start(ctx) }})
 	logIf(b.r.stFixedErr)
 	b.r.stProfile = sampler.wait()
 	logf("steps %v msg/s, %v each, until one does not hold", b.o.stackSteps, b.o.stepDuration)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,26 +34,12 @@ type stackProfile struct {
 	profiles []profileSummary
 }
 
-type componentCPU struct {
-	name  string
-	cores float64
-	err   error
-}
-
 type profileSummary struct {
 	name string
 	// file is the raw profile's name in the log directory, once written.
 	file  string
 	lines []string
 	err   error
-}
-
-// component is a process whose CPU time comes from /proc; withChildren
-// adds its children's, PostgreSQL's backends and background workers.
-type component struct {
-	name         string
-	pid          int
-	withChildren bool
 }
 
 // profileSource is a Go server serving net/http/pprof under pprofURL.
@@ -114,7 +98,7 @@ func (s *stackSampler) start(ctx context.Context) {
 		for i, src := range s.sources {
 			wg.Go(func() { s.result.profiles[i] = s.takeProfile(ctx, src) })
 		}
-		s.result.cpu, s.result.window = s.sampleCPU(ctx)
+		s.result.cpu, s.result.window = sampleCPU(ctx, s.components, s.window)
 		wg.Wait()
 	}()
 }
@@ -127,93 +111,6 @@ func (s *stackSampler) wait() *stackProfile {
 	<-s.done
 	s.result.started = true
 	return &s.result
-}
-
-// sampleCPU reads every component's CPU time at both ends of the window.
-func (s *stackSampler) sampleCPU(ctx context.Context) ([]componentCPU, time.Duration) {
-	before := make([]int64, len(s.components))
-	out := make([]componentCPU, len(s.components))
-	for i, c := range s.components {
-		before[i], _, out[i].err = c.cpuTicks()
-	}
-	start := time.Now()
-	select {
-	case <-ctx.Done():
-	case <-time.After(s.window):
-	}
-	elapsed := time.Since(start)
-	for i, c := range s.components {
-		out[i].name = c.name
-		after, children, err := c.cpuTicks()
-		if out[i].err == nil {
-			out[i].err = err
-		}
-		if c.withChildren {
-			out[i].name = fmt.Sprintf("%s (%d processes)", c.name, children+1)
-		}
-		out[i].cores = float64(after-before[i]) / userHZ / elapsed.Seconds()
-	}
-	return out, elapsed
-}
-
-// userHZ is the unit of the times in /proc/<pid>/stat, USER_HZ: 100 on
-// every Linux architecture the benchmark runs on.
-const userHZ = 100
-
-// cpuTicks is the component's CPU time so far. With children it counts
-// the live children's and, through the parent's cutime and cstime, the
-// reaped ones': a backend that exits during the window then counts for the
-// part of its time inside it, as the difference of two readings.
-func (c component) cpuTicks() (ticks int64, children int, err error) {
-	_, own, reaped, err := procStat(c.pid)
-	if err != nil || !c.withChildren {
-		return own, 0, err
-	}
-	ticks = own + reaped
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		// A process that exited since the listing is not an error.
-		if ppid, own, reaped, err := procStat(pid); err == nil && ppid == c.pid {
-			ticks += own + reaped
-			children++
-		}
-	}
-	return ticks, children, nil
-}
-
-// procStat reads a process's parent, its own user and system time, and
-// those of its reaped children, in clock ticks.
-func procStat(pid int) (ppid int, own, reaped int64, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces and
-	// parentheses itself: the fields are counted from its last ')'.
-	i := bytes.LastIndexByte(b, ')')
-	var f []string
-	if i >= 0 {
-		f = strings.Fields(string(b[i+1:]))
-	}
-	if len(f) < 15 {
-		return 0, 0, 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	// f[0] is field 3 (state): ppid is field 4, utime, stime, cutime and
-	// cstime are fields 14 to 17.
-	var n [5]int64
-	for k, field := range []string{f[1], f[11], f[12], f[13], f[14]} {
-		if n[k], err = strconv.ParseInt(field, 10, 64); err != nil {
-			return 0, 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-	}
-	return int(n[0]), n[1] + n[2], n[3] + n[4], nil
 }
 
 // takeProfile fetches a CPU profile over the window, writes it to the log
@@ -491,11 +388,11 @@ func printStackProfile(w io.Writer, o options, sp *stackProfile) {
 	for _, c := range sp.cpu {
 		if c.err != nil {
 			missing++
-			fmt.Fprintf(w, "| %s | %s |\n", c.name, notMeasured(c.err))
+			fmt.Fprintf(w, "| %s | %s |\n", c.label(), notMeasured(c.err))
 			continue
 		}
 		total += c.cores
-		fmt.Fprintf(w, "| %s | %.0f%% |\n", c.name, 100*c.cores)
+		fmt.Fprintf(w, "| %s | %.0f%% |\n", c.label(), 100*c.cores)
 	}
 	totalCell := fmt.Sprintf("%.0f%% of %d%%", 100*total, 100*runtime.NumCPU())
 	if missing > 0 {
@@ -540,7 +437,7 @@ func printWhatIsLeft(w io.Writer, cpu []componentCPU, total float64) {
 	}
 	fmt.Fprintf(w, "\nWhat is left: the cores are %.0f%% of %d%% busy, so a message's latency here is mostly its wait for a core, not one stage's work. "+
 		"The store (PostgreSQL and FerretDB) takes %.0f%% of a core, the broker %.0f%%, the two nodes %.0f%%, the load client %.0f%%. "+
-		"The floor is the same broker path with the store idle, no projection and no delivered marks; coming within 1.5 × of it here needs "+
-		"the store off these two cores, as MongoDB is in production, or fewer store writes per message.\n",
+		"The floor is the same broker path with the store idle, no projection and no delivered marks; coming within 3 × of it here needs "+
+		"less CPU per message (the table above), above all fewer store writes per message.\n",
 		100*total, 100*runtime.NumCPU(), share("PostgreSQL")+share("FerretDB"), share("RocketMQ"), share("chatd"), share("load client"))
 }

@@ -13,66 +13,127 @@ import (
 	"github.com/evchat/chatd/tests/load"
 )
 
-// printTable writes the machine and the table of issue 7's targets.
+// printTable writes the machine and the table of issue 16's targets.
 func printTable(w io.Writer, o options, r *results) {
 	fmt.Fprintf(w, "\nMachine: %s; load average %s before the run, %s after.\n\n", r.machine, r.loadBefore, r.loadAfter)
-	fmt.Fprintln(w, "| target (issue 7) | goal | measured | met |")
+	fmt.Fprintln(w, "| target (issue 16) | goal | measured | met |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	row := func(target, goal, measured, met string) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", target, goal, measured, met)
 	}
+	stackRows(row, o, r)
+	embeddedRows(row, o, r)
+	idleRows(row, o, r)
 
-	target := fmt.Sprintf("Embedded default, one node: highest rate held (no loss, p99 < %s)", load.Ms(o.p99Limit))
-	m, met := maxHeldCell(r.embStep, r.embStErr, 5000)
-	row(target, "≥ 5,000 msg/s (Centrifugo: 16,000)", m, met)
+	g := guarantees(r.embTail, r.embFixed, r.embStep, r.stFixed, r.stStep)
+	row("PROTOCOL.md guarantees under all the chatd load above: gapless seq, in order, once per session; an acked message is delivered",
+		"0 violations", g.text(), yes(g.ok()))
+	fmt.Fprintf(w, "\n\"Held\": every message delivered within the drain, none twice or out of order, no error frame, no dropped session, e2e p99 under the limit. "+
+		"Latencies are from the scheduled send time (open loop) to the recipient's `message` frame. Fixed-rate runs follow unmeasured load at their rate: %v on the embedded node and the relay, %v for the floor and the real stack, whose broker's JVM compiles its hot paths under its first load. "+
+		"Ack-after-durable and read-your-writes (issue 9) are checked by tests/e2e, not here.\n", embeddedPrelude, o.stackPrelude)
+	printCPUPerMessage(w, r.cpuCaptures(o))
+}
 
-	goal := "p50 < 1 ms, p99 < 5 ms"
-	if s, err := single(r.embFixed, r.embFixedErr); err != nil {
-		row(fmt.Sprintf("Embedded at %s msg/s", commas(o.embeddedFixed)), goal, notMeasured(err), yes(false))
+// stackRows are the real stack's targets, and its floor for reference.
+func stackRows(row func(target, goal, measured, met string), o options, r *results) {
+	stackFixed := fmt.Sprintf("Real stack at %s msg/s, senders on node 1 and recipients on node 2", commas(o.stackFixed))
+	goal := "≤ 1.5 ms (issue 16's start: about 3.8)"
+	if c, ok := r.stackCapture(o); !ok {
+		row(stackFixed+": total CPU per message", goal, notMeasured(firstErr(r.stackErr, r.stFixedErr)), yes(false))
+	} else if ms, ok := c.total(); !ok {
+		row(stackFixed+": total CPU per message", goal, "not measured: a process's CPU could not be read, or nothing was delivered", yes(false))
 	} else {
-		ok := s.E2E.P50 < time.Millisecond && s.E2E.P99 < 5*time.Millisecond && s.Lost == 0
-		row(fmt.Sprintf("Embedded at %s msg/s", commas(o.embeddedFixed)), goal, latencyCell(s), yes(ok))
+		row(stackFixed+": total CPU per message", goal, fmt.Sprintf("%.2f ms (%s delivered in %v)", ms, commas(float64(c.delivered)), c.over), yes(ms <= 1.5))
 	}
 
-	target = fmt.Sprintf("Real stack, two nodes, senders on node 1 and recipients on node 2: highest rate held (no loss, no duplicates, p99 < %s)", load.Ms(o.p99Limit))
-	m, met = maxHeldCell(r.stStep, firstErr(r.stackErr, r.stStErr), 1000)
-	row(target, "≥ 1,000 msg/s (the Java design: < 25)", m, met)
+	target := fmt.Sprintf("Real stack, two nodes, senders on node 1 and recipients on node 2: highest rate held (no loss, no duplicates, p99 < %s)", load.Ms(o.p99Limit))
+	m, met := maxHeldCell(r.stStep, firstErr(r.stackErr, r.stStErr), 1000)
+	row(target, "≥ 1,000 msg/s", m, met)
 
 	floorOK := r.floorErr == nil && r.stackErr == nil && r.floor != nil && r.floor.E2E.N > 0
-	goal = "p50 and p99 ≤ 1.5 × the raw floor"
+	goal = "p50 and p99 ≤ 3 × the raw floor (stretch: 1.5 ×)"
 	if floorOK {
-		goal = fmt.Sprintf("≤ 1.5 × the raw floor: p50 ≤ %s, p99 ≤ %s", load.Ms(r.floor.E2E.P50*3/2), load.Ms(r.floor.E2E.P99*3/2))
+		goal = fmt.Sprintf("≤ 3 × the raw floor: p50 ≤ %s, p99 ≤ %s (stretch, 1.5 ×: %s, %s)", load.Ms(r.floor.E2E.P50*3), load.Ms(r.floor.E2E.P99*3),
+			load.Ms(r.floor.E2E.P50*3/2), load.Ms(r.floor.E2E.P99*3/2))
 	}
 	if s, err := single(r.stFixed, firstErr(r.stackErr, r.stFixedErr)); err != nil {
-		row(fmt.Sprintf("Real stack at %s msg/s", commas(o.stackFixed)), goal, notMeasured(err), yes(false))
+		row(stackFixed+": latency", goal, notMeasured(err), yes(false))
 	} else {
 		cell, verdict := latencyCell(s), "no floor to compare with"
 		if floorOK {
-			cell += fmt.Sprintf("; %.1f × and %.1f × the floor", ratio(s.E2E.P50, r.floor.E2E.P50), ratio(s.E2E.P99, r.floor.E2E.P99))
-			verdict = yes(s.Lost == 0 && s.E2E.P50*2 <= r.floor.E2E.P50*3 && s.E2E.P99*2 <= r.floor.E2E.P99*3)
+			p50, p99 := ratio(s.E2E.P50, r.floor.E2E.P50), ratio(s.E2E.P99, r.floor.E2E.P99)
+			cell += fmt.Sprintf("; %.1f × and %.1f × the floor (stretch met: %s)", p50, p99, yes(s.Lost == 0 && p50 <= 1.5 && p99 <= 1.5))
+			verdict = yes(s.Lost == 0 && p50 <= 3 && p99 <= 3)
 		}
-		row(fmt.Sprintf("Real stack at %s msg/s", commas(o.stackFixed)), goal, cell, verdict)
+		row(stackFixed+": latency", goal, cell, verdict)
 	}
 
 	target = fmt.Sprintf("Raw floor on the same broker: RocketMQ transactional send (adapters/rocketmq.Publisher, local transaction commits at once) to a BROADCASTING Subscriber, %s msg/s", commas(o.floorRate))
 	if err := firstErr(r.stackErr, r.floorErr); err != nil || r.floor == nil {
-		row(target, "reference (issue: p50 4.4-5.3 ms, p99 18-23 ms at ~400 msg/s)", notMeasured(err), "—")
+		row(target, "reference", notMeasured(err), "—")
 	} else {
 		f := r.floor
-		row(target, "reference (issue: p50 4.4-5.3 ms, p99 18-23 ms at ~400 msg/s)",
-			fmt.Sprintf("p50 %s, p99 %s (p99.9 %s, max %s; %d sent, %d received, %d failed)",
-				load.Ms(f.E2E.P50), load.Ms(f.E2E.P99), load.Ms(f.E2E.P999), load.Ms(f.E2E.Max), f.Sent, f.Received, f.Failed), "—")
+		row(target, "reference", fmt.Sprintf("p50 %s, p99 %s (p99.9 %s, max %s; %d sent, %d received, %d failed)",
+			load.Ms(f.E2E.P50), load.Ms(f.E2E.P99), load.Ms(f.E2E.P999), load.Ms(f.E2E.Max), f.Sent, f.Received, f.Failed), "—")
+	}
+}
+
+// embeddedRows are the embedded node's targets: its tail against the bare
+// relay at the same load, its highest rate held and its latency at 1,000.
+func embeddedRows(row func(target, goal, measured, met string), o options, r *results) {
+	t := o.tail
+	tailLoad := fmt.Sprintf("%s msg/s over %d pairs, %d-byte messages, open loop", commas(t.rate), t.pairs, t.body)
+	relay, relayErr := single(r.relayTail, r.relayTailErr)
+	relayOK := relayErr == nil && relay.E2E.N > 0 && relay.Lost == 0
+	goal := "p99 ≤ 1.5 × the bare relay's"
+	if relayOK {
+		goal = fmt.Sprintf("p99 ≤ 1.5 × the bare relay's: ≤ %s", load.Ms(relay.E2E.P99*3/2))
+	}
+	target := "Embedded node's tail at " + tailLoad
+	if s, err := single(r.embTail, r.embTailErr); err != nil {
+		row(target, goal, notMeasured(err), yes(false))
+	} else {
+		cell, verdict := latencyCell(s), "no relay to compare with"
+		if relayOK {
+			cell += fmt.Sprintf("; %.1f × and %.1f × the relay's p50 and p99", ratio(s.E2E.P50, relay.E2E.P50), ratio(s.E2E.P99, relay.E2E.P99))
+			verdict = yes(s.Lost == 0 && s.E2E.P99*2 <= relay.E2E.P99*3)
+		}
+		row(target, goal, cell, verdict)
+	}
+	target = "Embedded node's floor: a bare gorilla/websocket relay (tests/load/relay: no store, no bus, no auth) at " + tailLoad
+	if relayErr != nil {
+		row(target, "reference", notMeasured(relayErr), "—")
+	} else {
+		row(target, "reference", latencyCell(relay), "—")
 	}
 
-	target = fmt.Sprintf("Idle sessions: server RSS per session at %s sessions", commas(float64(o.idleSessions)))
-	goal = "≤ 10 KiB (Centrifugo: 41-59, plain gorilla: 32-34)"
+	target = fmt.Sprintf("Embedded default, one node: highest rate held (no loss, p99 < %s)", load.Ms(o.p99Limit))
+	m, met := maxHeldCell(r.embStep, r.embStErr, 5000)
+	row(target, "≥ 5,000 msg/s", m, met)
+
+	goal = "p50 < 1 ms, p99 < 5 ms"
+	target = fmt.Sprintf("Embedded at %s msg/s", commas(o.embeddedFixed))
+	if s, err := single(r.embFixed, r.embFixedErr); err != nil {
+		row(target, goal, notMeasured(err), yes(false))
+	} else {
+		ok := s.E2E.P50 < time.Millisecond && s.E2E.P99 < 5*time.Millisecond && s.Lost == 0
+		row(target, goal, latencyCell(s), yes(ok))
+	}
+}
+
+// idleKiBGoal is issue 16's goal for an idle session's RSS.
+const idleKiBGoal = 6
+
+func idleRows(row func(target, goal, measured, met string), o options, r *results) {
+	target := fmt.Sprintf("Idle sessions: server RSS per session at %s sessions", commas(float64(o.idleSessions)))
+	goal := fmt.Sprintf("≤ %d KiB (issue 16's start: 9.4-10.5)", idleKiBGoal)
 	if r.idleErr != nil || r.idle == nil {
 		row(target, goal, notMeasured(r.idleErr), yes(false))
 	} else {
 		i := r.idle
 		row(target, goal, fmt.Sprintf("%.1f KiB (VmRSS %.1f → %.1f MiB with %s sessions open)",
 			i.KiBPerSession, float64(i.RSSBefore)/1024, float64(i.RSSAfter)/1024, commas(float64(i.Opened))),
-			yes(i.Opened == o.idleSessions && i.KiBPerSession <= 10))
+			yes(i.Opened == o.idleSessions && i.KiBPerSession <= idleKiBGoal))
 	}
 	target = "Idle sessions: every one still answers ping"
 	goal = fmt.Sprintf("%s of %s", commas(float64(o.idleSessions)), commas(float64(o.idleSessions)))
@@ -84,13 +145,6 @@ func printTable(w io.Writer, o options, r *results) {
 			commas(float64(i.Opened)), commas(float64(i.Sessions)), commas(float64(i.Pongs)), load.FormatCounts(i.Dropped), load.FormatCounts(i.OpenErrors)),
 			yes(i.Opened == o.idleSessions && i.Pongs == i.Opened))
 	}
-
-	g := guarantees(r.embFixed, r.embStep, r.stFixed, r.stStep)
-	row("PROTOCOL.md guarantees under all the load above: gapless seq, in order, once per session; an acked message is delivered",
-		"0 violations", g.text(), yes(g.ok()))
-	fmt.Fprintf(w, "\n\"Held\": every message delivered within the drain, none twice or out of order, no error frame, no dropped session, e2e p99 under the limit. "+
-		"Latencies are from the scheduled send time (open loop) to the recipient's `message` frame. Fixed-rate runs follow unmeasured load at their rate: %v on the embedded node, %v for the floor and the real stack, whose broker's JVM compiles its hot paths under its first load. "+
-		"Ack-after-durable itself is checked by tests/e2e (kill -9 mid-sends), not here.\n", embeddedPrelude, o.stackPrelude)
 }
 
 // maxHeldCell describes a stepped run: the highest rate held, and why the
