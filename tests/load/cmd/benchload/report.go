@@ -60,7 +60,9 @@ func stackRows(row func(target, goal, measured, met string), o options, r *resul
 		row(stackFixed+": latency", goal, notMeasured(err), yes(false))
 	} else {
 		cell, verdict := latencyCell(s), "no floor to compare with"
-		if floorOK {
+		if s.E2E.N == 0 {
+			verdict = yes(false)
+		} else if floorOK {
 			p50, p99 := ratio(s.E2E.P50, r.floor.E2E.P50), ratio(s.E2E.P99, r.floor.E2E.P99)
 			cell += fmt.Sprintf("; %.1f × and %.1f × the floor (stretch met: %s)", p50, p99, yes(s.Lost == 0 && p50 <= 1.5 && p99 <= 1.5))
 			verdict = yes(s.Lost == 0 && p50 <= 3 && p99 <= 3)
@@ -94,7 +96,9 @@ func embeddedRows(row func(target, goal, measured, met string), o options, r *re
 		row(target, goal, notMeasured(err), yes(false))
 	} else {
 		cell, verdict := latencyCell(s), "no relay to compare with"
-		if relayOK {
+		if s.E2E.N == 0 {
+			verdict = yes(false)
+		} else if relayOK {
 			cell += fmt.Sprintf("; %.1f × and %.1f × the relay's p50 and p99", ratio(s.E2E.P50, relay.E2E.P50), ratio(s.E2E.P99, relay.E2E.P99))
 			verdict = yes(s.Lost == 0 && s.E2E.P99*2 <= relay.E2E.P99*3)
 		}
@@ -206,6 +210,13 @@ func single(rep *load.RateReport, err error) (load.StepResult, error) {
 }
 
 func latencyCell(s load.StepResult) string {
+	if s.E2E.N == 0 {
+		c := fmt.Sprintf("no message delivered: %d sent, %d acked, %d lost", s.Sent, s.Acked, s.Lost)
+		if len(s.Errors) > 0 {
+			c += ", errors " + load.FormatCounts(s.Errors)
+		}
+		return c
+	}
 	c := fmt.Sprintf("p50 %s, p99 %s (p90 %s, p99.9 %s, max %s); ack p50 %s, p99 %s; %d sent, %d lost",
 		load.Ms(s.E2E.P50), load.Ms(s.E2E.P99), load.Ms(s.E2E.P90), load.Ms(s.E2E.P999), load.Ms(s.E2E.Max),
 		load.Ms(s.Ack.P50), load.Ms(s.Ack.P99), s.Sent, s.Lost)
