@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/evchat/chatd/adapters/wire"
+	"github.com/evchat/chatd/domain/user"
 )
 
 // writeTimeout bounds one frame's write, so that a client that stops
@@ -150,28 +153,16 @@ type clientFrame struct {
 	Body string `json:"body"`
 }
 
-type messageObject struct {
-	MessageID    string    `json:"messageId"`
-	Conversation string    `json:"conversation"`
-	Seq          uint64    `json:"seq"`
-	From         string    `json:"from"`
-	To           string    `json:"to"`
-	Body         string    `json:"body"`
-	SentAt       time.Time `json:"sentAt"`
-}
-
+// The frames carry chatd's own shapes (adapters/wire), so that the client
+// decodes the same bytes from the relay as from a node.
 type ackFrame struct {
-	Type         string    `json:"type"`
-	ID           string    `json:"id"`
-	MessageID    string    `json:"messageId"`
-	Conversation string    `json:"conversation"`
-	Seq          uint64    `json:"seq"`
-	SentAt       time.Time `json:"sentAt"`
+	Type string `json:"type"`
+	wire.Ack
 }
 
 type messageFrame struct {
-	Type    string        `json:"type"`
-	Message messageObject `json:"message"`
+	Type    string       `json:"type"`
+	Message wire.Message `json:"message"`
 }
 
 var pongFrame = []byte(`{"type":"pong"}`)
@@ -209,8 +200,8 @@ func (s *Server) relay(c *session, f clientFrame) error {
 	}
 	s.mu.Unlock()
 
-	msg := messageObject{MessageID: c.user + "-" + f.ID, Conversation: key.id(), Seq: seq,
-		From: c.user, To: f.To, Body: f.Body, SentAt: time.Now().UTC()}
+	msg := wire.Message{MessageID: c.user + "-" + f.ID, Conversation: key.id(), Seq: seq,
+		From: user.ID(c.user), To: user.ID(f.To), Body: f.Body, SentAt: wire.FormatTime(time.Now())}
 	frame, err := json.Marshal(messageFrame{Type: "message", Message: msg})
 	if err != nil {
 		return err
@@ -222,7 +213,7 @@ func (s *Server) relay(c *session, f clientFrame) error {
 			s.log.Warn("relay: write to recipient failed", "user", r.user, "err", err)
 		}
 	}
-	ack, err := json.Marshal(ackFrame{Type: "ack", ID: f.ID, MessageID: msg.MessageID, Conversation: msg.Conversation, Seq: seq, SentAt: msg.SentAt})
+	ack, err := json.Marshal(ackFrame{Type: "ack", Ack: wire.Ack{ID: f.ID, MessageID: msg.MessageID, Conversation: msg.Conversation, Seq: seq, SentAt: msg.SentAt}})
 	if err != nil {
 		return err
 	}
