@@ -49,6 +49,7 @@ func benchParallelAppend(b *testing.B, perCPU int) {
 	var streams atomic.Int64
 	b.SetParallelism(perCPU)
 	b.ReportAllocs()
+	cpu := newServerCPU(b)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		stream := fmt.Sprintf("c_par%d", streams.Add(1))
@@ -59,6 +60,8 @@ func benchParallelAppend(b *testing.B, perCPU int) {
 			}
 		}
 	})
+	b.StopTimer()
+	cpu.report(b)
 }
 
 // BenchmarkHistoryPage measures loading a page of 50 commits from a stream

@@ -27,6 +27,7 @@ import (
 // first case that needs it; every case then gets a database of its own.
 var mongoServer struct {
 	once   sync.Once
+	server *infra.Mongo
 	client *driver.Client
 	err    error
 }
@@ -42,6 +43,7 @@ func mongoClient(t testing.TB) *driver.Client {
 			return
 		}
 		onExit(server.Close)
+		mongoServer.server = server
 		db, err := mongo.Connect(context.Background(), server.URI(), "admin")
 		if err != nil {
 			mongoServer.err = err
