@@ -69,6 +69,7 @@ func All() []Migration {
 			return createWithIndexes(ctx, db, "last_seen")
 		}},
 		{Version: 4, Name: "conversations: members' unread seqs as runs {f: from, t: to}", Up: unreadAsRuns},
+		{Version: 5, Name: "commits: events' data as JSON strings, no empty origin", Up: compactCommits},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/ports"
@@ -21,22 +22,27 @@ import (
 // second commit at a taken version fail; package migrations creates it.
 const StreamVersionIndex = "stream_1_version_1"
 
-// commitDoc is one commit as stored: {_id, stream, version, events, committedAt, origin}.
+// commitDoc is one commit as stored: {_id, stream, version, events,
+// committedAt, origin}, origin left out when no session caused the commit.
 type commitDoc struct {
 	ID          string     `bson:"_id"`
 	Stream      string     `bson:"stream"`
 	Version     int64      `bson:"version"`
 	Events      []eventDoc `bson:"events"`
 	CommittedAt time.Time  `bson:"committedAt"`
-	Origin      string     `bson:"origin"`
+	Origin      string     `bson:"origin,omitempty"`
 }
 
-// eventDoc holds an event as the embedded document its JSON encoding
-// converts to, so the stored events are queryable and readable in a shell
-// while the domain codec stays the one definition of the format.
+// eventDoc holds an event as its JSON encoding, a string, so the domain
+// codec stays the one definition of the format. Commits stored before
+// migration 5 hold the embedded document that JSON converts to, which
+// readers still accept. The string is what pays: FerretDB keeps a type
+// schema beside every field of a document and checks, encodes and decodes
+// each one, so an embedded event of seven fields cost the store more than
+// the rest of its commit, while no query ever looks inside an event.
 type eventDoc struct {
-	Type string   `bson:"type"`
-	Data bson.Raw `bson:"data"`
+	Type string        `bson:"type"`
+	Data bson.RawValue `bson:"data"`
 }
 
 // EventStore keeps commits in the `commits` collection, one document each.
@@ -179,13 +185,7 @@ func toCommitDoc(c ports.Commit) (commitDoc, error) {
 		if err != nil {
 			return commitDoc{}, fmt.Errorf("encode %s: %w", ev.EventType(), err)
 		}
-		// Relaxed extended JSON of a plain JSON object is that object: field
-		// names come from the event's struct tags, never from user input.
-		var raw bson.Raw
-		if err := bson.UnmarshalExtJSON(data, false, &raw); err != nil {
-			return commitDoc{}, fmt.Errorf("convert %s to BSON: %w", ev.EventType(), err)
-		}
-		events[i] = eventDoc{Type: ev.EventType(), Data: raw}
+		events[i] = eventDoc{Type: ev.EventType(), Data: bsonString(string(data))}
 	}
 	return commitDoc{ID: c.ID, Stream: c.Stream, Version: int64(c.Version), Events: events,
 		CommittedAt: c.CommittedAt, Origin: c.Origin}, nil
@@ -194,7 +194,7 @@ func toCommitDoc(c ports.Commit) (commitDoc, error) {
 func fromCommitDoc(d commitDoc) (ports.Commit, error) {
 	events := make([]conversation.Event, len(d.Events))
 	for i, e := range d.Events {
-		data, err := bson.MarshalExtJSON(e.Data, false, false)
+		data, err := eventJSON(e.Data)
 		if err != nil {
 			return ports.Commit{}, fmt.Errorf("commit %s: event %d: %w", d.ID, i, err)
 		}
@@ -206,4 +206,23 @@ func fromCommitDoc(d commitDoc) (ports.Commit, error) {
 	}
 	return ports.Commit{ID: d.ID, Stream: d.Stream, Version: uint64(d.Version), Events: events,
 		CommittedAt: d.CommittedAt, Origin: d.Origin}, nil
+}
+
+func bsonString(s string) bson.RawValue {
+	return bson.RawValue{Type: bson.TypeString, Value: bsoncore.AppendString(nil, s)}
+}
+
+// eventJSON returns a stored event's JSON, from either of its shapes: the
+// string of today, or the embedded document commits held before.
+func eventJSON(data bson.RawValue) ([]byte, error) {
+	if s, ok := data.StringValueOK(); ok {
+		return []byte(s), nil
+	}
+	doc, ok := data.DocumentOK()
+	if !ok {
+		return nil, fmt.Errorf("event data of BSON type %s", data.Type)
+	}
+	// Relaxed extended JSON of a plain JSON object is that object: field
+	// names come from the event's struct tags, never from user input.
+	return bson.MarshalExtJSON(doc, false, false)
 }

@@ -13,7 +13,7 @@
 //
 // Times in the read model are BSON dates, kept to the millisecond; times
 // inside events keep the domain codec's full precision, because events are
-// stored as the embedded documents their JSON encoding converts to.
+// stored as their JSON encoding (event_store.go says why a string).
 package mongo
 
 import (
