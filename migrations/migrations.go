@@ -70,6 +70,7 @@ func All() []Migration {
 		}},
 		{Version: 4, Name: "conversations: members' unread seqs as runs {f: from, t: to}", Up: unreadAsRuns},
 		{Version: 5, Name: "commits: events' data as JSON strings, no empty origin", Up: compactCommits},
+		{Version: 6, Name: "conversations: a view's state as one JSON string", Up: compactViews},
 	}
 }
 

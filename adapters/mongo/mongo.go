@@ -11,9 +11,10 @@
 // a field name. The collections and indexes are created by package
 // migrations, which must run before these adapters serve.
 //
-// Times in the read model are BSON dates, kept to the millisecond; times
-// inside events keep the domain codec's full precision, because events are
-// stored as their JSON encoding (event_store.go says why a string).
+// A view's lastActivity is a BSON date, kept to the millisecond, because
+// ListFor sorts on it; the other times keep their full precision, because
+// events and the rest of a view are stored as JSON strings (event_store.go
+// and view_doc.go say why).
 package mongo
 
 import (

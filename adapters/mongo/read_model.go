@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
@@ -21,51 +20,6 @@ import (
 // ParticipantsActivityIndex serves ListFor: a user's conversations, latest
 // activity first; package migrations creates it.
 const ParticipantsActivityIndex = "participants_1_lastActivity_-1"
-
-// viewDoc is one conversation view as stored in `conversations`.
-type viewDoc struct {
-	ID string `bson:"_id"`
-	// Participants is an array, indexed with lastActivity, so that ListFor
-	// is one index scan.
-	Participants    []string `bson:"participants"`
-	MessagesVersion int64    `bson:"messagesVersion"`
-	ReceiptsVersion int64    `bson:"receiptsVersion"`
-	// Revision duplicates MessagesVersion+ReceiptsVersion so that an
-	// optimistic save is one equality in its filter.
-	Revision     int64       `bson:"revision"`
-	LastSeq      int64       `bson:"lastSeq"`
-	LastMessage  *messageDoc `bson:"lastMessage"`
-	LastActivity time.Time   `bson:"lastActivity"`
-	Members      []memberDoc `bson:"members"`
-	// SaveToken is unique to the save that wrote the document: a bulk
-	// write says how many replaces matched but not which, and the token
-	// read back does.
-	SaveToken string `bson:"saveToken"`
-}
-
-type messageDoc struct {
-	MessageID string    `bson:"messageId"`
-	Seq       int64     `bson:"seq"`
-	From      string    `bson:"from"`
-	To        string    `bson:"to"`
-	Body      string    `bson:"body"`
-	SentAt    time.Time `bson:"sentAt"`
-}
-
-type memberDoc struct {
-	User          string `bson:"user"`
-	DeliveredUpTo int64  `bson:"deliveredUpTo"`
-	ReadUpTo      int64  `bson:"readUpTo"`
-	// Unread is runs of seqs, documents rather than [from, to] pairs
-	// because FerretDB v1 refuses nested arrays. Migration 4 turned the
-	// earlier list of seqs into these.
-	Unread []runDoc `bson:"unread"`
-}
-
-type runDoc struct {
-	From int64 `bson:"f"`
-	To   int64 `bson:"t"`
-}
 
 // ReadModel keeps conversation views in the `conversations` collection.
 //
@@ -113,8 +67,12 @@ func (r *ReadModel) GetMany(ctx context.Context, conversations []string) (map[st
 			case err != nil:
 				return readSideErr("read model", "get views", id, err)
 			}
+			v, err := fromViewDoc(doc)
+			if err != nil {
+				return readSideErr("read model", "get views", id, err)
+			}
 			mu.Lock()
-			out[id] = fromViewDoc(doc)
+			out[id] = v
 			mu.Unlock()
 			return nil
 		})
@@ -144,7 +102,10 @@ func (r *ReadModel) SaveMany(ctx context.Context, saves []ports.ViewSave) ([]err
 	tokens := make([]string, len(saves))
 	replaces := 0
 	for i, s := range saves {
-		doc := toViewDoc(s.View)
+		doc, err := toViewDoc(s.View)
+		if err != nil {
+			return nil, readSideErr("read model", "save views", s.View.Conversation, err)
+		}
 		doc.SaveToken = rand.Text()
 		tokens[i] = doc.SaveToken
 		if s.Expected == 0 {
@@ -248,7 +209,11 @@ func (r *ReadModel) ListFor(ctx context.Context, u user.ID, limit int) ([]ports.
 	}
 	out := make([]ports.ConversationView, len(docs))
 	for i, d := range docs {
-		out[i] = fromViewDoc(d)
+		v, err := fromViewDoc(d)
+		if err != nil {
+			return nil, readSideErr("read model", "list views", string(u), err)
+		}
+		out[i] = v
 	}
 	return out, nil
 }
@@ -267,59 +232,4 @@ func stripeOf(conversation string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(conversation))
 	return h.Sum32() % saveStripes
-}
-
-func toViewDoc(v ports.ConversationView) viewDoc {
-	doc := viewDoc{
-		ID:              v.Conversation,
-		Participants:    []string{string(v.Participants[0]), string(v.Participants[1])},
-		MessagesVersion: int64(v.MessagesVersion), ReceiptsVersion: int64(v.ReceiptsVersion),
-		Revision: int64(v.Revision()), LastSeq: int64(v.LastSeq), LastActivity: v.LastActivity,
-		Members: make([]memberDoc, len(v.Members)),
-	}
-	if m := v.LastMessage; m != nil {
-		doc.LastMessage = &messageDoc{MessageID: m.MessageID, Seq: int64(m.Seq), From: string(m.From),
-			To: string(m.To), Body: m.Body, SentAt: m.SentAt}
-	}
-	for i, m := range v.Members {
-		unread := make([]runDoc, len(m.Unread))
-		for j, run := range m.Unread {
-			unread[j] = runDoc{From: int64(run.From), To: int64(run.To)}
-		}
-		doc.Members[i] = memberDoc{User: string(m.User), DeliveredUpTo: int64(m.DeliveredUpTo),
-			ReadUpTo: int64(m.ReadUpTo), Unread: unread}
-	}
-	return doc
-}
-
-func fromViewDoc(d viewDoc) ports.ConversationView {
-	v := ports.ConversationView{
-		Conversation:    d.ID,
-		MessagesVersion: uint64(d.MessagesVersion), ReceiptsVersion: uint64(d.ReceiptsVersion),
-		LastSeq: uint64(d.LastSeq), LastActivity: d.LastActivity,
-	}
-	for i, p := range d.Participants {
-		if i < len(v.Participants) {
-			v.Participants[i] = user.ID(p)
-		}
-	}
-	if m := d.LastMessage; m != nil {
-		v.LastMessage = &ports.MessageRecord{MessageID: m.MessageID, Seq: uint64(m.Seq), From: user.ID(m.From),
-			To: user.ID(m.To), Body: m.Body, SentAt: m.SentAt}
-	}
-	for i, m := range d.Members {
-		if i >= len(v.Members) {
-			break
-		}
-		var unread []ports.SeqRun
-		if len(m.Unread) > 0 {
-			unread = make([]ports.SeqRun, len(m.Unread))
-			for j, run := range m.Unread {
-				unread[j] = ports.SeqRun{From: uint64(run.From), To: uint64(run.To)}
-			}
-		}
-		v.Members[i] = ports.MemberView{User: user.ID(m.User), DeliveredUpTo: uint64(m.DeliveredUpTo),
-			ReadUpTo: uint64(m.ReadUpTo), Unread: unread}
-	}
-	return v
 }

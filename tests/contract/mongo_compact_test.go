@@ -12,6 +12,7 @@ import (
 
 	"github.com/evchat/chatd/adapters/mongo"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/migrations"
 	"github.com/evchat/chatd/ports"
 )
@@ -103,5 +104,77 @@ func TestMongoMigrationCompactCommits(t *testing.T) {
 		if d.Origin != nil && *d.Origin == "" {
 			t.Errorf("%s: empty origin kept", d.ID)
 		}
+	}
+}
+
+// TestMongoMigrationCompactViews: views stored with a field per value read
+// back the same before migration 6 and after it, which moves their state
+// into one JSON string and leaves compact views alone.
+func TestMongoMigrationCompactViews(t *testing.T) {
+	ctx := context.Background()
+	db := mongoClient(t).Database("t_" + strings.ToLower(rand.Text()[:16]))
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	if err := migrations.Apply(ctx, db, migrations.All()[:5]); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	legacy := bson.D{{Key: "_id", Value: "c_old"}, {Key: "participants", Value: bson.A{"alice", "bob"}},
+		{Key: "messagesVersion", Value: int64(7)}, {Key: "receiptsVersion", Value: int64(2)},
+		{Key: "revision", Value: int64(9)}, {Key: "lastSeq", Value: int64(7)},
+		{Key: "lastMessage", Value: bson.D{{Key: "messageId", Value: "m_7"}, {Key: "seq", Value: int64(7)},
+			{Key: "from", Value: "alice"}, {Key: "to", Value: "bob"}, {Key: "body", Value: `{"$set": 1}`}, {Key: "sentAt", Value: at}}},
+		{Key: "lastActivity", Value: at}, {Key: "saveToken", Value: "t"},
+		{Key: "members", Value: bson.A{
+			bson.D{{Key: "user", Value: "alice"}, {Key: "deliveredUpTo", Value: int64(3)}, {Key: "readUpTo", Value: int64(3)}, {Key: "unread", Value: bson.A{}}},
+			bson.D{{Key: "user", Value: "bob"}, {Key: "deliveredUpTo", Value: int64(6)}, {Key: "readUpTo", Value: int64(2)},
+				{Key: "unread", Value: bson.A{bson.D{{Key: "f", Value: int64(4)}, {Key: "t", Value: int64(5)}}, bson.D{{Key: "f", Value: int64(7)}, {Key: "t", Value: int64(7)}}}}},
+		}}}
+	if _, err := db.Collection(mongo.ConversationsCollection).InsertOne(ctx, legacy); err != nil {
+		t.Fatal(err)
+	}
+	rm := mongo.NewReadModel(db)
+	fresh := ports.ConversationView{Conversation: "c_new", Participants: [2]user.ID{"carol", "dave"},
+		MessagesVersion: 1, LastActivity: at, Members: [2]ports.MemberView{{User: "carol"}, {User: "dave"}}}
+	if errs, err := rm.SaveMany(ctx, []ports.ViewSave{{View: fresh}}); err != nil || errs[0] != nil {
+		t.Fatalf("save: %v %v", err, errs)
+	}
+	want := map[string]ports.ConversationView{"c_new": fresh, "c_old": {Conversation: "c_old",
+		Participants: [2]user.ID{"alice", "bob"}, MessagesVersion: 7, ReceiptsVersion: 2, LastSeq: 7,
+		LastMessage:  &ports.MessageRecord{MessageID: "m_7", Seq: 7, From: "alice", To: "bob", Body: `{"$set": 1}`, SentAt: at},
+		LastActivity: at, Members: [2]ports.MemberView{{User: "alice", DeliveredUpTo: 3, ReadUpTo: 3},
+			{User: "bob", DeliveredUpTo: 6, ReadUpTo: 2, Unread: []ports.SeqRun{{From: 4, To: 5}, {From: 7, To: 7}}}}}}
+	check := func(when string) {
+		t.Helper()
+		got, err := rm.GetMany(ctx, []string{"c_old", "c_new"})
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		for id, v := range want {
+			if !reflect.DeepEqual(got[id], v) {
+				t.Errorf("%s: %s\n got %+v\nwant %+v", when, id, got[id], v)
+			}
+		}
+	}
+	check("before migrating")
+	for run := 1; run <= 2; run++ {
+		if err := migrations.Up(ctx, db); err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+	}
+	check("after migrating")
+	var stored bson.M
+	if err := db.Collection(mongo.ConversationsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: "c_old"}}).Decode(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := stored["state"].(string); !ok {
+		t.Errorf("no state string after migrating: %v", stored)
+	}
+	for _, field := range []string{"messagesVersion", "receiptsVersion", "lastSeq", "lastMessage", "members"} {
+		if _, ok := stored[field]; ok {
+			t.Errorf("legacy field %s kept after migrating", field)
+		}
+	}
+	if stored["revision"] != int64(9) || stored["saveToken"] != "t" {
+		t.Errorf("revision or save token changed: %v", stored)
 	}
 }
