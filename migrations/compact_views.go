@@ -76,42 +76,31 @@ type legacyView struct {
 	} `bson:"members"`
 }
 
-// viewState is the state string's JSON, as the read model writes it.
-type viewState struct {
-	MessagesVersion int64         `json:"mv"`
-	ReceiptsVersion int64         `json:"rv"`
-	LastSeq         int64         `json:"seq"`
-	LastMessage     *messageState `json:"last,omitempty"`
-	Members         []memberState `json:"m"`
-}
-
-type messageState struct {
-	MessageID string    `json:"id"`
-	Seq       int64     `json:"seq"`
-	From      string    `json:"from"`
-	To        string    `json:"to"`
-	Body      string    `json:"body"`
-	SentAt    time.Time `json:"at"`
-}
-
-type memberState struct {
-	User          string     `json:"u"`
-	DeliveredUpTo int64      `json:"d,omitempty"`
-	ReadUpTo      int64      `json:"r,omitempty"`
-	Unread        [][2]int64 `json:"unread,omitempty"`
-}
-
-func (v legacyView) state() viewState {
-	s := viewState{MessagesVersion: v.MessagesVersion, ReceiptsVersion: v.ReceiptsVersion, LastSeq: v.LastSeq,
-		Members: make([]memberState, len(v.Members))}
-	if m := v.LastMessage; m != nil {
-		s.LastMessage = &messageState{MessageID: m.MessageID, Seq: m.Seq, From: m.From, To: m.To, Body: m.Body, SentAt: m.SentAt}
-	}
+// state is the state string's JSON as the read model writes it, built
+// here as plain maps so that this migration keeps its own record of the
+// shape, whatever the read model's types become.
+func (v legacyView) state() map[string]any {
+	members := make([]map[string]any, len(v.Members))
 	for i, m := range v.Members {
-		s.Members[i] = memberState{User: m.User, DeliveredUpTo: m.DeliveredUpTo, ReadUpTo: m.ReadUpTo}
-		for _, run := range m.Unread {
-			s.Members[i].Unread = append(s.Members[i].Unread, [2]int64{run.From, run.To})
+		member := map[string]any{"u": m.User}
+		if m.DeliveredUpTo != 0 {
+			member["d"] = m.DeliveredUpTo
 		}
+		if m.ReadUpTo != 0 {
+			member["r"] = m.ReadUpTo
+		}
+		var unread [][2]int64
+		for _, run := range m.Unread {
+			unread = append(unread, [2]int64{run.From, run.To})
+		}
+		if len(unread) > 0 {
+			member["unread"] = unread
+		}
+		members[i] = member
+	}
+	s := map[string]any{"mv": v.MessagesVersion, "rv": v.ReceiptsVersion, "seq": v.LastSeq, "m": members}
+	if m := v.LastMessage; m != nil {
+		s["last"] = map[string]any{"id": m.MessageID, "seq": m.Seq, "from": m.From, "to": m.To, "body": m.Body, "at": m.SentAt}
 	}
 	return s
 }
