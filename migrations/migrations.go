@@ -6,7 +6,9 @@
 // (create a collection unless it exists, create an index with a fixed name
 // and spec), so a second run, or two nodes starting at once, changes
 // nothing; a migration that fails is not recorded, stops Up with an error
-// that names it, and is simply run again next time.
+// that names it, and is simply run again next time. Migrations 4 to 6
+// rewrite stored documents into a newer shape, skipping those already in
+// it; the adapters read both shapes, so nodes serve while they run.
 //
 // This is a small migrator over mongo-driver v2 rather than golang-migrate.
 // golang-migrate v4.20.1's MongoDB driver does work against FerretDB v1
