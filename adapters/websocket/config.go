@@ -19,12 +19,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// HandshakeTimeout bounds the upgrade.
 	HandshakeTimeout time.Duration
-	// ReadBufferSize and WriteBufferSize size a connection's I/O buffers; the
-	// read buffer lives as long as the session, write buffers come from a pool.
-	// 256 bytes hold any control frame and a chat frame's header; a larger
-	// payload is read past the buffer, straight into the message.
-	ReadBufferSize  int
-	WriteBufferSize int
+	// ReadBufferSize sizes a connection's read buffer, which lives as long
+	// as the session. 256 bytes hold any control frame and a chat frame's
+	// header; a larger payload is read past the buffer, straight into the
+	// message. Writes need no buffer of the session's: the writer encodes
+	// into a pooled one (outframes.go).
+	ReadBufferSize int
 	// MaxSessionsPerUser bounds one user's sessions on this node
 	// (CHAT_MAX_SESSIONS_PER_USER); the next upgrade is refused with 429.
 	MaxSessionsPerUser int
@@ -45,7 +45,6 @@ func DefaultConfig() Config {
 		RequestTimeout:   10 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   256,
-		WriteBufferSize:  4096,
 
 		MaxSessionsPerUser: 20,
 	}
@@ -55,8 +54,7 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	for _, f := range []struct{ v, def *int }{
 		{&c.MaxFrameBytes, &d.MaxFrameBytes}, {&c.SendQueue, &d.SendQueue},
-		{&c.ReadBufferSize, &d.ReadBufferSize}, {&c.WriteBufferSize, &d.WriteBufferSize},
-		{&c.MaxSessionsPerUser, &d.MaxSessionsPerUser},
+		{&c.ReadBufferSize, &d.ReadBufferSize}, {&c.MaxSessionsPerUser, &d.MaxSessionsPerUser},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

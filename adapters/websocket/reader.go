@@ -15,6 +15,7 @@ import (
 // closes, a frame is too large or the session is closing.
 func (s *session) readLoop() error {
 	idle := 2 * s.srv.cfg.PingInterval
+	s.answerControlFrames()
 	s.conn.SetPongHandler(func(string) error {
 		return s.extendDeadline(idle)
 	})

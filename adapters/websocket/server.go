@@ -16,8 +16,9 @@
 // case sees them. Idle sessions are kept cheap: no timer and no
 // goroutine of their own besides the reader (one ticker pings every
 // session, one timer closes those whose tokens expire), a queue that holds
-// no memory while empty, and write buffers borrowed from a pool only while
-// a frame is written.
+// no memory while empty, and a write buffer borrowed from a pool only while
+// the writer writes. The writer writes everything queued with one write
+// (outframes.go).
 package websocket
 
 import (
@@ -70,9 +71,11 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.ReadBufferSize,
-		WriteBufferSize:  cfg.WriteBufferSize,
-		WriteBufferPool:  &sync.Pool{},
-		CheckOrigin:      originChecker(cfg.AllowedOrigins),
+		// gorilla writes only control frames, which need no write buffer;
+		// a pool, even unused, keeps it from keeping the hijacked HTTP
+		// write buffer for the session's whole life.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     originChecker(cfg.AllowedOrigins),
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			writeHTTPError(w, status, codeOfRefusal(status), reason.Error())
 		},

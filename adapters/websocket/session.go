@@ -48,6 +48,10 @@ type session struct {
 	// conn is set once, by connect, under mu; the reader and the writer
 	// start after it is set and read it without the lock.
 	conn *websocket.Conn
+	// writeMu serialises the writes to conn and their deadlines: the
+	// writer's, and the answers to the client's pings and close that the
+	// reader writes.
+	writeMu sync.Mutex
 
 	mu    sync.Mutex
 	state lifecycle

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -43,23 +42,56 @@ func (s *session) takeQueue() (batch []outbound, more bool) {
 	return batch, true
 }
 
-// writeBatch writes batch; false when the writer must stop.
+// writeBatch writes batch, as few writes as maxCoalesced allows; false
+// when the writer must stop. A kick that comes meanwhile is seen before
+// each write: the frames encoded but not yet written are dropped with the
+// rest of the queue.
 func (s *session) writeBatch(batch []outbound) bool {
-	if !s.mayWrite() {
-		return false
-	}
-	for _, o := range batch {
-		if !s.mayWrite() {
-			return false
+	bufp := outBuffers.Get().(*[]byte)
+	buf := (*bufp)[:0]
+	defer func() {
+		if cap(buf) <= maxPooledBuffer {
+			*bufp = buf[:0]
+			outBuffers.Put(bufp)
 		}
+	}()
+	first := 0 // the first frame of batch in buf
+	for i, o := range batch {
 		if o.control == websocket.CloseMessage {
-			s.writeClose(o.closeCode, o.closeText)
+			if s.flush(buf, batch[first:i]) && s.mayWrite() {
+				s.writeClose(o.closeCode, o.closeText)
+			}
 			return false
 		}
-		if err := s.write(o); err != nil {
+		var err error
+		if buf, err = appendOutbound(buf, o); err != nil {
 			s.conn.Close() // the reader fails now and tears the session down
 			return false
 		}
+		if len(buf) >= maxCoalesced {
+			if !s.flush(buf, batch[first:i+1]) {
+				return false
+			}
+			buf, first = buf[:0], i+1
+		}
+	}
+	return s.flush(buf, batch[first:])
+}
+
+// flush writes buf, which holds frames, in one write; the frames count as
+// written only once it succeeded. False when the writer must stop.
+func (s *session) flush(buf []byte, frames []outbound) bool {
+	if !s.mayWrite() {
+		return false
+	}
+	if len(buf) == 0 {
+		return true
+	}
+	if err := s.writeRaw(buf); err != nil {
+		s.conn.Close() // the reader fails now and tears the session down
+		return false
+	}
+	for _, o := range frames {
 		s.written(o)
 	}
 	return true
@@ -97,21 +129,6 @@ func (s *session) written(o outbound) {
 	}
 }
 
-func (s *session) write(o outbound) error {
-	deadline := time.Now().Add(s.srv.cfg.WriteTimeout)
-	if o.control != 0 {
-		return s.conn.WriteControl(o.control, nil, deadline)
-	}
-	data, err := json.Marshal(o.frame)
-	if err != nil {
-		return err
-	}
-	if err := s.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	return s.conn.WriteMessage(websocket.TextMessage, data)
-}
-
 // writeClose sends the close frame and gives the client closeGrace to
 // answer it before the reader gives up. The state moves first, so that a
 // reader extending its deadline either sees it or has its deadline cut
@@ -120,6 +137,6 @@ func (s *session) writeClose(code int, text string) {
 	s.mu.Lock()
 	s.state = s.state.on(closeWritten)
 	s.mu.Unlock()
-	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeGrace))
+	_ = s.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeGrace))
 	_ = s.conn.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
 }
