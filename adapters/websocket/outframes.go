@@ -75,7 +75,9 @@ func (s *session) writeRaw(buf []byte) error {
 
 // writeControl writes a control frame through gorilla under the session's
 // write lock, which keeps its deadline from moving the deadline of a
-// write of the writer's under way.
+// write of the writer's under way. A reader answering a ping may wait here
+// for such a write, at most the write timeout, as it waits for room in
+// the queue when the client reads slowly.
 func (s *session) writeControl(messageType int, data []byte, deadline time.Time) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
