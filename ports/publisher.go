@@ -35,13 +35,31 @@ type TransactionHandler interface {
 	Check(ctx context.Context, c Commit) TxState
 }
 
+// TxOutcome is how the publication of one commit ended: the state its
+// caller is told and, for any state but TxCommit, why.
+type TxOutcome struct {
+	State TxState
+	Err   error
+}
+
 // TransactionalPublisher publishes a commit so that it reaches subscribers
 // if and only if the local transaction stored it. Adapters are built with the
 // TransactionHandler whose callbacks they run.
+//
+// Commits may share a half message (a batch): one prepare, one local
+// transaction that appends them all side by side, one end. The batch's half
+// message carries every commit, its checkback asks Check of each, and
+// subscribers get its commits one by one, each where its own Route reaches.
+// A batch commits only when every commit of it is stored. A commit that was
+// not (it lost its version race) must never be delivered, so such a batch
+// is rolled back, and the commits it stored go out again in a new batch,
+// whose local transaction only checks that they are stored (Check); a
+// checkback that finds such a batch rolls it back and republishes them.
 type TransactionalPublisher interface {
-	// Publish sends c as a half message, runs the local transaction and ends
-	// the transaction. It returns the state it ended in and the local
-	// transaction's error; a failure to reach the bus is ErrUnavailable.
+	// Publish sends c in a half message, runs the local transaction and ends
+	// the transaction. It returns the state c's publication ended in and the
+	// local transaction's error; a failure to reach the bus is
+	// ErrUnavailable. Concurrent calls may share a half message.
 	Publish(ctx context.Context, c Commit) (TxState, error)
 	// Republish sends c again as an ordinary message, ending no transaction
 	// and running no callback: c is committed and durable already, but the
@@ -52,6 +70,17 @@ type TransactionalPublisher interface {
 	Republish(ctx context.Context, c Commit) error
 	// Ping reports whether the bus answers, for readiness.
 	Ping(ctx context.Context) error
+}
+
+// BatchPublisher is a TransactionalPublisher that can be handed a batch
+// outright: what the bus adapters are, and what their contract suite
+// drives to put a chosen batch, losers included, in one half message.
+type BatchPublisher interface {
+	TransactionalPublisher
+	// PublishBatch publishes commits as one batch, the way concurrent
+	// Publish calls may share one, and says how each commit's publication
+	// ended, in order.
+	PublishBatch(ctx context.Context, commits []Commit) []TxOutcome
 }
 
 // CommitHandler consumes committed commits, a batch at a time. Commits of one

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/evchat/chatd/adapters/txbatch"
 	"github.com/evchat/chatd/ports"
 )
 
@@ -47,8 +51,11 @@ type Bus struct {
 
 	queue chan ports.Commit
 
+	// next names half messages: a batch's commits share one.
+	next atomic.Uint64
+
 	mu       sync.Mutex
-	half     map[string]ports.Commit
+	half     map[string][]ports.Commit
 	delivery []nodeHandler
 	cluster  map[string]ports.CommitHandler
 	stop     chan struct{}
@@ -56,8 +63,8 @@ type Bus struct {
 }
 
 var (
-	_ ports.TransactionalPublisher = (*Bus)(nil)
-	_ ports.Subscriber             = (*Bus)(nil)
+	_ ports.BatchPublisher = (*Bus)(nil)
+	_ ports.Subscriber     = (*Bus)(nil)
 )
 
 // NewBus returns a bus that runs handler's local transaction and checkback.
@@ -81,7 +88,7 @@ func NewBus(handler ports.TransactionHandler, cfg BusConfig) (*Bus, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	return &Bus{handler: handler, cfg: cfg, queue: make(chan ports.Commit, cfg.QueueSize), half: map[string]ports.Commit{}, cluster: map[string]ports.CommitHandler{}}, nil
+	return &Bus{handler: handler, cfg: cfg, queue: make(chan ports.Commit, cfg.QueueSize), half: map[string][]ports.Commit{}, cluster: map[string]ports.CommitHandler{}}, nil
 }
 
 // nodeHandler is a Deliver handler and the node it delivers on.
@@ -153,13 +160,40 @@ func (b *Bus) Stop(ctx context.Context) error {
 // Ping implements ports.TransactionalPublisher; the bus is always there.
 func (b *Bus) Ping(context.Context) error { return nil }
 
-// Publish implements ports.TransactionalPublisher.
+// Publish implements ports.TransactionalPublisher. Concurrent calls do
+// not share a half message here: in the process a half message costs a
+// map entry, not a round trip to a broker, and a store that groups
+// appends (MongoDB's) groups concurrent calls' appends all the same.
 func (b *Bus) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error) {
-	b.mu.Lock()
-	b.half[c.ID] = c
-	b.mu.Unlock()
-	state, err := b.handler.ExecuteLocal(ctx, c)
-	return b.end(ctx, c, state), err
+	out := b.PublishBatch(ctx, []ports.Commit{c})[0]
+	return out.State, out.Err
+}
+
+// PublishBatch implements ports.TransactionalPublisher: one half message
+// for commits, then one for its survivors, until none is left.
+func (b *Bus) PublishBatch(ctx context.Context, commits []ports.Commit) []ports.TxOutcome {
+	members := make([]*txbatch.Member, len(commits))
+	for i, c := range commits {
+		members[i] = &txbatch.Member{Ctx: ctx, Commit: c}
+	}
+	for pending := members; len(pending) > 0; {
+		key := strconv.FormatUint(b.next.Add(1), 36)
+		batch := make([]ports.Commit, len(pending))
+		for i, m := range pending {
+			batch[i] = m.Commit
+		}
+		b.mu.Lock()
+		b.half[key] = batch
+		b.mu.Unlock()
+		end := txbatch.RunLocal(b.handler, pending)
+		if end == ports.TxCommit {
+			end = b.end(ctx, key, end, batch)
+		} else {
+			end = b.end(ctx, key, end, nil)
+		}
+		pending = txbatch.Settle(pending, end)
+	}
+	return txbatch.Outcomes(members)
 }
 
 // Republish implements ports.TransactionalPublisher: c goes to the
@@ -175,32 +209,38 @@ func (b *Bus) Republish(ctx context.Context, c ports.Commit) error {
 	}
 }
 
-// end settles a half message; an unknown one stays for checkback.
-func (b *Bus) end(ctx context.Context, c ports.Commit, state ports.TxState) ports.TxState {
+// end settles the half message key as state says, and hands deliver to
+// the subscribers; an unknown one stays for checkback.
+func (b *Bus) end(ctx context.Context, key string, state ports.TxState, deliver []ports.Commit) ports.TxState {
 	if state == ports.TxUnknown {
 		return state
 	}
 	b.mu.Lock()
-	_, pending := b.half[c.ID]
-	delete(b.half, c.ID)
+	_, pending := b.half[key]
+	delete(b.half, key)
 	b.mu.Unlock()
 	// A half message no longer pending was settled by checkback while the
-	// local transaction ran: committed, and queued then, never rolled back,
-	// because an append ends before checkback may roll it back (see
-	// application.Transactions.Check).
-	if state != ports.TxCommit || !pending {
+	// local transaction ran: committed, and queued then, never rolled back
+	// while the local transaction committed, because an append ends before
+	// checkback may roll it back (see application.Transactions.Check).
+	if !pending {
 		return state
 	}
-	select {
-	case b.queue <- c:
-	case <-ctx.Done():
-		// The commit is stored: hand it over without the caller's deadline,
-		// or subscribers would miss a message the store has.
-		b.queue <- c
+	for _, c := range deliver {
+		select {
+		case b.queue <- c:
+		case <-ctx.Done():
+			// The commit is stored: hand it over without the caller's
+			// deadline, or subscribers would miss a message the store has.
+			b.queue <- c
+		}
 	}
 	return state
 }
 
+// checkback settles the half messages of unknown outcome. A batch rolled
+// back while some of its commits are stored delivers those: no other half
+// message carries them.
 func (b *Bus) checkback() {
 	defer b.done.Done()
 	ticker := time.NewTicker(b.cfg.CheckInterval)
@@ -212,14 +252,16 @@ func (b *Bus) checkback() {
 		case <-ticker.C:
 		}
 		b.mu.Lock()
-		pending := make([]ports.Commit, 0, len(b.half))
-		for _, c := range b.half {
-			pending = append(pending, c)
-		}
+		pending := make(map[string][]ports.Commit, len(b.half))
+		maps.Copy(pending, b.half)
 		b.mu.Unlock()
-		for _, c := range pending {
+		for key, batch := range pending {
 			ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CheckInterval)
-			b.end(ctx, c, b.handler.Check(ctx, c))
+			state, stored := txbatch.Check(ctx, b.handler, batch)
+			if state == ports.TxCommit {
+				stored = batch
+			}
+			b.end(ctx, key, state, stored)
 			cancel()
 		}
 	}

@@ -1,7 +1,9 @@
 package rocketmq
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,7 +18,8 @@ const (
 )
 
 // wireCommit is a commit as a message body: JSON, with each event in the
-// domain's own encoding under its type name.
+// domain's own encoding under its type name. A batch's body is a JSON array
+// of them.
 type wireCommit struct {
 	ID          string      `json:"id"`
 	Stream      string      `json:"stream"`
@@ -24,6 +27,9 @@ type wireCommit struct {
 	CommittedAt time.Time   `json:"committedAt"`
 	Origin      string      `json:"origin,omitempty"`
 	Events      []wireEvent `json:"events"`
+	// Nodes is the commit's own propNodes value: a routed consumer gets a
+	// batch when any of its commits is routed to it, and keeps only those.
+	Nodes string `json:"nodes,omitempty"`
 }
 
 type wireEvent struct {
@@ -31,9 +37,10 @@ type wireEvent struct {
 	Data json.RawMessage `json:"data"`
 }
 
-func encodeCommit(c ports.Commit) ([]byte, error) {
+// encodeCommit encodes c routed to nodes (propNodes).
+func encodeCommit(c ports.Commit, nodes string) ([]byte, error) {
 	w := wireCommit{ID: c.ID, Stream: c.Stream, Version: c.Version, CommittedAt: c.CommittedAt, Origin: c.Origin,
-		Events: make([]wireEvent, len(c.Events))}
+		Events: make([]wireEvent, len(c.Events)), Nodes: nodes}
 	for i, e := range c.Events {
 		data, err := conversation.MarshalEvent(e)
 		if err != nil {
@@ -44,11 +51,50 @@ func encodeCommit(c ports.Commit) ([]byte, error) {
 	return json.Marshal(w)
 }
 
-func decodeCommit(body []byte) (ports.Commit, error) {
+// encodeBatch joins encoded commits into one body; a lone commit stays as
+// it is, as a release without batches wrote it.
+func encodeBatch(bodies [][]byte) []byte {
+	if len(bodies) == 1 {
+		return bodies[0]
+	}
+	return append(append([]byte{'['}, bytes.Join(bodies, []byte{','})...), ']')
+}
+
+// decodeWire reads a message body: one commit, or a batch of them.
+func decodeWire(body []byte) ([]wireCommit, error) {
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		var ws []wireCommit
+		if err := json.Unmarshal(body, &ws); err != nil {
+			return nil, fmt.Errorf("batch body: %w", err)
+		}
+		if len(ws) == 0 {
+			return nil, errors.New("batch body: no commit")
+		}
+		return ws, nil
+	}
 	var w wireCommit
 	if err := json.Unmarshal(body, &w); err != nil {
-		return ports.Commit{}, fmt.Errorf("commit body: %w", err)
+		return nil, fmt.Errorf("commit body: %w", err)
 	}
+	return []wireCommit{w}, nil
+}
+
+// decodeCommits reads every commit of a message body.
+func decodeCommits(body []byte) ([]ports.Commit, error) {
+	ws, err := decodeWire(body)
+	if err != nil {
+		return nil, err
+	}
+	commits := make([]ports.Commit, len(ws))
+	for i, w := range ws {
+		if commits[i], err = fromWire(w); err != nil {
+			return nil, err
+		}
+	}
+	return commits, nil
+}
+
+func fromWire(w wireCommit) (ports.Commit, error) {
 	c := ports.Commit{ID: w.ID, Stream: w.Stream, Version: w.Version, CommittedAt: w.CommittedAt, Origin: w.Origin,
 		Events: make([]conversation.Event, len(w.Events))}
 	for i, e := range w.Events {

@@ -95,13 +95,13 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 				}
 				continue
 			}
-			c, err := decodeCommit(m.Body)
+			batch, err := decodeWire(m.Body)
 			if err != nil {
 				// Retrying cannot make it readable; drop it loudly.
 				s.log.Error("dropping an unreadable message", "group", sub.group, "msgId", m.MsgId, "err", err)
 				continue
 			}
-			commits = append(commits, c)
+			commits = s.unpack(sub, commits, batch)
 		}
 		if len(commits) == 0 {
 			return consumer.ConsumeSuccess, nil
@@ -126,4 +126,23 @@ func belowFloor(floors *map[string]int64, m *primitive.MessageExt) bool {
 	}
 	floor, ok := (*floors)[queueKey(m.Queue.BrokerName, m.Queue.Topic, m.Queue.QueueId)]
 	return ok && m.QueueOffset < floor
+}
+
+// unpack appends the commits of a message to commits. A routed delivery
+// consumer takes only those routed to its node: a batch's message is
+// selected by the union of its commits' routes.
+func (s *Subscriber) unpack(sub *subscription, commits []ports.Commit, batch []wireCommit) []ports.Commit {
+	routed := sub.delivery && s.mode == DeliveryRouted
+	for _, w := range batch {
+		if routed && !nodesReach(w.Nodes, s.cfg.NodeID) {
+			continue
+		}
+		c, err := fromWire(w)
+		if err != nil {
+			s.log.Error("dropping an unreadable commit", "group", sub.group, "commit", w.ID, "err", err)
+			continue
+		}
+		commits = append(commits, c)
+	}
+	return commits
 }

@@ -99,3 +99,9 @@ func resolveDelivery(ctx context.Context, cfg Config, log *slog.Logger, consumer
 	log.Info("delivery mode", "consumers", consumers, "mode", mode)
 	return mode, nil
 }
+
+// nodesReach tells whether a commit whose propNodes value is nodes goes to
+// node; no value, as a release without batches wrote, reaches every node.
+func nodesReach(nodes, node string) bool {
+	return nodes == "" || nodes == allNodes || strings.Contains(nodes, ","+node+",")
+}

@@ -4,7 +4,12 @@
 // Outbound, Publisher is RocketMQ's transactional producer: the half message
 // carries the commit, ExecuteLocalTransaction runs the application's local
 // transaction (the append to the event store) and CheckLocalTransaction its
-// checkback. Inbound, Subscriber runs a push consumer per delivery handler
+// checkback. Commits that wait for the same queue share one half message
+// (adapters/txbatch): a lane per queue sends a lone commit at once and, while
+// that batch is in flight, gathers what comes for the next one, so a busy
+// queue pays one prepare, one end and one store write for many commits.
+// A batch's body is a JSON array of its commits, each with its own route,
+// and its "nodes" property the union of their routes. Inbound, Subscriber runs a push consumer per delivery handler
 // (each node delivers to its own sessions): in routed mode a CLUSTERING
 // group of the node's own whose SQL92 selector takes the messages whose
 // "nodes" property names the node (or "all"), in broadcast mode, the

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
+	"github.com/evchat/chatd/adapters/txbatch"
 	"github.com/evchat/chatd/ports"
 )
 
@@ -40,15 +40,19 @@ type Publisher struct {
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
 
+	// lanes gathers concurrent Publish calls into batches, a lane per
+	// queue of the topic; queues is the topic's number of queues, which
+	// EnsureTopic learns (until then every commit shares one lane).
+	lanes  txbatch.Lanes
+	queues atomic.Int32
+
 	// plain republishes commits whose end of transaction may be lost.
 	plain rocketmq.Producer
 }
 
-// flight is one Publish call in progress.
+// flight is one batch's half message in progress.
 type flight struct {
-	ctx    context.Context
-	commit ports.Commit
-	err    error
+	members []*txbatch.Member
 
 	// mu guards broker, the broker the client last chose for the half
 	// message, and the current try, which abandon ends.
@@ -84,7 +88,7 @@ func (f *flight) abandonIfOn(brokers []string) bool {
 	return true
 }
 
-var _ ports.TransactionalPublisher = (*Publisher)(nil)
+var _ ports.BatchPublisher = (*Publisher)(nil)
 
 // NewPublisher builds the producers; Start connects them.
 func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger) (*Publisher, error) {
@@ -169,31 +173,16 @@ func (p *Publisher) Stop(context.Context) error {
 	return errors.Join(p.tx.Shutdown(), p.plain.Shutdown())
 }
 
-// Publish implements ports.TransactionalPublisher. The caller's context
-// bounds every try of the half message together.
+// Publish implements ports.TransactionalPublisher: c waits on the lane of
+// its queue for the batch in flight there, if any, and goes out in the next.
 func (p *Publisher) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error) {
-	body, err := encodeCommit(c)
+	body, err := encodeCommit(c, nodesProperty(c.Route, p.cfg.NodeID))
 	if err != nil {
 		return ports.TxRollback, err
 	}
-	token := strconv.FormatUint(p.next.Add(1), 36)
-	f := &flight{ctx: ctx, commit: c}
-	p.flights.Store(token, f)
-	defer p.flights.Delete(token)
-
-	msg := primitive.NewMessage(p.cfg.Topic, body)
-	msg.WithKeys([]string{c.ID})
-	msg.WithTag(tagOf(c))
-	msg.WithShardingKey(shardingKeyOf(c))
-	msg.WithProperty(propFlight, token)
-	msg.WithProperty(propNodes, nodesProperty(c.Route, p.cfg.NodeID))
-	res, err := p.sendHalf(ctx, f, msg)
-	if err != nil {
-		// The half message never reached a broker, so the local
-		// transaction did not run and nothing was stored.
-		return ports.TxRollback, fmt.Errorf("%w: rocketmq half message: %v", ports.ErrUnavailable, err)
-	}
-	return txState(res.State), f.err
+	m := &txbatch.Member{Ctx: ctx, Commit: c, Body: body}
+	p.lanes.Publish(p.laneOf(c), m, batchBounds, p.publishBatch)
+	return m.State, m.Err
 }
 
 // The pauses before a half message the broker did not take is sent again.

@@ -40,14 +40,15 @@ func newRepublisher(cfg Config) (rocketmq.Producer, error) {
 // message that carries the commit as its half message did, tag, key and
 // route included, so that every consumer takes it as the committed message.
 func (p *Publisher) Republish(ctx context.Context, c ports.Commit) error {
-	body, err := encodeCommit(c)
+	nodes := nodesProperty(c.Route, p.cfg.NodeID)
+	body, err := encodeCommit(c, nodes)
 	if err != nil {
 		return err
 	}
 	msg := primitive.NewMessage(p.cfg.Topic, body)
 	msg.WithKeys([]string{c.ID})
 	msg.WithTag(tagOf(c))
-	msg.WithProperty(propNodes, nodesProperty(c.Route, p.cfg.NodeID))
+	msg.WithProperty(propNodes, nodes)
 	if _, err := p.plain.SendSync(ctx, msg); err != nil {
 		return fmt.Errorf("%w: rocketmq republish: %v", ports.ErrUnavailable, err)
 	}

@@ -81,9 +81,7 @@ func (s *brokerFailover) choose(msg *primitive.Message, queues []*primitive.Mess
 	if key == "" {
 		return live[rand.IntN(len(live))]
 	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
-	sum := h.Sum32()
+	sum := shardingHash(key)
 	// The same queue as the client's hash selector while every broker is up.
 	preferred := queues[sum%uint32(len(queues))]
 	for _, q := range live {
@@ -144,4 +142,12 @@ func (s *brokerFailover) setRouted(brokers []string) {
 		}
 	}
 	s.routed = routed
+}
+
+// shardingHash is the client's hash of a sharding key, whose remainder by
+// the number of queues picks the key's queue.
+func shardingHash(key string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return h.Sum32()
 }

@@ -28,6 +28,7 @@ func (p *Publisher) EnsureTopic(ctx context.Context) error {
 		if lastErr == nil {
 			queues, err := adm.FetchPublishMessageQueues(ctx, p.cfg.Topic)
 			if err == nil && len(queues) > 0 {
+				p.queues.Store(int32(len(queues)))
 				return nil
 			}
 			lastErr = err

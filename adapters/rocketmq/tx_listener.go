@@ -5,14 +5,15 @@ import (
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
+	"github.com/evchat/chatd/adapters/txbatch"
 	"github.com/evchat/chatd/ports"
 )
 
 // listener adapts the publisher to the client's TransactionListener.
 type listener struct{ p *Publisher }
 
-// ExecuteLocalTransaction runs the local transaction of the Publish call the
-// half message belongs to.
+// ExecuteLocalTransaction runs the local transactions of the batch the
+// half message carries.
 func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.LocalTransactionState {
 	if state, ok := ownState(msg.GetTags()); ok {
 		return state
@@ -22,18 +23,19 @@ func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 		// Not ours to decide: leave it to checkback, which reads the store.
 		return primitive.UnkonwnState
 	}
-	f := v.(*flight)
-	state, err := l.p.handler.ExecuteLocal(f.ctx, f.commit)
-	f.err = err
-	return localState(state)
+	return localState(txbatch.RunLocal(l.p.handler, v.(*flight).members))
 }
 
-// CheckLocalTransaction answers the broker's checkback from the store.
+// CheckLocalTransaction answers the broker's checkback from the store,
+// for every commit of the batch. A batch rolled back while some of its
+// commits are stored leaves them with no half message: they are
+// republished here, since the producer that would have sent them again
+// in a new batch may be dead.
 func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.LocalTransactionState {
 	if state, ok := ownState(msg.GetTags()); ok {
 		return state
 	}
-	c, err := decodeCommit(msg.Body)
+	commits, err := decodeCommits(msg.Body)
 	if err != nil {
 		// A body we cannot read was never ours to commit.
 		l.p.log.Error("checkback of an unreadable half message: rolling back", "msgId", msg.MsgId, "err", err)
@@ -41,8 +43,16 @@ func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.Loc
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
-	state := l.p.handler.Check(ctx, c)
-	l.p.log.Debug("checkback", "commit", c.ID, "stream", c.Stream, "version", c.Version, "state", state)
+	state, stored := txbatch.Check(ctx, l.p.handler, commits)
+	l.p.log.Debug("checkback", "commits", len(commits), "first", commits[0].ID, "state", state, "republished", len(stored))
+	for _, c := range stored {
+		if err := l.p.Republish(ctx, c); err != nil {
+			// Unknown keeps the half message, so the broker asks again.
+			l.p.log.Warn("checkback could not republish a stored commit of a rolled-back batch; asking to be checked again",
+				"commit", c.ID, "err", err)
+			return primitive.UnkonwnState
+		}
+	}
 	return localState(state)
 }
 

@@ -16,7 +16,7 @@ import (
 // TxBus is one transactional bus under test: a publisher and several nodes
 // that subscribe as separate chatd nodes would.
 type TxBus struct {
-	Publisher ports.TransactionalPublisher
+	Publisher ports.BatchPublisher
 	Nodes     []ports.Subscriber
 	// NodeIDs are the Nodes' ids, which routes name; the publisher's is
 	// none of them.
@@ -34,11 +34,12 @@ type TxBusFeatures struct {
 	// Routes says that Deliver gives a node only what is routed to it;
 	// without it (broadcast mode) every node gets every commit.
 	Routes bool
-	// CrashProducer, when set, publishes c from a producer in another process
-	// and kills that process with SIGKILL right after the local transaction
-	// (afterLocalCommit) or right before it, so no end of transaction is sent.
-	// The in-process bus dies with its producer and has no such case.
-	CrashProducer func(t *testing.T, c ports.Commit, afterLocalCommit bool)
+	// CrashProducer, when set, publishes commits as one batch from a
+	// producer in another process and kills that process with SIGKILL right
+	// after the local transaction (afterLocalCommit) or right before it, so
+	// no end of transaction is sent. The in-process bus dies with its
+	// producer and has no such case.
+	CrashProducer func(t *testing.T, commits []ports.Commit, afterLocalCommit bool)
 }
 
 // TxBusFactory builds a bus whose producer runs handler, with the given
@@ -214,6 +215,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 	})
 
 	testDeliveryRoutes(t, features, newBus)
+	testBatches(t, features, newBus)
 
 	if features.CrashProducer == nil {
 		return
@@ -226,7 +228,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		bus := newBus(t, handler, 1)
 		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
-		features.CrashProducer(t, c, true)
+		features.CrashProducer(t, []ports.Commit{c}, true)
 		eventually.Within(t, features.Settle, "checkback to deliver the crashed producer's commit", func() bool { return inboxes[0].count(c.ID) == 1 })
 	})
 
@@ -237,7 +239,7 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 		bus := newBus(t, handler, 1)
 		inboxes := subscribeDelivery(bus)
 		bus.Start(t)
-		features.CrashProducer(t, c, false)
+		features.CrashProducer(t, []ports.Commit{c}, false)
 		eventually.Within(t, features.Settle, "checkback of the crashed producer's half message", func() bool { return handler.checks(c.ID) > 0 })
 		time.Sleep(features.Quiet)
 		if n := inboxes[0].count(c.ID); n != 0 {
@@ -251,16 +253,29 @@ func TestTransactionalPublisher(t *testing.T, features TxBusFeatures, newBus TxB
 type scriptedHandler struct {
 	local, check ports.TxState
 	localErr     error
+	// losers lost their version race: never stored, whatever is scripted.
+	losers map[string]bool
 
 	mu      sync.Mutex
 	checked map[string][]ports.Commit
 }
 
 func newScriptedHandler(local, check ports.TxState) *scriptedHandler {
-	return &scriptedHandler{local: local, check: check, checked: map[string][]ports.Commit{}}
+	return &scriptedHandler{local: local, check: check, checked: map[string][]ports.Commit{}, losers: map[string]bool{}}
 }
 
-func (h *scriptedHandler) ExecuteLocal(context.Context, ports.Commit) (ports.TxState, error) {
+// lose makes the commits of ids lose their version race; call it before
+// the bus starts.
+func (h *scriptedHandler) lose(ids ...string) {
+	for _, id := range ids {
+		h.losers[id] = true
+	}
+}
+
+func (h *scriptedHandler) ExecuteLocal(_ context.Context, c ports.Commit) (ports.TxState, error) {
+	if h.losers[c.ID] {
+		return ports.TxRollback, ports.ErrVersionConflict
+	}
 	return h.local, h.localErr
 }
 
@@ -268,6 +283,9 @@ func (h *scriptedHandler) Check(_ context.Context, c ports.Commit) ports.TxState
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.checked[c.ID] = append(h.checked[c.ID], c)
+	if h.losers[c.ID] {
+		return ports.TxRollback
+	}
 	return h.check
 }
 

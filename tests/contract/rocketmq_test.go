@@ -232,8 +232,8 @@ func (alwaysCommit) Check(context.Context, ports.Commit) ports.TxState { return 
 
 // crashProducer runs cmd/crashproducer in the case's producer group and
 // kills it with SIGKILL once its local transaction has (or has not yet)
-// stored the commit.
-func crashProducer(t *testing.T, c ports.Commit, afterLocalCommit bool) {
+// stored the batch's commits.
+func crashProducer(t *testing.T, commits []ports.Commit, afterLocalCommit bool) {
 	t.Helper()
 	v, ok := caseConfigs.Load(t)
 	if !ok {
@@ -244,9 +244,13 @@ func crashProducer(t *testing.T, c ports.Commit, afterLocalCommit bool) {
 	if afterLocalCommit {
 		stage = "after"
 	}
-	spec, _ := json.Marshal(map[string]any{"id": c.ID, "stream": c.Stream, "version": c.Version})
+	specs := make([]map[string]any, len(commits))
+	for i, c := range commits {
+		specs[i] = map[string]any{"id": c.ID, "stream": c.Stream, "version": c.Version}
+	}
+	spec, _ := json.Marshal(specs)
 	cmd := exec.Command(crashProducerBinary(t), "-namesrv", cfg.NameServers[0], "-topic", cfg.Topic,
-		"-group", cfg.ProducerGroup, "-commit", string(spec), "-stage", stage)
+		"-group", cfg.ProducerGroup, "-commits", string(spec), "-stage", stage)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()

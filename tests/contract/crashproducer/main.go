@@ -1,10 +1,11 @@
 // Command crashproducer is a transactional producer that dies mid-way, for
-// the contract case "a producer killed during its transaction": it publishes
-// one commit through adapters/rocketmq and, inside the local transaction,
-// prints how far it got and blocks until the test kills it with SIGKILL, so
-// the broker never hears how the transaction ended and must ask checkback.
+// the contract cases "a producer killed during its transaction": it
+// publishes commits as one batch (one half message) through
+// adapters/rocketmq and, inside the local transaction, prints how far it got
+// and blocks until the test kills it with SIGKILL, so the broker never hears
+// how the transaction ended and must ask checkback.
 //
-// Usage: crashproducer -namesrv ADDR -topic T -group G -commit JSON -stage before|after
+// Usage: crashproducer -namesrv ADDR -topic T -group G -commits JSON -stage before|after
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/evchat/chatd/adapters/rocketmq"
@@ -24,10 +26,15 @@ import (
 // stalling never ends the transaction: "after" stands for a producer that
 // stored its commit and died before telling the broker, "before" for one
 // that died before storing anything.
-type stalling struct{ stage string }
+// The local transactions of a batch run side by side; the line is
+// printed once.
+type stalling struct {
+	stage string
+	once  *sync.Once
+}
 
 func (s stalling) ExecuteLocal(context.Context, ports.Commit) (ports.TxState, error) {
-	fmt.Println("local transaction " + s.stage)
+	s.once.Do(func() { fmt.Println("local transaction " + s.stage) })
 	select {}
 }
 
@@ -37,17 +44,16 @@ func main() {
 	namesrv := flag.String("namesrv", "", "name server address")
 	topic := flag.String("topic", "", "topic")
 	group := flag.String("group", "", "producer group")
-	commitJSON := flag.String("commit", "", "the commit: {id, stream, version, body}")
+	commitsJSON := flag.String("commits", "", "the batch's commits: [{id, stream, version}]")
 	stage := flag.String("stage", "after", "where the producer dies: before or after its local commit")
 	flag.Parse()
 
-	var spec struct {
+	var specs []struct {
 		ID      string `json:"id"`
 		Stream  string `json:"stream"`
 		Version uint64 `json:"version"`
-		Body    string `json:"body"`
 	}
-	if err := json.Unmarshal([]byte(*commitJSON), &spec); err != nil {
+	if err := json.Unmarshal([]byte(*commitsJSON), &specs); err != nil {
 		fail(err)
 	}
 	cfg := rocketmq.DefaultConfig()
@@ -55,18 +61,23 @@ func main() {
 	cfg.NodeID = fmt.Sprintf("crashproducer-%d", os.Getpid())
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	rocketmq.RouteLogs(logger, slog.LevelWarn)
-	p, err := rocketmq.NewPublisher(cfg, stalling{*stage}, logger)
+	p, err := rocketmq.NewPublisher(cfg, stalling{stage: *stage, once: &sync.Once{}}, logger)
 	if err != nil {
 		fail(err)
 	}
 	if err := p.Start(context.Background()); err != nil {
 		fail(err)
 	}
-	c := ports.Commit{ID: spec.ID, Stream: spec.Stream, Version: spec.Version, CommittedAt: time.Now(),
-		Events: []conversation.Event{conversation.MessagePosted{Conversation: "c_crash", Seq: spec.Version,
-			MessageID: "m_crash", From: "alice", To: "bob", Body: "crash", SentAt: time.Now().UTC()}}}
-	if _, err := p.Publish(context.Background(), c); err != nil {
-		fail(err)
+	commits := make([]ports.Commit, len(specs))
+	for i, spec := range specs {
+		commits[i] = ports.Commit{ID: spec.ID, Stream: spec.Stream, Version: spec.Version, CommittedAt: time.Now(),
+			Events: []conversation.Event{conversation.MessagePosted{Conversation: "c_crash", Seq: spec.Version,
+				MessageID: "m_crash", From: "alice", To: "bob", Body: "crash", SentAt: time.Now().UTC()}}}
+	}
+	for _, out := range p.PublishBatch(context.Background(), commits) {
+		if out.Err != nil {
+			fail(out.Err)
+		}
 	}
 	fail(fmt.Errorf("the transaction ended, but it was meant to stall"))
 }
