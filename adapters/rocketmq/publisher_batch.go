@@ -34,8 +34,11 @@ func (p *Publisher) PublishBatch(ctx context.Context, commits []ports.Commit) []
 }
 
 // batchBounds keep a half message far below the broker's 4 MiB limit and
-// a batch's local transaction to what one insertMany writes quickly.
-var batchBounds = txbatch.Bounds{MaxCommits: 64, MaxBytes: 256 << 10}
+// a batch's local transaction to what one insertMany writes quickly. One
+// batch in flight per lane: at 200 msg/s on the real stack it saved more
+// CPU than two (broker 2.4 against 2.65 ms per message, baseline 3.2) for
+// the same ack latency, on a machine too loaded to tell their tails apart.
+var batchBounds = txbatch.Bounds{MaxCommits: 64, MaxBytes: 256 << 10, MaxInFlight: 1}
 
 // laneOf is the lane of c's queue: the queue the selector prefers for c's
 // sharding key while every broker is up, so that commits of one lane go

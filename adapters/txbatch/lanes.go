@@ -3,14 +3,16 @@ package txbatch
 import "sync"
 
 // Lanes gathers concurrent publications into batches, one lane per queue of
-// the bus. A lane has at most one batch in flight; the commits that come
-// meanwhile wait, and the next batch takes all of them (within Bounds). No
-// batch waits for company: an idle lane sends a lone commit at once, so
-// batches grow only as fast as the bus round trip makes commits queue.
+// the bus. A lane has at most Bounds.MaxInFlight batches in flight; the
+// commits that come meanwhile wait, and the next batch takes all of them
+// (within Bounds). No batch waits for company: a lane with room sends a
+// commit at once, so batches grow only as fast as the bus round trip makes
+// commits queue.
 //
 // The batch is sent by one of its callers (the leader), not by a goroutine
-// of the lane's: an idle lane costs no hand-over between goroutines, and the
-// leader hands the lane to the next waiting caller when its batch is done.
+// of the lane's: a lane with room costs no hand-over between goroutines, and
+// a leader hands its place to the first waiting caller when its batch is
+// done.
 //
 // The zero value is ready to use.
 type Lanes struct {
@@ -29,9 +31,9 @@ type lane struct {
 	// waiting holds the callers in the order their commits go out;
 	// survivors of a batch go first.
 	waiting []*waiter
-	// busy is true while a caller leads the lane; waiting is empty
-	// whenever it is false.
-	busy bool
+	// flying counts the batches in flight; waiting is empty whenever it
+	// is below the bound.
+	flying int
 }
 
 type waiter struct {
@@ -47,13 +49,16 @@ func (ls *Lanes) Publish(i int, m *Member, bounds Bounds, send Send) {
 	l := &ls.lanes[i%MaxLanes]
 	w := &waiter{m: m, wake: make(chan bool, 1)}
 	l.mu.Lock()
-	l.waiting = append(l.waiting, w)
-	lead := !l.busy
-	l.busy = true
+	lead := l.flying < max(bounds.MaxInFlight, 1)
+	if lead {
+		l.flying++
+	} else {
+		l.waiting = append(l.waiting, w)
+	}
 	l.mu.Unlock()
 	for {
 		if lead {
-			l.lead(bounds, send)
+			l.lead(w, bounds, send)
 		}
 		if settled := <-w.wake; settled {
 			return
@@ -62,17 +67,18 @@ func (ls *Lanes) Publish(i int, m *Member, bounds Bounds, send Send) {
 	}
 }
 
-// lead sends one batch from the front of l's waiting callers (the leader is
-// first among them), wakes its settled callers and hands the lane on.
-func (l *lane) lead(bounds Bounds, send Send) {
+// lead sends one batch of first and the callers waiting at the front of
+// l, wakes its settled callers and hands its place on.
+func (l *lane) lead(first *waiter, bounds Bounds, send Send) {
 	l.mu.Lock()
-	members := make([]*Member, len(l.waiting))
-	for i, w := range l.waiting {
+	batch := append([]*waiter{first}, l.waiting...)
+	members := make([]*Member, len(batch))
+	for i, w := range batch {
 		members[i] = w.m
 	}
 	n := bounds.Take(members)
-	batch := append([]*waiter(nil), l.waiting[:n]...)
-	l.waiting = l.waiting[n:]
+	batch = batch[:n]
+	l.waiting = l.waiting[n-1:]
 	l.mu.Unlock()
 
 	survivors := send(members[:n])
@@ -92,11 +98,12 @@ func (l *lane) lead(bounds Bounds, send Send) {
 	l.mu.Lock()
 	l.waiting = append(requeued, l.waiting...)
 	if len(l.waiting) == 0 {
-		l.busy = false
+		l.flying--
 		l.mu.Unlock()
 		return
 	}
 	next := l.waiting[0]
+	l.waiting = l.waiting[1:]
 	l.mu.Unlock()
 	next.wake <- false
 }

@@ -159,10 +159,13 @@ func Check(ctx context.Context, h ports.TransactionHandler, commits []ports.Comm
 }
 
 // Bounds limit a batch, so that one half message stays well within the
-// bus's message size and one slow commit holds few others up.
+// bus's message size and one slow commit holds few others up, and the
+// batches of one lane in flight at once (Lanes), so that a commit waits
+// for company only when that many round trips are under way already.
 type Bounds struct {
-	MaxCommits int
-	MaxBytes   int
+	MaxCommits  int
+	MaxBytes    int
+	MaxInFlight int
 }
 
 // Take returns the longest prefix of waiting within b; never empty when
