@@ -21,6 +21,14 @@ import (
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := serve(log); err != nil {
+		log.Error("relay", "err", err)
+		os.Exit(1)
+	}
+}
+
+// serve serves the relay until SIGINT or SIGTERM.
+func serve(log *slog.Logger) error {
 	addr := os.Getenv("CHAT_HTTP_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8090"
@@ -35,8 +43,8 @@ func main() {
 		_ = srv.Shutdown(shutdown)
 	}()
 	log.Info("relay serving", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("relay", "err", err)
-		os.Exit(1)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return err
 	}
+	return nil
 }
