@@ -3,7 +3,6 @@ package application
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
@@ -219,109 +218,5 @@ func messageView(p conversation.MessagePosted) ports.MessageView {
 	return ports.MessageView{
 		MessageID: string(p.MessageID), Conversation: string(p.Conversation), Seq: p.Seq,
 		From: p.From, To: p.To, Body: string(p.Body), SentAt: p.SentAt,
-	}
-}
-
-// deliveredMarks coalesces the delivered markers this node owes: however many
-// messages were written to a recipient's sessions meanwhile, one commit moves
-// the marker over all of them. A goroutine runs only while marks are pending.
-type deliveredMarks struct {
-	marker  *MarkReceipts
-	log     *slog.Logger
-	mu      sync.Mutex
-	pending map[markKey][]conversation.SeqRange
-	running bool
-	idle    *sync.Cond
-}
-
-type markKey struct {
-	conv conversation.ID
-	user user.ID
-}
-
-func newDeliveredMarks(marker *MarkReceipts, log *slog.Logger) *deliveredMarks {
-	m := &deliveredMarks{marker: marker, log: log, pending: map[markKey][]conversation.SeqRange{}}
-	m.idle = sync.NewCond(&m.mu)
-	return m
-}
-
-// add records that u has the messages of written. Writes of one session
-// come in seq order, each extending its run, so the common case grows the
-// last range in place instead of adding one per message.
-func (m *deliveredMarks) add(conv conversation.ID, u user.ID, written conversation.SeqRange) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k := markKey{conv, u}
-	ranges := m.pending[k]
-	if n := len(ranges); n > 0 && ranges[n-1].From <= written.From && written.From <= ranges[n-1].To+1 {
-		ranges[n-1].To = max(ranges[n-1].To, written.To)
-	} else {
-		m.pending[k] = append(ranges, written)
-	}
-	if !m.running {
-		m.running = true
-		go m.flush()
-	}
-}
-
-// markDelay is how long delivered marks gather before they are written: a
-// mark costs a transactional publish, a store append and a projection, as
-// much as the message itself, and a conversation that is busy now gets one
-// mark for all its messages of the moment instead of one each. "Delivered"
-// ticks come this much later; "read" is not delayed.
-const markDelay = 300 * time.Millisecond
-
-// markWorkers bounds the marks written at once.
-const markWorkers = 8
-
-func (m *deliveredMarks) flush() {
-	for {
-		time.Sleep(markDelay)
-		m.mu.Lock()
-		batch := m.pending
-		if len(batch) == 0 {
-			m.running = false
-			m.idle.Broadcast()
-			m.mu.Unlock()
-			return
-		}
-		m.pending = map[markKey][]conversation.SeqRange{}
-		m.mu.Unlock()
-		m.write(batch)
-	}
-}
-
-// write moves each marker of the batch, a few at a time.
-func (m *deliveredMarks) write(batch map[markKey][]conversation.SeqRange) {
-	slots := make(chan struct{}, markWorkers)
-	var wg sync.WaitGroup
-	for k, written := range batch {
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := m.marker.markDelivered(ctx, k.conv, k.user, written); err != nil {
-				m.log.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "written", written, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-func (m *deliveredMarks) wait(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		m.mu.Lock()
-		for m.running {
-			m.idle.Wait()
-		}
-		m.mu.Unlock()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
 	}
 }

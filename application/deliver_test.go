@@ -301,3 +301,40 @@ func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
 		}
 	})
 }
+
+// TestEachDeliveredMarkFallsDueOnItsOwn: a conversation's delivered mark
+// waits the mark delay from its own first write, not for a tick shared by
+// every conversation, so that a node's marks are written spread out rather
+// than in one burst that sends wait behind.
+func TestEachDeliveredMarkFallsDueOnItsOwn(t *testing.T) {
+	const markDelay = 300 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		n := newNode(t, testConfig(), memory.NewEventStore())
+		alice := connect(t, n, "alice-phone", "alice")
+		carol := connect(t, n, "carol-phone", "carol")
+		connect(t, n, "bob-phone", "bob")
+		deliveredTo := func(s *fakeSession) bool {
+			for _, r := range s.receiptsSeen() {
+				if r.User == "bob" && r.DeliveredUpTo == 1 {
+					return true
+				}
+			}
+			return false
+		}
+		start := time.Now()
+		send(t, n, "alice", "a", "bob", "first")
+		settle(200 * time.Millisecond)
+		send(t, n, "carol", "c", "bob", "second")
+		settle(markDelay + 20*time.Millisecond - time.Since(start))
+		if !deliveredTo(alice) {
+			t.Fatal("alice's message not marked delivered once its mark was due")
+		}
+		if deliveredTo(carol) {
+			t.Fatal("carol's message marked delivered with alice's, before its own mark was due")
+		}
+		settle(200*time.Millisecond + markDelay + 20*time.Millisecond - time.Since(start))
+		if !deliveredTo(carol) {
+			t.Fatal("carol's message not marked delivered once its mark was due")
+		}
+	})
+}

@@ -1,0 +1,158 @@
+package application
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+)
+
+// deliveredMarks coalesces the delivered markers this node owes: however many
+// messages were written to a recipient's session within markDelay of the
+// first, one commit moves the marker over all of them. Each conversation's
+// mark is due markDelay after its first pending write, not at a tick shared
+// by all: written all at once, every 300 ms, the marks of a busy node took
+// 6.1 ms of CPU in the 10 ms after each tick against 0.9 ms otherwise, and
+// sends waited behind them (the embedded node's p99, traced). A goroutine
+// runs only while marks are pending.
+type deliveredMarks struct {
+	marker *MarkReceipts
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	pending map[markKey]*pendingMark
+	// due holds the pending keys in the order they became pending, which
+	// is the order they fall due, since every mark waits markDelay.
+	due     []markKey
+	running bool
+	idle    *sync.Cond
+}
+
+type markKey struct {
+	conv conversation.ID
+	user user.ID
+}
+
+type pendingMark struct {
+	ranges []conversation.SeqRange
+	dueAt  time.Time
+}
+
+func newDeliveredMarks(marker *MarkReceipts, log *slog.Logger) *deliveredMarks {
+	m := &deliveredMarks{marker: marker, log: log, pending: map[markKey]*pendingMark{}}
+	m.idle = sync.NewCond(&m.mu)
+	return m
+}
+
+// add records that u has the messages of written. Writes of one session
+// come in seq order, each extending its run, so the common case grows the
+// last range in place instead of adding one per message.
+func (m *deliveredMarks) add(conv conversation.ID, u user.ID, written conversation.SeqRange) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := markKey{conv, u}
+	p, ok := m.pending[k]
+	if !ok {
+		p = &pendingMark{dueAt: time.Now().Add(markDelay)}
+		m.pending[k] = p
+		m.due = append(m.due, k)
+	}
+	if n := len(p.ranges); n > 0 && p.ranges[n-1].From <= written.From && written.From <= p.ranges[n-1].To+1 {
+		p.ranges[n-1].To = max(p.ranges[n-1].To, written.To)
+	} else {
+		p.ranges = append(p.ranges, written)
+	}
+	if !m.running {
+		m.running = true
+		go m.flush()
+	}
+}
+
+// markDelay is how long delivered marks gather before they are written: a
+// mark costs a transactional publish, a store append and a projection, as
+// much as the message itself, and a conversation that is busy now gets one
+// mark for all its messages of the moment instead of one each. "Delivered"
+// ticks come this much later; "read" is not delayed.
+const markDelay = 300 * time.Millisecond
+
+// markSlack lets the marks falling due within it be written together, so
+// that a steady stream of marks wakes the flusher about every markSlack
+// rather than once per mark.
+const markSlack = 10 * time.Millisecond
+
+// markWorkers bounds the marks written at once.
+const markWorkers = 8
+
+// flush writes the marks as they fall due, until none is pending.
+func (m *deliveredMarks) flush() {
+	for {
+		m.mu.Lock()
+		if len(m.due) == 0 {
+			m.running = false
+			m.idle.Broadcast()
+			m.mu.Unlock()
+			return
+		}
+		wait := time.Until(m.pending[m.due[0]].dueAt)
+		m.mu.Unlock()
+		time.Sleep(max(wait, markSlack))
+		m.write(m.takeDue(time.Now().Add(markSlack)))
+	}
+}
+
+// takeDue removes and returns the marks due by by.
+func (m *deliveredMarks) takeDue(by time.Time) map[markKey][]conversation.SeqRange {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	batch := map[markKey][]conversation.SeqRange{}
+	n := 0
+	for _, k := range m.due {
+		p := m.pending[k]
+		if p.dueAt.After(by) {
+			break
+		}
+		batch[k] = p.ranges
+		delete(m.pending, k)
+		n++
+	}
+	m.due = append(m.due[:0], m.due[n:]...)
+	return batch
+}
+
+// write moves each marker of the batch, a few at a time.
+func (m *deliveredMarks) write(batch map[markKey][]conversation.SeqRange) {
+	slots := make(chan struct{}, markWorkers)
+	var wg sync.WaitGroup
+	for k, written := range batch {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := m.marker.markDelivered(ctx, k.conv, k.user, written); err != nil {
+				m.log.Warn("delivered marker not moved", "conversation", k.conv, "user", k.user, "written", written, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (m *deliveredMarks) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		m.mu.Lock()
+		for m.running {
+			m.idle.Wait()
+		}
+		m.mu.Unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
