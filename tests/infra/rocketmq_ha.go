@@ -64,6 +64,7 @@ var haRewrittenKeys = []string{
 	"storePathRootDir", "storePathCommitLog",
 	"transactionCheckInterval", "transactionTimeOut",
 	"mappedFileSizeCommitLog", "maxIndexNum", "maxHashSlotNum", "registerNameServerPeriod",
+	"waitSecondsForService",
 }
 
 // haJVMFlags fit six JVMs on two cores and a few GB (DESIGN.md, measured).
@@ -198,6 +199,9 @@ func (r *RocketMQHA) writeConfigs(deployDir string) error {
 func (r *RocketMQHA) overrides(role HARole) map[string]string {
 	o := map[string]string{"listenPort": fmt.Sprint(r.ports[role]), "bindAddress": "127.0.0.1"}
 	if role.IsNamesrv() {
+		// A restarted name server answers routes once every broker has
+		// registered again: one registerNameServerPeriod below, and a margin.
+		o["waitSecondsForService"] = "15"
 		return o
 	}
 	store := filepath.Join(r.roleDir(role), "store")
