@@ -19,11 +19,12 @@ type Config struct {
 	RequestTimeout time.Duration
 	// HandshakeTimeout bounds the upgrade.
 	HandshakeTimeout time.Duration
-	// ReadBufferSize sizes a connection's read buffer, which lives as long
-	// as the session. 256 bytes hold any control frame and a chat frame's
-	// header; a larger payload is read past the buffer, straight into the
-	// message. Writes need no buffer of the session's: the writer encodes
-	// into a pooled one (outframes.go).
+	// ReadBufferSize sizes gorilla's read buffer, which lives as long as
+	// the session. It holds at most one frame's header or control frame:
+	// the session reads ahead into a pooled buffer instead (inbound.go),
+	// so 125 bytes, the largest control frame's payload and gorilla's
+	// least, do. Writes need no buffer of the session's: the writer
+	// encodes into a pooled one (outframes.go).
 	ReadBufferSize int
 	// MaxSessionsPerUser bounds one user's sessions on this node
 	// (CHAT_MAX_SESSIONS_PER_USER); the next upgrade is refused with 429.
@@ -44,7 +45,7 @@ func DefaultConfig() Config {
 		WriteTimeout:     10 * time.Second,
 		RequestTimeout:   10 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   256,
+		ReadBufferSize:   125,
 
 		MaxSessionsPerUser: 20,
 	}
@@ -70,3 +71,7 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// idle is how long a session may send nothing, not even a pong, before it
+// is dropped: twice the ping interval.
+func (c Config) idle() time.Duration { return 2 * c.PingInterval }

@@ -25,7 +25,7 @@ func TestSlowReaderIsMarkedDeliveredOnlyOverWhatItRead(t *testing.T) {
 	}
 	defer conn.Close()
 	sess := h.sessionOf("bob")
-	if err := sess.conn.NetConn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+	if err := sess.in.Conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
 
@@ -113,7 +113,7 @@ func TestUnreadAnswersAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := h.sessionOf("alice").conn.NetConn().(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+	if err := h.sessionOf("alice").in.Conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
 	ask := presenceAskOf200(t)

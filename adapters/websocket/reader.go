@@ -12,21 +12,42 @@ import (
 )
 
 // readLoop reads and handles frames until the connection fails, the client
-// closes, a frame is too large or the session is closing.
+// closes, a frame is too large or the session is closing (or parks: see
+// park.go). The client must send something, a pong at least, within idle of
+// its last frame.
 func (s *session) readLoop() error {
-	idle := 2 * s.srv.cfg.PingInterval
-	s.answerControlFrames()
-	s.conn.SetPongHandler(func(string) error {
-		return s.extendDeadline(idle)
-	})
+	idle := s.srv.cfg.idle()
 	// A frame is read through a limit one byte past the maximum: gorilla's
 	// own read limit would close the connection before the protocol's error
 	// frame could be sent, and reading this way never buffers more than the
 	// limit whatever the frame's declared length.
 	max := int64(s.srv.cfg.MaxFrameBytes)
+	s.readBy = time.Now().Add(idle)
+	lingered := false
 	for {
-		if err := s.extendDeadline(idle); err != nil {
+		if err := s.extendDeadline(s.readBy); err != nil {
 			return err
+		}
+		took, err := s.answerBufferedControl()
+		if err != nil {
+			return err
+		}
+		if took {
+			s.readBy, lingered = time.Now().Add(idle), false
+			continue
+		}
+		if s.parkable() {
+			if lingered {
+				if s.park(s.readBy) {
+					return errParked
+				}
+			} else {
+				lingered = true
+				if err := s.linger(); err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		mt, r, err := s.conn.NextReader()
 		if err != nil {
@@ -47,14 +68,15 @@ func (s *session) readLoop() error {
 			s.handle(data)
 		}
 		s.awaitRoom()
+		s.readBy, lingered = time.Now().Add(idle), false
 	}
 }
 
 // extendDeadline moves the read deadline, then checks for a close in
 // progress: Shutdown and the writer mark it before they cut the deadline
 // short, so either they see the new deadline or this sees the mark.
-func (s *session) extendDeadline(idle time.Duration) error {
-	if err := s.conn.SetReadDeadline(time.Now().Add(idle)); err != nil {
+func (s *session) extendDeadline(deadline time.Time) error {
+	if err := s.conn.SetReadDeadline(deadline); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -64,6 +86,24 @@ func (s *session) extendDeadline(idle time.Duration) error {
 		return errClosing
 	}
 	return nil
+}
+
+// answerBufferedControl answers the pings and takes the pongs buffered
+// whole between frames, as gorilla would, but without gorilla then reading
+// on to the next frame: a session woken by a pong parks again at once.
+func (s *session) answerBufferedControl() (took bool, err error) {
+	for {
+		opcode, payload, ok := s.in.takeControl()
+		if !ok {
+			return took, nil
+		}
+		took = true
+		if opcode == pingOpcode {
+			if err := s.conn.PingHandler()(string(payload)); err != nil {
+				return took, err
+			}
+		}
+	}
 }
 
 // drain reads, for the close handshake, the rest of an oversized frame and
@@ -145,6 +185,6 @@ func (s *session) handleAuth(f clientFrame) {
 		s.replyError(f.ID, wire.CodeForbidden, "the token is for another user")
 		return
 	}
-	s.srv.expiries.schedule(s, identity.ExpiresAt)
+	s.srv.tokenExpiries.schedule(s, identity.ExpiresAt)
 	s.reply(typeAuthed, authedFrame{Type: typeAuthed, ID: f.ID, ExpiresAt: wire.FormatTime(identity.ExpiresAt)})
 }

@@ -3,9 +3,9 @@
 // registered with the application, decodes client frames (`send` and the
 // seed's `{toId, msg}` form, `read`, `sync`, `ping`, `auth`) into use case
 // calls and writes acks, pushed messages, receipts, pages and errors back as
-// the protocol spells them. Each session has one reader goroutine, which handles
-// frames in order so a client's acks come in the order of its sends, and one
-// writer goroutine fed by a bounded queue: pushes never block, and a client
+// the protocol spells them. Each session has at most one reader goroutine at a
+// time, which handles frames in order so a client's acks come in the order of
+// its sends, and one writer goroutine fed by a bounded queue: pushes never block, and a client
 // that falls a queue behind is disconnected rather than allowed to hold up
 // delivery to the others, while the answers to a client's own frames hold
 // up only its reader. A message counts as delivered once the writer has
@@ -13,18 +13,20 @@
 // explicit state (lifecycle.go), each move of it made by one owner. A
 // session lives no longer than its token, unless an `auth` frame hands it
 // a fresh one. Frames are parsed into the domain's types before any use
-// case sees them. Idle sessions are kept cheap: no timer and no
-// goroutine of their own besides the reader (one ticker pings every
-// session, one timer closes those whose tokens expire), a queue that holds
-// no memory while empty, and a write buffer borrowed from a pool only while
-// the writer writes. The writer writes everything queued with one write
-// (outframes.go).
+// case sees them. Idle sessions are kept cheap: no goroutine at all, their
+// reader parked until the socket is readable (park.go, epoll on Linux), one
+// ticker pinging every session and one timer closing those whose tokens
+// expire, a queue that holds no memory while empty, and read and write
+// buffers borrowed from pools only while a frame is read or written. The
+// writer writes everything queued with one write (outframes.go).
 package websocket
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -54,8 +56,14 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	stopPing chan struct{} // non-nil while the ping loop runs
-	expiries expiries
 	running  sync.WaitGroup
+
+	tokenExpiries, idleExpiries *deadlines
+
+	// poller watches the sockets of parked sessions; started by the first
+	// park, nil when the system has none (park.go).
+	pollerOnce sync.Once
+	poller     *poller
 }
 
 // New builds the transport. m may be nil (nothing is measured); log nil is slog.Default().
@@ -68,6 +76,9 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{cfg: cfg, app: app, send: m.MeasureSends(metrics.TransportWebSocket, app.Send), verifier: verifier, metrics: m, log: log, sessions: map[*session]struct{}{}}
+	s.tokenExpiries = newDeadlines(func(s *session) *deadline { return &s.tokenExpiry },
+		func(s *session) { s.closeWith(closeTokenExpired, "token expired") })
+	s.idleExpiries = newDeadlines(func(s *session) *deadline { return &s.idleExpiry }, (*session).idleTimeout)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.ReadBufferSize,
@@ -128,7 +139,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Only a failing connection can make the upgrade fail now: refusal
 	// checked everything the upgrader refuses for.
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	conn, err := s.upgrader.Upgrade(hijackThrough{w, sess.adopt}, r, nil)
 	if err != nil {
 		unregister()
 		s.running.Done()
@@ -141,12 +152,48 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// net/http's connection goroutine would otherwise keep the request, its
 	// headers and the server's 4 KiB read and write buffers alive for the
 	// whole session, more than half of what an idle session costs.
-	go func() {
-		defer s.running.Done()
-		defer s.remove(sess)
-		defer s.metrics.SessionClosed()
-		sess.run(unregister)
-	}()
+	go sess.run(unregister, func() {
+		s.metrics.SessionClosed()
+		s.remove(sess)
+		s.running.Done()
+	})
+}
+
+// hijackThrough hands the upgrader the hijacked connection wrapped by
+// wrap, the only way to put a reader of ours under gorilla's.
+type hijackThrough struct {
+	http.ResponseWriter
+	wrap func(net.Conn) net.Conn
+}
+
+func (h hijackThrough) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return h.wrap(c), brw, nil
+}
+
+// sessionPoller is the server's poller, started on first use; nil when the
+// system has none, and then sessions never park.
+func (s *Server) sessionPoller() *poller {
+	s.pollerOnce.Do(func() {
+		p, err := newPoller()
+		if err != nil {
+			s.log.Warn("idle sessions keep a reader goroutine each", "err", err)
+			return
+		}
+		s.poller = p
+	})
+	return s.poller
+}
+
+// closePoller stops the poller once no session will park any more.
+func (s *Server) closePoller() {
+	s.pollerOnce.Do(func() {})
+	if s.poller != nil {
+		s.poller.close()
+	}
 }
 
 // Stop refuses new sessions, lets every session finish the frame it is
@@ -168,13 +215,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.closePoller()
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
 		open = s.snapshot()
 		s.mu.Unlock()
 		for _, sess := range open {
-			sess.conn.Close()
+			sess.cut()
 		}
 		return ctx.Err()
 	}

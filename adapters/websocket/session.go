@@ -3,6 +3,7 @@ package websocket
 import (
 	"crypto/rand"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -68,18 +69,32 @@ type session struct {
 	kickCode int
 	kickText string
 
-	// expiresAt is the session's token's exp, when the server's expiries
-	// close it; an `auth` frame moves it. Once the session runs, both fields
-	// belong to expiries and are touched only under its lock; expiryIndex
-	// is the session's place in its heap, -1 while not scheduled.
-	expiresAt   time.Time
-	expiryIndex int
+	// tokenExpiry is the session's token's exp, when the server's
+	// tokenExpiries close it (an `auth` frame moves it); idleExpiry is a
+	// parked session's read deadline, when the server's idleExpiries wake
+	// it. Once the session runs, each belongs to its deadlines (deadlines.go).
+	tokenExpiry, idleExpiry deadline
+
+	// in is the connection as gorilla reads it (inbound.go), and fd its
+	// socket, -1 when the poller cannot watch it; both set by the upgrade.
+	in *inbound
+	fd int
+	// parked: no reader runs and the poller watches the socket (park.go);
+	// wakePending: a wake came while the reader ran, which must read once
+	// more before it may park. Under mu. readBy is the read deadline, the
+	// reader's own.
+	readBy              time.Time
+	parked, wakePending bool
+	poller              *poller // the one that watched the socket last
+	// unregister takes the session out of the application's registry;
+	// finish is what ServeHTTP does once the session is torn down.
+	unregister, finish func()
 }
 
 var _ ports.Session = (*session)(nil)
 
 func newSession(srv *Server, identity auth.Identity) *session {
-	return &session{srv: srv, id: rand.Text(), user: identity.User, expiresAt: identity.ExpiresAt, expiryIndex: -1}
+	return &session{srv: srv, id: rand.Text(), user: identity.User, tokenExpiry: deadline{at: identity.ExpiresAt, index: -1}, idleExpiry: noDeadline, fd: -1}
 }
 
 // ID implements ports.Session; delivery uses it to spare a sender's own session.
@@ -132,18 +147,57 @@ func (s *session) connect(conn *websocket.Conn) {
 	}
 }
 
+// adopt wraps the connection the upgrade hijacks, for gorilla to read
+// through (inbound.go).
+func (s *session) adopt(c net.Conn) net.Conn {
+	s.in, s.fd = newInbound(c), socketOf(c)
+	return s.in
+}
+
 // interrupt makes a blocked read return at once, so the reader sees that
 // the server drains; the frame being handled, if any, finishes first.
-func (s *session) interrupt() { _ = s.conn.NetConn().SetReadDeadline(time.Now()) }
+func (s *session) interrupt() {
+	_ = s.conn.NetConn().SetReadDeadline(time.Now())
+	s.wakeReader()
+}
 
-// run serves the session until it ends, then tears it down.
-func (s *session) run(unregister func()) {
-	s.srv.expiries.schedule(s, s.expiresAt)
-	err := s.readLoop()
-	s.srv.expiries.cancel(s)
+// run serves the session until it ends, then tears it down and calls
+// finish.
+func (s *session) run(unregister, finish func()) {
+	s.unregister, s.finish = unregister, finish
+	s.srv.tokenExpiries.schedule(s, s.tokenExpiry.at)
+	s.answerControlFrames()
+	s.conn.SetPongHandler(func(string) error {
+		s.readBy = time.Now().Add(s.srv.cfg.idle())
+		return s.extendDeadline(s.readBy)
+	})
+	s.serve(false)
+}
+
+// serve reads the session's frames until it parks or ends; resumed, it
+// first waits, under the deadline it had, for what the parked reader
+// waited for.
+func (s *session) serve(resumed bool) {
+	var err error
+	if resumed {
+		err = s.in.fill()
+	}
+	if err == nil {
+		err = s.readLoop()
+	}
+	if errors.Is(err, errParked) {
+		return
+	}
+	s.teardown(err)
+}
+
+// teardown ends the session after its reader's last read failed with err.
+func (s *session) teardown(err error) {
+	s.srv.tokenExpiries.cancel(s)
+	s.srv.idleExpiries.cancel(s)
 	// Out of the registry first, so that delivery stops pushing to a
 	// session that will write nothing more.
-	unregister()
+	s.unregister()
 	switch {
 	case errors.Is(err, errTooLarge):
 		limit := strconv.Itoa(s.srv.cfg.MaxFrameBytes)
@@ -159,7 +213,12 @@ func (s *session) run(unregister func()) {
 	// sit in a queue no one writes, and stops a writer still running.
 	s.mu.Lock()
 	s.state = s.state.on(tornDown)
+	p := s.poller
 	s.mu.Unlock()
+	if p != nil {
+		p.forget(s, s.fd)
+	}
 	s.conn.Close()
 	s.waitWriter()
+	s.finish()
 }

@@ -175,12 +175,12 @@ func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
 		sooner, soonerExp := dialFor(time.Second)
 		refreshed, _ := dialFor(time.Second)
 		gone, _ := dialFor(time.Second)
-		eventually.True(t, "four sessions scheduled", func() bool { return h.srv.expiries.len() == 4 })
+		eventually.True(t, "four sessions scheduled", func() bool { return h.srv.tokenExpiries.len() == 4 })
 
 		refreshed.sendRaw(`{"type":"auth","token":"` + h.token("alice") + `"}`)
 		refreshed.next(typeAuthed)
 		gone.conn.Close()
-		eventually.True(t, "the closed session unscheduled", func() bool { return h.srv.expiries.len() == 3 })
+		eventually.True(t, "the closed session unscheduled", func() bool { return h.srv.tokenExpiries.len() == 3 })
 
 		for _, c := range []struct {
 			name   string
@@ -196,13 +196,13 @@ func TestExpiriesCloseEachSessionAtItsExp(t *testing.T) {
 		}
 		refreshed.sendRaw(`{"type":"ping"}`)
 		refreshed.next(typePong)
-		eventually.True(t, "only the refreshed session scheduled", func() bool { return h.srv.expiries.len() == 1 })
+		eventually.True(t, "only the refreshed session scheduled", func() bool { return h.srv.tokenExpiries.len() == 1 })
 	})
 }
 
-// len is how many sessions wait for their exp.
-func (e *expiries) len() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.queue)
+// len is how many sessions wait for their deadline.
+func (d *deadlines) len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.queue.Len()
 }

@@ -65,7 +65,7 @@ func (s *session) writeBatch(batch []outbound) bool {
 		}
 		var err error
 		if buf, err = appendOutbound(buf, o); err != nil {
-			s.conn.Close() // the reader fails now and tears the session down
+			s.cut() // the reader fails now and tears the session down
 			return false
 		}
 		if len(buf) >= maxCoalesced {
@@ -88,7 +88,7 @@ func (s *session) flush(buf []byte, frames []outbound) bool {
 		return true
 	}
 	if err := s.writeRaw(buf); err != nil {
-		s.conn.Close() // the reader fails now and tears the session down
+		s.cut() // the reader fails now and tears the session down
 		return false
 	}
 	for _, o := range frames {
@@ -109,7 +109,7 @@ func (s *session) mayWrite() bool {
 		return false
 	case kicked:
 		s.writeClose(code, text)
-		s.conn.Close()
+		s.cut()
 		return false
 	}
 	return true
@@ -139,4 +139,5 @@ func (s *session) writeClose(code int, text string) {
 	s.mu.Unlock()
 	_ = s.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeGrace))
 	_ = s.conn.NetConn().SetReadDeadline(time.Now().Add(closeGrace))
+	s.wakeReader()
 }

@@ -127,6 +127,9 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 		}
 	}
 	res.Dropped = dropped.snapshot()
+	for cause, detail := range dropped.details() {
+		fmt.Fprintf(cfg.Log, "  dropped during the hold (%s), first: %s\n", cause, detail)
+	}
 
 	// Every open session pings; each pong is counted once.
 	// A ping that cannot be written shows as a missing pong below.
