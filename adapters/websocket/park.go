@@ -18,22 +18,22 @@ import (
 // errParked ends a reader that parked its session.
 var errParked = errors.New("session parked")
 
-// socketOf is the descriptor of c's socket, or -1 when c has none that
-// the poller can watch (a pipe).
-func socketOf(c any) int {
+// socketOf is c's socket, for the poller, or nil and -1 when c has none
+// that it can watch (a pipe).
+func socketOf(c any) (syscall.RawConn, int) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return -1
+		return nil, -1
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return -1
+		return nil, -1
 	}
 	fd := -1
 	if err := raw.Control(func(d uintptr) { fd = int(d) }); err != nil {
-		return -1
+		return nil, -1
 	}
-	return fd
+	return raw, fd
 }
 
 // parkAfter is how long a session's socket must stay quiet before the
@@ -52,7 +52,8 @@ func (s *session) parkable() bool {
 }
 
 // linger waits up to parkAfter for the client's next bytes, within the
-// session's read deadline; the reader parks if none came.
+// session's read deadline, and reads them if they come; the reader parks
+// if none came.
 func (s *session) linger() error {
 	until := time.Now().Add(s.srv.cfg.parkAfter())
 	if s.readBy.Before(until) {
@@ -61,7 +62,10 @@ func (s *session) linger() error {
 	if err := s.extendDeadline(until); err != nil {
 		return err
 	}
-	err := s.in.fill()
+	err := waitReadable(s.raw)
+	if err == nil {
+		return s.in.fill()
+	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() && time.Now().Before(s.readBy) {
 		return nil

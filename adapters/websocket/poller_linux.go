@@ -5,6 +5,7 @@ package websocket
 import (
 	"errors"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,4 +123,15 @@ func (p *poller) close() {
 	}
 	_ = unix.Close(p.epfd)
 	_ = unix.Close(p.stop)
+}
+
+// waitReadable waits, under the connection's read deadline, until the
+// socket has bytes or hung up, without a buffer to read them into: a
+// session lingering before it parks holds no read buffer.
+func waitReadable(raw syscall.RawConn) error {
+	var b [1]byte
+	return raw.Read(func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return !errors.Is(err, unix.EAGAIN)
+	})
 }

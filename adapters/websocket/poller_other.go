@@ -2,7 +2,10 @@
 
 package websocket
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // poller is epoll's (poller_linux.go); elsewhere sessions never park, and
 // each keeps its reader goroutine.
@@ -13,3 +16,6 @@ func newPoller() (*poller, error) { return nil, errors.New("websocket: no poller
 func (*poller) arm(*session, int) error { return errors.New("websocket: no poller") }
 func (*poller) forget(*session, int)    {}
 func (*poller) close()                  {}
+
+// waitReadable is never called where sessions never park.
+func waitReadable(syscall.RawConn) error { return errors.New("websocket: no poller") }

@@ -14,8 +14,10 @@ import (
 // readLoop reads and handles frames until the connection fails, the client
 // closes, a frame is too large or the session is closing (or parks: see
 // park.go). The client must send something, a pong at least, within idle of
-// its last frame.
-func (s *session) readLoop() error {
+// its last frame. A session lingers before it parks after a frame of its
+// client's, but a new one, parkAtOnce, parks without: at an opening burst,
+// thousands of sessions would otherwise each hold a goroutine for a second.
+func (s *session) readLoop(parkAtOnce bool) error {
 	idle := s.srv.cfg.idle()
 	// A frame is read through a limit one byte past the maximum: gorilla's
 	// own read limit would close the connection before the protocol's error
@@ -23,7 +25,7 @@ func (s *session) readLoop() error {
 	// limit whatever the frame's declared length.
 	max := int64(s.srv.cfg.MaxFrameBytes)
 	s.readBy = time.Now().Add(idle)
-	lingered := false
+	lingered := parkAtOnce
 	for {
 		if err := s.extendDeadline(s.readBy); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -75,10 +76,12 @@ type session struct {
 	// it. Once the session runs, each belongs to its deadlines (deadlines.go).
 	tokenExpiry, idleExpiry deadline
 
-	// in is the connection as gorilla reads it (inbound.go), and fd its
-	// socket, -1 when the poller cannot watch it; both set by the upgrade.
-	in *inbound
-	fd int
+	// in is the connection as gorilla reads it (inbound.go), and raw and
+	// fd its socket for the poller, nil and -1 when the poller cannot
+	// watch it; all set by the upgrade.
+	in  *inbound
+	raw syscall.RawConn
+	fd  int
 	// parked: no reader runs and the poller watches the socket (park.go);
 	// wakePending: a wake came while the reader ran, which must read once
 	// more before it may park. Under mu. readBy is the read deadline, the
@@ -150,7 +153,8 @@ func (s *session) connect(conn *websocket.Conn) {
 // adopt wraps the connection the upgrade hijacks, for gorilla to read
 // through (inbound.go).
 func (s *session) adopt(c net.Conn) net.Conn {
-	s.in, s.fd = newInbound(c), socketOf(c)
+	s.in = newInbound(c)
+	s.raw, s.fd = socketOf(c)
 	return s.in
 }
 
@@ -183,7 +187,7 @@ func (s *session) serve(resumed bool) {
 		err = s.in.fill()
 	}
 	if err == nil {
-		err = s.readLoop()
+		err = s.readLoop(!resumed)
 	}
 	if errors.Is(err, errParked) {
 		return
