@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
@@ -56,4 +57,30 @@ func withMigratedMongo(cfg Config, command, whyNotMemory string, run func(contex
 		return err
 	}
 	return run(ctx, db)
+}
+
+// healthcheckTimeout fails the check of a node that accepts connections but
+// no longer answers, well within a container runtime's own check timeout.
+const healthcheckTimeout = 3 * time.Second
+
+// Healthcheck asks the node listening on CHAT_HTTP_ADDR on this host for
+// GET /healthz and fails unless it answers 200: `chatd healthcheck`. It is
+// the container image's HEALTHCHECK (bootstrap/deploy/Dockerfile), whose
+// empty base has no shell and no curl to do it.
+func Healthcheck(cfg Config) error {
+	// A listen address of every interface (":8080", "0.0.0.0:8080") dials
+	// the local system as it is: net.Dial documents that, so no rewrite.
+	url := "http://" + cfg.HTTPAddr + "/healthz"
+	// No proxy: HTTP_PROXY in a container's environment would otherwise
+	// take "0.0.0.0:8080", which is not a loopback address, to the proxy.
+	client := &http.Client{Timeout: healthcheckTimeout, Transport: &http.Transport{}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return fmt.Errorf("chatd healthcheck: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("chatd healthcheck: GET %s answered %s", url, resp.Status)
+	}
+	return nil
 }
