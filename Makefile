@@ -12,10 +12,12 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps fuzz bench bench-load bench-scale vet clean
+.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps fuzz bench bench-load bench-scale vet clean
 
+## build: bin/chatd, static (no cgo): it runs on any Linux and is the binary
+## the image ships; tests/infra builds it the same way, so one build serves all.
 build:
-	$(GO) build -o $(CHATD) ./bootstrap/chatd
+	CGO_ENABLED=0 $(GO) build -o $(CHATD) ./bootstrap/chatd
 
 ## run: one node on 127.0.0.1:8080 with the embedded default (in-memory store, in-process bus).
 run: build
@@ -46,10 +48,25 @@ $(FERRETDB): $(wildcard tests/infra/ferretdb/*.go tests/infra/ferretdb/go.mod)
 browser-deps:
 	./tests/e2e/browser/install.sh
 
+## image: the container image $(IMAGE) (bootstrap/deploy/Dockerfile): the static
+## binary on an empty base, built with Debian's podman; no registry is needed.
+IMAGE ?= localhost/chatd:latest
+IMAGE_CONTEXT := $(BIN)/image
+image: image-deps build
+	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/home
+	cp $(CHATD) /etc/ssl/certs/ca-certificates.crt $(IMAGE_CONTEXT)/
+	podman build --quiet --format docker -f bootstrap/deploy/Dockerfile -t $(IMAGE) $(IMAGE_CONTEXT)
+
+## image-deps: Debian's podman, and runc, which runs containers where crun
+## refuses the host's cgroups (tests/image says when).
+image-deps:
+	@command -v podman >/dev/null && command -v runc >/dev/null && test -e /etc/ssl/certs/ca-certificates.crt || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc ca-certificates >/dev/null; }
+
 ## test: every suite, infrastructure included; nothing skips. The suites under
 ## tests/ run one package at a time: each starts its own broker and store
 ## (tests/failover the deployed layout's six JVMs, once for its tests).
-test: vet infra-deps browser-deps build
+test: vet infra-deps browser-deps image-deps build
 	$(GOTEST) -race -timeout 5m ./domain/... ./application/... ./ports/... ./adapters/... ./bootstrap/...
 	$(GOTEST) -p 1 -timeout 15m ./tests/...
 

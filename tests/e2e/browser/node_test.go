@@ -63,6 +63,7 @@ func chatdBinary(t testing.TB) string {
 		binary = filepath.Join(dir, "chatd")
 		cmd := exec.Command("go", "build", "-o", binary, "./bootstrap/chatd")
 		cmd.Dir = repoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build`: one build cache for all
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./bootstrap/chatd: %v\n%s", err, out)
 		}
