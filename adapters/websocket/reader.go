@@ -17,6 +17,7 @@ import (
 // its last frame. A session lingers before it parks after a frame of its
 // client's, but a new one, parkAtOnce, parks without: at an opening burst,
 // thousands of sessions would otherwise each hold a goroutine for a second.
+// A ping or pong does not make a parked session linger either.
 func (s *session) readLoop(parkAtOnce bool) error {
 	idle := s.srv.cfg.idle()
 	// A frame is read through a limit one byte past the maximum: gorilla's
@@ -35,7 +36,10 @@ func (s *session) readLoop(parkAtOnce bool) error {
 			return err
 		}
 		if took {
-			s.readBy, lingered = time.Now().Add(idle), false
+			// A pong says the client lives, not that it is busy: the
+			// sessions of an opening burst are pinged together, and
+			// lingering then would give each its goroutine together.
+			s.readBy = time.Now().Add(idle)
 			continue
 		}
 		if s.parkable() {

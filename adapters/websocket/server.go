@@ -15,8 +15,8 @@
 // a fresh one. Frames are parsed into the domain's types before any use
 // case sees them. Idle sessions are kept cheap: no goroutine at all, their
 // reader parked until the socket is readable (park.go, epoll on Linux), one
-// ticker pinging every session and one timer closing those whose tokens
-// expire, a queue that holds no memory while empty, and read and write
+// timer for the node's pings, one for its expired tokens and one for its
+// parked sessions' read deadlines (deadlines.go), a queue that holds no memory while empty, and read and write
 // buffers borrowed from pools only while a frame is read or written. The
 // writer writes everything queued with one write (outframes.go).
 package websocket
@@ -55,10 +55,9 @@ type Server struct {
 	draining atomic.Bool
 	mu       sync.Mutex
 	sessions map[*session]struct{}
-	stopPing chan struct{} // non-nil while the ping loop runs
 	running  sync.WaitGroup
 
-	tokenExpiries, idleExpiries *deadlines
+	tokenExpiries, idleExpiries, pings *deadlines
 
 	// poller watches the sockets of parked sessions; started by the first
 	// park, nil when the system has none (park.go).
@@ -79,6 +78,7 @@ func New(cfg Config, app *application.Application, verifier *auth.Verifier, m *m
 	s.tokenExpiries = newDeadlines(func(s *session) *deadline { return &s.tokenExpiry },
 		func(s *session) { s.closeWith(closeTokenExpired, "token expired") })
 	s.idleExpiries = newDeadlines(func(s *session) *deadline { return &s.idleExpiry }, (*session).idleTimeout)
+	s.pings = newDeadlines(func(s *session) *deadline { return &s.pingAt }, s.ping)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.ReadBufferSize,
@@ -228,26 +228,18 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 }
 
-// add registers a session and starts the ping loop with the first one, so
-// a server without sessions runs no goroutine.
+// add registers a session and schedules its first ping.
 func (s *Server) add(sess *session) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.sessions[sess] = struct{}{}
-	if s.stopPing == nil {
-		s.stopPing = make(chan struct{})
-		go s.pingLoop(s.stopPing)
-	}
+	s.mu.Unlock()
+	s.pings.schedule(sess, time.Now().Add(s.cfg.PingInterval))
 }
 
 func (s *Server) remove(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, sess)
-	if len(s.sessions) == 0 && s.stopPing != nil {
-		close(s.stopPing)
-		s.stopPing = nil
-	}
 }
 
 // snapshot copies the session set; the caller holds mu.
@@ -259,23 +251,13 @@ func (s *Server) snapshot() []*session {
 	return out
 }
 
-// pingLoop queues a ping to every session each interval: one ticker for the
-// node instead of one timer per session.
-func (s *Server) pingLoop(stop chan struct{}) {
-	t := time.NewTicker(s.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			s.mu.Lock()
-			open := s.snapshot()
-			s.mu.Unlock()
-			for _, sess := range open {
-				sess.enqueue(outbound{control: websocket.PingMessage}, false)
-			}
-		}
+// ping queues a ping to sess and schedules its next, an interval on, while
+// the session takes frames. Each session is pinged on its own schedule,
+// from its opening: pinged all at once, every session of the node woke at
+// the same moment to answer, each with a goroutine.
+func (s *Server) ping(sess *session) {
+	if sess.enqueue(outbound{control: websocket.PingMessage}, false) {
+		s.pings.schedule(sess, time.Now().Add(s.cfg.PingInterval))
 	}
 }
 

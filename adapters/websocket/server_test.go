@@ -228,13 +228,20 @@ func TestKeepAlive(t *testing.T) {
 		}
 
 		// A client that answers no ping is dropped once twice the interval
-		// has passed without a frame from it, and not before.
+		// has passed without a frame from it, and not before. Each session
+		// is pinged on its own schedule, from its opening: bob an interval
+		// after his, not at alice's next ping.
 		bob, bobPings := h.dial("bob"), &pingCounter{}
 		bob.readAll(bobPings)
-		time.Sleep(2*interval - time.Millisecond)
+		time.Sleep(interval / 2)
 		synctest.Wait()
-		if got := h.app.Sessions.Count(); got != 2 || bobPings.Load() != 2 {
-			t.Fatalf("just before bob's deadline: %d sessions, bob pinged %d times; want 2 and 2", got, bobPings.Load())
+		if got := bobPings.Load(); got != 0 {
+			t.Fatalf("half an interval after bob's opening, at alice's ping: bob pinged %d times, want 0", got)
+		}
+		time.Sleep(3*interval/2 - time.Millisecond)
+		synctest.Wait()
+		if got := h.app.Sessions.Count(); got != 2 || bobPings.Load() != 1 {
+			t.Fatalf("just before bob's deadline: %d sessions, bob pinged %d times; want 2 and 1", got, bobPings.Load())
 		}
 		time.Sleep(time.Millisecond)
 		synctest.Wait()

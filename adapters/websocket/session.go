@@ -73,8 +73,9 @@ type session struct {
 	// tokenExpiry is the session's token's exp, when the server's
 	// tokenExpiries close it (an `auth` frame moves it); idleExpiry is a
 	// parked session's read deadline, when the server's idleExpiries wake
-	// it. Once the session runs, each belongs to its deadlines (deadlines.go).
-	tokenExpiry, idleExpiry deadline
+	// it; pingAt is when the server's pings ping it next. Once the session
+	// runs, each belongs to its deadlines (deadlines.go).
+	tokenExpiry, idleExpiry, pingAt deadline
 
 	// in is the connection as gorilla reads it (inbound.go), and raw and
 	// fd its socket for the poller, nil and -1 when the poller cannot
@@ -97,7 +98,7 @@ type session struct {
 var _ ports.Session = (*session)(nil)
 
 func newSession(srv *Server, identity auth.Identity) *session {
-	return &session{srv: srv, id: rand.Text(), user: identity.User, tokenExpiry: deadline{at: identity.ExpiresAt, index: -1}, idleExpiry: noDeadline, fd: -1}
+	return &session{srv: srv, id: rand.Text(), user: identity.User, tokenExpiry: deadline{at: identity.ExpiresAt, index: -1}, idleExpiry: noDeadline, pingAt: noDeadline, fd: -1}
 }
 
 // ID implements ports.Session; delivery uses it to spare a sender's own session.
@@ -199,6 +200,7 @@ func (s *session) serve(resumed bool) {
 func (s *session) teardown(err error) {
 	s.srv.tokenExpiries.cancel(s)
 	s.srv.idleExpiries.cancel(s)
+	s.srv.pings.cancel(s)
 	// Out of the registry first, so that delivery stops pushing to a
 	// session that will write nothing more.
 	s.unregister()
