@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps fuzz bench bench-load bench-scale vet clean
+.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps fuzz bench bench-load bench-scale vet clean
 
 ## build: bin/chatd, static (no cgo): it runs on any Linux and is the binary
 ## the image ships; tests/infra builds it the same way, so one build serves all.
@@ -63,10 +63,19 @@ image-deps:
 	@command -v podman >/dev/null && command -v runc >/dev/null && test -e /etc/ssl/certs/ca-certificates.crt || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc ca-certificates >/dev/null; }
 
+## asyncapi-deps: the AsyncAPI parser (npm, pinned by its lock file) that
+## checks adapters/websocket/asyncapi.yaml; reinstalled only when the lock
+## file changes. Its packages need no install scripts, so none run.
+ASYNCAPI_CHECK := adapters/websocket/asyncapi_check
+asyncapi-deps: $(ASYNCAPI_CHECK)/node_modules/.package-lock.json
+
+$(ASYNCAPI_CHECK)/node_modules/.package-lock.json: $(ASYNCAPI_CHECK)/package.json $(ASYNCAPI_CHECK)/package-lock.json
+	cd $(ASYNCAPI_CHECK) && npm ci --ignore-scripts --no-audit --no-fund
+
 ## test: every suite, infrastructure included; nothing skips. The suites under
 ## tests/ run one package at a time: each starts its own broker and store
 ## (tests/failover the deployed layout's six JVMs, once for its tests).
-test: vet infra-deps browser-deps image-deps build
+test: vet infra-deps browser-deps image-deps asyncapi-deps build
 	$(GOTEST) -race -timeout 5m ./domain/... ./application/... ./ports/... ./adapters/... ./bootstrap/...
 	$(GOTEST) -p 1 -timeout 15m ./tests/...
 

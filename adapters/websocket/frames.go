@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/evchat/chatd/adapters/wire"
@@ -292,6 +293,18 @@ type errorFrame struct {
 }
 
 func ackOf(a application.Ack) ackFrame { return ackFrame{Type: typeAck, Ack: wire.AckOf(a)} }
+
+func messageOf(m ports.MessageView) messageFrame {
+	return messageFrame{Type: typeMessage, Message: wire.MessageOf(m)}
+}
+
+func authedOf(id string, expiresAt time.Time) authedFrame {
+	return authedFrame{Type: typeAuthed, ID: id, ExpiresAt: wire.FormatTime(expiresAt)}
+}
+
+func errorOf(id, code, msg string) errorFrame {
+	return errorFrame{Type: typeError, ID: id, Code: code, Message: msg}
+}
 
 func receiptOf(r ports.Receipt) receiptFrame {
 	return receiptFrame{Type: typeReceipt, Conversation: r.Conversation, User: r.User,

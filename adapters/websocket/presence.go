@@ -27,6 +27,10 @@ func presenceOf(p ports.PresenceView) presenceFrame {
 	return presenceFrame{Type: typePresence, Presence: wire.PresenceOf(p)}
 }
 
+func typingOf(t ports.TypingView) typingFrame {
+	return typingFrame{Type: typeTyping, Conversation: t.Conversation, User: t.User}
+}
+
 // decodePresence parses the users of a `presence` frame.
 func decodePresence(f *clientFrame, raw rawFrame) *frameError {
 	if raw.Users == nil {
@@ -47,7 +51,7 @@ func (s *session) PushPresence(p ports.PresenceView) bool {
 
 // PushTyping queues a typing frame; false when the session is full or closing.
 func (s *session) PushTyping(t ports.TypingView) bool {
-	return s.push(typeTyping, typingFrame{Type: typeTyping, Conversation: t.Conversation, User: t.User})
+	return s.push(typeTyping, typingOf(t))
 }
 
 func (s *session) handleTyping(ctx context.Context, f clientFrame) error {

@@ -192,5 +192,5 @@ func (s *session) handleAuth(f clientFrame) {
 		return
 	}
 	s.srv.tokenExpiries.schedule(s, identity.ExpiresAt)
-	s.reply(typeAuthed, authedFrame{Type: typeAuthed, ID: f.ID, ExpiresAt: wire.FormatTime(identity.ExpiresAt)})
+	s.reply(typeAuthed, authedOf(f.ID, identity.ExpiresAt))
 }

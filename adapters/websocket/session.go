@@ -111,7 +111,7 @@ func (s *session) User() user.ID { return s.user }
 // closing. The message counts as delivered only once the writer has
 // written it to the connection.
 func (s *session) PushMessage(m ports.MessageView) bool {
-	return s.push(typeMessage, messageFrame{Type: typeMessage, Message: wire.MessageOf(m)})
+	return s.push(typeMessage, messageOf(m))
 }
 
 // PushReceipt queues a receipt frame; false when the session is full or closing.
@@ -135,7 +135,7 @@ func (s *session) reply(typ string, frame any) {
 }
 
 func (s *session) replyError(id, code, msg string) {
-	s.reply(typeError, errorFrame{Type: typeError, ID: id, Code: code, Message: msg})
+	s.reply(typeError, errorOf(id, code, msg))
 }
 
 // connect hands the session the connection the upgrade made, and starts
