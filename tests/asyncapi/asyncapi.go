@@ -139,6 +139,30 @@ func (d *Document) Check(dir Direction, frame []byte) error {
 	return schema.Validate(value)
 }
 
+// Rule names what a Check error broke without the frame's values: the
+// schema keywords that failed (such as ...#/components/schemas/Seq/minimum),
+// so that many frames breaking one rule read as one failure. An error of
+// another kind is its own text.
+func Rule(err error) string {
+	var invalid *jsonschema.ValidationError
+	if !errors.As(err, &invalid) {
+		return err.Error()
+	}
+	var rules []string
+	var leaves func(*jsonschema.ValidationError)
+	leaves = func(e *jsonschema.ValidationError) {
+		if len(e.Causes) == 0 {
+			rules = append(rules, e.SchemaURL+"/"+strings.Join(e.ErrorKind.KeywordPath(), "/"))
+		}
+		for _, cause := range e.Causes {
+			leaves(cause)
+		}
+	}
+	leaves(invalid)
+	slices.Sort(rules)
+	return strings.Join(slices.Compact(rules), " and ")
+}
+
 // FrameTypes lists the frame types the document has for dir, sorted; the
 // seed's untyped send is "".
 func (d *Document) FrameTypes(dir Direction) []string {

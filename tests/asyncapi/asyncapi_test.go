@@ -90,6 +90,10 @@ func TestCheck(t *testing.T) {
 			}
 		})
 	}
+	rule := func(frame string) string { return asyncapi.Rule(doc.Check(asyncapi.FromClient, []byte(frame))) }
+	if a, b := rule(`{"type":"hello","name":"Ann"}`), rule(`{"type":"hello","name":"Bob"}`); a != b || !strings.HasSuffix(a, "#/components/schemas/Name/pattern") {
+		t.Errorf("Rule of two names breaking one pattern: %q and %q, want the pattern's place in both", a, b)
+	}
 	if got := doc.FrameTypes(asyncapi.FromClient); strings.Join(got, ",") != ",hello" {
 		t.Errorf("client frame types %q, want the untyped one and hello", got)
 	}

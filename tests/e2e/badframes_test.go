@@ -60,7 +60,7 @@ func TestBadFrames(t *testing.T) {
 		{"send with a high surrogate before a letter", `{"type":"send","id":"u3","to":"bob","body":"\ud83dx"}`, ""},
 	}
 	for _, tc := range cases {
-		alice.SendRaw(websocket.TextMessage, []byte(tc.frame))
+		alice.SendInvalid([]byte(tc.frame))
 		e, err := alice.Await(frameTimeout, "error", nil)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
@@ -79,7 +79,7 @@ func TestBadFrames(t *testing.T) {
 
 	// Invalid UTF-8 in a text frame, written as raw bytes since a JSON
 	// encoder would have replaced them.
-	alice.SendRaw(websocket.TextMessage, []byte("{\"type\":\"send\",\"id\":\"utf\",\"to\":\"bob\",\"body\":\"bad \xff\xfe bytes\"}"))
+	alice.SendInvalid([]byte("{\"type\":\"send\",\"id\":\"utf\",\"to\":\"bob\",\"body\":\"bad \xff\xfe bytes\"}"))
 	if e := alice.Next("error", nil); e.Code != "bad_request" {
 		t.Errorf("invalid UTF-8: got %s, want code bad_request", e)
 	}
@@ -123,7 +123,7 @@ func TestOversizedFrame(t *testing.T) {
 	checkAck(t, alice.Next("ack", byID("fits")), "fits")
 
 	big := `{"type":"send","id":"big","to":"bob","body":"` + strings.Repeat("x", 4000) + strings.Repeat("y", 200) + `"}`
-	alice.SendRaw(websocket.TextMessage, []byte(big))
+	alice.SendInvalid([]byte(big))
 	e, err := alice.Await(frameTimeout, "error", nil)
 	if err != nil {
 		t.Errorf("oversized frame: %v", err)

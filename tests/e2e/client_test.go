@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/evchat/chatd/tests/asyncapi"
 )
 
 // Timeouts of the client side: every read and write has one, so a missing
@@ -246,12 +248,14 @@ func (c *Client) readLoop() {
 	for {
 		typ, data, err := c.conn.ReadMessage()
 		if err != nil {
+			wireLog.addClose(c.Name, err)
 			c.mu.Lock()
 			c.closed, c.closeErr = true, err
 			close(c.arrived)
 			c.mu.Unlock()
 			return
 		}
+		wireLog.add(asyncapi.FromServer, c.Name, typ, data)
 		f := Frame{Raw: string(data)}
 		if typ != websocket.TextMessage {
 			f.Type = fmt.Sprintf("<non-text frame %d>", typ)
@@ -286,9 +290,35 @@ func (c *Client) SendRaw(messageType int, data []byte) {
 	}
 }
 
+// SendInvalid writes a frame the test means to break the protocol: v as it
+// is when it is a []byte, else v as JSON. It is left out of the frames
+// held to the AsyncAPI document (asyncapi_test.go), which describes only
+// the protocol's.
+func (c *Client) SendInvalid(v any) {
+	c.t.Helper()
+	data, ok := v.([]byte)
+	if !ok {
+		var err error
+		if data, err = json.Marshal(v); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	if err := c.writeUnlogged(websocket.TextMessage, data); err != nil {
+		c.t.Fatalf("%s: writing a frame: %v", c.Name, err)
+	}
+}
+
 // write is SendRaw returning its error, for goroutines that may not call
 // t.Fatal.
 func (c *Client) write(messageType int, data []byte) error {
+	if err := c.writeUnlogged(messageType, data); err != nil {
+		return err
+	}
+	wireLog.add(asyncapi.FromClient, c.Name, messageType, data)
+	return nil
+}
+
+func (c *Client) writeUnlogged(messageType int, data []byte) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))

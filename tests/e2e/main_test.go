@@ -13,7 +13,8 @@ var chatdBinary string
 
 // TestMain builds bin/chatd once for the whole test binary: every test then
 // starts processes from the same build, and a build failure fails the suite
-// instead of letting each test report it.
+// instead of letting each test report it. Once the tests are done, it holds
+// every WebSocket frame they saw to the AsyncAPI document (asyncapi_test.go).
 func TestMain(m *testing.M) {
 	bin, err := infra.BuildChatd()
 	if err != nil {
@@ -25,5 +26,11 @@ func TestMain(m *testing.M) {
 	// The MongoDB-wire server shared by the mongo tests outlives each of
 	// them, so it is closed here, after all.
 	closeSharedMongo()
+	summary, err := wireLog.check()
+	fmt.Println("e2e:", summary)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }

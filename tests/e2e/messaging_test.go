@@ -119,7 +119,7 @@ func TestSeedForm(t *testing.T) {
 		"bad toId":   {"toId": "no such id!", "msg": "x"},
 		"to oneself": {"toId": "1001", "msg": "x"},
 	} {
-		u1.Send(frame)
+		u1.SendInvalid(frame)
 		if e := u1.Next("error", nil); e.Code != "bad_request" {
 			t.Errorf("seed form, %s: %s, want code bad_request", name, e)
 		}

@@ -148,7 +148,7 @@ func TestPresenceCluster(t *testing.T) {
 		}
 		for name, users := range map[string]any{"201 users": many, "a bad id": []string{"bob2", "not ok"},
 			"no users": []string{}, "users not a list": "bob2"} {
-			eve.Send(map[string]any{"type": "presence", "users": users})
+			eve.SendInvalid(map[string]any{"type": "presence", "users": users})
 			if f := eve.Next("error", nil); f.Code != "bad_request" {
 				t.Errorf("presence with %s: %s, want bad_request", name, f)
 			}
