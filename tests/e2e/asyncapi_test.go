@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -73,6 +74,7 @@ func (l *frameLog) check() (summary string, err error) {
 	if err != nil {
 		return "", err
 	}
+	start := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	verdicts := map[string]error{} // by direction and frame: many frames repeat (pings, pongs)
@@ -120,8 +122,8 @@ func (l *frameLog) check() (summary string, err error) {
 	if len(unseen) > 0 {
 		never = strings.Join(unseen, ", ")
 	}
-	summary = fmt.Sprintf("%d frames (%d distinct) and %d closes held to the AsyncAPI document; its frames the suite never saw: %s",
-		len(l.frames), len(verdicts), len(l.closes), never)
+	summary = fmt.Sprintf("%d frames (%d distinct) and %d closes held to the AsyncAPI document in %v; its frames the suite never saw: %s",
+		len(l.frames), len(verdicts), len(l.closes), time.Since(start).Round(time.Millisecond), never)
 	if len(failures) == 0 {
 		return summary, nil
 	}
