@@ -1,11 +1,13 @@
 // Package httpapi is the chat's REST transport and its operational
 // endpoints: the dev mode's token endpoint, sending a message, listing
 // conversations and paging history under bearer authentication, plus
-// /healthz, /readyz and /metrics for operators. It registers its routes on a
-// ServeMux the caller owns (with Go 1.22 method patterns), so the WebSocket
-// endpoint and the web page share one listener with it. Every error is the
-// protocol's JSON `{"code","message"}` with the HTTP status the code implies;
-// failures on the server's side are logged, not shown to clients.
+// /healthz, /readyz and /metrics for operators, and openapi.yaml, the
+// OpenAPI 3.1 document of every route the node serves over HTTP, at
+// /api/openapi.yaml. It registers its routes on a ServeMux the caller owns
+// (with Go 1.22 method patterns), so the WebSocket endpoint and the web page
+// share one listener with it. Every error is the protocol's JSON
+// `{"code","message"}` with the HTTP status the code implies; failures on
+// the server's side are logged, not shown to clients.
 package httpapi
 
 import (
@@ -96,16 +98,32 @@ func New(cfg Config, deps Deps) (*API, error) {
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/dev/token", a.devToken)
-	mux.HandleFunc("POST /api/messages", a.authed(a.sendMessage))
-	mux.HandleFunc("GET /api/conversations", a.authed(a.conversations))
-	mux.HandleFunc("GET /api/conversations/{id}/messages", a.authed(a.history))
-	mux.HandleFunc("GET /api/presence", a.authed(a.presence))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", a.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.deps.Gatherer, promhttp.HandlerOpts{}))
+	for _, r := range a.routes() {
+		mux.Handle(r.pattern, r.handler)
+	}
+}
+
+type route struct {
+	pattern string // a ServeMux pattern: method and path
+	handler http.Handler
+}
+
+// routes lists every route of the API in one place, so that a test can
+// hold openapi.yaml to all of them.
+func (a *API) routes() []route {
+	return []route{
+		{"POST /api/dev/token", http.HandlerFunc(a.devToken)},
+		{"POST /api/messages", a.authed(a.sendMessage)},
+		{"GET /api/conversations", a.authed(a.conversations)},
+		{"GET /api/conversations/{id}/messages", a.authed(a.history)},
+		{"GET /api/presence", a.authed(a.presence)},
+		{"GET /api/openapi.yaml", http.HandlerFunc(serveOpenAPI)},
+		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})},
+		{"GET /readyz", http.HandlerFunc(a.ready)},
+		{"GET /metrics", promhttp.HandlerFor(a.deps.Gatherer, promhttp.HandlerOpts{})},
+	}
 }
 
 // Stop makes /readyz answer 503 from now on, so load balancers stop
