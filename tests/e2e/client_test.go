@@ -26,7 +26,9 @@ const (
 	writeTimeout = 5 * time.Second
 )
 
-var httpClient = &http.Client{Timeout: httpTimeout}
+// httpClient makes every REST call of the suite, and checks each answer
+// against openapi.yaml.
+var httpClient = &http.Client{Timeout: httpTimeout, Transport: openAPIChecked{http.DefaultTransport}}
 
 // Token gets a dev-mode token for user from POST /api/dev/token and checks
 // the answer's shape.
