@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps fuzz bench bench-load bench-scale vet clean
+.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps schemathesis-deps fuzz bench bench-load bench-scale vet clean
 
 ## build: bin/chatd, static (no cgo): it runs on any Linux and is the binary
 ## the image ships; tests/infra builds it the same way, so one build serves all.
@@ -72,10 +72,22 @@ asyncapi-deps: $(ASYNCAPI_CHECK)/node_modules/.package-lock.json
 $(ASYNCAPI_CHECK)/node_modules/.package-lock.json: $(ASYNCAPI_CHECK)/package.json $(ASYNCAPI_CHECK)/package-lock.json
 	cd $(ASYNCAPI_CHECK) && npm ci --ignore-scripts --no-audit --no-fund
 
+## schemathesis-deps: schemathesis (PyPI) in a virtual environment under bin/,
+## for the e2e's TestSchemathesis; the stamp file makes it a no-op once installed.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS := $(BIN)/schemathesis/installed-$(SCHEMATHESIS_VERSION)
+schemathesis-deps: $(SCHEMATHESIS)
+
+$(SCHEMATHESIS):
+	rm -rf $(BIN)/schemathesis
+	python3 -m venv $(BIN)/schemathesis
+	$(BIN)/schemathesis/bin/pip install -q schemathesis==$(SCHEMATHESIS_VERSION)
+	touch $@
+
 ## test: every suite, infrastructure included; nothing skips. The suites under
 ## tests/ run one package at a time: each starts its own broker and store
 ## (tests/failover the deployed layout's six JVMs, once for its tests).
-test: vet infra-deps browser-deps image-deps asyncapi-deps build
+test: vet infra-deps browser-deps image-deps asyncapi-deps schemathesis-deps build
 	$(GOTEST) -race -timeout 5m ./domain/... ./application/... ./ports/... ./adapters/... ./bootstrap/...
 	$(GOTEST) -p 1 -timeout 15m ./tests/...
 

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -100,4 +102,37 @@ func (api *openAPIDocument) checkUnknownRoute(resp *http.Response, body []byte) 
 		return err
 	}
 	return api.doc.Components.Schemas["Error"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020())
+}
+
+// TestOpenAPICheckRefusesBrokenAnswers shows that the suite's client fails
+// a call whose answer breaks the document, and lets one that fits it pass.
+func TestOpenAPICheckRefusesBrokenAnswers(t *testing.T) {
+	t.Parallel()
+	answers := map[string]struct {
+		status int
+		body   string
+	}{
+		"/healthz":           {http.StatusOK, `{"status":"ok"}`},
+		"/readyz":            {http.StatusOK, `{"status":"napping"}`},
+		"/api/conversations": {http.StatusTeapot, `{"code":"bad_request","message":"undocumented status"}`},
+		"/no/such/route":     {http.StatusOK, `{}`},
+		"/api/presence":      {http.StatusUnauthorized, `{"code":"unauthorized"}`},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a := answers[r.URL.Path]
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.WriteHeader(a.status)
+		_, _ = io.WriteString(w, a.body)
+	}))
+	defer srv.Close()
+	for path := range answers {
+		resp, err := httpClient.Get(srv.URL + path)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if fits := path == "/healthz"; fits != (err == nil) {
+			t.Errorf("GET %s: error %v; the answer fits the document: %v", path, err, fits)
+		}
+	}
 }
