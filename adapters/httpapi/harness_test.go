@@ -68,7 +68,8 @@ func (h *harness) token(u string) string {
 	return tok
 }
 
-// do sends a request as u ("" for none) and decodes the JSON answer into out.
+// do sends a request as u ("" for none) and decodes the JSON answer into
+// out, or copies the answer into it when out is a *[]byte.
 func (h *harness) do(method, path, u, body string, out any) *http.Response {
 	h.t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
@@ -87,7 +88,9 @@ func (h *harness) do(method, path, u, body string, out any) *http.Response {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if out != nil {
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+	} else if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
 			h.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, data, err)
 		}

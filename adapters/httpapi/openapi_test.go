@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,15 +51,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 // as YAML, and what it answers loads.
 func TestOpenAPIIsServed(t *testing.T) {
 	h := newHarness(t, options{})
-	resp, err := http.Get(h.url + "/api/openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var body []byte
+	resp := h.do("GET", "/api/openapi.yaml", "", "", &body)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/yaml" {
 		t.Fatalf("GET /api/openapi.yaml = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
