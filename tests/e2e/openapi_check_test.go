@@ -136,3 +136,24 @@ func TestOpenAPICheckRefusesBrokenAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketRefusalsFitTheDocument sends /ws the requests that are
+// refused before any upgrade, through the suite's checking client: the
+// WebSocket dialer has no RoundTripper to check with, and schemathesis
+// leaves /ws out, so this is what holds the refusals to openapi.yaml.
+func TestWebSocketRefusalsFitTheDocument(t *testing.T) {
+	t.Parallel()
+	n := StartNode(t, nil)
+	token := n.Token(t, "alice")
+	for _, tt := range []struct {
+		name, token string
+		status      int
+		code        string
+	}{
+		{"no token", "", http.StatusUnauthorized, "unauthorized"},
+		{"not an upgrade", token, http.StatusBadRequest, "bad_request"},
+	} {
+		status, body := n.Do(t, http.MethodGet, "/ws", tt.token, nil)
+		expectError(t, tt.name, status, body, tt.status, tt.code)
+	}
+}
