@@ -137,11 +137,12 @@ func TestOpenAPICheckRefusesBrokenAnswers(t *testing.T) {
 	}
 }
 
-// TestWebSocketRefusalsFitTheDocument sends /ws the requests that are
-// refused before any upgrade, through the suite's checking client: the
-// WebSocket dialer has no RoundTripper to check with, and schemathesis
-// leaves /ws out, so this is what holds the refusals to openapi.yaml.
-func TestWebSocketRefusalsFitTheDocument(t *testing.T) {
+// TestRoutesSchemathesisLeavesOut checks, through the suite's checking
+// client, the answers schemathesis never asks for: /ws is left out of its
+// run (and the WebSocket dialer has no RoundTripper to check with), so the
+// upgrade's refusals are asked here, and schemathesis does not test the
+// document's own route.
+func TestRoutesSchemathesisLeavesOut(t *testing.T) {
 	t.Parallel()
 	n := StartNode(t, nil)
 	token := n.Token(t, "alice")
@@ -150,10 +151,14 @@ func TestWebSocketRefusalsFitTheDocument(t *testing.T) {
 		status      int
 		code        string
 	}{
-		{"no token", "", http.StatusUnauthorized, "unauthorized"},
-		{"not an upgrade", token, http.StatusBadRequest, "bad_request"},
+		{"/ws with no token", "", http.StatusUnauthorized, "unauthorized"},
+		{"/ws not as an upgrade", token, http.StatusBadRequest, "bad_request"},
 	} {
 		status, body := n.Do(t, http.MethodGet, "/ws", tt.token, nil)
 		expectError(t, tt.name, status, body, tt.status, tt.code)
+	}
+	if status, body := n.Do(t, http.MethodGet, "/api/openapi.yaml", "", nil); status != http.StatusOK ||
+		!bytes.Equal(body, httpapi.OpenAPIDocument()) {
+		t.Errorf("GET /api/openapi.yaml: %d, and the body is not the embedded document", status)
 	}
 }
