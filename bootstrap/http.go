@@ -65,7 +65,9 @@ func newAuth(lc fx.Lifecycle, cfg Config, logger *slog.Logger) (*auth.Verifier, 
 }
 
 // MetricsModule provides the Prometheus registry and the chat's metrics,
-// the application's count of the commits delivery receives included.
+// the application's count of the commits delivery receives and the bus
+// consumers' instruments included, and registers the readiness checks
+// that a scrape pings.
 var MetricsModule = fx.Module("metrics",
 	fx.Provide(func() (*prometheus.Registry, *metrics.Metrics, error) {
 		reg := prometheus.NewRegistry()
@@ -74,6 +76,23 @@ var MetricsModule = fx.Module("metrics",
 		return reg, m, err
 	}),
 	fx.Provide(func(reg *prometheus.Registry) (*metrics.Delivery, error) { return metrics.NewDelivery(reg) }),
+	fx.Provide(func(reg *prometheus.Registry) (*metrics.Consumers, error) { return metrics.NewConsumers(reg) }),
+	fx.Invoke(func(reg *prometheus.Registry, store ports.EventStore, publisher ports.TransactionalPublisher) error {
+		return metrics.RegisterReadiness(reg, httpapi.DefaultConfig().ReadyTimeout,
+			metrics.Dependency{Name: "store", Ping: store.Ping}, metrics.Dependency{Name: "broker", Ping: publisher.Ping})
+	}),
+)
+
+// measuredPorts times every call of the event store and the transactional
+// publisher that the rest of the graph makes. It is a decoration at the
+// root of the graph, since a module's decorations reach only that module.
+var measuredPorts = fx.Decorate(
+	func(reg *prometheus.Registry, store ports.EventStore) (ports.EventStore, error) {
+		return metrics.MeasureStore(reg, store)
+	},
+	func(reg *prometheus.Registry, publisher ports.TransactionalPublisher) (ports.TransactionalPublisher, error) {
+		return metrics.MeasurePublisher(reg, publisher)
+	},
 )
 
 // WebSocketModule provides the WebSocket transport.

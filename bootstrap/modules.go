@@ -45,6 +45,7 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		PresenceModule,
 		AuthModule,
 		MetricsModule,
+		measuredPorts,
 		WebSocketModule,
 		HTTPAPIModule,
 		HTTPServerModule,

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/evchat/chatd/adapters/metrics"
 	"github.com/evchat/chatd/adapters/rocketmq"
 	"github.com/evchat/chatd/ports"
 )
@@ -33,7 +34,7 @@ var RocketMQModule = fx.Module("rocketmq",
 	fx.Invoke(startRocketMQ),
 )
 
-func rocketmqConfig(cfg Config) (rocketmq.Config, error) {
+func rocketmqConfig(cfg Config, consumers *metrics.Consumers) (rocketmq.Config, error) {
 	servers, err := rocketmq.ParseNameServers(cfg.RocketMQNamesrv)
 	if err != nil {
 		return rocketmq.Config{}, err
@@ -43,6 +44,7 @@ func rocketmqConfig(cfg Config) (rocketmq.Config, error) {
 	rc.ProducerGroup = cfg.RocketMQTopic + "_tx"
 	rc.Retries, rc.SendTimeout, rc.MaxReconsume = cfg.RocketMQRetries, cfg.RocketMQSendTimeout, cfg.RocketMQReconsume
 	rc.ClusterLinger = cfg.RocketMQLinger
+	rc.Observe = func(kind string) rocketmq.ConsumeObserver { return consumers.Group(kind) }
 	if rc.Delivery, err = rocketmq.ParseDeliveryMode(cfg.DeliveryMode); err != nil {
 		return rocketmq.Config{}, fmt.Errorf("CHAT_DELIVERY_MODE: %w", err)
 	}

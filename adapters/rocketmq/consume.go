@@ -79,7 +79,9 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 			s.log.Info("first batch of a queue since the consumer started", "group", sub.group, "queue", queue,
 				"after", after, "offset", msgs[0].QueueOffset, "stored", time.UnixMilli(msgs[0].StoreTimestamp))
 		}
-		if lag := time.Since(time.UnixMilli(msgs[0].StoreTimestamp)); lag > lateBatch {
+		now := time.Now()
+		observeLags(sub.observe, now, msgs)
+		if lag := now.Sub(time.UnixMilli(msgs[0].StoreTimestamp)); lag > lateBatch {
 			if late, ok := sub.lateBatches.add(time.Now()); ok {
 				s.log.Warn("consumer behind: batches stored over 2 s before", "group", sub.group, "batches", late, "lag", lag)
 			}
@@ -111,11 +113,41 @@ func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primit
 				s.log.Warn("delivery batch failed; the store fills the gap later", "group", sub.group, "commits", len(commits), "err", err)
 				return consumer.ConsumeSuccess, nil
 			}
+			again, dead := reconsumeSplit(msgs, s.cfg.MaxReconsume)
+			sub.observe.Redelivered(again)
+			sub.observe.DeadLettered(dead)
+			if dead > 0 {
+				s.log.Error("batch failed past the reconsume bound: its messages go to the dead-letter queue",
+					"group", sub.group, "messages", dead, "err", err)
+			}
 			s.log.Warn("batch failed, asking for it again", "group", sub.group, "commits", len(commits), "err", err)
 			return consumer.ConsumeRetryLater, nil
 		}
 		return consumer.ConsumeSuccess, nil
 	}
+}
+
+// observeLags records how long after the broker stored it each message
+// was taken.
+func observeLags(observe ConsumeObserver, now time.Time, msgs []*primitive.MessageExt) {
+	for _, m := range msgs {
+		observe.Consumed(now.Sub(time.UnixMilli(m.StoreTimestamp)))
+	}
+}
+
+// reconsumeSplit counts the messages of a failed clustering batch that the
+// broker hands out again and those it moves to the dead-letter queue: a
+// message sent back once it has been reconsumed maxReconsume times is the
+// broker's to dead-letter.
+func reconsumeSplit(msgs []*primitive.MessageExt, maxReconsume int) (again, dead int) {
+	for _, m := range msgs {
+		if int(m.ReconsumeTimes) >= maxReconsume {
+			dead++
+		} else {
+			again++
+		}
+	}
+	return again, dead
 }
 
 // belowFloor tells whether m lies below its queue's floor: history that a

@@ -82,7 +82,34 @@ type Config struct {
 	// or broadcast. A routed node whose brokers cannot filter falls back
 	// to broadcast at Start.
 	Delivery DeliveryMode
+	// Observe gives the recorder of a kind of consumer group (delivery,
+	// projector, signals), asked once per consumer; nil records nothing.
+	Observe func(kind string) ConsumeObserver
 }
+
+// ConsumeObserver hears how a consumer group fares: how long after its
+// storing each message is taken, and how many messages of failed batches
+// go back to the broker, to be consumed again or, past the reconsume
+// bound, into the dead-letter queue.
+type ConsumeObserver interface {
+	Consumed(lag time.Duration)
+	Redelivered(messages int)
+	DeadLettered(messages int)
+}
+
+// observer is the recorder of the group kind, or one that records nothing.
+func (c Config) observer(kind string) ConsumeObserver {
+	if c.Observe == nil {
+		return unobserved{}
+	}
+	return c.Observe(kind)
+}
+
+type unobserved struct{}
+
+func (unobserved) Consumed(time.Duration) {}
+func (unobserved) Redelivered(int)        {}
+func (unobserved) DeadLettered(int)       {}
 
 // DefaultConfig holds the seed's defaults: 3 retries, 3 reconsumes.
 func DefaultConfig() Config {

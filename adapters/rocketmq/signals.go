@@ -34,6 +34,9 @@ const (
 // routedGroup) and the plain producer's group (which no broker calls back)
 // carry the topic's name, as every group of the adapter does, so clusters
 // on one broker stay apart.
+// signalsKind is the signals consumer's kind for its ConsumeObserver.
+const signalsKind = "signals"
+
 func signalsGroup(topic string) string         { return topic + "_signals" }
 func signalsProducerGroup(topic string) string { return topic + "_signals_producer" }
 
@@ -56,8 +59,9 @@ type Signals struct {
 	consumer rocketmq.PushConsumer
 	running  bool
 
-	nonce string
-	warm  atomic.Bool
+	nonce   string
+	warm    atomic.Bool
+	observe ConsumeObserver
 	// floors is the history a new routed group skips (newGroupFloors).
 	floors atomic.Pointer[map[string]int64]
 	// mode is cfg.Delivery, unless Start found that the brokers cannot
@@ -83,7 +87,8 @@ func NewSignals(cfg Config, log *slog.Logger) (*Signals, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rocketmq signals producer: %w", err)
 	}
-	return &Signals{cfg: cfg, log: log, producer: p, selector: selector, nonce: cfg.NodeID + "-" + rand.Text()}, nil
+	return &Signals{cfg: cfg, log: log, producer: p, selector: selector, nonce: cfg.NodeID + "-" + rand.Text(),
+		observe: cfg.observer(signalsKind)}, nil
 }
 
 // Subscribe implements ports.Signals.
@@ -244,6 +249,7 @@ func (s *Signals) consume(ctx context.Context, msgs ...*primitive.MessageExt) (c
 	s.mu.Lock()
 	handlers := s.handlers
 	s.mu.Unlock()
+	observeLags(s.observe, time.Now(), msgs)
 	for _, m := range msgs {
 		if belowFloor(s.floors.Load(), m) {
 			continue

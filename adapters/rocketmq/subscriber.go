@@ -54,6 +54,7 @@ type subscription struct {
 	// Subscriber's mode), not a cluster group's.
 	delivery bool
 	handler  ports.CommitHandler
+	observe  ConsumeObserver
 	warm     atomic.Bool
 	// floors is the history a new routed group skips (newGroupFloors).
 	floors atomic.Pointer[map[string]int64]
@@ -91,7 +92,7 @@ func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
 // that gets every commit, whose offsets live in a local file named after
 // the node's instance, with the same effect.
 func (s *Subscriber) Deliver(name string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: s.groupName(name), delivery: true, handler: h})
+	s.subs = append(s.subs, &subscription{group: s.groupName(name), delivery: true, handler: h, observe: s.cfg.observer(name)})
 }
 
 // Mode is how delivery consumes, once Start has run.
@@ -103,7 +104,7 @@ func (s *Subscriber) Routed() bool { return s.Mode() == DeliveryRouted }
 
 // Cluster implements ports.Subscriber with a CLUSTERING consumer group.
 func (s *Subscriber) Cluster(group string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: s.groupName(group), handler: h, linger: s.cfg.ClusterLinger})
+	s.subs = append(s.subs, &subscription{group: s.groupName(group), handler: h, observe: s.cfg.observer(group), linger: s.cfg.ClusterLinger})
 }
 
 // groupName puts the topic in a consumer group's name: groups are the
