@@ -1,10 +1,16 @@
 // Package metrics holds the Prometheus instruments of the inbound adapters:
 // open sessions, frames in and out by type, sends by outcome and how long a
-// send takes to be acked; and the application's observers: presence
-// changes, typing signals, and the commits a node's delivery receives. Sends are measured by MeasureSends, a decorator
-// of the send use case that each transport wraps it in once, so that the
-// measuring is written once and a send's latency is still what the client
-// waits for. Instruments are registered on the registry passed in, so tests
+// send takes to be acked; the application's observers: presence changes,
+// typing signals, and the commits a node's delivery receives; decorators of
+// the event store and the transactional publisher that time their calls by
+// op and outcome, so that a send's latency splits into the store's and the
+// bus's shares; the bus consumers' lag, redeliveries and dead letters; and
+// readiness, pinged at each scrape. Sends are measured by MeasureSends, a
+// decorator of the send use case that each transport wraps it in once, so
+// that the measuring is written once and a send's latency is still what the
+// client waits for. Series with a fixed set of labels are created up front,
+// so a rate exists before the first event and an observation costs no label
+// lookup. Instruments are registered on the registry passed in, so tests
 // and several servers in one process never collide on the default one; a nil
 // *Metrics is valid and records nothing, for callers that do not measure.
 package metrics
