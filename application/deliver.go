@@ -38,7 +38,7 @@ type Delivery struct {
 
 // Handle delivers a batch of commits; it is this node's delivery consumer.
 func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
-	d.observer.CommitsReceived(len(commits))
+	d.observer.CommitsReceived(commits)
 	for _, c := range commits {
 		d.conversations.observe(c)
 		for _, ev := range c.Events {

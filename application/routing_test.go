@@ -36,7 +36,7 @@ type routedCluster struct {
 // receivedCounter is a DeliveryObserver that adds up.
 type receivedCounter struct{ commits atomic.Int64 }
 
-func (r *receivedCounter) CommitsReceived(n int) { r.commits.Add(int64(n)) }
+func (r *receivedCounter) CommitsReceived(commits []ports.Commit) { r.commits.Add(int64(len(commits))) }
 
 // newRoutedCluster builds the named nodes; signalsOf gives each its signal
 // bus: one shared, and the nodes know of each other; one each, and they
