@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps schemathesis-deps fuzz bench bench-load bench-scale vet clean
+.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps schemathesis-deps prometheus-deps fuzz bench bench-load bench-scale vet clean
 
 ## build: bin/chatd, static (no cgo): it runs on any Linux and is the binary
 ## the image ships; tests/infra builds it the same way, so one build serves all.
@@ -84,10 +84,18 @@ $(SCHEMATHESIS):
 	$(BIN)/schemathesis/bin/pip install -q schemathesis==$(SCHEMATHESIS_VERSION)
 	touch $@
 
+## prometheus-deps: Debian's prometheus and promtool, unpacked into bin/prometheus
+## (downloaded, not installed, so that no service starts) for the rules' tests.
+PROMTOOL := $(BIN)/prometheus/usr/bin/promtool
+prometheus-deps: $(PROMTOOL)
+
+$(PROMTOOL):
+	./tests/infra/prometheus/install.sh $(CURDIR)/$(BIN)/prometheus
+
 ## test: every suite, infrastructure included; nothing skips. The suites under
 ## tests/ run one package at a time: each starts its own broker and store
 ## (tests/failover the deployed layout's six JVMs, once for its tests).
-test: vet infra-deps browser-deps image-deps asyncapi-deps schemathesis-deps build
+test: vet infra-deps browser-deps image-deps asyncapi-deps schemathesis-deps prometheus-deps build
 	$(GOTEST) -race -timeout 5m ./domain/... ./application/... ./ports/... ./adapters/... ./bootstrap/...
 	$(GOTEST) -p 1 -timeout 15m ./tests/...
 
