@@ -136,6 +136,7 @@ func TestCluster(t *testing.T) {
 	t.Run("ReadYourWrites", func(t *testing.T) { testClusterReadYourWrites(t, rmq) })
 	t.Run("KillDuringSends", func(t *testing.T) { testClusterKillDuringSends(t, rmq) })
 	t.Run("Churn", func(t *testing.T) { testClusterChurn(t, rmq) })
+	t.Run("Prometheus", func(t *testing.T) { testClusterPrometheus(t, rmq) })
 }
 
 // testClusterGuarantees checks every guarantee of PROTOCOL.md across two
