@@ -32,10 +32,8 @@ func NewConsumers(reg prometheus.Registerer) (*Consumers, error) {
 			Help: "Messages of failed batches past the reconsume bound, which the broker moves to the dead-letter queue, by consumer group kind.",
 		}, []string{"group"}),
 	}
-	for _, col := range []prometheus.Collector{c.lag, c.redelivered, c.deadLettered} {
-		if err := reg.Register(col); err != nil {
-			return nil, err
-		}
+	if err := registerAll(reg, c.lag, c.redelivered, c.deadLettered); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

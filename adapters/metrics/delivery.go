@@ -34,10 +34,8 @@ func NewDelivery(reg prometheus.Registerer) (*Delivery, error) {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 	}
-	for _, c := range []prometheus.Collector{d.received, d.age} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := registerAll(reg, d.received, d.age); err != nil {
+		return nil, err
 	}
 	return d, nil
 }

@@ -64,10 +64,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "chat_websocket_slow_disconnects_total", Help: "Sessions disconnected because their send queue was full.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.sessions, m.framesIn, m.framesOut, m.sends, m.sendLatency, m.slowConsumers} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := registerAll(reg, m.sessions, m.framesIn, m.framesOut, m.sends, m.sendLatency, m.slowConsumers); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

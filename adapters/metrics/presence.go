@@ -22,10 +22,8 @@ func NewPresence(reg prometheus.Registerer) (*Presence, error) {
 			Help: "Typing frames received on this node, by outcome: relayed to the cluster, or dropped by the 2 s throttle.",
 		}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{p.changes, p.typing} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := registerAll(reg, p.changes, p.typing); err != nil {
+		return nil, err
 	}
 	// Zero series from the start, so rates exist before the first event.
 	p.changes.WithLabelValues("online")

@@ -22,13 +22,10 @@ type measuredPublisher struct {
 // error. A Publish's time includes its local transaction, the append that
 // chat_store_seconds times on its own: the bus's share is the difference.
 func MeasurePublisher(reg prometheus.Registerer, publisher ports.TransactionalPublisher) (ports.TransactionalPublisher, error) {
-	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "chat_bus_publish_seconds",
-		Help: "Bus publications by op: publish (half message, local transaction and end; outcome commit, rollback or unknown) " +
-			"and republish (outcome ok, unavailable or error).",
-		Buckets: portBuckets,
-	}, []string{"op", "outcome"})
-	if err := reg.Register(vec); err != nil {
+	vec, err := newPortHistogram(reg, "chat_bus_publish_seconds",
+		"Bus publications by op: publish (half message, local transaction and end; outcome commit, rollback or unknown) "+
+			"and republish (outcome ok, unavailable or error).")
+	if err != nil {
 		return nil, err
 	}
 	return &measuredPublisher{

@@ -20,12 +20,9 @@ type measuredStore struct {
 // is timed into chat_store_seconds by op and outcome, so that the store's
 // share of chat_send_ack_seconds shows apart from the bus's.
 func MeasureStore(reg prometheus.Registerer, store ports.EventStore) (ports.EventStore, error) {
-	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "chat_store_seconds",
-		Help:    "Event store calls by op (append, load, find_commit) and outcome (ok, conflict, duplicate, not_found, unavailable, error).",
-		Buckets: portBuckets,
-	}, []string{"op", "outcome"})
-	if err := reg.Register(vec); err != nil {
+	vec, err := newPortHistogram(reg, "chat_store_seconds",
+		"Event store calls by op (append, load, find_commit) and outcome (ok, conflict, duplicate, not_found, unavailable, error).")
+	if err != nil {
 		return nil, err
 	}
 	return &measuredStore{

@@ -23,6 +23,22 @@ const (
 // microseconds) to a send timeout of a few seconds.
 var portBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 
+// registerAll registers each collector on reg, stopping at the first error.
+func registerAll(reg prometheus.Registerer, collectors ...prometheus.Collector) error {
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newPortHistogram registers a port's latency histogram, by op and outcome.
+func newPortHistogram(reg prometheus.Registerer, name, help string) (*prometheus.HistogramVec, error) {
+	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: portBuckets}, []string{"op", "outcome"})
+	return vec, reg.Register(vec)
+}
+
 // outcomeOf names how a port call that returned err ended.
 func outcomeOf(err error) string {
 	switch {
