@@ -1,15 +1,19 @@
 package bootstrap_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/evchat/chatd/bootstrap"
+	"github.com/evchat/chatd/ports"
 )
 
 func validConfig(t *testing.T) bootstrap.Config {
@@ -156,5 +160,52 @@ func TestTheClusterNodeGraphIsComplete(t *testing.T) {
 	cfg.RocketMQNamesrv = "127.0.0.1:9876;127.0.0.2:9876"
 	if err := fx.ValidateApp(bootstrap.Node(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTheNodeMeasuresItsPorts: the store and the publisher every use case
+// is given are the measuring ones, and readiness is scraped.
+func TestTheNodeMeasuresItsPorts(t *testing.T) {
+	cfg := validConfig(t)
+	var (
+		reg   *prometheus.Registry
+		store ports.EventStore
+		bus   ports.TransactionalPublisher
+	)
+	app := fx.New(bootstrap.Node(cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), fx.Populate(&reg, &store, &bus))
+	if err := app.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Load(context.Background(), "conversation", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	loadsTimed := uint64(0)
+	for _, f := range families {
+		names = append(names, f.GetName())
+		if f.GetName() != "chat_store_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["op"] == "load" && labels["outcome"] == "ok" {
+				loadsTimed = m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	for _, want := range []string{"chat_store_seconds", "chat_bus_publish_seconds", "chat_ready", "chat_delivery_commit_age_seconds"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("the node's registry has no %s: %v", want, names)
+		}
+	}
+	if loadsTimed != 1 {
+		t.Errorf("the store's load was timed %d times, want once", loadsTimed)
 	}
 }

@@ -83,17 +83,18 @@ var MetricsModule = fx.Module("metrics",
 	}),
 )
 
-// measuredPorts times every call of the event store and the transactional
-// publisher that the rest of the graph makes. It is a decoration at the
-// root of the graph, since a module's decorations reach only that module.
-var measuredPorts = fx.Decorate(
-	func(reg *prometheus.Registry, store ports.EventStore) (ports.EventStore, error) {
-		return metrics.MeasureStore(reg, store)
-	},
-	func(reg *prometheus.Registry, publisher ports.TransactionalPublisher) (ports.TransactionalPublisher, error) {
-		return metrics.MeasurePublisher(reg, publisher)
-	},
-)
+// measureStore and measurePublisher time every call of the event store
+// and the transactional publisher that the rest of the graph makes. Each
+// module wraps its adapter as it provides the port, rather than the graph
+// decorating the port, so that a test can still decorate it (fx allows
+// one decoration of a type in a scope).
+func measureStore(reg *prometheus.Registry, store ports.EventStore) (ports.EventStore, error) {
+	return metrics.MeasureStore(reg, store)
+}
+
+func measurePublisher(reg *prometheus.Registry, publisher ports.TransactionalPublisher) (ports.TransactionalPublisher, error) {
+	return metrics.MeasurePublisher(reg, publisher)
+}
 
 // WebSocketModule provides the WebSocket transport.
 var WebSocketModule = fx.Module("websocket",

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
@@ -45,7 +46,6 @@ func Node(cfg Config, logger *slog.Logger) fx.Option {
 		PresenceModule,
 		AuthModule,
 		MetricsModule,
-		measuredPorts,
 		WebSocketModule,
 		HTTPAPIModule,
 		HTTPServerModule,
@@ -109,7 +109,9 @@ func runRepublisher(lc fx.Lifecycle, app *application.Application) {
 var MemoryStoreModule = fx.Module("memory-store",
 	fx.Provide(
 		memory.NewEventStore,
-		func(s *memory.EventStore) ports.EventStore { return s },
+		func(reg *prometheus.Registry, s *memory.EventStore) (ports.EventStore, error) {
+			return measureStore(reg, s)
+		},
 		func(s *memory.EventStore) ports.StreamScanner { return s },
 		memory.NewReadModel,
 		func(r *memory.ReadModel) ports.ReadModel { return r },
@@ -125,7 +127,9 @@ var MemoryBusModule = fx.Module("memory-bus",
 			cfg.Log = logger.With("component", "memory-bus")
 			return memory.NewBus(h, cfg)
 		},
-		func(b *memory.Bus) ports.TransactionalPublisher { return b },
+		func(reg *prometheus.Registry, b *memory.Bus) (ports.TransactionalPublisher, error) {
+			return measurePublisher(reg, b)
+		},
 		func(b *memory.Bus) ports.Subscriber { return b },
 	),
 	fx.Invoke(func(lc fx.Lifecycle, b *memory.Bus) {

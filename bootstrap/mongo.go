@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	driver "go.mongodb.org/mongo-driver/v2/mongo"
 	"go.uber.org/fx"
 
@@ -20,7 +21,9 @@ var MongoModule = fx.Module("mongo",
 	fx.Provide(
 		connectMongo,
 		mongo.NewEventStore,
-		func(s *mongo.EventStore) ports.EventStore { return s },
+		func(reg *prometheus.Registry, s *mongo.EventStore) (ports.EventStore, error) {
+			return measureStore(reg, s)
+		},
 		func(s *mongo.EventStore) ports.StreamScanner { return s },
 		mongo.NewReadModel,
 		func(r *mongo.ReadModel) ports.ReadModel { return r },

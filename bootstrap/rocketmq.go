@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/evchat/chatd/adapters/metrics"
@@ -22,7 +23,9 @@ var RocketMQModule = fx.Module("rocketmq",
 	fx.Provide(
 		rocketmqConfig,
 		newRocketMQPublisher,
-		func(p *rocketmq.Publisher) ports.TransactionalPublisher { return p },
+		func(reg *prometheus.Registry, p *rocketmq.Publisher) (ports.TransactionalPublisher, error) {
+			return measurePublisher(reg, p)
+		},
 		func(cfg rocketmq.Config, logger *slog.Logger) (*rocketmq.Subscriber, error) {
 			return rocketmq.NewSubscriber(cfg, logger.With("component", "rocketmq"))
 		},
