@@ -64,6 +64,12 @@ func (s *session) linger() error {
 	}
 	err := waitReadable(s.raw)
 	if err == nil {
+		// The linger's deadline may pass between the socket's readiness
+		// and the read, which would then fail with the bytes waiting: on
+		// a loaded node it did, dropping active sessions.
+		if err := s.extendDeadline(s.readBy); err != nil {
+			return err
+		}
 		return s.in.fill()
 	}
 	var netErr net.Error

@@ -112,3 +112,36 @@ func TestStopClosesParkedSessionsWith1001(t *testing.T) {
 		t.Fatalf("close code %d, want 1001", code)
 	}
 }
+
+// TestFramesAtTheEndOfALingerAreRead: a client whose frames keep arriving
+// as its session's short linger ends is read, not dropped. The linger's
+// deadline used to pass between the socket's readiness and the read, which
+// then failed with the frame waiting.
+func TestFramesAtTheEndOfALingerAreRead(t *testing.T) {
+	// A linger of 5 ms (half the ping interval), frames every 1-9 ms.
+	h := newHarness(t, Config{PingInterval: 10 * time.Millisecond})
+	erin := h.dial("erin")
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := erin.conn.ReadMessage(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for i := range 400 {
+		if err := erin.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		time.Sleep(time.Duration(1+i%9) * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("erin's session ended while she kept sending: %v", err)
+	default:
+	}
+	if got := h.app.Sessions.Count(); got != 1 {
+		t.Fatalf("%d sessions, want erin's", got)
+	}
+}
