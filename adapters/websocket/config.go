@@ -26,6 +26,10 @@ type Config struct {
 	// least, do. Writes need no buffer of the session's: the writer
 	// encodes into a pooled one (outframes.go).
 	ReadBufferSize int
+	// ParkAfter is how long a session whose client sends nothing keeps its
+	// reader goroutine before it parks (park.go); at most half the ping
+	// interval, so that a session parks between pongs.
+	ParkAfter time.Duration
 	// MaxSessionsPerUser bounds one user's sessions on this node
 	// (CHAT_MAX_SESSIONS_PER_USER); the next upgrade is refused with 429.
 	MaxSessionsPerUser int
@@ -46,6 +50,7 @@ func DefaultConfig() Config {
 		RequestTimeout:   10 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   125,
+		ParkAfter:        time.Second,
 
 		MaxSessionsPerUser: 20,
 	}
@@ -64,6 +69,7 @@ func (c Config) withDefaults() Config {
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&c.PingInterval, &d.PingInterval}, {&c.WriteTimeout, &d.WriteTimeout},
 		{&c.RequestTimeout, &d.RequestTimeout}, {&c.HandshakeTimeout, &d.HandshakeTimeout},
+		{&c.ParkAfter, &d.ParkAfter},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def

@@ -37,13 +37,12 @@ func socketOf(c any) (syscall.RawConn, int) {
 }
 
 // parkAfter is how long a session's socket must stay quiet before the
-// session parks: a second, or half the ping interval if shorter, so that a
-// session parks between pongs. Parking and waking cost a session a system
-// call each and a fresh goroutine whose stack grows again through the use
-// case: done per frame, they cost the embedded node 50% more CPU per
-// message at 200 msg/s, while a client that sent nothing for a second is,
-// for a chat, idle.
-func (c Config) parkAfter() time.Duration { return min(time.Second, c.PingInterval/2) }
+// session parks: ParkAfter, or half the ping interval if shorter. Parking
+// and waking cost a session a system call each and a fresh goroutine whose
+// stack grows again through the use case: done per frame, they cost the
+// embedded node 50% more CPU per message at 200 msg/s, while a client that
+// sent nothing for a second is, for a chat, idle.
+func (c Config) parkAfter() time.Duration { return min(c.ParkAfter, c.PingInterval/2) }
 
 // parkable tells whether the reader may park: the poller can watch the
 // socket, and gorilla holds no byte of the client's.

@@ -114,12 +114,13 @@ func TestStopClosesParkedSessionsWith1001(t *testing.T) {
 }
 
 // TestFramesAtTheEndOfALingerAreRead: a client whose frames keep arriving
-// as its session's short linger ends is read, not dropped. The linger's
+// as its session's linger ends is read, not dropped. The linger's
 // deadline used to pass between the socket's readiness and the read, which
 // then failed with the frame waiting.
 func TestFramesAtTheEndOfALingerAreRead(t *testing.T) {
-	// A linger of 5 ms (half the ping interval), frames every 1-9 ms.
-	h := newHarness(t, Config{PingInterval: 10 * time.Millisecond})
+	// A linger of 2 ms, frames every 0-4 ms, and a read deadline (twice
+	// the ping interval) no scheduling delay reaches.
+	h := newHarness(t, Config{PingInterval: 5 * time.Second, ParkAfter: 2 * time.Millisecond})
 	erin := h.dial("erin")
 	done := make(chan error, 1)
 	go func() {
@@ -134,7 +135,7 @@ func TestFramesAtTheEndOfALingerAreRead(t *testing.T) {
 		if err := erin.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		time.Sleep(time.Duration(1+i%9) * time.Millisecond)
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
 	}
 	select {
 	case err := <-done:
