@@ -47,7 +47,10 @@ func TestIdleSessionsHoldNoGoroutine(t *testing.T) {
 }
 
 func TestParkedSessionsServeAsBefore(t *testing.T) {
-	h := newHarness(t, Config{PingInterval: 100 * time.Millisecond})
+	// Alice reads nothing between some steps: her read deadline, twice the
+	// interval, must outlast a loaded machine's pauses.
+	const interval = 300 * time.Millisecond
+	h := newHarness(t, Config{PingInterval: interval, ParkAfter: 20 * time.Millisecond})
 	alice, bob := h.dial("alice"), h.dial("bob")
 	pings := &pingCounter{answer: true}
 	bob.readAll(pings)
@@ -89,7 +92,7 @@ func TestParkedSessionsServeAsBefore(t *testing.T) {
 
 	// Bob answers the server's pings: his session outlives many read
 	// deadlines (twice the interval), parking between pongs.
-	time.Sleep(10 * 100 * time.Millisecond)
+	time.Sleep(10 * interval)
 	if pings.Load() < 5 || h.app.Sessions.Count() != 2 {
 		t.Fatalf("after 10 intervals: bob pinged %d times, %d sessions", pings.Load(), h.app.Sessions.Count())
 	}
