@@ -1,10 +1,17 @@
 // Package message holds one message's value objects (its ids and body) and the
 // Message aggregate, the life of one message from posted through delivered to
-// read. The aggregate owns a message's status rules: only its recipient moves
-// it, reading implies delivery, it never goes back, and every transition is
-// safe to repeat. Markers arrive as "up to seq" positions of a conversation
-// (conversation.Receipts), which move each message they reach through these
-// transitions to give the per-message status a history page shows.
+// read, and its edits and recall. The aggregate owns a message's status rules:
+// only its recipient moves it, reading implies delivery, it never goes back,
+// and every transition is safe to repeat. Markers arrive as "up to seq"
+// positions of a conversation (conversation.Receipts), which move each message
+// they reach through these transitions to give the per-message status a
+// history page shows.
+//
+// It also owns who may change a message and when: only its author, within an
+// edit window counted from its sentAt, and never after a recall. The
+// conversation records the accepted change as an event with its rev; replaying
+// that event applies it again through ApplyEdit or ApplyRecall, without the
+// rules, which held when it was recorded but not necessarily at replay time.
 package message
 
 import (
@@ -52,6 +59,12 @@ var (
 	ErrBodyNotUTF8 = domain.Errorf(domain.Invalid, "body must be valid UTF-8")
 	// ErrNotRecipient rejects a delivered or read mark by anyone but the recipient.
 	ErrNotRecipient = domain.Errorf(domain.Forbidden, "only the recipient can mark a message delivered or read")
+	// ErrNotAuthor rejects an edit or recall by anyone but the message's author.
+	ErrNotAuthor = domain.Errorf(domain.Forbidden, "only its author can edit or recall a message")
+	// ErrEditWindowClosed rejects an edit or recall after the edit window.
+	ErrEditWindowClosed = domain.Errorf(domain.Forbidden, "the message can no longer be edited or recalled")
+	// ErrRecalled rejects any change to a recalled message, whoever asks.
+	ErrRecalled = domain.Errorf(domain.Forbidden, "the message was recalled")
 )
 
 // ParseClientID validates s as an idempotency key.
@@ -91,7 +104,8 @@ func IDFor(sender user.ID, key ClientID) ID {
 	return ID("m_" + base64.RawURLEncoding.EncodeToString(sum[:16]))
 }
 
-// Message is one posted message and how far it has come.
+// Message is one posted message, how far it has come, and its current
+// content. To is empty for a message to a group's members.
 type Message struct {
 	ID     ID
 	Seq    uint64
@@ -100,6 +114,10 @@ type Message struct {
 	Body   Body
 	SentAt time.Time
 	status Status
+	// editedAt and recalledAt are zero until the message is edited or
+	// recalled.
+	editedAt   time.Time
+	recalledAt time.Time
 }
 
 // Posted builds the aggregate of a message just posted.
@@ -135,3 +153,59 @@ func (m *Message) MarkRead(by user.ID) (bool, error) {
 	m.status = StatusRead
 	return true, nil
 }
+
+// Edit replaces the body, for its author only, at most window after SentAt
+// (the edge itself included), and never once the message is recalled.
+func (m *Message) Edit(by user.ID, body Body, at time.Time, window time.Duration) error {
+	if err := m.checkChange(by, at, window); err != nil {
+		return err
+	}
+	m.ApplyEdit(body, at)
+	return nil
+}
+
+// Recall withdraws the message under the same rules as Edit. The body is
+// dropped, so nothing built from the aggregate can return it again.
+func (m *Message) Recall(by user.ID, at time.Time, window time.Duration) error {
+	if err := m.checkChange(by, at, window); err != nil {
+		return err
+	}
+	m.ApplyRecall(at)
+	return nil
+}
+
+// The recall is checked first: a recalled message is refused alike to its
+// author and to anyone else.
+func (m *Message) checkChange(by user.ID, at time.Time, window time.Duration) error {
+	switch {
+	case m.Recalled():
+		return ErrRecalled
+	case by != m.From:
+		return ErrNotAuthor
+	case at.After(m.SentAt.Add(window)):
+		return ErrEditWindowClosed
+	}
+	return nil
+}
+
+// ApplyEdit applies an edit already recorded, as replay does; the rules
+// were checked when it was accepted.
+func (m *Message) ApplyEdit(body Body, at time.Time) {
+	m.Body = body
+	m.editedAt = at
+}
+
+// ApplyRecall applies a recall already recorded, as replay does.
+func (m *Message) ApplyRecall(at time.Time) {
+	m.Body = ""
+	m.recalledAt = at
+}
+
+// EditedAt is when the body was last replaced, zero if never.
+func (m *Message) EditedAt() time.Time { return m.editedAt }
+
+// Recalled reports whether the author withdrew the message.
+func (m *Message) Recalled() bool { return !m.recalledAt.IsZero() }
+
+// RecalledAt is when the message was recalled, zero if it was not.
+func (m *Message) RecalledAt() time.Time { return m.recalledAt }

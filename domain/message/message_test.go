@@ -137,3 +137,71 @@ func TestMessageTransitions(t *testing.T) {
 		})
 	}
 }
+
+func TestEditAndRecall(t *testing.T) {
+	sentAt := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	const window = 15 * time.Minute
+	type step struct {
+		op    string // "edit" or "recall"
+		by    user.ID
+		after time.Duration // since sentAt
+		err   error
+	}
+	tests := []struct {
+		name     string
+		steps    []step
+		body     message.Body // after the steps
+		edited   bool
+		recalled bool
+	}{
+		{"the author edits within the window", []step{{"edit", "alice", time.Minute, nil}}, "edited", true, false},
+		{"the author edits again", []step{{"edit", "alice", time.Minute, nil}, {"edit", "alice", 2 * time.Minute, nil}}, "edited", true, false},
+		{"the edge of the window is within it", []step{{"edit", "alice", window, nil}}, "edited", true, false},
+		{"past the window the author may not edit", []step{{"edit", "alice", window + time.Millisecond, message.ErrEditWindowClosed}}, "hi", false, false},
+		{"another user may not edit", []step{{"edit", "bob", time.Minute, message.ErrNotAuthor}}, "hi", false, false},
+		{"the author recalls within the window", []step{{"recall", "alice", time.Minute, nil}}, "", false, true},
+		{"an edited message can be recalled", []step{{"edit", "alice", time.Minute, nil}, {"recall", "alice", 2 * time.Minute, nil}}, "", true, true},
+		{"past the window the author may not recall", []step{{"recall", "alice", window + time.Second, message.ErrEditWindowClosed}}, "hi", false, false},
+		{"another user may not recall", []step{{"recall", "bob", time.Minute, message.ErrNotAuthor}}, "hi", false, false},
+		{"a recalled message is not edited", []step{{"recall", "alice", time.Minute, nil}, {"edit", "alice", 2 * time.Minute, message.ErrRecalled}}, "", false, true},
+		{"a recalled message is not recalled twice", []step{{"recall", "alice", time.Minute, nil}, {"recall", "alice", 2 * time.Minute, message.ErrRecalled}}, "", false, true},
+		{"a recalled message is refused to others alike", []step{{"recall", "alice", time.Minute, nil}, {"edit", "bob", 2 * time.Minute, message.ErrRecalled}}, "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := message.Posted("m_1", 1, "alice", "bob", "hi", sentAt)
+			for i, s := range tt.steps {
+				var err error
+				if s.op == "edit" {
+					err = m.Edit(s.by, "edited", sentAt.Add(s.after), window)
+				} else {
+					err = m.Recall(s.by, sentAt.Add(s.after), window)
+				}
+				if !errors.Is(err, s.err) {
+					t.Fatalf("step %d %s by %s: err = %v, want %v", i, s.op, s.by, err, s.err)
+				}
+				if err != nil && domain.KindOf(err) != domain.Forbidden {
+					t.Fatalf("step %d: kind %v, want forbidden", i, domain.KindOf(err))
+				}
+			}
+			if m.Body != tt.body || m.EditedAt().IsZero() == tt.edited || m.Recalled() != tt.recalled || m.RecalledAt().IsZero() == tt.recalled {
+				t.Fatalf("body %q edited %v recalled %v at %v; want %q %v %v", m.Body, m.EditedAt(), m.Recalled(), m.RecalledAt(), tt.body, tt.edited, tt.recalled)
+			}
+		})
+	}
+}
+
+func TestApplyIgnoresTheRules(t *testing.T) {
+	// Replay applies what was accepted long ago: the window has passed by
+	// now, and that must not undo the stored change.
+	sentAt := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := message.Posted("m_1", 1, "alice", "bob", "hi", sentAt)
+	m.ApplyEdit("edited", sentAt.Add(time.Minute))
+	if m.Body != "edited" || !m.EditedAt().Equal(sentAt.Add(time.Minute)) {
+		t.Fatalf("replayed edit: body %q at %v", m.Body, m.EditedAt())
+	}
+	m.ApplyRecall(sentAt.Add(2 * time.Minute))
+	if m.Body != "" || !m.Recalled() {
+		t.Fatalf("replayed recall kept body %q, recalled %v", m.Body, m.Recalled())
+	}
+}
