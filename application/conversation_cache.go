@@ -17,7 +17,8 @@ const maxCachedConversations = 100_000
 // oldest are dropped, costing only a store read should they be needed.
 const maxObserved = 256
 
-// conversationCache holds each conversation's two aggregates at the last
+// conversationCache holds each conversation's aggregates (its messages and
+// changes streams in one, its receipts in the other) at the last
 // version this node saw. A stale entry costs one version conflict and a
 // reload, never a wrong answer, because the store's unique (stream,
 // version) decides every race.
@@ -107,6 +108,17 @@ func (c *conversationCache) observe(id conversation.ID, commit ports.Commit) {
 	}
 }
 
+// aggregateOf is the cached aggregate that stream's commits apply to; e.mu is held.
+func (e *cachedConversation) aggregateOf(stream string) streamAggregate {
+	switch _, kind := conversation.StreamOf(stream); kind {
+	case conversation.StreamReceipts:
+		return e.receipts
+	case conversation.StreamChanges:
+		return changesOf{e.conv}
+	}
+	return e.conv
+}
+
 // catchUp applies the observed commits that continue the cached aggregates,
 // in version order, and drops the rest; e.mu is held.
 func (e *cachedConversation) catchUp() {
@@ -120,13 +132,11 @@ func (e *cachedConversation) catchUp() {
 	slices.SortFunc(pending, func(x, y ports.Commit) int { return cmp.Compare(x.Version, y.Version) })
 	var later []ports.Commit
 	for _, c := range pending {
-		_, receipts := conversation.StreamConversation(c.Stream)
+		held := e.aggregateOf(c.Stream)
 		switch {
-		case receipts && c.Version == e.receipts.Version()+1:
-			e.receipts.Replay(c.Events)
-		case !receipts && c.Version == e.conv.Version()+1:
-			e.conv.Replay(c.Events)
-		case receipts && c.Version > e.receipts.Version()+1, !receipts && c.Version > e.conv.Version()+1:
+		case c.Version == held.Version()+1:
+			held.Replay(c.Events)
+		case c.Version > held.Version()+1:
 			later = append(later, c)
 		}
 	}

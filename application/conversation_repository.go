@@ -112,7 +112,7 @@ func (r *conversationRepository) findSaved(ctx context.Context, id string) (port
 func (r *conversationRepository) observe(c ports.Commit) {
 	r.commits.observed(c)
 	r.pairs.remember(c)
-	id, _ := conversation.StreamConversation(c.Stream)
+	id, _ := conversation.StreamOf(c.Stream)
 	r.cache.observe(id, c)
 }
 
@@ -129,13 +129,21 @@ func (h *heldConversation) conversation() *conversation.Conversation { return h.
 // receipts is the held Receipts aggregate; change a Clone of it and save that.
 func (h *heldConversation) receipts() *conversation.Receipts { return h.entry.receipts }
 
-// streamAggregate is what the repository needs of either aggregate to
-// load and save it.
+// streamAggregate is what the repository needs of an aggregate's stream
+// to load and save it.
 type streamAggregate interface {
 	Version() uint64
 	Replay(events []conversation.Event)
 	Committed()
 }
+
+// changesOf is a Conversation seen through its changes stream, which it
+// counts apart from its messages stream.
+type changesOf struct{ conv *conversation.Conversation }
+
+func (a changesOf) Version() uint64                    { return a.conv.ChangesVersion() }
+func (a changesOf) Replay(events []conversation.Event) { a.conv.ReplayChanges(events) }
+func (a changesOf) Committed()                         { a.conv.ChangesCommitted() }
 
 // loadMessages applies the commits stored since the held version.
 func (h *heldConversation) loadMessages(ctx context.Context) error {
@@ -145,6 +153,12 @@ func (h *heldConversation) loadMessages(ctx context.Context) error {
 // loadReceipts applies the marker commits stored since the held version.
 func (h *heldConversation) loadReceipts(ctx context.Context) error {
 	return h.load(ctx, conversation.ReceiptsStream(h.entry.conv.ID()), h.entry.receipts)
+}
+
+// loadChanges applies the changes-stream commits (membership, renames,
+// edits and recalls) stored since the held version.
+func (h *heldConversation) loadChanges(ctx context.Context) error {
+	return h.load(ctx, conversation.ChangesStream(h.entry.conv.ID()), changesOf{h.entry.conv})
 }
 
 func (h *heldConversation) load(ctx context.Context, stream string, held streamAggregate) error {
@@ -170,6 +184,14 @@ func (h *heldConversation) saveMessages(ctx context.Context, next *conversation.
 func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.Receipts, commit ports.Commit) error {
 	commit.Route = h.repo.route(h.conversation().Participants())
 	return h.save(ctx, commit, next, func() { h.entry.receipts = next })
+}
+
+// saveChanges publishes commit, the changes-stream events next recorded,
+// and holds next from then on. It reaches the nodes of the conversation's
+// users as a message does, so that their sessions hear of the change.
+func (h *heldConversation) saveChanges(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
+	commit.Route = h.repo.route(next.Participants())
+	return h.save(ctx, commit, changesOf{next}, func() { h.entry.conv = next })
 }
 
 // route is where a commit of the conversation between pair goes.

@@ -44,7 +44,7 @@ func (p *Projector) Handle(ctx context.Context, commits []ports.Commit) error {
 	byConv := map[string][]ports.Commit{}
 	var pending []string
 	for _, c := range commits {
-		id, _ := conversation.StreamConversation(c.Stream)
+		id, _ := conversation.StreamOf(c.Stream)
 		if _, seen := byConv[string(id)]; !seen {
 			pending = append(pending, string(id))
 		}
@@ -144,46 +144,79 @@ func (p *Projector) views(ctx context.Context, ids []string) (map[string]ports.C
 }
 
 // applyWithGap applies c after any commits of its stream the view lacks.
+// A change to a message the view has not reached yet is applied after the
+// messages up to it, read from the store, so that the message it changes
+// is never projected later in its first state.
 func (p *Projector) applyWithGap(ctx context.Context, view *ports.ConversationView, c ports.Commit) error {
-	_, receipts := conversation.StreamConversation(c.Stream)
-	applied := view.MessagesVersion
-	if receipts {
-		applied = view.ReceiptsVersion
-	}
+	applied := *streamVersion(view, c.Stream)
 	if c.Version <= applied {
 		return nil
 	}
-	if c.Version > applied+1 {
-		gap, err := p.streams.Load(ctx, c.Stream, applied+1, c.Version-1)
-		if err != nil {
+	from := applied + 1
+	if seq := lastChangedSeq(c); seq > view.MessagesVersion {
+		id, _ := conversation.StreamOf(c.Stream)
+		if err := p.fill(ctx, view, conversation.MessagesStream(id), view.MessagesVersion+1, seq); err != nil {
 			return err
 		}
-		for _, g := range gap {
-			Apply(view, g)
+	}
+	if c.Version > from {
+		if err := p.fill(ctx, view, c.Stream, from, c.Version-1); err != nil {
+			return err
 		}
 	}
 	Apply(view, c)
 	return nil
 }
 
-// Apply folds one commit into a view if it is the next of its stream. It is
-// exported for replay, which feeds every stream in order.
-func Apply(view *ports.ConversationView, c ports.Commit) {
-	_, receipts := conversation.StreamConversation(c.Stream)
-	if receipts {
-		if c.Version != view.ReceiptsVersion+1 {
-			return
-		}
-		view.ReceiptsVersion = c.Version
-	} else {
-		if c.Version != view.MessagesVersion+1 {
-			return
-		}
-		view.MessagesVersion = c.Version
+// fill applies the stored commits from through to of stream.
+func (p *Projector) fill(ctx context.Context, view *ports.ConversationView, stream string, from, to uint64) error {
+	gap, err := p.streams.Load(ctx, stream, from, to)
+	if err != nil {
+		return err
 	}
+	for _, g := range gap {
+		Apply(view, g)
+	}
+	return nil
+}
+
+// lastChangedSeq is the highest seq c edits or recalls, 0 if none.
+func lastChangedSeq(c ports.Commit) uint64 {
+	var seq uint64
+	for _, ev := range c.Events {
+		switch ev := ev.(type) {
+		case conversation.MessageEdited:
+			seq = max(seq, ev.Seq)
+		case conversation.MessageRecalled:
+			seq = max(seq, ev.Seq)
+		}
+	}
+	return seq
+}
+
+// Apply folds one commit into a view if it is the next of its stream. It is
+// exported for replay, which feeds every stream in order, a conversation's
+// messages before its changes (ports.StreamScanner).
+func Apply(view *ports.ConversationView, c ports.Commit) {
+	applied := streamVersion(view, c.Stream)
+	if c.Version != *applied+1 {
+		return
+	}
+	*applied = c.Version
 	for _, ev := range c.Events {
 		applyEvent(view, ev)
 	}
+}
+
+// streamVersion is where view counts the commits of stream it applied.
+func streamVersion(view *ports.ConversationView, stream string) *uint64 {
+	switch _, kind := conversation.StreamOf(stream); kind {
+	case conversation.StreamReceipts:
+		return &view.ReceiptsVersion
+	case conversation.StreamChanges:
+		return &view.ChangesVersion
+	}
+	return &view.MessagesVersion
 }
 
 func applyEvent(view *ports.ConversationView, ev conversation.Event) {
@@ -217,6 +250,14 @@ func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 		if m := member(view, ev.User); ev.Seq > m.ReadUpTo {
 			m.ReadUpTo = ev.Seq
 			m.Unread = readUnread(m.Unread, ev.Seq)
+		}
+	case conversation.MessageEdited:
+		if m := view.LastMessage; m != nil && m.Seq == ev.Seq {
+			m.Body, m.EditedAt = string(ev.Body), ev.EditedAt
+		}
+	case conversation.MessageRecalled:
+		if m := view.LastMessage; m != nil && m.Seq == ev.Seq {
+			m.Body, m.RecalledAt = "", ev.RecalledAt
 		}
 	}
 }

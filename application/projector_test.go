@@ -28,7 +28,7 @@ func projectedBy(t *testing.T, store ports.EventStore, batches ...[]ports.Commit
 			t.Fatal(err)
 		}
 		if len(b) > 0 {
-			c, _ := conversation.StreamConversation(b[0].Stream)
+			c, _ := conversation.StreamOf(b[0].Stream)
 			id = string(c)
 		}
 	}

@@ -256,7 +256,8 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 	return out, nil
 }
 
-// foldStored applies to v the commits of both its streams that it lacks.
+// foldStored applies to v the commits of its streams that it lacks, its
+// messages before their changes.
 func (l *ListConversations) foldStored(ctx context.Context, v *ports.ConversationView) error {
 	id := conversation.ID(v.Conversation)
 	for _, stream := range []struct {
@@ -264,6 +265,7 @@ func (l *ListConversations) foldStored(ctx context.Context, v *ports.Conversatio
 		from uint64
 	}{
 		{conversation.MessagesStream(id), v.MessagesVersion + 1},
+		{conversation.ChangesStream(id), v.ChangesVersion + 1},
 		{conversation.ReceiptsStream(id), v.ReceiptsVersion + 1},
 	} {
 		commits, err := l.streams.Load(ctx, stream.name, stream.from, 0)

@@ -15,8 +15,9 @@ const replayBatch = 1024
 // Replay rebuilds the read model from the event store: it empties rm, then
 // folds every commit the scanner yields into its conversation's view with
 // Apply, the projector's own fold, so the result equals what the live
-// projection built. A conversation's two streams (messages and receipts)
-// may come in any order relative to each other and to other streams; a view
+// projection built. A conversation's receipts stream may come in any order
+// relative to its other streams and to other conversations' (its changes
+// come after its messages, as the scanner promises); a view
 // saved in an earlier batch is read back when more of its commits arrive.
 // Run it while no projector writes to rm (`chatd replay` is an offline
 // command): a concurrent save shows up as ports.ErrRevisionConflict.
@@ -42,7 +43,7 @@ type replayer struct {
 }
 
 func (r *replayer) apply(ctx context.Context, c ports.Commit) error {
-	id, _ := conversation.StreamConversation(c.Stream)
+	id, _ := conversation.StreamOf(c.Stream)
 	view, ok := r.pending[id]
 	if !ok {
 		view = &ports.ConversationView{Conversation: string(id)}

@@ -156,7 +156,7 @@ type lane struct {
 }
 
 func laneOf(c ports.Commit) conversation.ID {
-	id, _ := conversation.StreamConversation(c.Stream)
+	id, _ := conversation.StreamOf(c.Stream)
 	return id
 }
 

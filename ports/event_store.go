@@ -66,8 +66,10 @@ type EventStore interface {
 	Ping(ctx context.Context) error
 }
 
-// StreamScanner is the replay side of an event store: every stream, in any
-// order, each commit in version order.
+// StreamScanner is the replay side of an event store: every stream, each
+// commit in version order, a conversation's messages stream before its
+// changes stream (replay applies an edit or a recall to a message already
+// folded); other streams in any order.
 type StreamScanner interface {
 	Scan(ctx context.Context, fn func(Commit) error) error
 }

@@ -13,14 +13,16 @@ import (
 var ErrRevisionConflict = errors.New("read model revision conflict")
 
 // ConversationView is the read side's record of one conversation, built from
-// both of its streams by the projector in the application layer.
+// its streams by the projector in the application layer.
 type ConversationView struct {
 	Conversation string
 	Participants [2]user.ID
-	// MessagesVersion and ReceiptsVersion are the last commit of each stream
-	// applied, which makes applying idempotent and shows where a gap is.
+	// MessagesVersion, ReceiptsVersion and ChangesVersion are the last
+	// commit of each stream applied, which makes applying idempotent and
+	// shows where a gap is.
 	MessagesVersion uint64
 	ReceiptsVersion uint64
+	ChangesVersion  uint64
 	LastSeq         uint64
 	LastMessage     *MessageRecord
 	LastActivity    time.Time
@@ -28,7 +30,9 @@ type ConversationView struct {
 }
 
 // Revision counts every commit applied, for optimistic saves.
-func (v ConversationView) Revision() uint64 { return v.MessagesVersion + v.ReceiptsVersion }
+func (v ConversationView) Revision() uint64 {
+	return v.MessagesVersion + v.ReceiptsVersion + v.ChangesVersion
+}
 
 // Clone copies the slices and the pointer a view shares with its original,
 // so that a fold or a caller may change the copy in place.
@@ -68,14 +72,18 @@ func (m MemberView) UnreadCount() int {
 	return n
 }
 
-// MessageRecord is a posted message as the read side shows it.
+// MessageRecord is a posted message as the read side shows it, in its
+// current state: EditedAt is zero unless it was edited; a recalled one has
+// RecalledAt set and no Body.
 type MessageRecord struct {
-	MessageID string
-	Seq       uint64
-	From      user.ID
-	To        user.ID
-	Body      string
-	SentAt    time.Time
+	MessageID  string
+	Seq        uint64
+	From       user.ID
+	To         user.ID
+	Body       string
+	SentAt     time.Time
+	EditedAt   time.Time
+	RecalledAt time.Time
 }
 
 // ViewSave is one view to store, if the stored one is still at revision

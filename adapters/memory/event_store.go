@@ -3,6 +3,8 @@ package memory
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,9 +99,12 @@ func (s *EventStore) Ping(context.Context) error { return nil }
 // Scan implements ports.StreamScanner.
 func (s *EventStore) Scan(ctx context.Context, fn func(ports.Commit) error) error {
 	s.mu.RLock()
-	streams := make([][]ports.Commit, 0, len(s.streams))
-	for _, commits := range s.streams {
-		streams = append(streams, commits)
+	// In name order, which puts a conversation's messages stream, its id,
+	// before its changes stream, the id with a suffix.
+	names := slices.Sorted(maps.Keys(s.streams))
+	streams := make([][]ports.Commit, 0, len(names))
+	for _, name := range names {
+		streams = append(streams, s.streams[name])
 	}
 	s.mu.RUnlock()
 	for _, commits := range streams {

@@ -23,7 +23,7 @@ type viewDoc struct {
 	// Participants is an array, indexed with lastActivity, so that ListFor
 	// is one index scan.
 	Participants []string `bson:"participants"`
-	// Revision is MessagesVersion+ReceiptsVersion, so that an optimistic
+	// Revision is the sum of the stream versions applied, so that an optimistic
 	// save is one equality in its filter.
 	Revision     int64     `bson:"revision"`
 	LastActivity time.Time `bson:"lastActivity"`
@@ -45,6 +45,7 @@ type viewDoc struct {
 type viewState struct {
 	MessagesVersion uint64        `json:"mv"`
 	ReceiptsVersion uint64        `json:"rv"`
+	ChangesVersion  uint64        `json:"cv,omitempty"`
 	LastSeq         uint64        `json:"seq"`
 	LastMessage     *messageState `json:"last,omitempty"`
 	Members         []memberState `json:"m"`
@@ -55,8 +56,11 @@ type messageState struct {
 	Seq       uint64    `json:"seq"`
 	From      string    `json:"from"`
 	To        string    `json:"to"`
-	Body      string    `json:"body"`
+	Body      string    `json:"body,omitempty"`
 	SentAt    time.Time `json:"at"`
+	EditedAt  time.Time `json:"edited,omitzero"`
+	// RecalledAt set means the message was recalled, and Body is empty.
+	RecalledAt time.Time `json:"recalled,omitzero"`
 }
 
 type memberState struct {
@@ -93,11 +97,11 @@ type runDoc struct {
 }
 
 func toViewDoc(v ports.ConversationView) (viewDoc, error) {
-	state := viewState{MessagesVersion: v.MessagesVersion, ReceiptsVersion: v.ReceiptsVersion, LastSeq: v.LastSeq,
-		Members: make([]memberState, len(v.Members))}
+	state := viewState{MessagesVersion: v.MessagesVersion, ReceiptsVersion: v.ReceiptsVersion, ChangesVersion: v.ChangesVersion,
+		LastSeq: v.LastSeq, Members: make([]memberState, len(v.Members))}
 	if m := v.LastMessage; m != nil {
 		state.LastMessage = &messageState{MessageID: m.MessageID, Seq: m.Seq, From: string(m.From), To: string(m.To),
-			Body: m.Body, SentAt: m.SentAt}
+			Body: m.Body, SentAt: m.SentAt, EditedAt: m.EditedAt, RecalledAt: m.RecalledAt}
 	}
 	for i, m := range v.Members {
 		var unread [][2]uint64
@@ -129,10 +133,11 @@ func fromViewDoc(d viewDoc) (ports.ConversationView, error) {
 	if err := json.Unmarshal([]byte(d.State), &state); err != nil {
 		return ports.ConversationView{}, fmt.Errorf("decode view %s: %w", d.ID, err)
 	}
-	v.MessagesVersion, v.ReceiptsVersion, v.LastSeq = state.MessagesVersion, state.ReceiptsVersion, state.LastSeq
+	v.MessagesVersion, v.ReceiptsVersion, v.ChangesVersion = state.MessagesVersion, state.ReceiptsVersion, state.ChangesVersion
+	v.LastSeq = state.LastSeq
 	if m := state.LastMessage; m != nil {
 		v.LastMessage = &ports.MessageRecord{MessageID: m.MessageID, Seq: m.Seq, From: user.ID(m.From),
-			To: user.ID(m.To), Body: m.Body, SentAt: m.SentAt}
+			To: user.ID(m.To), Body: m.Body, SentAt: m.SentAt, EditedAt: m.EditedAt, RecalledAt: m.RecalledAt}
 	}
 	for i, m := range state.Members {
 		if i >= len(v.Members) {

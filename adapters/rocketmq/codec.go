@@ -107,16 +107,18 @@ func fromWire(w wireCommit) (ports.Commit, error) {
 	return c, nil
 }
 
-// tagOf names the kind of stream a commit belongs to.
+// tagOf names the kind of stream a commit belongs to. A changes-stream
+// commit (membership, edit, recall) is tagged as a message: sessions are
+// pushed its frames as they are a message's, with the same urgency.
 func tagOf(c ports.Commit) string {
-	if _, receipts := conversation.StreamConversation(c.Stream); receipts {
+	if _, kind := conversation.StreamOf(c.Stream); kind == conversation.StreamReceipts {
 		return tagReceipt
 	}
 	return tagMessage
 }
 
-// shardingKeyOf keeps both streams of a conversation on one queue.
+// shardingKeyOf keeps every stream of a conversation on one queue.
 func shardingKeyOf(c ports.Commit) string {
-	id, _ := conversation.StreamConversation(c.Stream)
+	id, _ := conversation.StreamOf(c.Stream)
 	return string(id)
 }

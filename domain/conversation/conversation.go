@@ -155,13 +155,6 @@ func StreamOf(stream string) (ID, StreamKind) {
 	return ID(stream), StreamMessages
 }
 
-// StreamConversation returns the conversation a stream belongs to and whether
-// it is the receipts stream.
-func StreamConversation(stream string) (ID, bool) {
-	id, kind := StreamOf(stream)
-	return id, kind == StreamReceipts
-}
-
 // Conversation is the aggregate of one conversation: its kind, its members
 // (a direct conversation's pair, or a group's members with their owner and
 // title), the gapless seq of its messages and the rev of their edits and

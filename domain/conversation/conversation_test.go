@@ -67,23 +67,6 @@ func TestParseID(t *testing.T) {
 	}
 }
 
-func TestStreams(t *testing.T) {
-	id := conversation.IDFor("a", "b")
-	tests := []struct {
-		stream   string
-		receipts bool
-	}{
-		{conversation.MessagesStream(id), false},
-		{conversation.ReceiptsStream(id), true},
-	}
-	for _, tt := range tests {
-		got, receipts := conversation.StreamConversation(tt.stream)
-		if got != id || receipts != tt.receipts {
-			t.Fatalf("StreamConversation(%q) = %q, %v", tt.stream, got, receipts)
-		}
-	}
-}
-
 func TestPost(t *testing.T) {
 	ab := conversation.IDFor("alice", "bob")
 	type post struct {

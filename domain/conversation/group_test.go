@@ -59,20 +59,16 @@ func TestGroupIDs(t *testing.T) {
 func TestStreamOf(t *testing.T) {
 	for _, id := range []conversation.ID{conversation.IDFor("a", "b"), groupID} {
 		tests := []struct {
-			stream   string
-			kind     conversation.StreamKind
-			receipts bool
+			stream string
+			kind   conversation.StreamKind
 		}{
-			{conversation.MessagesStream(id), conversation.StreamMessages, false},
-			{conversation.ReceiptsStream(id), conversation.StreamReceipts, true},
-			{conversation.ChangesStream(id), conversation.StreamChanges, false},
+			{conversation.MessagesStream(id), conversation.StreamMessages},
+			{conversation.ReceiptsStream(id), conversation.StreamReceipts},
+			{conversation.ChangesStream(id), conversation.StreamChanges},
 		}
 		for _, tt := range tests {
 			if got, kind := conversation.StreamOf(tt.stream); got != id || kind != tt.kind {
 				t.Fatalf("StreamOf(%q) = %q, %v; want %q, %v", tt.stream, got, kind, id, tt.kind)
-			}
-			if got, receipts := conversation.StreamConversation(tt.stream); got != id || receipts != tt.receipts {
-				t.Fatalf("StreamConversation(%q) = %q, %v", tt.stream, got, receipts)
 			}
 		}
 	}
