@@ -1,5 +1,6 @@
 // Package application holds the chat service's use cases: sending a message
-// through the transactional publisher, delivering committed messages to the
+// through the transactional publisher, editing and recalling it (on the
+// conversation's changes stream, the same way), delivering committed messages to the
 // sessions of this node in order, marking messages delivered and read,
 // syncing and paging history, listing conversations, projecting the read
 // model, and relaying presence and typing between nodes. Each commit and
@@ -35,6 +36,9 @@ type Config struct {
 	SendBurst int
 	// MaxAttempts bounds the retries of a command that lost a version race.
 	MaxAttempts int
+	// EditWindow is how long after its sentAt a message may be edited or
+	// recalled by its author.
+	EditWindow time.Duration
 	// RepublishAfter is how long a commit this node acked may take to come
 	// back on its own consumer before it is sent again (Republisher).
 	RepublishAfter time.Duration
@@ -50,7 +54,7 @@ type Config struct {
 
 // DefaultConfig is what PROTOCOL.md promises when nothing is configured.
 func DefaultConfig() Config {
-	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20,
+	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20, EditWindow: DefaultEditWindow,
 		RepublishAfter: DefaultRepublishAfter, Presence: DefaultPresenceConfig()}
 }
 
@@ -59,6 +63,8 @@ type Application struct {
 	// Send and the queries are logged (decorators.go); a transport
 	// measures Send by wrapping it once more.
 	Send          SendHandler
+	Edit          EditHandler
+	Recall        RecallHandler
 	MarkReceipts  *MarkReceipts
 	Sync          SyncHandler
 	History       HistoryHandler
@@ -91,6 +97,9 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = DefaultConfig().MaxAttempts
 	}
+	if cfg.EditWindow <= 0 {
+		cfg.EditWindow = DefaultEditWindow
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
@@ -101,9 +110,12 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	positions := newRecentPositions(clock, sessions)
 	conversations.afterCommit(positions.committed)
 	conversations.afterObserve(positions.delivered)
+	changes := &changeMessage{conversations: conversations, messages: store, clock: clock, window: cfg.EditWindow, attempts: cfg.MaxAttempts}
 	markReceipts := &MarkReceipts{conversations: conversations, clock: clock, ids: ids, attempts: cfg.MaxAttempts}
 	app := &Application{
 		Send:         logged[SendMessageCommand, Ack](log, "send", newSendMessage(cfg, conversations, clock, ids)),
+		Edit:         logged[EditMessageCommand, Changed](log, "edit", &EditMessage{changes: changes}),
+		Recall:       logged[RecallMessageCommand, Changed](log, "recall", &RecallMessage{changes: changes}),
 		MarkReceipts: markReceipts,
 		Sync:         logged[SyncQuery, Page](log, "sync", &Sync{conversations: conversations, messages: store, positions: positions}),
 		History:      logged[HistoryQuery, Page](log, "history", &History{conversations: conversations, messages: store, positions: positions}),

@@ -13,7 +13,8 @@ import (
 // Delivery pushes committed commits to the sessions of this node: messages
 // to the recipient's sessions and the sender's other sessions, each
 // conversation in seq order and once per session, with any gap filled from
-// the store; receipts to both participants. The bus only signals; the store
+// the store; receipts to both participants; edits and recalls to both, in
+// rev order (deliver_changes.go). The bus only signals; the store
 // is the truth, which is why a lost or late broadcast costs latency, not data.
 //
 // A pushed message is only queued on its session; the recipient's delivered
@@ -49,6 +50,9 @@ func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
 				d.pushReceipt(ctx, ev.Conversation, ports.Receipt{Conversation: string(ev.Conversation), User: ev.User, DeliveredUpTo: ev.Seq})
 			case conversation.ReadUpTo:
 				d.pushReceipt(ctx, ev.Conversation, ports.Receipt{Conversation: string(ev.Conversation), User: ev.User, ReadUpTo: ev.Seq})
+			case conversation.MessageEdited, conversation.MessageRecalled:
+				u, _ := updateOf(ev)
+				d.deliverUpdate(ctx, c, u)
 			}
 		}
 	}
@@ -136,13 +140,17 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	case !known:
 		missed, err = d.owedBefore(ctx, st, p, before, startKnown)
 	}
+	var show showMessage
+	if err == nil {
+		show, err = currentShow(ctx, d.messages, p.Conversation, missed)
+	}
 	if err != nil {
 		// Leave the cursor where it is: the next message retries the fill.
 		d.log.Warn("delivery gap not filled", "conversation", conv, "before", p.Seq, "err", err)
 		return
 	}
-	cur = d.pushRun(st, cur, missed)
-	d.push(st, p, origin)
+	cur = d.pushRun(st, cur, missed, show)
+	d.push(st, messageView(p), origin)
 	cur = cur.advanced(p.Seq)
 	if st.cursors == nil {
 		st.cursors = make(map[string]cursor, 1)
@@ -151,12 +159,13 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 }
 
 // pushRun pushes the messages of commits, a run in seq order, that come
-// after cur, and returns cur moved past them; st.mu is held.
-func (d *Delivery) pushRun(st *sessionState, cur cursor, commits []ports.Commit) cursor {
+// after cur, shown as show shows them, and returns cur moved past them;
+// st.mu is held.
+func (d *Delivery) pushRun(st *sessionState, cur cursor, commits []ports.Commit, show showMessage) cursor {
 	for _, c := range commits {
 		for _, ev := range c.Events {
 			if gp, ok := ev.(conversation.MessagePosted); ok && gp.Seq > cur.last {
-				d.push(st, gp, c.Origin)
+				d.push(st, show(gp), c.Origin)
 				cur = cur.advanced(gp.Seq)
 			}
 		}
@@ -164,14 +173,14 @@ func (d *Delivery) pushRun(st *sessionState, cur cursor, commits []ports.Commit)
 	return cur
 }
 
-// push sends p unless st is the session that sent it; a sender's own
+// push sends m unless st is the session that sent it; a sender's own
 // session learns of its message from the ack. A session that refuses the
 // push is being disconnected, and its client catches up with sync.
-func (d *Delivery) push(st *sessionState, p conversation.MessagePosted, origin string) {
+func (d *Delivery) push(st *sessionState, m ports.MessageView, origin string) {
 	if origin != "" && origin == st.session.ID() {
 		return
 	}
-	st.session.PushMessage(messageView(p))
+	st.session.PushMessage(m)
 }
 
 func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {

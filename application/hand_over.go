@@ -179,7 +179,11 @@ func (d *Delivery) catchUpConversation(ctx context.Context, st *sessionState, co
 	if i := slices.IndexFunc(commits, func(c ports.Commit) bool { return c.CommittedAt.After(until) }); i >= 0 {
 		commits = commits[:i]
 	}
-	cur = d.pushRun(st, cur, commits)
+	show, err := currentShow(ctx, d.messages, conversation.ID(conv), commits)
+	if err != nil {
+		return err
+	}
+	cur = d.pushRun(st, cur, commits, show)
 	if cur.last == 0 {
 		return nil
 	}

@@ -103,6 +103,7 @@ type fakeSession struct {
 	mu       sync.Mutex
 	messages []ports.MessageView
 	receipts []ports.Receipt
+	updates  []ports.UpdateView
 	presence []ports.PresenceView
 	typing   []ports.TypingView
 	closed   bool
@@ -145,6 +146,19 @@ func (s *fakeSession) PushReceipt(r ports.Receipt) bool {
 	defer s.mu.Unlock()
 	s.receipts = append(s.receipts, r)
 	return true
+}
+
+func (s *fakeSession) PushUpdate(u ports.UpdateView) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.updates = append(s.updates, u)
+	return true
+}
+
+func (s *fakeSession) updatesSeen() []ports.UpdateView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ports.UpdateView(nil), s.updates...)
 }
 
 func (s *fakeSession) seqs() []uint64 {

@@ -15,45 +15,14 @@ const (
 	MaxPageLimit     = 500
 )
 
-// Page is a run of messages in seq order, and whether more lie beyond it.
+// Page is a run of messages in seq order, in their current state, and
+// whether more lie beyond it.
 type Page struct {
 	Conversation string
 	Messages     []ports.MessageView
 	More         bool
-}
-
-// Sync answers a session that asks for the messages after a seq.
-type Sync struct {
-	conversations *conversationRepository
-	messages      ports.StreamReader
-	positions     *recentPositions
-}
-
-// SyncQuery asks for up to Limit messages with seq > After.
-type SyncQuery struct {
-	Reader       user.ID
-	Conversation conversation.ID
-	After        uint64
-	Limit        int
-}
-
-// Handle returns the page; only a participant may ask.
-func (s *Sync) Handle(ctx context.Context, q SyncQuery) (Page, error) {
-	id := q.Conversation
-	if err := s.conversations.checkReadable(ctx, id, q.Reader); err != nil {
-		return Page{}, err
-	}
-	limit := clampLimit(q.Limit)
-	commits, err := s.messages.Load(ctx, conversation.MessagesStream(id), q.After+1, q.After+uint64(limit)+1)
-	if err != nil {
-		return Page{}, err
-	}
-	page := Page{Conversation: string(id), Messages: messagesOf(commits)}
-	if len(page.Messages) > limit {
-		page.Messages, page.More = page.Messages[:limit], true
-	}
-	s.positions.paged(q.Reader, id, page.Messages)
-	return page, nil
+	// Updates answers a sync's changesAfter (sync.go); nil when it did not ask.
+	Updates []ports.MessageView
 }
 
 // History pages a conversation's messages with their delivery status.
@@ -79,6 +48,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 	var (
 		lastSeq  uint64
 		receipts *conversation.Receipts
+		current  *conversation.Conversation
 	)
 	err := h.conversations.withReadable(ctx, id, q.Reader, func(held *heldConversation) error {
 		if err := held.loadMessages(ctx); err != nil {
@@ -87,7 +57,10 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 		if err := held.loadReceipts(ctx); err != nil {
 			return err
 		}
-		lastSeq, receipts = held.conversation().LastSeq(), held.receipts().Clone()
+		if err := held.loadChanges(ctx); err != nil {
+			return err
+		}
+		lastSeq, receipts, current = held.conversation().LastSeq(), held.receipts().Clone(), held.conversation().Clone()
 		return nil
 	})
 	if err != nil {
@@ -102,7 +75,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	page.Messages = messagesOf(commits)
+	page.Messages = messagesOf(commits, showAsOf(current))
 	for i, m := range page.Messages {
 		msg := message.Posted(message.ID(m.MessageID), m.Seq, m.From, m.To, message.Body(m.Body), m.SentAt)
 		if _, err := receipts.MarkMessage(msg); err != nil {
@@ -150,12 +123,12 @@ func clampLimit(limit int) int {
 	return limit
 }
 
-func messagesOf(commits []ports.Commit) []ports.MessageView {
+func messagesOf(commits []ports.Commit, show showMessage) []ports.MessageView {
 	out := make([]ports.MessageView, 0, len(commits))
 	for _, c := range commits {
 		for _, ev := range c.Events {
 			if p, ok := ev.(conversation.MessagePosted); ok {
-				out = append(out, messageView(p))
+				out = append(out, show(p))
 			}
 		}
 	}
@@ -208,7 +181,7 @@ func (l *ListConversations) Handle(ctx context.Context, u user.ID) ([]Conversati
 		}
 		if r := v.LastMessage; r != nil {
 			s.LastMessage = &ports.MessageView{MessageID: r.MessageID, Conversation: v.Conversation, Seq: r.Seq,
-				From: r.From, To: r.To, Body: r.Body, SentAt: r.SentAt}
+				From: r.From, To: r.To, Body: r.Body, SentAt: r.SentAt, EditedAt: r.EditedAt, RecalledAt: r.RecalledAt}
 		}
 		out = append(out, s)
 	}

@@ -70,6 +70,8 @@ type sessionState struct {
 	mu       sync.Mutex
 	cursors  map[string]cursor
 	receipts map[receiptKey]ports.Receipt
+	// revs is the rev of the last update pushed, per conversation.
+	revs map[string]uint64
 }
 
 // cursor is what a session was pushed of one conversation: every message

@@ -17,6 +17,23 @@ type MessageView struct {
 	SentAt       time.Time
 	// Status is set on history pages only: sent, delivered or read.
 	Status string
+	// EditedAt is when the body was last replaced, zero if never; a
+	// recalled message has RecalledAt set and no Body.
+	EditedAt   time.Time
+	RecalledAt time.Time
+	// Rev is set on the updates of a sync only: the message's latest change.
+	Rev uint64
+}
+
+// UpdateView is one edit or recall of a message as clients are told of it:
+// an edit carries the new Body and EditedAt, a recall RecalledAt alone.
+type UpdateView struct {
+	Conversation string
+	Seq          uint64
+	Rev          uint64
+	Body         string
+	EditedAt     time.Time
+	RecalledAt   time.Time
 }
 
 // Receipt says a participant's marker moved; a zero field did not move.
@@ -37,6 +54,7 @@ type Session interface {
 	User() user.ID
 	PushMessage(m MessageView) bool
 	PushReceipt(r Receipt) bool
+	PushUpdate(u UpdateView) bool
 	PushPresence(p PresenceView) bool
 	PushTyping(t TypingView) bool
 }
