@@ -109,7 +109,8 @@ func (s *session) PushMessage(m ports.MessageView) bool {
 	return true
 }
 
-func (s *session) PushReceipt(ports.Receipt) bool { return true }
+func (s *session) PushReceipt(ports.Receipt) bool   { return true }
+func (s *session) PushUpdate(ports.UpdateView) bool { return true }
 
 func TestConversationsAndHistory(t *testing.T) {
 	h := newHarness(t, options{})

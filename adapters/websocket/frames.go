@@ -26,6 +26,10 @@ const (
 	typeTyping   = "typing"
 	typePresence = "presence"
 	typeAuth     = "auth"
+	typeEdit     = "edit"
+	typeRecall   = "recall"
+	typeChanged  = "changed"
+	typeUpdate   = "update"
 	typeAuthed   = "authed"
 	typeAck      = "ack"
 	typeMessage  = "message"
@@ -55,6 +59,11 @@ type clientFrame struct {
 	Limit        int
 	Users        presence.Users
 	Token        string
+	// Seq is the message an edit or recall changes.
+	Seq uint64
+	// ChangesAfter is a sync's rev, when WithChanges says it asked for updates.
+	ChangesAfter uint64
+	WithChanges  bool
 }
 
 // frameError is a frame the server answers with an `error` frame; ID echoes
@@ -84,6 +93,8 @@ type rawFrame struct {
 	Limit        json.RawMessage `json:"limit"`
 	Users        []string        `json:"users"`
 	Token        *string         `json:"token"`
+	Seq          json.RawMessage `json:"seq"`
+	ChangesAfter json.RawMessage `json:"changesAfter"`
 }
 
 // decodeFrame parses and validates one client frame. Every failure is a
@@ -141,6 +152,13 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 		// Over the page maximum is clamped, as the application would; doing it
 		// here keeps up to 2^53-1 from overflowing a 32-bit int.
 		f.Limit = int(min(limit, application.MaxPageLimit))
+		if err == nil && present(raw.ChangesAfter) {
+			f.WithChanges = true
+			f.ChangesAfter, err = uintField(raw.ChangesAfter, "changesAfter", true)
+		}
+	case typeEdit, typeRecall:
+		ferr := decodeChange(&f, raw)
+		return f, ferr
 	case typeTyping:
 		ferr := decodeConversation(&f, raw)
 		return f, ferr
@@ -203,6 +221,35 @@ func parseSend(f *clientFrame, to, body string) *frameError {
 	return nil
 }
 
+// decodeChange reads an edit (with its body) or a recall; its id is an
+// idempotency key, as a send's is.
+func decodeChange(f *clientFrame, raw rawFrame) *frameError {
+	if raw.ID == nil {
+		return badRequest("", "missing field id")
+	}
+	key, err := message.ParseClientID(f.ID)
+	if err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	f.Key = key
+	if ferr := decodeConversation(f, raw); ferr != nil {
+		return ferr
+	}
+	if f.Seq, err = uintField(raw.Seq, "seq", true); err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	if f.Type == typeRecall {
+		return nil
+	}
+	if raw.Body == nil {
+		return badRequest(f.ID, "missing field body")
+	}
+	if f.Body, err = message.ParseBody(*raw.Body); err != nil {
+		return badRequest(f.ID, err.Error())
+	}
+	return nil
+}
+
 func decodeAuth(f *clientFrame, raw rawFrame) *frameError {
 	if raw.Token == nil || *raw.Token == "" {
 		return badRequest(f.ID, "missing field token")
@@ -223,10 +270,13 @@ func decodeConversation(f *clientFrame, raw rawFrame) *frameError {
 	return nil
 }
 
+// present tells a field given from one missing or null.
+func present(raw json.RawMessage) bool { return raw != nil && !bytes.Equal(raw, []byte("null")) }
+
 // uintField parses an integer field of 0 to wire.MaxInteger; a missing
 // optional one is 0.
 func uintField(raw json.RawMessage, name string, required bool) (uint64, error) {
-	if raw == nil || bytes.Equal(raw, []byte("null")) {
+	if !present(raw) {
 		if required {
 			return 0, errors.New("missing field " + name)
 		}
@@ -267,11 +317,24 @@ type receiptFrame struct {
 	ReadUpTo      uint64  `json:"readUpTo,omitempty"`
 }
 
+// messagesFrame answers a sync; Updates is there only when the sync asked
+// for changesAfter.
 type messagesFrame struct {
-	Type         string         `json:"type"`
-	Conversation string         `json:"conversation"`
-	Messages     []wire.Message `json:"messages"`
-	More         bool           `json:"more"`
+	Type         string          `json:"type"`
+	Conversation string          `json:"conversation"`
+	Messages     []wire.Message  `json:"messages"`
+	More         bool            `json:"more"`
+	Updates      *[]wire.Message `json:"updates,omitempty"`
+}
+
+type changedFrame struct {
+	Type string `json:"type"`
+	wire.Changed
+}
+
+type updateFrame struct {
+	Type string `json:"type"`
+	wire.Update
 }
 
 // authedFrame answers an `auth` frame with the session's new expiry.
@@ -312,5 +375,18 @@ func receiptOf(r ports.Receipt) receiptFrame {
 }
 
 func messagesOf(p application.Page) messagesFrame {
-	return messagesFrame{Type: typeMessages, Conversation: p.Conversation, More: p.More, Messages: wire.MessagesOf(p.Messages)}
+	f := messagesFrame{Type: typeMessages, Conversation: p.Conversation, More: p.More, Messages: wire.MessagesOf(p.Messages)}
+	if p.Updates != nil {
+		updates := wire.MessagesOf(p.Updates)
+		f.Updates = &updates
+	}
+	return f
+}
+
+func changedOf(c application.Changed) changedFrame {
+	return changedFrame{Type: typeChanged, Changed: wire.ChangedOf(c)}
+}
+
+func updateOf(u ports.UpdateView) updateFrame {
+	return updateFrame{Type: typeUpdate, Update: wire.UpdateOf(u)}
 }

@@ -152,10 +152,17 @@ func (s *session) handle(data []byte) {
 		err = s.srv.app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: s.user, Conversation: f.Conversation, UpTo: f.UpTo})
 	case typeSync:
 		var page application.Page
-		page, err = s.srv.app.Sync.Handle(ctx, application.SyncQuery{Reader: s.user, Conversation: f.Conversation, After: f.After, Limit: f.Limit})
+		page, err = s.srv.app.Sync.Handle(ctx, application.SyncQuery{Reader: s.user, Conversation: f.Conversation, After: f.After, Limit: f.Limit,
+			ChangesAfter: f.ChangesAfter, WithChanges: f.WithChanges})
 		if err == nil {
 			s.reply(typeMessages, messagesOf(page))
 		}
+	case typeEdit:
+		err = s.handleChange(s.srv.app.Edit.Handle(ctx, application.EditMessageCommand{
+			Author: s.user, ClientID: f.Key, Conversation: f.Conversation, Seq: f.Seq, Body: f.Body, Origin: s.id}))
+	case typeRecall:
+		err = s.handleChange(s.srv.app.Recall.Handle(ctx, application.RecallMessageCommand{
+			Author: s.user, ClientID: f.Key, Conversation: f.Conversation, Seq: f.Seq, Origin: s.id}))
 	case typeTyping:
 		err = s.handleTyping(ctx, f)
 	case typePresence:
@@ -175,6 +182,15 @@ func (s *session) handleSend(ctx context.Context, f clientFrame) error {
 		return err
 	}
 	s.reply(typeAck, ackOf(ack))
+	return nil
+}
+
+// handleChange answers an edit or a recall with `changed`.
+func (s *session) handleChange(changed application.Changed, err error) error {
+	if err != nil {
+		return err
+	}
+	s.reply(typeChanged, changedOf(changed))
 	return nil
 }
 

@@ -119,6 +119,12 @@ func (s *session) PushReceipt(r ports.Receipt) bool {
 	return s.push(typeReceipt, receiptOf(r))
 }
 
+// PushUpdate queues an update frame (an edit or a recall); false when the
+// session is full or closing.
+func (s *session) PushUpdate(u ports.UpdateView) bool {
+	return s.push(typeUpdate, updateOf(u))
+}
+
 func (s *session) push(typ string, frame any) bool {
 	if !s.enqueue(outbound{typ: typ, frame: frame}, false) {
 		return false
