@@ -40,6 +40,22 @@ func Replay(cfg Config, logger *slog.Logger) error {
 	})
 }
 
+// EraseRecalled removes the bodies of recalled messages from the event
+// store: `chatd erase-recalled`. A recall hides a body from every API at
+// once; this takes it out of the store too, for a privacy request. It may
+// run while nodes serve: a recall committed during it is erased by the
+// next run.
+func EraseRecalled(cfg Config, logger *slog.Logger) error {
+	return withMigratedMongo(cfg, "erase-recalled", "the in-memory store lives only inside a running node", func(ctx context.Context, db *driver.Database) error {
+		rewritten, err := mongo.NewEventStore(db).EraseRecalled(ctx)
+		if err != nil {
+			return fmt.Errorf("chatd erase-recalled: %w", err)
+		}
+		logger.Info("recalled bodies erased", "db", cfg.MongoDB, "commits_rewritten", rewritten)
+		return nil
+	})
+}
+
 // withMigratedMongo runs a one-shot command on the configured database,
 // brought up to the current schema first.
 func withMigratedMongo(cfg Config, command, whyNotMemory string, run func(context.Context, *driver.Database) error) error {

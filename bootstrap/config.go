@@ -65,6 +65,7 @@ type Config struct {
 	MaxBodyBytes   int64         `env:"CHAT_MAX_BODY_BYTES" envDefault:"65536"`
 	SendRate       float64       `env:"CHAT_SEND_RATE" envDefault:"50"`
 	SendBurst      int           `env:"CHAT_SEND_BURST" envDefault:"200"`
+	EditWindow     time.Duration `env:"CHAT_EDIT_WINDOW" envDefault:"15m"`
 	SessionQueue   int           `env:"CHAT_SESSION_QUEUE" envDefault:"256"`
 	PingInterval   time.Duration `env:"CHAT_PING_INTERVAL" envDefault:"30s"`
 	AllowedOrigins []string      `env:"CHAT_ALLOWED_ORIGINS" envSeparator:","`
@@ -171,7 +172,7 @@ func (c Config) Validate() error {
 		{"CHAT_HTTP_READ_TIMEOUT", float64(c.HTTPReadTimeout)}, {"CHAT_HTTP_IDLE_TIMEOUT", float64(c.HTTPIdleTimeout)},
 		{"CHAT_AUTH_JWKS_REFRESH", float64(c.AuthJWKSRefresh)},
 		{"CHAT_MAX_SESSIONS_PER_USER", float64(c.MaxSessionsPerUser)},
-		{"CHAT_REPUBLISH_AFTER", float64(c.RepublishAfter)},
+		{"CHAT_REPUBLISH_AFTER", float64(c.RepublishAfter)}, {"CHAT_EDIT_WINDOW", float64(c.EditWindow)},
 	} {
 		if p.value <= 0 {
 			bad(p.name, "must be positive")

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/ports"
 )
 
@@ -118,4 +119,49 @@ func (s *EventStore) Scan(ctx context.Context, fn func(ports.Commit) error) erro
 		}
 	}
 	return nil
+}
+
+var _ ports.RecalledEraser = (*EventStore)(nil)
+
+// EraseRecalled implements ports.RecalledEraser.
+func (s *EventStore) EraseRecalled(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rewritten := 0
+	for stream, changes := range s.streams {
+		if err := ctx.Err(); err != nil {
+			return rewritten, err
+		}
+		id, kind := conversation.StreamOf(stream)
+		if kind != conversation.StreamChanges {
+			continue
+		}
+		recalled := ports.RecalledSeqs(changes)
+		if len(recalled) == 0 {
+			continue
+		}
+		for _, name := range []string{conversation.MessagesStream(id), stream} {
+			rewritten += s.eraseIn(name, recalled)
+		}
+	}
+	return rewritten, nil
+}
+
+// eraseIn rewrites the commits of stream that hold recalled bodies and
+// returns how many; s.mu is held. The stream gets a new slice, since Scan
+// reads the old one after the lock is released.
+func (s *EventStore) eraseIn(stream string, recalled map[uint64]bool) int {
+	commits := slices.Clone(s.streams[stream])
+	rewritten := 0
+	for i, c := range commits {
+		if events, erased := ports.WithoutRecalledBodies(c, recalled); erased {
+			c.Events = events
+			commits[i], s.byID[c.ID] = c, c
+			rewritten++
+		}
+	}
+	if rewritten > 0 {
+		s.streams[stream] = commits
+	}
+	return rewritten
 }

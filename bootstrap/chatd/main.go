@@ -1,6 +1,7 @@
 // Command chatd runs one node of the chat service (`chatd` or `chatd serve`),
 // applies the MongoDB migrations (`chatd migrate`), rebuilds the read models
-// from the event store (`chatd replay`), or asks the node running on this
+// from the event store (`chatd replay`), erases the bodies of recalled
+// messages from the store (`chatd erase-recalled`), or asks the node running on this
 // host whether it is alive (`chatd healthcheck`, exit status 0 or 1, for a
 // container's HEALTHCHECK). With no CHAT_MONGO_URI and no
 // CHAT_ROCKETMQ_NAMESRV it runs on the embedded default (in-memory store,
@@ -36,10 +37,12 @@ func main() {
 		exitOn(bootstrap.Migrate(cfg, logger))
 	case "replay":
 		exitOn(bootstrap.Replay(cfg, logger))
+	case "erase-recalled":
+		exitOn(bootstrap.EraseRecalled(cfg, logger))
 	case "healthcheck":
 		exitOn(bootstrap.Healthcheck(cfg))
 	default:
-		fmt.Fprintf(os.Stderr, "chatd: unknown command %q (commands: serve, migrate, replay, healthcheck)\n", command)
+		fmt.Fprintf(os.Stderr, "chatd: unknown command %q (commands: serve, migrate, replay, erase-recalled, healthcheck)\n", command)
 		os.Exit(2)
 	}
 }

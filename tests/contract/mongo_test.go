@@ -87,6 +87,13 @@ func TestMongoReplay(t *testing.T) {
 	})
 }
 
+func TestMongoRecalledEraser(t *testing.T) {
+	contract.TestRecalledEraser(t, func(t *testing.T) (contract.ErasingStore, ports.ReadModel) {
+		db := freshDatabase(t)
+		return mongo.NewEventStore(db), mongo.NewReadModel(db)
+	})
+}
+
 func TestMongoMigrations(t *testing.T) {
 	ctx := context.Background()
 	db := freshDatabase(t) // migrated once already

@@ -30,23 +30,7 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		t.Fatalf("%T does not implement ports.StreamScanner", store)
 	}
 	ctx := context.Background()
-	clock := memory.Clock{}
-	tx, err := application.NewTransactions(store, clock, 6*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := application.New(application.DefaultConfig(), store, bus, rm, clock, memory.IDs{},
-		application.PresencePorts{Signals: memory.NewSignals(), LastSeen: memory.NewLastSeen()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus.Cluster("projector", app.Projector.Handle)
-	_ = bus.Start(context.Background())
-	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+	app := projectingApp(t, store, rm)
 
 	users := make([]user.ID, 4)
 	for i := range users {
@@ -71,6 +55,9 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 			conv = ack.Conversation
 		}
 		convs[conv] = true
+		if err := changeLast(ctx, app, a, conv, p.messages); err != nil {
+			t.Fatal(err)
+		}
 		if p.readByB > 0 {
 			err := app.MarkReceipts.Handle(ctx, application.MarkReadCommand{Reader: b, Conversation: conv, UpTo: uint64(p.readByB)})
 			if err != nil {
@@ -83,11 +70,13 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		for id := range convs {
 			messages := mustLoad(t, store, conversation.MessagesStream(id), 1, 0)
 			receipts := mustLoad(t, store, conversation.ReceiptsStream(id), 1, 0)
+			changes := mustLoad(t, store, conversation.ChangesStream(id), 1, 0)
 			v, found, err := getView(ctx, rm, string(id))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !found || v.MessagesVersion != uint64(len(messages)) || v.ReceiptsVersion != uint64(len(receipts)) {
+			if !found || v.MessagesVersion != uint64(len(messages)) || v.ReceiptsVersion != uint64(len(receipts)) ||
+				v.ChangesVersion != uint64(len(changes)) {
 				return false
 			}
 		}
@@ -123,6 +112,47 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 			assertView(t, byID[w.Conversation], w)
 		}
 	}
+}
+
+// projectingApp is the application over store and rm, published through
+// the in-process bus and projected into rm.
+func projectingApp(t *testing.T, store ports.EventStore, rm ports.ReadModel) *application.Application {
+	t.Helper()
+	clock := memory.Clock{}
+	tx, err := application.NewTransactions(store, clock, 6*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := memory.NewBus(tx, memory.BusConfig{CheckInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := application.New(application.DefaultConfig(), store, bus, rm, clock, memory.IDs{},
+		application.PresencePorts{Signals: memory.NewSignals(), LastSeen: memory.NewLastSeen()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus.Cluster("projector", app.Projector.Handle)
+	_ = bus.Start(context.Background())
+	t.Cleanup(func() { _ = bus.Stop(context.Background()) })
+	return app
+}
+
+// changeLast edits or recalls the last of a conversation's messages, by
+// its length, when a's own (the sends above alternate): a view's last
+// message then shows each state, and replay must fold it the same way.
+func changeLast(ctx context.Context, app *application.Application, a user.ID, conv conversation.ID, messages int) error {
+	if (messages-1)%3 == 2 {
+		return nil
+	}
+	var err error
+	if messages%4 == 1 {
+		_, err = app.Recall.Handle(ctx, application.RecallMessageCommand{Author: a, ClientID: "recall-last", Conversation: conv, Seq: uint64(messages)})
+	} else {
+		_, err = app.Edit.Handle(ctx, application.EditMessageCommand{Author: a, ClientID: "edit-last", Conversation: conv,
+			Seq: uint64(messages), Body: "edited"})
+	}
+	return err
 }
 
 type readModelSnapshot struct {

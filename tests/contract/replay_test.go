@@ -13,3 +13,9 @@ func TestMemoryReplay(t *testing.T) {
 		return memory.NewEventStore(), memory.NewReadModel()
 	})
 }
+
+func TestMemoryRecalledEraser(t *testing.T) {
+	contract.TestRecalledEraser(t, func(*testing.T) (contract.ErasingStore, ports.ReadModel) {
+		return memory.NewEventStore(), memory.NewReadModel()
+	})
+}
