@@ -49,6 +49,11 @@ func TestServerFramesMatchAsyncAPI(t *testing.T) {
 	conv := conversation.IDFor("1001", "1002")
 	view := ports.MessageView{MessageID: string(message.IDFor("1001", "k-1")), Conversation: string(conv), Seq: 7,
 		From: "1001", To: "1002", Body: "see you at eight?", SentAt: at}
+	edited, recalled := view, view
+	edited.Body, edited.EditedAt = "nine?", at
+	recalled.Body, recalled.RecalledAt = "", at
+	recalledUpdate := recalled
+	recalledUpdate.Rev = 3
 	frames := []struct {
 		name  string
 		frame any
@@ -67,6 +72,14 @@ func TestServerFramesMatchAsyncAPI(t *testing.T) {
 		{"presence online", presenceOf(ports.PresenceView{User: "1002", Online: true, LastSeen: at})},
 		{"presence offline", presenceOf(ports.PresenceView{User: "1002", LastSeen: at})},
 		{"presence never seen", presenceOf(ports.PresenceView{User: "1002"})},
+		{"message edited", messageOf(edited)},
+		{"message recalled", messageOf(recalled)},
+		{"messages with updates", messagesOf(application.Page{Conversation: string(conv), Messages: []ports.MessageView{edited},
+			Updates: []ports.MessageView{recalledUpdate}})},
+		{"messages without updates", messagesOf(application.Page{Conversation: string(conv), Updates: []ports.MessageView{}})},
+		{"changed", changedOf(application.Changed{ClientID: "e-1", Conversation: conv, Seq: 7, Rev: 2})},
+		{"update edited", updateOf(ports.UpdateView{Conversation: string(conv), Seq: 7, Rev: 2, Body: "nine?", EditedAt: at})},
+		{"update recalled", updateOf(ports.UpdateView{Conversation: string(conv), Seq: 7, Rev: 3, RecalledAt: at})},
 		{"error", errorOf("k-1", wire.CodeBadRequest, "missing field body")},
 		{"error without id", errorOf("", wire.CodeTooLarge, "frame larger than 65536 bytes")},
 	}
@@ -201,6 +214,18 @@ func TestClientFramesAgreeWithAsyncAPI(t *testing.T) {
 		{"sync, limit null", `{"type":"sync","conversation":` + conv + `,"after":0,"limit":null}`, lenient},
 		{"sync, no after", `{"type":"sync","conversation":` + conv + `}`, bothRefuse},
 		{"sync, no conversation", `{"type":"sync","after":0}`, bothRefuse},
+		{"sync with changesAfter", `{"type":"sync","conversation":` + conv + `,"after":0,"changesAfter":0}`, bothAccept},
+		{"sync, changesAfter negative", `{"type":"sync","conversation":` + conv + `,"after":0,"changesAfter":-1}`, bothRefuse},
+		{"sync, changesAfter null", `{"type":"sync","conversation":` + conv + `,"after":0,"changesAfter":null}`, lenient},
+		{"edit", `{"type":"edit","id":"e-1","conversation":` + conv + `,"seq":3,"body":"nine?"}`, bothAccept},
+		{"edit, no body", `{"type":"edit","id":"e-1","conversation":` + conv + `,"seq":3}`, bothRefuse},
+		{"edit, empty body", `{"type":"edit","id":"e-1","conversation":` + conv + `,"seq":3,"body":""}`, bothRefuse},
+		{"edit, no seq", `{"type":"edit","id":"e-1","conversation":` + conv + `,"body":"x"}`, bothRefuse},
+		{"edit, no id", `{"type":"edit","conversation":` + conv + `,"seq":3,"body":"x"}`, bothRefuse},
+		{"edit, id with a dot", `{"type":"edit","id":"e.1","conversation":` + conv + `,"seq":3,"body":"x"}`, bothRefuse},
+		{"recall", `{"type":"recall","id":"r-1","conversation":` + conv + `,"seq":3}`, bothAccept},
+		{"recall, seq a string", `{"type":"recall","id":"r-1","conversation":` + conv + `,"seq":"3"}`, bothRefuse},
+		{"recall, no conversation", `{"type":"recall","id":"r-1","seq":3}`, bothRefuse},
 		{"ping", `{"type":"ping"}`, bothAccept},
 		{"ping with id", `{"type":"ping","id":"p1"}`, bothAccept},
 		{"ping with a numeric id", `{"type":"ping","id":1}`, bothRefuse},
