@@ -140,7 +140,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	app.Presence.routed = func() bool { return presencePorts.Routing == nil || presencePorts.Routing.Routed() }
 	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, republisher.republishedBy(), app.Presence.routed, log)
 	sessions.afterOpen(app.Presence.handOver.opened)
-	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, app.Presence.holdersOf, log)
+	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, app.Presence.holdersOf, conversations.participants, log)
 	conversations.afterCommit(app.Presence.forwarder.sent)
 	return app, nil
 }

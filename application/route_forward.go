@@ -28,6 +28,8 @@ type routeForwarder struct {
 	log       *slog.Logger
 	// holders are the nodes the directory says hold a session of a user.
 	holders func(user.ID) []string
+	// pairOf is a conversation's pair of users.
+	pairOf func(context.Context, conversation.ID) ([2]user.ID, error)
 
 	mu sync.Mutex
 	// recent holds, per user, the messages concerning them sent with a
@@ -42,42 +44,58 @@ type routedMessage struct {
 	sentAt time.Time
 }
 
-func newRouteForwarder(publisher ports.TransactionalPublisher, clock ports.Clock, window time.Duration, holders func(user.ID) []string, log *slog.Logger) *routeForwarder {
-	return &routeForwarder{publisher: publisher, clock: clock, window: window, holders: holders, log: log,
+func newRouteForwarder(publisher ports.TransactionalPublisher, clock ports.Clock, window time.Duration, holders func(user.ID) []string,
+	pairOf func(context.Context, conversation.ID) ([2]user.ID, error), log *slog.Logger) *routeForwarder {
+	return &routeForwarder{publisher: publisher, clock: clock, window: window, holders: holders, pairOf: pairOf, log: log,
 		recent: map[user.ID][]*routedMessage{}, forwards: newWorkQueue[ports.Commit]()}
 }
 
 // sent keeps c, just committed here, if its route left nodes out. Only
-// messages are kept: the guarantee is theirs, and a marker a session
-// misses is made good by the next one.
+// messages, edits and recalls are kept: the guarantee is theirs, and a
+// marker a session misses is made good by the next one.
 func (f *routeForwarder) sent(c ports.Commit) {
 	if !c.Route.Limited {
 		return
 	}
-	for _, ev := range c.Events {
-		posted, ok := ev.(conversation.MessagePosted)
-		if !ok {
-			continue
-		}
-		m := &routedMessage{commit: c, sentAt: f.clock.Now()}
-		users := [2]user.ID{posted.From, posted.To}
-		f.mu.Lock()
-		for _, u := range users {
-			f.recent[u] = append(f.recent[u], m)
-		}
-		f.mu.Unlock()
-		// The route was made before the publication, and a join handled
-		// meanwhile found nothing here to forward (seen in the churn e2e: a
-		// session opened 4 ms before the send never got it live). So what
-		// the directory knows now is checked too.
-		for _, u := range users {
-			for _, node := range f.holders(u) {
-				if !c.Route.Reaches(node) {
-					f.joined(node, u)
-				}
+	users, ok := f.usersOf(c)
+	if !ok {
+		return
+	}
+	m := &routedMessage{commit: c, sentAt: f.clock.Now()}
+	f.mu.Lock()
+	for _, u := range users {
+		f.recent[u] = append(f.recent[u], m)
+	}
+	f.mu.Unlock()
+	// The route was made before the publication, and a join handled
+	// meanwhile found nothing here to forward (seen in the churn e2e: a
+	// session opened 4 ms before the send never got it live). So what
+	// the directory knows now is checked too.
+	for _, u := range users {
+		for _, node := range f.holders(u) {
+			if !c.Route.Reaches(node) {
+				f.joined(node, u)
 			}
 		}
 	}
+}
+
+// usersOf is whom c's sessions belong to: a message's pair, or the pair
+// of the conversation whose message c edits or recalls.
+func (f *routeForwarder) usersOf(c ports.Commit) ([2]user.ID, bool) {
+	for _, ev := range c.Events {
+		switch ev := ev.(type) {
+		case conversation.MessagePosted:
+			return [2]user.ID{ev.From, ev.To}, true
+		case conversation.MessageEdited, conversation.MessageRecalled:
+			id, _ := conversation.StreamOf(c.Stream)
+			ctx, cancel := context.WithTimeout(context.Background(), f.window)
+			defer cancel()
+			pair, err := f.pairOf(ctx, id)
+			return pair, err == nil
+		}
+	}
+	return [2]user.ID{}, false
 }
 
 // joined is told that node now holds a session of u, and forwards to it

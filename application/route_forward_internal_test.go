@@ -1,6 +1,7 @@
 package application
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"testing"
@@ -29,10 +30,15 @@ func TestAJoinHandledWhileTheMessageWasPublishedIsForwardedAfterIt(t *testing.T)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			pairOf := func(context.Context, conversation.ID) ([2]user.ID, error) { return [2]user.ID{"alice", "bob"}, nil }
 			f := newRouteForwarder(nil, fixedNow{now}, 7500*time.Millisecond,
-				func(u user.ID) []string { return tt.holders[u] }, slog.New(slog.DiscardHandler))
+				func(u user.ID) []string { return tt.holders[u] }, pairOf, slog.New(slog.DiscardHandler))
 			posted := conversation.MessagePosted{Conversation: "c_ab", Seq: 1, From: "alice", To: "bob"}
 			f.sent(ports.Commit{ID: "m_1", Events: []conversation.Event{posted}, Route: ports.RouteTo("n1")})
+			// An edit of that message goes where the message went.
+			edited := conversation.MessageEdited{Conversation: "c_ab", Seq: 1, Rev: 1, Body: "x"}
+			f.sent(ports.Commit{ID: "ch_1", Stream: conversation.ChangesStream("c_ab"), Events: []conversation.Event{edited}, Route: ports.RouteTo("n1")})
+			tt.want = append(tt.want, tt.want...)
 			var got []string
 			f.forwards.mu.Lock()
 			for _, c := range f.forwards.items {
