@@ -131,6 +131,12 @@ type Message struct {
 	Body         string `json:"body"`
 	SentAt       string `json:"sentAt"`
 	Status       string `json:"status"`
+	// EditedAt, Recalled and RecalledAt show a message's current state
+	// (v1.3); Rev is set in a sync's updates only.
+	EditedAt   string `json:"editedAt"`
+	Recalled   bool   `json:"recalled"`
+	RecalledAt string `json:"recalledAt"`
+	Rev        uint64 `json:"rev"`
 }
 
 // Frame is a server frame. The union of every frame's fields is decoded;
@@ -151,6 +157,12 @@ type Frame struct {
 	Messages      []Message       `json:"messages"`
 	More          bool            `json:"more"`
 	Code          string          `json:"code"`
+	// The fields of `changed` and `update` (v1.3) besides the above; an
+	// update's body is its own field, "message" being taken.
+	Rev      uint64    `json:"rev"`
+	Body     string    `json:"body"`
+	Recalled bool      `json:"recalled"`
+	Updates  []Message `json:"updates"`
 
 	Fields map[string]json.RawMessage `json:"-"`
 	Raw    string                     `json:"-"`

@@ -298,6 +298,12 @@ func testClusterGuarantees(t *testing.T, rmq *infra.RocketMQ) {
 	// exactly 1..N, and every session on either node sees every message but
 	// its own sends once each, in seq order.
 	concurrentAcrossNodes(t, n1, n2)
+	if t.Failed() {
+		return
+	}
+
+	// 5. Edits and recalls (v1.3).
+	clusterEditsAndRecalls(t, n1, n2)
 }
 
 // testClusterReadYourWrites: what a node has acked to a user, or given a

@@ -645,9 +645,14 @@ func TestMongoMigrateAndReplay(t *testing.T) {
 		}
 		bob.SendMessage("p-b", "alice", "to alice")
 		alice.SendMessage("p-c1", "carol", "to carol 1")
-		alice.SendMessage("p-c2", "carol", "to carol 2")
+		carolConv := alice.SendMessage("p-c2", "carol", "to carol 2, secret").Conversation
 		bob.Send(map[string]any{"type": "read", "conversation": conv, "upTo": 2})
 		alice.Next("receipt", func(f Frame) bool { return f.User == "bob" && f.ReadUpTo == 2 })
+		// An edit, and the recall of a conversation's last message: the list
+		// shows it bodiless, and so must the replay after its erasure.
+		change(t, alice, map[string]any{"type": "edit", "id": "p-e1", "conversation": conv, "seq": 1, "body": "to bob 1, edited"})
+		change(t, alice, map[string]any{"type": "edit", "id": "p-e2", "conversation": carolConv, "seq": 2, "body": "to carol 2, edited secret"})
+		change(t, alice, map[string]any{"type": "recall", "id": "p-r2", "conversation": carolConv, "seq": 2})
 
 		// The live lists, once the projection has caught up, the delivered
 		// marks included: bob was written 1-4 and alice 5, and those marks
@@ -657,11 +662,12 @@ func TestMongoMigrateAndReplay(t *testing.T) {
 			live[user] = conversationsUntil(t, n, tok, func(cs []ConversationSummary) bool {
 				switch user {
 				case "alice":
-					return len(cs) == 2 && cs[0].LastSeq == 2 && cs[1].LastSeq == 5 && cs[1].ReadUpTo == 2 && cs[1].DeliveredUpTo == 5
+					return len(cs) == 2 && cs[0].LastSeq == 2 && cs[1].LastSeq == 5 && cs[1].ReadUpTo == 2 && cs[1].DeliveredUpTo == 5 &&
+						cs[0].LastMessage.Recalled
 				case "bob":
 					return len(cs) == 1 && cs[0].LastSeq == 5 && cs[0].ReadUpTo == 2 && cs[0].DeliveredUpTo == 4
 				}
-				return len(cs) == 1 && cs[0].LastSeq == 2
+				return len(cs) == 1 && cs[0].LastSeq == 2 && cs[0].LastMessage.Recalled
 			})
 		}
 		liveHist := fullHistory(t, n, toks["bob"], conv)
@@ -674,6 +680,26 @@ func TestMongoMigrateAndReplay(t *testing.T) {
 		db := mongoDB(t, uri, env["CHAT_MONGO_DB"])
 		if _, err := db.Collection("conversations").DeleteMany(ctx, bson.D{}); err != nil {
 			t.Fatalf("emptying the read model: %v", err)
+		}
+		// `chatd erase-recalled` takes the recalled body, and its edit's,
+		// out of the store; a second run finds nothing left.
+		for run, want := range []string{"commits_rewritten=2", "commits_rewritten=0"} {
+			if code, out := runChatd(t, env, "erase-recalled"); code != 0 || !strings.Contains(out, want) {
+				t.Fatalf("chatd erase-recalled, run %d: exit %d, want 0 and %s\n%s", run+1, code, want, out)
+			}
+		}
+		cur, err := db.Collection("commits").Find(ctx, bson.D{})
+		var commits []bson.M
+		if err == nil {
+			err = cur.All(ctx, &commits)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range commits {
+			if text := fmt.Sprint(c["events"]); strings.Contains(text, "secret") {
+				t.Errorf("commit %v still holds a recalled body: %s", c["_id"], text)
+			}
 		}
 		if code, out := runChatd(t, env, "replay"); code != 0 {
 			t.Fatalf("chatd replay: exit %d\n%s", code, out)
