@@ -292,3 +292,32 @@ func assertCurrent(t *testing.T, what string, got []ports.MessageView) {
 		t.Fatalf("%s: %+v", what, got)
 	}
 }
+
+// TestAMessageDeliveredAfterItsRecallHasNoBody: batches run side by side,
+// so a node may deliver a recall before the message it recalls.
+func TestAMessageDeliveredAfterItsRecallHasNoBody(t *testing.T) {
+	store := memory.NewEventStore()
+	sender := newNode(t, testConfig(), store)
+	ack := send(t, sender, "alice", "m1", "bob", "secret")
+	mustChange(t)(recall(sender, "alice", "r1", ack.Conversation, 1))
+	posted, err := store.Load(context.Background(), conversation.MessagesStream(ack.Conversation), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recalls, err := store.Load(context.Background(), conversation.ChangesStream(ack.Conversation), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newNode(t, testConfig(), store)
+	bob := connect(t, n, "bob-1", "bob")
+	for _, batch := range [][]ports.Commit{recalls, posted} {
+		if err := n.app.Delivery.Handle(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bob.mu.Lock()
+	defer bob.mu.Unlock()
+	if len(bob.messages) != 1 || bob.messages[0].Body != "" || bob.messages[0].RecalledAt.IsZero() {
+		t.Fatalf("bob was pushed %+v after its recall", bob.messages)
+	}
+}

@@ -31,6 +31,7 @@ type Delivery struct {
 	observer  DeliveryObserver
 	marks     *deliveredMarks
 	starts    *deliveryStarts
+	changes   *recentChanges
 	// appendBudget is how long after its CommittedAt a commit may still be
 	// appended to the store: half the transaction timeout.
 	appendBudget time.Duration
@@ -150,7 +151,7 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 		return
 	}
 	cur = d.pushRun(st, cur, missed, show)
-	d.push(st, messageView(p), origin)
+	d.push(st, d.changes.show(messageView(p)), origin)
 	cur = cur.advanced(p.Seq)
 	if st.cursors == nil {
 		st.cursors = make(map[string]cursor, 1)

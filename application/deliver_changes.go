@@ -2,6 +2,8 @@ package application
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/ports"
@@ -22,8 +24,61 @@ import (
 // catch-up) may have been edited or recalled since it was posted; it is
 // pushed as it stands now, so that no path pushes a recalled body.
 
+// recentChanges remembers the latest edit or recall of the messages this
+// node delivered an update of lately. A live message may be pushed after
+// its own change: batches are handled side by side, and a republished
+// message comes seconds late. It is then pushed as it stands, so that a
+// session never gets a recalled body after the recall. A change forgotten
+// (past the bound) costs that only if its message comes later still.
+type recentChanges struct {
+	mu    sync.Mutex
+	byMsg map[messageKey]ports.UpdateView
+}
+
+type messageKey struct {
+	conversation string
+	seq          uint64
+}
+
+// maxRecentChanges bounds the changes remembered, some 2 MB of them.
+const maxRecentChanges = 10_000
+
+func newRecentChanges() *recentChanges {
+	return &recentChanges{byMsg: map[messageKey]ports.UpdateView{}}
+}
+
+// learn remembers u unless a later change of its message is known.
+func (r *recentChanges) learn(u ports.UpdateView) {
+	k := messageKey{u.Conversation, u.Seq}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if known, ok := r.byMsg[k]; ok && known.Rev >= u.Rev {
+		return
+	}
+	if len(r.byMsg) >= maxRecentChanges {
+		clear(r.byMsg)
+	}
+	r.byMsg[k] = u
+}
+
+// show returns m with the latest change remembered of it applied.
+func (r *recentChanges) show(m ports.MessageView) ports.MessageView {
+	r.mu.Lock()
+	u, ok := r.byMsg[messageKey{m.Conversation, m.Seq}]
+	r.mu.Unlock()
+	switch {
+	case !ok:
+	case !u.RecalledAt.IsZero():
+		m.Body, m.EditedAt, m.RecalledAt = "", time.Time{}, u.RecalledAt
+	default:
+		m.Body, m.EditedAt = u.Body, u.EditedAt
+	}
+	return m
+}
+
 // deliverUpdate pushes the update that c, a changes-stream commit, records.
 func (d *Delivery) deliverUpdate(ctx context.Context, c ports.Commit, u ports.UpdateView) {
+	d.changes.learn(u)
 	id := conversation.ID(u.Conversation)
 	pair, err := d.conversations.participants(ctx, id)
 	if err != nil {
