@@ -321,3 +321,32 @@ func TestAMessageDeliveredAfterItsRecallHasNoBody(t *testing.T) {
 		t.Fatalf("bob was pushed %+v after its recall", bob.messages)
 	}
 }
+
+// TestASessionsFirstUpdatesComeInRevOrder: a session with no update of a
+// conversation yet may be handed rev 2 before rev 1 (batches run side by
+// side); it still gets rev 1 first, read from the store, and once.
+func TestASessionsFirstUpdatesComeInRevOrder(t *testing.T) {
+	store := memory.NewEventStore()
+	sender := newNode(t, testConfig(), store)
+	ack := send(t, sender, "alice", "m1", "bob", "hello")
+	n := newNode(t, testConfig(), store)
+	bob := connect(t, n, "bob-1", "bob")
+	mustChange(t)(edit(sender, "alice", "e1", ack.Conversation, 1, "one"))
+	mustChange(t)(edit(sender, "alice", "e2", ack.Conversation, 1, "two"))
+	changes, err := store.Load(context.Background(), conversation.ChangesStream(ack.Conversation), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []ports.Commit{changes[1], changes[0]} {
+		if err := n.app.Delivery.Handle(context.Background(), []ports.Commit{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var revs []uint64
+	for _, u := range bob.updatesSeen() {
+		revs = append(revs, u.Rev)
+	}
+	if !slices.Equal(revs, []uint64{1, 2}) {
+		t.Fatalf("bob got revs %v, want 1 then 2, once each", revs)
+	}
+}

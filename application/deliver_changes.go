@@ -93,8 +93,10 @@ func (d *Delivery) deliverUpdate(ctx context.Context, c ports.Commit, u ports.Up
 }
 
 // updateInOrder pushes u to st after the updates of its conversation the
-// session missed. A session with no update of the conversation yet starts
-// at u: what changed before, its client learns with sync's changesAfter.
+// session missed: on its rev cursor, the gap since the last one; without,
+// those committed since it opened, as a first message is (first_push.go),
+// since a batch racing this one may hold them. What changed before, its
+// client learns with sync's changesAfter.
 func (d *Delivery) updateInOrder(ctx context.Context, st *sessionState, c ports.Commit, u ports.UpdateView) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -102,18 +104,26 @@ func (d *Delivery) updateInOrder(ctx context.Context, st *sessionState, c ports.
 	if known && u.Rev <= last {
 		return
 	}
-	if known && u.Rev > last+1 {
-		missed, err := d.messages.Load(ctx, c.Stream, last+1, c.Version-1)
-		if err != nil {
-			// Leave the cursor where it is: the next update retries the fill.
-			d.log.Warn("update gap not filled", "conversation", u.Conversation, "before", u.Rev, "err", err)
-			return
-		}
-		for _, m := range missed {
-			for _, ev := range m.Events {
-				if gap, ok := updateOf(ev); ok && gap.Rev > last && gap.Rev < u.Rev {
-					pushUpdate(st, gap, m.Origin)
-				}
+	var (
+		missed []ports.Commit
+		err    error
+	)
+	switch {
+	case known && u.Rev > last+1:
+		missed, err = d.messages.Load(ctx, c.Stream, last+1, c.Version-1)
+	case !known && u.Rev > 1:
+		missed, err = d.messages.Load(ctx, c.Stream, c.Version-min(c.Version-1, firstPushPage), c.Version-1)
+		missed = committedSince(missed, d.openedSince(st))
+	}
+	if err != nil {
+		// Leave the cursor where it is: the next update retries the fill.
+		d.log.Warn("update gap not filled", "conversation", u.Conversation, "before", u.Rev, "err", err)
+		return
+	}
+	for _, m := range missed {
+		for _, ev := range m.Events {
+			if gap, ok := updateOf(ev); ok && gap.Rev > last && gap.Rev < u.Rev {
+				pushUpdate(st, gap, m.Origin)
 			}
 		}
 	}
