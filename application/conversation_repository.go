@@ -76,11 +76,6 @@ func (r *conversationRepository) withReadable(ctx context.Context, id conversati
 	})
 }
 
-// checkReadable tells whether reader may see the conversation.
-func (r *conversationRepository) checkReadable(ctx context.Context, id conversation.ID, reader user.ID) error {
-	return r.withReadable(ctx, id, reader, func(*heldConversation) error { return nil })
-}
-
 // peerOf returns the other participant of a conversation u takes part in;
 // to anyone else the conversation is not found, as one never started.
 func (r *conversationRepository) peerOf(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error) {

@@ -88,14 +88,19 @@ func (f *routeForwarder) usersOf(c ports.Commit) ([2]user.ID, bool) {
 		case conversation.MessagePosted:
 			return [2]user.ID{ev.From, ev.To}, true
 		case conversation.MessageEdited, conversation.MessageRecalled:
-			id, _ := conversation.StreamOf(c.Stream)
-			ctx, cancel := context.WithTimeout(context.Background(), f.window)
-			defer cancel()
-			pair, err := f.pairOf(ctx, id)
-			return pair, err == nil
+			return f.pairOfStream(c.Stream)
 		}
 	}
 	return [2]user.ID{}, false
+}
+
+// pairOfStream is the pair of the conversation stream belongs to.
+func (f *routeForwarder) pairOfStream(stream string) ([2]user.ID, bool) {
+	id, _ := conversation.StreamOf(stream)
+	ctx, cancel := context.WithTimeout(context.Background(), f.window)
+	defer cancel()
+	pair, err := f.pairOf(ctx, id)
+	return pair, err == nil
 }
 
 // joined is told that node now holds a session of u, and forwards to it

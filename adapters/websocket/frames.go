@@ -221,35 +221,6 @@ func parseSend(f *clientFrame, to, body string) *frameError {
 	return nil
 }
 
-// decodeChange reads an edit (with its body) or a recall; its id is an
-// idempotency key, as a send's is.
-func decodeChange(f *clientFrame, raw rawFrame) *frameError {
-	if raw.ID == nil {
-		return badRequest("", "missing field id")
-	}
-	key, err := message.ParseClientID(f.ID)
-	if err != nil {
-		return badRequest(f.ID, err.Error())
-	}
-	f.Key = key
-	if ferr := decodeConversation(f, raw); ferr != nil {
-		return ferr
-	}
-	if f.Seq, err = uintField(raw.Seq, "seq", true); err != nil {
-		return badRequest(f.ID, err.Error())
-	}
-	if f.Type == typeRecall {
-		return nil
-	}
-	if raw.Body == nil {
-		return badRequest(f.ID, "missing field body")
-	}
-	if f.Body, err = message.ParseBody(*raw.Body); err != nil {
-		return badRequest(f.ID, err.Error())
-	}
-	return nil
-}
-
 func decodeAuth(f *clientFrame, raw rawFrame) *frameError {
 	if raw.Token == nil || *raw.Token == "" {
 		return badRequest(f.ID, "missing field token")
@@ -327,16 +298,6 @@ type messagesFrame struct {
 	Updates      *[]wire.Message `json:"updates,omitempty"`
 }
 
-type changedFrame struct {
-	Type string `json:"type"`
-	wire.Changed
-}
-
-type updateFrame struct {
-	Type string `json:"type"`
-	wire.Update
-}
-
 // authedFrame answers an `auth` frame with the session's new expiry.
 type authedFrame struct {
 	Type      string `json:"type"`
@@ -381,12 +342,4 @@ func messagesOf(p application.Page) messagesFrame {
 		f.Updates = &updates
 	}
 	return f
-}
-
-func changedOf(c application.Changed) changedFrame {
-	return changedFrame{Type: typeChanged, Changed: wire.ChangedOf(c)}
-}
-
-func updateOf(u ports.UpdateView) updateFrame {
-	return updateFrame{Type: typeUpdate, Update: wire.UpdateOf(u)}
 }
