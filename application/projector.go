@@ -16,9 +16,9 @@ import (
 
 // Projector builds the read model's conversation views from commits. It runs
 // once per cluster (the clustering subscriber), and is idempotent: each view
-// records the last version of both streams it applied, skips what it has,
-// and fills a gap from the store, so a redelivered, late or lost commit never
-// counts twice nor goes missing.
+// records the last version of each of its streams it applied, skips what
+// it has, and fills a gap from the store, so a redelivered, late or lost
+// commit never counts twice nor goes missing.
 type Projector struct {
 	streams   ports.StreamReader
 	readModel ports.ReadModel

@@ -165,8 +165,9 @@ func (s *EventStore) Ping(ctx context.Context) error {
 }
 
 // Scan implements ports.StreamScanner in (stream, version) order, which the
-// unique index serves on MongoDB; a conversation's two streams come one
-// after the other because the receipts stream's name extends the other's.
+// unique index serves on MongoDB; a conversation's streams come one after
+// the other, its messages first, because the changes and receipts streams'
+// names extend the messages stream's.
 func (s *EventStore) Scan(ctx context.Context, fn func(ports.Commit) error) error {
 	cur, err := s.commits.Find(ctx, bson.D{},
 		options.Find().SetSort(bson.D{{Key: "stream", Value: 1}, {Key: "version", Value: 1}}))
