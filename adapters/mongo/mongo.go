@@ -6,7 +6,9 @@
 // no multi-document transaction is ever needed, which FerretDB does not
 // have. No append is written after its context's deadline. Only features both servers support are used: plain inserts,
 // replaces with a revision in the filter, typed filters, ascending and
-// descending compound indexes. Filters are built from bson.D with constant
+// descending compound indexes; and in the offline erase of recalled bodies
+// (recalled_eraser.go) alone, a $regex on the stream name and a $set of a
+// commit's events. Filters are built from bson.D with constant
 // field names, so a user's string is only ever a value, never an operator or
 // a field name. The collections and indexes are created by package
 // migrations, which must run before these adapters serve.
