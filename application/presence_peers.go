@@ -63,6 +63,11 @@ func (c *peerCache) of(ctx context.Context, u user.ID, now time.Time) ([]user.ID
 	}
 	peers := make([]user.ID, 0, len(views))
 	for _, v := range views {
+		// Presence among a group's members is the group rules' to decide,
+		// not yet this cache's.
+		if v.IsGroup() {
+			continue
+		}
 		if v.Participants[0] == u {
 			peers = append(peers, v.Participants[1])
 		} else {

@@ -51,9 +51,7 @@ func (p *Projector) Handle(ctx context.Context, commits []ports.Commit) error {
 		byConv[string(id)] = append(byConv[string(id)], c)
 	}
 	for _, list := range byConv {
-		slices.SortFunc(list, func(a, b ports.Commit) int {
-			return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Version, b.Version))
-		})
+		slices.SortFunc(list, foldOrder)
 	}
 	for attempt := 0; attempt < maxProjectionAttempts; attempt++ {
 		retry, err := p.project(ctx, pending, byConv)
@@ -203,6 +201,9 @@ func Apply(view *ports.ConversationView, c ports.Commit) {
 		return
 	}
 	*applied = c.Version
+	if view.Kind == "" {
+		view.Kind = conversation.ID(view.Conversation).Kind()
+	}
 	for _, ev := range c.Events {
 		applyEvent(view, ev)
 	}
@@ -219,14 +220,32 @@ func streamVersion(view *ports.ConversationView, stream string) *uint64 {
 	return &view.MessagesVersion
 }
 
+// foldOrder puts a conversation's changes before its messages and receipts
+// within a batch, so that a message sent after a member joined finds them
+// in the view (see recipients); each stream stays in version order. An
+// edit or a recall of a message not folded yet fills the messages up to
+// it first (applyWithGap).
+func foldOrder(a, b ports.Commit) int {
+	return cmp.Or(cmp.Compare(foldRank(a), foldRank(b)), cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Version, b.Version))
+}
+
+func foldRank(c ports.Commit) int {
+	if _, kind := conversation.StreamOf(c.Stream); kind == conversation.StreamChanges {
+		return 0
+	}
+	return 1
+}
+
 func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 	switch ev := ev.(type) {
 	case conversation.ConversationStarted:
 		// Members follow the participants' order, whichever of them a
 		// receipt projected earlier happened to put first.
-		var members [2]ports.MemberView
+		members := make([]ports.MemberView, len(ev.Participants))
 		for i, u := range ev.Participants {
-			members[i] = *member(view, u)
+			if m, ok := view.Member(u); ok {
+				members[i] = m
+			}
 			members[i].User = u
 		}
 		view.Participants, view.Members = ev.Participants, members
@@ -239,15 +258,17 @@ func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 		if ev.SentAt.After(view.LastActivity) {
 			view.LastActivity = ev.SentAt
 		}
-		if m := member(view, ev.To); ev.Seq > m.ReadUpTo {
-			m.Unread = addUnread(m.Unread, ev.Seq)
+		for _, m := range recipients(view, ev) {
+			if ev.Seq > m.ReadUpTo {
+				m.Unread = addUnread(m.Unread, ev.Seq)
+			}
 		}
 	case conversation.DeliveredUpTo:
-		if m := member(view, ev.User); ev.Seq > m.DeliveredUpTo {
+		if m := member(view, ev.User); m != nil && ev.Seq > m.DeliveredUpTo {
 			m.DeliveredUpTo = ev.Seq
 		}
 	case conversation.ReadUpTo:
-		if m := member(view, ev.User); ev.Seq > m.ReadUpTo {
+		if m := member(view, ev.User); m != nil && ev.Seq > m.ReadUpTo {
 			m.ReadUpTo = ev.Seq
 			m.Unread = readUnread(m.Unread, ev.Seq)
 		}
@@ -259,7 +280,30 @@ func applyEvent(view *ports.ConversationView, ev conversation.Event) {
 		if m := view.LastMessage; m != nil && m.Seq == ev.Seq {
 			m.Body, m.RecalledAt = "", ev.RecalledAt
 		}
+	default:
+		applyGroupEvent(view, ev)
 	}
+}
+
+// recipients are the members a message is unread for until they read it:
+// a direct message's recipient; in a group, every other member who had
+// joined when it was sent. The time, not the order of folding, decides, so
+// that replay, which folds stream by stream, builds what the live
+// projection did.
+func recipients(view *ports.ConversationView, p conversation.MessagePosted) []*ports.MemberView {
+	if p.To != "" {
+		if m := member(view, p.To); m != nil {
+			return []*ports.MemberView{m}
+		}
+		return nil
+	}
+	var out []*ports.MemberView
+	for i := range view.Members {
+		if m := &view.Members[i]; m.User != p.From && !m.JoinedAt.After(p.SentAt) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // addUnread returns runs with seq added, merged into the runs it touches.
@@ -297,13 +341,18 @@ func readUnread(runs []ports.SeqRun, upTo uint64) []ports.SeqRun {
 	return left
 }
 
-// member returns u's slot in the view, taking a free one if u has none yet:
-// a receipt may be projected before the commit that started the conversation.
+// member returns u's entry in the view. In a direct conversation it takes
+// a free one if u has none yet, since a receipt may be projected before the
+// commit that started the conversation; in a group, only members have one,
+// so a late marker of a removed member brings back nothing.
 func member(view *ports.ConversationView, u user.ID) *ports.MemberView {
 	for i := range view.Members {
 		if view.Members[i].User == u {
 			return &view.Members[i]
 		}
+	}
+	if view.IsGroup() {
+		return nil
 	}
 	for i := range view.Members {
 		if view.Members[i].User == "" {
@@ -311,5 +360,9 @@ func member(view *ports.ConversationView, u user.ID) *ports.MemberView {
 			return &view.Members[i]
 		}
 	}
-	return &ports.MemberView{}
+	if len(view.Members) >= 2 {
+		return nil
+	}
+	view.Members = append(view.Members, ports.MemberView{User: u})
+	return &view.Members[len(view.Members)-1]
 }

@@ -145,10 +145,14 @@ type ListConversations struct {
 }
 
 // ConversationSummary is one row of a user's conversation list; the markers
-// and the unread count are the asking user's own.
+// and the unread count are the asking user's own. A direct conversation has
+// a Peer; a group has a Title and its Members in join order instead.
 type ConversationSummary struct {
 	Conversation  string
+	Kind          conversation.Kind
 	Peer          user.ID
+	Title         string
+	Members       []user.ID
 	LastSeq       uint64
 	DeliveredUpTo uint64
 	ReadUpTo      uint64
@@ -171,13 +175,18 @@ func (l *ListConversations) Handle(ctx context.Context, u user.ID) ([]Conversati
 	}
 	out := make([]ConversationSummary, 0, len(views))
 	for _, v := range views {
-		me, peer := v.Members[0], v.Members[1]
-		if me.User != u {
-			me, peer = peer, me
-		}
+		me, _ := v.Member(u)
 		s := ConversationSummary{
-			Conversation: v.Conversation, Peer: peer.User, LastSeq: v.LastSeq,
+			Conversation: v.Conversation, Kind: conversation.Direct, LastSeq: v.LastSeq,
 			DeliveredUpTo: me.DeliveredUpTo, ReadUpTo: me.ReadUpTo, Unread: me.UnreadCount(),
+		}
+		if v.IsGroup() {
+			s.Kind, s.Title, s.Members = conversation.Group, v.Title, v.Users()
+		} else {
+			s.Peer = v.Participants[0]
+			if s.Peer == u {
+				s.Peer = v.Participants[1]
+			}
 		}
 		if r := v.LastMessage; r != nil {
 			s.LastMessage = &ports.MessageView{MessageID: r.MessageID, Conversation: v.Conversation, Seq: r.Seq,

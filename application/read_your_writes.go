@@ -245,7 +245,7 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 		shown = append(shown, v)
 	}
 	for _, v := range shown {
-		if v.Participants[0] == u || v.Participants[1] == u {
+		if slices.Contains(v.Users(), u) {
 			out = append(out, v)
 		}
 	}
@@ -256,16 +256,16 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 	return out, nil
 }
 
-// foldStored applies to v the commits of its streams that it lacks, its
-// messages before their changes.
+// foldStored applies to v the commits of its streams that it lacks, a
+// group's changes first, as the projector folds them.
 func (l *ListConversations) foldStored(ctx context.Context, v *ports.ConversationView) error {
 	id := conversation.ID(v.Conversation)
 	for _, stream := range []struct {
 		name string
 		from uint64
 	}{
-		{conversation.MessagesStream(id), v.MessagesVersion + 1},
 		{conversation.ChangesStream(id), v.ChangesVersion + 1},
+		{conversation.MessagesStream(id), v.MessagesVersion + 1},
 		{conversation.ReceiptsStream(id), v.ReceiptsVersion + 1},
 	} {
 		commits, err := l.streams.Load(ctx, stream.name, stream.from, 0)

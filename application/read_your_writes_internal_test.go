@@ -38,7 +38,7 @@ func TestPositionsAreForgottenOnceShownOrOld(t *testing.T) {
 			positions.raise("alice", conv, position{receipts: 1})
 			if tt.view.LastSeq > 0 {
 				tt.view.Conversation, tt.view.Participants = string(conv), [2]user.ID{"alice", "bob"}
-				tt.view.Members = [2]ports.MemberView{{User: "alice"}, {User: "bob"}}
+				tt.view.Members = []ports.MemberView{{User: "alice"}, {User: "bob"}}
 				tt.view.MessagesVersion = tt.view.LastSeq
 				rm := memory.NewReadModel()
 				if _, err := rm.SaveMany(context.Background(), []ports.ViewSave{{View: tt.view}}); err != nil {

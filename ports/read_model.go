@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 )
 
@@ -16,7 +17,14 @@ var ErrRevisionConflict = errors.New("read model revision conflict")
 // its streams by the projector in the application layer.
 type ConversationView struct {
 	Conversation string
+	// Kind is the conversation's; empty in a view stored before groups,
+	// which is always a direct conversation's.
+	Kind conversation.Kind
+	// Participants is a direct conversation's pair; empty for a group.
 	Participants [2]user.ID
+	// Title and Owner are a group's; empty for a direct conversation.
+	Title string
+	Owner user.ID
 	// MessagesVersion, ReceiptsVersion and ChangesVersion are the last
 	// commit of each stream applied, which makes applying idempotent and
 	// shows where a gap is.
@@ -26,17 +34,52 @@ type ConversationView struct {
 	LastSeq         uint64
 	LastMessage     *MessageRecord
 	LastActivity    time.Time
-	Members         [2]MemberView
+	// Members are a direct conversation's pair (at most two) or a group's
+	// current members in the order they joined; a removed member has none.
+	Members []MemberView
 }
+
+// IsGroup tells a group's view from a direct conversation's.
+func (v ConversationView) IsGroup() bool { return v.Kind == conversation.Group }
 
 // Revision counts every commit applied, for optimistic saves.
 func (v ConversationView) Revision() uint64 {
 	return v.MessagesVersion + v.ReceiptsVersion + v.ChangesVersion
 }
 
+// Users are whose lists the view belongs in: a direct conversation's pair
+// (as far as it is known) or a group's current members.
+func (v ConversationView) Users() []user.ID {
+	if v.IsGroup() {
+		users := make([]user.ID, len(v.Members))
+		for i, m := range v.Members {
+			users[i] = m.User
+		}
+		return users
+	}
+	var users []user.ID
+	for _, u := range v.Participants {
+		if u != "" {
+			users = append(users, u)
+		}
+	}
+	return users
+}
+
+// Member returns u's entry, and false when u has none.
+func (v ConversationView) Member(u user.ID) (MemberView, bool) {
+	for _, m := range v.Members {
+		if m.User == u {
+			return m, true
+		}
+	}
+	return MemberView{}, false
+}
+
 // Clone copies the slices and the pointer a view shares with its original,
 // so that a fold or a caller may change the copy in place.
 func (v ConversationView) Clone() ConversationView {
+	v.Members = slices.Clone(v.Members)
 	for i := range v.Members {
 		v.Members[i].Unread = slices.Clone(v.Members[i].Unread)
 	}
@@ -52,6 +95,9 @@ type MemberView struct {
 	User          user.ID
 	DeliveredUpTo uint64
 	ReadUpTo      uint64
+	// JoinedAt is when a group's member last joined (zero in a direct
+	// conversation): the group's messages sent since are unread for them.
+	JoinedAt time.Time
 	// Unread holds the messages sent to this member past ReadUpTo, as runs
 	// of consecutive seqs in order: a conversation goes back and forth in
 	// runs, so a view stays a few runs long however many messages wait,

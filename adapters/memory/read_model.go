@@ -9,7 +9,8 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// ReadModel keeps conversation views in memory, indexed by participant.
+// ReadModel keeps conversation views in memory, indexed by the users whose
+// lists they belong in (ports.ConversationView.Users).
 type ReadModel struct {
 	mu     sync.RWMutex
 	views  map[string]ports.ConversationView
@@ -52,11 +53,15 @@ func (r *ReadModel) save(v ports.ConversationView, expected uint64) error {
 	if (ok && old.Revision() != expected) || (!ok && expected != 0) {
 		return ports.ErrRevisionConflict
 	}
-	if old.Participants[0] == "" {
-		for _, u := range v.Participants {
-			if u != "" {
-				r.byUser[u] = append(r.byUser[u], v.Conversation)
-			}
+	was, is := old.Users(), v.Users()
+	for _, u := range was {
+		if !slices.Contains(is, u) {
+			r.byUser[u] = slices.DeleteFunc(r.byUser[u], func(id string) bool { return id == v.Conversation })
+		}
+	}
+	for _, u := range is {
+		if !slices.Contains(was, u) {
+			r.byUser[u] = append(r.byUser[u], v.Conversation)
 		}
 	}
 	r.views[v.Conversation] = v.Clone()

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
@@ -166,6 +168,36 @@ func TestReadModel(t *testing.T, newModel func(t *testing.T) ports.ReadModel) {
 		}
 	})
 
+	t.Run("a group is listed for each current member only", func(t *testing.T) {
+		t.Parallel()
+		rm, ctx := newModel(t), context.Background()
+		owner, stays, leaves := user.ID(uniqueName(t, "o")), user.ID(uniqueName(t, "s")), user.ID(uniqueName(t, "l"))
+		v := sampleGroup(uniqueName(t, "g"), time.Now(), owner, stays, leaves)
+		if err := saveView(ctx, rm, v, 0); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := getView(ctx, rm, v.Conversation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertView(t, got, v)
+		for _, u := range []user.ID{owner, stays, leaves} {
+			assertListed(ctx, t, rm, u, v.Conversation, true)
+		}
+		next := v.Clone()
+		next.ChangesVersion++
+		next.Title = "renamed"
+		next.Members = next.Members[:2]
+		if err := saveView(ctx, rm, next, v.Revision()); err != nil {
+			t.Fatal(err)
+		}
+		assertListed(ctx, t, rm, leaves, v.Conversation, false)
+		assertListed(ctx, t, rm, stays, v.Conversation, true)
+		if got, _, _ := getView(ctx, rm, v.Conversation); got.Title != "renamed" || got.Revision() != v.Revision()+1 {
+			t.Fatalf("after the change: title %q revision %d, want renamed and %d", got.Title, got.Revision(), v.Revision()+1)
+		}
+	})
+
 	t.Run("reset empties the model", func(t *testing.T) {
 		rm, ctx := newModel(t), context.Background()
 		v := sampleView(uniqueName(t, "c"), uniqueName(t, "u"), uniqueName(t, "u"), time.Now())
@@ -193,10 +225,41 @@ func sampleView(conv, a, b string, activity time.Time) ports.ConversationView {
 		LastMessage: &ports.MessageRecord{MessageID: "m_3", Seq: 3, From: user.ID(a), To: user.ID(b),
 			Body: `{"$set": "not an operator"}`, SentAt: activity},
 		LastActivity: activity,
-		Members: [2]ports.MemberView{
+		Members: []ports.MemberView{
 			{User: user.ID(a), DeliveredUpTo: 2, ReadUpTo: 1},
 			{User: user.ID(b), DeliveredUpTo: 3, ReadUpTo: 1, Unread: []ports.SeqRun{{From: 2, To: 3}}},
 		},
+	}
+}
+
+func sampleGroup(conv string, activity time.Time, members ...user.ID) ports.ConversationView {
+	activity = activity.UTC().Truncate(time.Millisecond)
+	v := ports.ConversationView{
+		Conversation: conv, Kind: conversation.Group, Title: "a group", Owner: members[0],
+		MessagesVersion: 2, ReceiptsVersion: 1, ChangesVersion: 1, LastSeq: 2,
+		LastMessage:  &ports.MessageRecord{MessageID: "m_2", Seq: 2, From: members[0], Body: "to all", SentAt: activity},
+		LastActivity: activity,
+	}
+	for i, u := range members {
+		m := ports.MemberView{User: u, JoinedAt: activity.Add(-time.Duration(len(members)-i) * time.Minute)}
+		if i > 0 {
+			m.DeliveredUpTo, m.ReadUpTo, m.Unread = 2, 1, []ports.SeqRun{{From: 2, To: 2}}
+		}
+		v.Members = append(v.Members, m)
+	}
+	return v
+}
+
+// assertListed checks whether u's list holds conv.
+func assertListed(ctx context.Context, t *testing.T, rm ports.ReadModel, u user.ID, conv string, want bool) {
+	t.Helper()
+	list, err := rm.ListFor(ctx, u, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := slices.ContainsFunc(list, func(v ports.ConversationView) bool { return v.Conversation == conv })
+	if found != want {
+		t.Fatalf("%s's list holds %s: %v, want %v", u, conv, found, want)
 	}
 }
 
@@ -214,12 +277,15 @@ func assertView(t *testing.T, got, want ports.ConversationView) {
 		g.SentAt, w.SentAt = time.Time{}, time.Time{}
 		got.LastMessage, want.LastMessage = &g, &w
 	}
-	for i := range got.Members {
-		if len(got.Members[i].Unread) == 0 {
-			got.Members[i].Unread = nil
-		}
-		if len(want.Members[i].Unread) == 0 {
-			want.Members[i].Unread = nil
+	got, want = got.Clone(), want.Clone()
+	for _, v := range []*ports.ConversationView{&got, &want} {
+		for i := range v.Members {
+			if len(v.Members[i].Unread) == 0 {
+				v.Members[i].Unread = nil
+			}
+			if !v.Members[i].JoinedAt.IsZero() {
+				v.Members[i].JoinedAt = v.Members[i].JoinedAt.UTC()
+			}
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
