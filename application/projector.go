@@ -193,8 +193,7 @@ func lastChangedSeq(c ports.Commit) uint64 {
 }
 
 // Apply folds one commit into a view if it is the next of its stream. It is
-// exported for replay, which feeds every stream in order, a conversation's
-// messages before its changes (ports.StreamScanner).
+// exported for replay, which feeds every stream in order.
 func Apply(view *ports.ConversationView, c ports.Commit) {
 	applied := streamVersion(view, c.Stream)
 	if c.Version != *applied+1 {

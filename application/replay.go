@@ -15,10 +15,14 @@ const replayBatch = 1024
 // Replay rebuilds the read model from the event store: it empties rm, then
 // folds every commit the scanner yields into its conversation's view with
 // Apply, the projector's own fold, so the result equals what the live
-// projection built. A conversation's receipts stream may come in any order
-// relative to its other streams and to other conversations' (its changes
-// come after its messages, as the scanner promises); a view
-// saved in an earlier batch is read back when more of its commits arrive.
+// projection built. It scans the store three times. First the changes
+// streams alone, so that a group's members are in its view before its
+// messages, as the live projector folds them (foldOrder); then the other
+// streams; last the changes again, for their edits and recalls alone
+// (refoldMessageChanges), since an edit folded before its message could not
+// show in the view's last message. Streams may otherwise come in any order
+// relative to each other; a view saved in an earlier batch is read back
+// when more of its commits arrive.
 // Run it while no projector writes to rm (`chatd replay` is an offline
 // command): a concurrent save shows up as ports.ErrRevisionConflict.
 func Replay(ctx context.Context, scanner ports.StreamScanner, rm ports.ReadModel) error {
@@ -29,10 +33,43 @@ func Replay(ctx context.Context, scanner ports.StreamScanner, rm ports.ReadModel
 		return fmt.Errorf("replay: reset the read model: %w", err)
 	}
 	r := &replayer{rm: rm, pending: map[conversation.ID]*ports.ConversationView{}, saved: map[conversation.ID]uint64{}}
-	if err := scanner.Scan(ctx, func(c ports.Commit) error { return r.apply(ctx, c) }); err != nil {
-		return fmt.Errorf("replay: %w", err)
+	isChanges := func(c ports.Commit) bool {
+		_, kind := conversation.StreamOf(c.Stream)
+		return kind == conversation.StreamChanges
+	}
+	for _, pass := range []struct {
+		takes func(ports.Commit) bool
+		fold  func(*ports.ConversationView, ports.Commit)
+	}{
+		{isChanges, Apply},
+		{func(c ports.Commit) bool { return !isChanges(c) }, Apply},
+		{func(c ports.Commit) bool { return isChanges(c) && lastChangedSeq(c) > 0 }, refoldMessageChanges},
+	} {
+		err := scanner.Scan(ctx, func(c ports.Commit) error {
+			if !pass.takes(c) {
+				return nil
+			}
+			return r.apply(ctx, c, pass.fold)
+		})
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
 	}
 	return r.flush(ctx)
+}
+
+// refoldMessageChanges applies the edits and recalls of c, a changes commit
+// the view has folded already, to its last message again.
+func refoldMessageChanges(view *ports.ConversationView, c ports.Commit) {
+	if c.Version > view.ChangesVersion {
+		return
+	}
+	for _, ev := range c.Events {
+		switch ev.(type) {
+		case conversation.MessageEdited, conversation.MessageRecalled:
+			applyEvent(view, ev)
+		}
+	}
 }
 
 type replayer struct {
@@ -42,7 +79,8 @@ type replayer struct {
 	saved map[conversation.ID]uint64
 }
 
-func (r *replayer) apply(ctx context.Context, c ports.Commit) error {
+// apply folds c into its conversation's view with fold.
+func (r *replayer) apply(ctx context.Context, c ports.Commit, fold func(*ports.ConversationView, ports.Commit)) error {
 	id, _ := conversation.StreamOf(c.Stream)
 	view, ok := r.pending[id]
 	if !ok {
@@ -60,7 +98,7 @@ func (r *replayer) apply(ctx context.Context, c ports.Commit) error {
 		}
 		r.pending[id] = view
 	}
-	Apply(view, c)
+	fold(view, c)
 	if len(r.pending) >= replayBatch {
 		return r.flush(ctx)
 	}
