@@ -175,10 +175,11 @@ type Conversation struct {
 
 // groupState is what a group's changes stream says of it so far.
 type groupState struct {
-	created bool
-	title   Title
-	owner   user.ID
-	members []user.ID // in the order they joined
+	created   bool
+	createdAt time.Time
+	title     Title
+	owner     user.ID
+	members   []user.ID // in the order they joined
 }
 
 // messageChange is the latest edit and recall of one message.
@@ -326,7 +327,7 @@ func (c *Conversation) apply(e Event) {
 		c.started = true
 		c.lastSeq = e.Seq
 	case GroupCreated:
-		c.group = groupState{created: true, title: e.Title, owner: e.Owner, members: slices.Clone(e.Members)}
+		c.group = groupState{created: true, createdAt: e.At, title: e.Title, owner: e.Owner, members: slices.Clone(e.Members)}
 	case GroupRenamed:
 		c.group.title = e.Title
 	case MemberAdded:

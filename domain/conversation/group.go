@@ -52,6 +52,9 @@ func (c *Conversation) Title() Title { return c.group.title }
 // for a group that has ended.
 func (c *Conversation) Owner() user.ID { return c.group.owner }
 
+// CreatedAt is when a group was created, zero for a direct conversation.
+func (c *Conversation) CreatedAt() time.Time { return c.group.createdAt }
+
 // CreateGroup records the group's creation by owner, who becomes its owner
 // and first member, with members besides (duplicates and the owner
 // ignored): at least one, and at most maxMembers in all.

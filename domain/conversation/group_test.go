@@ -140,6 +140,9 @@ func TestCreateGroup(t *testing.T) {
 			if !reflect.DeepEqual(c.Members(), tt.want) || c.Owner() != "alice" || c.Title() != "team" || c.Kind() != conversation.Group {
 				t.Fatalf("members %v owner %q title %q kind %s", c.Members(), c.Owner(), c.Title(), c.Kind())
 			}
+			if !c.CreatedAt().Equal(sentAt.Truncate(time.Millisecond)) {
+				t.Fatalf("created at %v, want %v", c.CreatedAt(), sentAt)
+			}
 			if c.Started() || c.LastSeq() != 0 {
 				t.Fatal("creating a group posted a message")
 			}

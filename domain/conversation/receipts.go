@@ -91,6 +91,26 @@ func (r *Receipts) MarkMessage(m *message.Message) (bool, error) {
 	return false, nil
 }
 
+// GroupStatus is the status of m, a message of a group, among the group's
+// current members: read once every member but its author has read it,
+// delivered once every one of them has it, else sent. A group's message
+// has no one recipient to move it (message.Message.MarkRead), so the rule
+// is the group's; a member who joins later and lacks it moves it back to
+// sent until they have it, as the rule says of every other member.
+func (r *Receipts) GroupStatus(m *message.Message, members []user.ID) message.Status {
+	status := message.StatusRead
+	for _, u := range members {
+		switch {
+		case u == m.From || r.read[u] >= m.Seq:
+		case r.delivered[u] >= m.Seq:
+			status = message.StatusDelivered
+		default:
+			return message.StatusSent
+		}
+	}
+	return status
+}
+
 func (r *Receipts) check(conv *Conversation, u user.ID, upTo uint64) error {
 	if err := conv.CanRead(u); err != nil {
 		return err

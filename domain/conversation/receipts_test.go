@@ -196,3 +196,38 @@ func TestMarkMessage(t *testing.T) {
 		})
 	}
 }
+
+func TestGroupStatus(t *testing.T) {
+	members := []user.ID{"alice", "bob", "carol"}
+	tests := []struct {
+		name            string
+		delivered, read map[user.ID]uint64
+		want            message.Status
+	}{
+		{"no one else has it", nil, nil, message.StatusSent},
+		{"one of the others has it", map[user.ID]uint64{"bob": 2}, nil, message.StatusSent},
+		{"every other member has it", map[user.ID]uint64{"bob": 2, "carol": 5}, nil, message.StatusDelivered},
+		{"one read it, the other has it", map[user.ID]uint64{"carol": 2}, map[user.ID]uint64{"bob": 2}, message.StatusDelivered},
+		{"every other member read it", nil, map[user.ID]uint64{"bob": 3, "carol": 2}, message.StatusRead},
+		{"the author's own markers do not count", map[user.ID]uint64{"alice": 2}, map[user.ID]uint64{"alice": 2, "bob": 2}, message.StatusSent},
+		{"markers short of it do not count", map[user.ID]uint64{"bob": 1, "carol": 1}, map[user.ID]uint64{"bob": 1, "carol": 1}, message.StatusSent},
+	}
+	id := conversation.NewGroupID([16]byte{9})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var events []conversation.Event
+			for u, seq := range tt.delivered {
+				events = append(events, conversation.DeliveredUpTo{Conversation: id, User: u, Seq: seq})
+			}
+			for u, seq := range tt.read {
+				events = append(events, conversation.ReadUpTo{Conversation: id, User: u, Seq: seq})
+			}
+			r := conversation.NewReceipts(id)
+			r.Replay(events)
+			m := message.Posted("m", 2, "alice", "", "hi", sentAt)
+			if got := r.GroupStatus(m, members); got != tt.want {
+				t.Fatalf("status = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
