@@ -39,6 +39,8 @@ type Config struct {
 	// EditWindow is how long after its sentAt a message may be edited or
 	// recalled by its author.
 	EditWindow time.Duration
+	// MaxGroupMembers caps a group's members (CHAT_MAX_GROUP_MEMBERS).
+	MaxGroupMembers int
 	// RepublishAfter is how long a commit this node acked may take to come
 	// back on its own consumer before it is sent again (Republisher).
 	RepublishAfter time.Duration
@@ -55,7 +57,7 @@ type Config struct {
 // DefaultConfig is what PROTOCOL.md promises when nothing is configured.
 func DefaultConfig() Config {
 	return Config{TxTimeout: 6 * time.Second, SendRate: 50, SendBurst: 200, MaxAttempts: 20, EditWindow: DefaultEditWindow,
-		RepublishAfter: DefaultRepublishAfter, Presence: DefaultPresenceConfig()}
+		MaxGroupMembers: DefaultMaxGroupMembers, RepublishAfter: DefaultRepublishAfter, Presence: DefaultPresenceConfig()}
 }
 
 // Application gathers the use cases that inbound adapters drive.
@@ -69,9 +71,13 @@ type Application struct {
 	Sync          SyncHandler
 	History       HistoryHandler
 	Conversations ConversationsHandler
-	Delivery      *Delivery
-	Projector     *Projector
-	Sessions      *Sessions
+	// Receipts answers every member's markers of a conversation.
+	Receipts ReceiptsHandler
+	// Groups are the group commands and query, logged like the others.
+	Groups    GroupHandlers
+	Delivery  *Delivery
+	Projector *Projector
+	Sessions  *Sessions
 	// Republisher sends again what this node acked and the bus did not
 	// bring back; it runs between Start and Stop.
 	Republisher *Republisher
@@ -100,6 +106,9 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	if cfg.EditWindow <= 0 {
 		cfg.EditWindow = DefaultEditWindow
 	}
+	if cfg.MaxGroupMembers <= 0 {
+		cfg.MaxGroupMembers = DefaultMaxGroupMembers
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
@@ -121,6 +130,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 		History:      logged[HistoryQuery, Page](log, "history", &History{conversations: conversations, messages: store, positions: positions}),
 		Conversations: logged[user.ID, []ConversationSummary](log, "list conversations",
 			&ListConversations{readModel: readModel, streams: store, positions: positions}),
+		Receipts:    logged[ReceiptsQuery, []MemberReceipt](log, "receipts", &Receipts{conversations: conversations}),
+		Groups:      newGroupHandlers(log, groupCommands{conversations, clock, ids, cfg.MaxGroupMembers, cfg.MaxAttempts}),
 		Sessions:    sessions,
 		Projector:   &Projector{streams: store, readModel: readModel},
 		Republisher: republisher,

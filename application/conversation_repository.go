@@ -59,6 +59,9 @@ func (r *conversationRepository) withConversation(id conversation.ID, fn func(*h
 // participant's entry is then brought up to date.
 func (r *conversationRepository) withReadable(ctx context.Context, id conversation.ID, reader user.ID, fn func(*heldConversation) error) error {
 	return r.withConversation(id, func(h *heldConversation) error {
+		if id.Kind() == conversation.Group {
+			return h.withMember(ctx, reader, fn)
+		}
 		if h.conversation().CanRead(reader) == nil {
 			return fn(h)
 		}
@@ -185,7 +188,7 @@ func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.
 // and holds next from then on. It reaches the nodes of the conversation's
 // users as a message does, so that their sessions hear of the change.
 func (h *heldConversation) saveChanges(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
-	commit.Route = h.repo.route(next.Participants())
+	commit.Route = h.routeOf(next)
 	return h.save(ctx, commit, changesOf{next}, func() { h.entry.conv = next })
 }
 

@@ -26,6 +26,8 @@ type (
 	HistoryHandler = Handler[HistoryQuery, Page]
 	// ConversationsHandler is ListConversations.
 	ConversationsHandler = Handler[user.ID, []ConversationSummary]
+	// ReceiptsHandler is Receipts.
+	ReceiptsHandler = Handler[ReceiptsQuery, []MemberReceipt]
 )
 
 // HandlerFunc adapts a function to a Handler.

@@ -69,12 +69,7 @@ func TestProjectionFoldsAGroupWhateverTheBatches(t *testing.T) {
 				t.Fatalf("view: group %v title %q owner %q lastSeq %d revision %d; want a group, team 2, bob, 2, 7",
 					v.IsGroup(), v.Title, v.Owner, v.LastSeq, v.Revision())
 			}
-			for i := range v.Members {
-				if len(v.Members[i].Unread) == 0 {
-					v.Members[i].Unread = nil
-				}
-			}
-			if !reflect.DeepEqual(v.Members, want) {
+			if v = withoutEmptyRuns(v); !reflect.DeepEqual(v.Members, want) {
 				t.Fatalf("members:\n got %+v\nwant %+v", v.Members, want)
 			}
 		})
@@ -93,7 +88,7 @@ func TestReplayOfAGroupEqualsItsLiveProjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := replayed[live.Conversation]; !reflect.DeepEqual(got, live) {
+	if got := withoutEmptyRuns(replayed[live.Conversation]); !reflect.DeepEqual(got, withoutEmptyRuns(live)) {
 		t.Fatalf("replayed:\n got %+v\nwant %+v", got, live)
 	}
 	for u, want := range map[user.ID]int{"ann": 0, "bob": 1, "cid": 1} {
@@ -101,4 +96,16 @@ func TestReplayOfAGroupEqualsItsLiveProjection(t *testing.T) {
 			t.Errorf("%s lists %d conversations, want %d", u, len(list), want)
 		}
 	}
+}
+
+// withoutEmptyRuns makes a member's empty unread runs nil, as an equal view
+// may hold either.
+func withoutEmptyRuns(v ports.ConversationView) ports.ConversationView {
+	v = v.Clone()
+	for i := range v.Members {
+		if len(v.Members[i].Unread) == 0 {
+			v.Members[i].Unread = nil
+		}
+	}
+	return v
 }

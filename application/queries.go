@@ -49,6 +49,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 		lastSeq  uint64
 		receipts *conversation.Receipts
 		current  *conversation.Conversation
+		members  []user.ID
 	)
 	err := h.conversations.withReadable(ctx, id, q.Reader, func(held *heldConversation) error {
 		if err := held.loadMessages(ctx); err != nil {
@@ -61,6 +62,7 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 			return err
 		}
 		lastSeq, receipts, current = held.conversation().LastSeq(), held.receipts().Clone(), held.conversation().Clone()
+		members = held.conversation().Members()
 		return nil
 	})
 	if err != nil {
@@ -78,6 +80,10 @@ func (h *History) Handle(ctx context.Context, q HistoryQuery) (Page, error) {
 	page.Messages = messagesOf(commits, showAsOf(current))
 	for i, m := range page.Messages {
 		msg := message.Posted(message.ID(m.MessageID), m.Seq, m.From, m.To, message.Body(m.Body), m.SentAt)
+		if id.Kind() == conversation.Group {
+			page.Messages[i].Status = string(receipts.GroupStatus(msg, members))
+			continue
+		}
 		if _, err := receipts.MarkMessage(msg); err != nil {
 			return Page{}, err
 		}

@@ -49,12 +49,15 @@ type position struct {
 	lastSeq uint64
 	// receipts is the receipts stream version of the user's own latest marker.
 	receipts uint64
-	raised   time.Time
+	// changes is the changes stream version of the latest change of a
+	// group this node made that names the user.
+	changes uint64
+	raised  time.Time
 }
 
 // shownBy tells whether v shows everything p requires.
 func (p position) shownBy(v ports.ConversationView) bool {
-	return v.LastSeq >= p.lastSeq && v.ReceiptsVersion >= p.receipts
+	return v.LastSeq >= p.lastSeq && v.ReceiptsVersion >= p.receipts && v.ChangesVersion >= p.changes
 }
 
 // recentPositions remembers the positions the read model may not show yet.
@@ -85,6 +88,31 @@ func (r *recentPositions) committed(c ports.Commit) {
 			r.raise(ev.User, ev.Conversation, position{receipts: c.Version})
 		}
 	}
+	if id, kind := conversation.StreamOf(c.Stream); kind == conversation.StreamChanges {
+		for _, u := range namedBy(c.Events) {
+			r.raise(u, id, position{changes: c.Version})
+		}
+	}
+}
+
+// namedBy are the users a group's changes name: whoever made them, and
+// whoever joined or left by them, whose lists gain or lose the group.
+func namedBy(events []conversation.Event) []user.ID {
+	var users []user.ID
+	for _, ev := range events {
+		switch ev := ev.(type) {
+		case conversation.GroupCreated:
+			users = append(users, ev.Members...)
+		case conversation.GroupRenamed:
+			users = append(users, ev.By)
+		case conversation.MemberAdded:
+			users = append(users, ev.By, ev.User)
+		case conversation.MemberRemoved:
+			users = append(users, ev.By, ev.User)
+		}
+	}
+	slices.Sort(users)
+	return slices.Compact(users)
 }
 
 // delivered learns from a commit the bus brought to this node: both
@@ -130,7 +158,8 @@ func (r *recentPositions) raise(u user.ID, conv conversation.ID, p position) {
 	if !ok {
 		r.size++
 	}
-	convs[conv] = position{lastSeq: max(old.lastSeq, p.lastSeq), receipts: max(old.receipts, p.receipts), raised: now}
+	convs[conv] = position{lastSeq: max(old.lastSeq, p.lastSeq), receipts: max(old.receipts, p.receipts),
+		changes: max(old.changes, p.changes), raised: now}
 }
 
 // sweep drops the positions older than positionMaxAge, and every position

@@ -93,7 +93,8 @@ func TestDefaultsArePROTOCOLs(t *testing.T) {
 	cfg := validConfig(t)
 	if cfg.HTTPAddr != "127.0.0.1:8080" || cfg.MongoDB != "chat" || cfg.AuthMode != "dev" || cfg.MaxFrameBytes != 65536 ||
 		cfg.SendRate != 50 || cfg.SendBurst != 200 || cfg.HTTPReadTimeout != 10*time.Second || cfg.HTTPIdleTimeout != time.Minute ||
-		cfg.AuthJWKSRefresh != time.Hour || cfg.DeliveryMode != "routed" || cfg.EditWindow != 15*time.Minute {
+		cfg.AuthJWKSRefresh != time.Hour || cfg.DeliveryMode != "routed" || cfg.EditWindow != 15*time.Minute ||
+		cfg.MaxGroupMembers != 256 {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }

@@ -71,6 +71,7 @@ type Config struct {
 	AllowedOrigins []string      `env:"CHAT_ALLOWED_ORIGINS" envSeparator:","`
 
 	MaxSessionsPerUser int `env:"CHAT_MAX_SESSIONS_PER_USER" envDefault:"20"`
+	MaxGroupMembers    int `env:"CHAT_MAX_GROUP_MEMBERS" envDefault:"256"`
 
 	PresenceHeartbeat time.Duration `env:"CHAT_PRESENCE_HEARTBEAT" envDefault:"5s"`
 	PresenceGrace     time.Duration `env:"CHAT_PRESENCE_GRACE" envDefault:"5s"`
@@ -171,7 +172,7 @@ func (c Config) Validate() error {
 		{"CHAT_PRESENCE_HEARTBEAT", float64(c.PresenceHeartbeat)}, {"CHAT_PRESENCE_GRACE", float64(c.PresenceGrace)},
 		{"CHAT_HTTP_READ_TIMEOUT", float64(c.HTTPReadTimeout)}, {"CHAT_HTTP_IDLE_TIMEOUT", float64(c.HTTPIdleTimeout)},
 		{"CHAT_AUTH_JWKS_REFRESH", float64(c.AuthJWKSRefresh)},
-		{"CHAT_MAX_SESSIONS_PER_USER", float64(c.MaxSessionsPerUser)},
+		{"CHAT_MAX_SESSIONS_PER_USER", float64(c.MaxSessionsPerUser)}, {"CHAT_MAX_GROUP_MEMBERS", float64(c.MaxGroupMembers)},
 		{"CHAT_REPUBLISH_AFTER", float64(c.RepublishAfter)}, {"CHAT_EDIT_WINDOW", float64(c.EditWindow)},
 	} {
 		if p.value <= 0 {

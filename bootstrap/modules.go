@@ -91,7 +91,7 @@ func newTransactions(cfg Config, store ports.EventStore, clock ports.Clock) (*ap
 func newApplication(cfg Config, store ports.EventStore, publisher ports.TransactionalPublisher, readModel ports.ReadModel, clock ports.Clock, ids ports.IDs, presence application.PresencePorts, delivery *metrics.Delivery, logger *slog.Logger) (*application.Application, error) {
 	appCfg := application.DefaultConfig()
 	appCfg.TxTimeout, appCfg.SendRate, appCfg.SendBurst = cfg.TxTimeout, cfg.SendRate, cfg.SendBurst
-	appCfg.RepublishAfter, appCfg.EditWindow = cfg.RepublishAfter, cfg.EditWindow
+	appCfg.RepublishAfter, appCfg.EditWindow, appCfg.MaxGroupMembers = cfg.RepublishAfter, cfg.EditWindow, cfg.MaxGroupMembers
 	appCfg.Log = logger.With("component", "application")
 	appCfg.Presence.Node, appCfg.Presence.Heartbeat, appCfg.Presence.Grace = cfg.NodeID, cfg.PresenceHeartbeat, cfg.PresenceGrace
 	appCfg.Presence.PropagationWindow = cfg.PropagationWindow

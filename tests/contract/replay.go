@@ -66,6 +66,23 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		}
 	}
 
+	// A group whose members, title and owner all changed: users[0] made
+	// it, users[3] joined, users[0] left and users[1] took it over.
+	group, err := app.Groups.Create.Handle(ctx, application.CreateGroupCommand{Creator: users[0], Title: "team", Members: users[1:3]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, change := range []application.ChangeMembersCommand{{By: users[0], Add: users[3:]}, {By: users[0], Remove: users[:1]}} {
+		change.Conversation = group.Conversation
+		if _, err := app.Groups.ChangeMembers.Handle(ctx, change); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := app.Groups.Rename.Handle(ctx, application.RenameGroupCommand{By: users[2], Conversation: group.Conversation, Title: "renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	convs[group.Conversation] = true
+
 	eventually.Within(t, 10*time.Second, "the projector to catch up", func() bool {
 		for id := range convs {
 			messages := mustLoad(t, store, conversation.MessagesStream(id), 1, 0)
@@ -83,8 +100,12 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		return true
 	})
 	live := snapshot(t, rm, convs, users)
-	if len(live.views) != 5 || len(live.lists[users[0]]) != 3 {
-		t.Fatalf("live projection holds %d views, %d for %s; want 5 and 3", len(live.views), len(live.lists[users[0]]), users[0])
+	if len(live.views) != 6 || len(live.lists[users[0]]) != 3 || len(live.lists[users[3]]) != 3 {
+		t.Fatalf("live projection holds %d views, %d for %s, %d for %s; want 6, 3 and 3",
+			len(live.views), len(live.lists[users[0]]), users[0], len(live.lists[users[3]]), users[3])
+	}
+	if g := live.views[group.Conversation]; g.Title != "renamed" || g.Owner != users[1] || len(g.Members) != 3 {
+		t.Fatalf("the group's live view: %+v", g)
 	}
 
 	if err := application.Replay(ctx, scanner, rm); err != nil {
