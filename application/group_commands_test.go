@@ -190,3 +190,47 @@ func TestAGroupChangeShowsInTheListsOfThoseItNames(t *testing.T) {
 		t.Fatalf("bob's list right after his removal holds %+v", s)
 	}
 }
+
+func TestGroupHistoryAnswersTheGroupStatusRule(t *testing.T) {
+	store := memory.NewEventStore()
+	changes, _, _ := groupHistory(t, store)
+	id, _ := conversation.StreamOf(changes[0].Stream)
+	n := newNode(t, testConfig(), store)
+	ctx := context.Background()
+	statuses := func() []string {
+		t.Helper()
+		page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "cid", Conversation: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range page.Messages {
+			out = append(out, m.Status)
+		}
+		return out
+	}
+	// bob read both; cid, who joined between them, has neither.
+	if got := statuses(); !slices.Equal(got, []string{"sent", "sent"}) {
+		t.Fatalf("statuses %v, want sent until cid has them", got)
+	}
+	mark := func(events ...conversation.Event) {
+		t.Helper()
+		loaded, _ := store.Load(ctx, conversation.ReceiptsStream(id), 1, 0)
+		c := ports.Commit{ID: "mark" + string(rune('a'+len(loaded))), Stream: conversation.ReceiptsStream(id),
+			Version: uint64(len(loaded) + 1), Events: events}
+		if err := store.Append(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark(conversation.DeliveredUpTo{Conversation: id, User: "cid", Seq: 2})
+	if got := statuses(); !slices.Equal(got, []string{"delivered", "delivered"}) {
+		t.Fatalf("statuses %v, want delivered once every other member has them", got)
+	}
+	mark(conversation.ReadUpTo{Conversation: id, User: "cid", Seq: 1})
+	if got := statuses(); !slices.Equal(got, []string{"read", "delivered"}) {
+		t.Fatalf("statuses %v, want the first read by all but its author (ann left), the second not by cid", got)
+	}
+	if _, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "ann", Conversation: id}); !errors.Is(err, conversation.ErrNotFound) {
+		t.Fatalf("ann, who left, reads the history: %v", err)
+	}
+}

@@ -1,6 +1,8 @@
 // Package httpapi is the chat's REST transport and its operational
 // endpoints: the dev mode's token endpoint, sending a message, listing
-// conversations and paging history under bearer authentication, plus
+// conversations, paging history, every member's markers and the groups
+// (create, get, rename, add and remove members) under bearer
+// authentication, plus
 // /healthz, /readyz and /metrics for operators, and openapi.yaml, the
 // OpenAPI 3.1 document of every route the node serves over HTTP, at
 // /api/openapi.yaml. It registers its routes on a ServeMux the caller owns
@@ -116,6 +118,11 @@ func (a *API) routes() []route {
 		{"POST /api/messages", a.authed(a.sendMessage)},
 		{"GET /api/conversations", a.authed(a.conversations)},
 		{"GET /api/conversations/{id}/messages", a.authed(a.history)},
+		{"GET /api/conversations/{id}/receipts", a.authed(a.receipts)},
+		{"POST /api/groups", a.authed(a.createGroup)},
+		{"GET /api/groups/{id}", a.authed(a.getGroup)},
+		{"PATCH /api/groups/{id}", a.authed(a.renameGroup)},
+		{"POST /api/groups/{id}/members", a.authed(a.changeMembers)},
 		{"GET /api/presence", a.authed(a.presence)},
 		{"GET /api/openapi.yaml", http.HandlerFunc(serveOpenAPI)},
 		{"GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

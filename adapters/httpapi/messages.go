@@ -78,8 +78,8 @@ func (a *API) conversations(w http.ResponseWriter, r *http.Request, uid user.ID)
 	}
 	out := make([]conversationJSON, len(list))
 	for i, c := range list {
-		out[i] = conversationJSON{Conversation: c.Conversation, Peer: c.Peer, LastSeq: c.LastSeq,
-			DeliveredUpTo: c.DeliveredUpTo, ReadUpTo: c.ReadUpTo, Unread: c.Unread}
+		out[i] = conversationJSON{Conversation: c.Conversation, Kind: string(c.Kind), Peer: c.Peer, Title: c.Title,
+			Members: c.Members, LastSeq: c.LastSeq, DeliveredUpTo: c.DeliveredUpTo, ReadUpTo: c.ReadUpTo, Unread: c.Unread}
 		if c.LastMessage != nil {
 			m := wire.MessageOf(*c.LastMessage)
 			out[i].LastMessage = &m
@@ -133,9 +133,14 @@ type pageJSON struct {
 	More     bool           `json:"more"`
 }
 
+// conversationJSON is a direct conversation with its peer, or a group
+// with its title and members instead.
 type conversationJSON struct {
 	Conversation  string        `json:"conversation"`
-	Peer          user.ID       `json:"peer"`
+	Kind          string        `json:"kind"`
+	Peer          user.ID       `json:"peer,omitempty"`
+	Title         string        `json:"title,omitempty"`
+	Members       []user.ID     `json:"members,omitempty"`
 	LastSeq       uint64        `json:"lastSeq"`
 	DeliveredUpTo uint64        `json:"deliveredUpTo"`
 	ReadUpTo      uint64        `json:"readUpTo"`

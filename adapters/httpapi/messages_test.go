@@ -134,7 +134,7 @@ func TestConversationsAndHistory(t *testing.T) {
 		return len(list) == 1 && list[0]["lastSeq"] == 5.0 && list[0]["readUpTo"] == 2.0 && list[0]["deliveredUpTo"] == 4.0
 	})
 	row := list[0]
-	if len(row) != 7 || row["conversation"] != conv || row["peer"] != "alice" || row["unread"] != 3.0 {
+	if len(row) != 8 || row["conversation"] != conv || row["kind"] != "direct" || row["peer"] != "alice" || row["unread"] != 3.0 {
 		t.Fatalf("row = %v", row)
 	}
 	if last := row["lastMessage"].(map[string]any); last["body"] != "five" || last["seq"] != 5.0 {
