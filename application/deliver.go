@@ -43,6 +43,7 @@ func (d *Delivery) Handle(ctx context.Context, commits []ports.Commit) error {
 	d.observer.CommitsReceived(commits)
 	for _, c := range commits {
 		d.conversations.observe(c)
+		d.pushMembership(ctx, c)
 		for _, ev := range c.Events {
 			switch ev := ev.(type) {
 			case conversation.MessagePosted:

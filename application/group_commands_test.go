@@ -6,13 +6,28 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
+
+func (s *fakeSession) PushMember(m ports.MemberChange) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members = append(s.members, m)
+	return true
+}
+
+func (s *fakeSession) membersSeen() []ports.MemberChange {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ports.MemberChange(nil), s.members...)
+}
 
 func createGroup(t *testing.T, n *node, owner user.ID, members ...user.ID) application.Group {
 	t.Helper()
@@ -233,4 +248,49 @@ func TestGroupHistoryAnswersTheGroupStatusRule(t *testing.T) {
 	if _, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "ann", Conversation: id}); !errors.Is(err, conversation.ErrNotFound) {
 		t.Fatalf("ann, who left, reads the history: %v", err)
 	}
+}
+
+func TestMemberFramesReachEveryMemberAndWhoLeft(t *testing.T) {
+	n := newNode(t, testConfig(), memory.NewEventStore())
+	ctx := context.Background()
+	sessions := map[user.ID]*fakeSession{}
+	for _, u := range []user.ID{"ann", "bob", "cid", "dan", "eve"} {
+		sessions[u] = connect(t, n, string(u)+"-1", u)
+	}
+	id := createGroup(t, n, "ann", "bob", "cid").Conversation
+	change := func(by user.ID, add, remove []user.ID) {
+		t.Helper()
+		if _, err := n.app.Groups.ChangeMembers.Handle(ctx, application.ChangeMembersCommand{By: by, Conversation: id, Add: add, Remove: remove}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change("ann", []user.ID{"dan"}, nil)
+	change("ann", nil, []user.ID{"bob"})
+	change("cid", nil, []user.ID{"cid"})
+	type seen struct {
+		user, by user.ID
+		change   string
+	}
+	want := map[user.ID][]seen{
+		"ann": {{"dan", "ann", "added"}, {"bob", "ann", "removed"}, {"cid", "cid", "removed"}},
+		"bob": {{"bob", "ann", "added"}, {"dan", "ann", "added"}, {"bob", "ann", "removed"}},
+		"cid": {{"cid", "ann", "added"}, {"dan", "ann", "added"}, {"bob", "ann", "removed"}, {"cid", "cid", "removed"}},
+		"dan": {{"dan", "ann", "added"}, {"bob", "ann", "removed"}, {"cid", "cid", "removed"}},
+		"eve": nil,
+	}
+	eventually.Within(t, 5*time.Second, "the member frames", func() bool {
+		for u, w := range want {
+			var got []seen
+			for _, m := range sessions[u].membersSeen() {
+				if m.Conversation != string(id) || m.At.IsZero() {
+					t.Fatalf("%s got %+v", u, m)
+				}
+				got = append(got, seen{m.User, m.By, m.Change})
+			}
+			if !slices.Equal(got, w) {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -106,6 +106,7 @@ type fakeSession struct {
 	updates  []ports.UpdateView
 	presence []ports.PresenceView
 	typing   []ports.TypingView
+	members  []ports.MemberChange
 	closed   bool
 }
 

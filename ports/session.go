@@ -57,6 +57,23 @@ type Session interface {
 	PushUpdate(u UpdateView) bool
 	PushPresence(p PresenceView) bool
 	PushTyping(t TypingView) bool
+	PushMember(m MemberChange) bool
+}
+
+// The changes a MemberChange tells of, as PROTOCOL names them.
+const (
+	MemberJoined = "added"
+	MemberLeft   = "removed"
+)
+
+// MemberChange says User was added to or removed from a group By someone
+// (themself, when they left) At a time.
+type MemberChange struct {
+	Conversation string
+	User         user.ID
+	Change       string // MemberJoined or MemberLeft
+	By           user.ID
+	At           time.Time
 }
 
 // PresenceView is a user's presence as a client sees it; LastSeen is zero

@@ -15,6 +15,7 @@ import (
 
 func (s *session) PushPresence(ports.PresenceView) bool { return true }
 func (s *session) PushTyping(ports.TypingView) bool     { return true }
+func (s *session) PushMember(ports.MemberChange) bool   { return true }
 
 func TestPresence(t *testing.T) {
 	h := newHarness(t, options{})

@@ -1,0 +1,75 @@
+package application
+
+import (
+	"context"
+	"slices"
+
+	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
+)
+
+// pushMembership tells this node's sessions of a group's membership
+// change in c: each addition and removal goes to the sessions of every
+// member after the change and of the user added or removed, who is no
+// longer among them. A group's creation tells each member but the owner,
+// who made it, that they were added; it does not tell every member of
+// every other one, which for a full group would be 255 frames to each
+// session at once, beyond a session's queue.
+//
+// Who the members are after c is read from the store, up to c: the
+// delivery consumer must not wait on the conversation's lock, and a
+// membership change is rare enough for one read per node.
+func (d *Delivery) pushMembership(ctx context.Context, c ports.Commit) {
+	changes := memberChanges(c)
+	if len(changes) == 0 {
+		return
+	}
+	id, _ := conversation.StreamOf(c.Stream)
+	commits, err := d.messages.Load(ctx, c.Stream, 1, c.Version)
+	if err != nil {
+		d.log.Warn("member frames not pushed", "conversation", id, "err", err)
+		return
+	}
+	group := conversation.New(id)
+	for _, stored := range commits {
+		group.ReplayChanges(stored.Events)
+	}
+	_, creation := c.Events[0].(conversation.GroupCreated)
+	for _, m := range changes {
+		to := []user.ID{m.User}
+		if members := group.Members(); !creation && slices.Contains(members, m.User) {
+			to = members
+		} else if !creation {
+			to = append(members, m.User)
+		}
+		for _, u := range to {
+			for _, st := range d.sessions.of(u) {
+				st.session.PushMember(m)
+			}
+		}
+	}
+}
+
+// memberChanges are the additions and removals c records.
+func memberChanges(c ports.Commit) []ports.MemberChange {
+	var out []ports.MemberChange
+	for _, ev := range c.Events {
+		switch ev := ev.(type) {
+		case conversation.GroupCreated:
+			for _, u := range ev.Members {
+				if u != ev.Owner {
+					out = append(out, ports.MemberChange{Conversation: string(ev.Conversation), User: u,
+						Change: ports.MemberJoined, By: ev.Owner, At: ev.At})
+				}
+			}
+		case conversation.MemberAdded:
+			out = append(out, ports.MemberChange{Conversation: string(ev.Conversation), User: ev.User,
+				Change: ports.MemberJoined, By: ev.By, At: ev.At})
+		case conversation.MemberRemoved:
+			out = append(out, ports.MemberChange{Conversation: string(ev.Conversation), User: ev.User,
+				Change: ports.MemberLeft, By: ev.By, At: ev.At})
+		}
+	}
+	return out
+}
