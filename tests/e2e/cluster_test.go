@@ -206,6 +206,7 @@ func testClusterGuarantees(t *testing.T, rmq *infra.RocketMQ) {
 	for _, c := range []*Client{a1, a2, b2} {
 		c.None("message", nil)
 	}
+	groupAcrossNodes(t, n1, n2, a1, a2, b2, conv)
 	if t.Failed() {
 		return
 	}

@@ -45,7 +45,10 @@ func history(t testing.TB, n *Node, token, conv, query string) Page {
 // ConversationSummary is one entry of GET /api/conversations.
 type ConversationSummary struct {
 	Conversation  string   `json:"conversation"`
+	Kind          string   `json:"kind"`
 	Peer          string   `json:"peer"`
+	Title         string   `json:"title"`
+	Members       []string `json:"members"`
 	LastSeq       uint64   `json:"lastSeq"`
 	DeliveredUpTo uint64   `json:"deliveredUpTo"`
 	ReadUpTo      uint64   `json:"readUpTo"`
@@ -75,7 +78,11 @@ func conversations(t testing.TB, n *Node, token string) []ConversationSummary {
 	var raw []map[string]json.RawMessage
 	mustUnmarshal(t, body, &raw)
 	for _, c := range raw {
-		for _, k := range []string{"conversation", "peer", "lastSeq", "deliveredUpTo", "readUpTo", "unread", "lastMessage"} {
+		keys := []string{"conversation", "kind", "peer", "lastSeq", "deliveredUpTo", "readUpTo", "unread", "lastMessage"}
+		if string(c["kind"]) == `"group"` {
+			keys = []string{"conversation", "kind", "title", "members", "lastSeq", "deliveredUpTo", "readUpTo", "unread", "lastMessage"}
+		}
+		for _, k := range keys {
 			if _, ok := c[k]; !ok {
 				t.Errorf("GET /api/conversations: entry lacks %q: %s", k, body)
 			}

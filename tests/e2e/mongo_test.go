@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -234,7 +235,7 @@ func equalSummary(a, b ConversationSummary) bool {
 		return false
 	}
 	a.LastMessage, b.LastMessage = nil, nil
-	return a == b
+	return reflect.DeepEqual(a, b)
 }
 
 // sender is one session that sends continuously in TestMongoKillDuringSends.
