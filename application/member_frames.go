@@ -36,12 +36,11 @@ func (d *Delivery) pushMembership(ctx context.Context, c ports.Commit) {
 		group.ReplayChanges(stored.Events)
 	}
 	_, creation := c.Events[0].(conversation.GroupCreated)
+	members := group.Members()
 	for _, m := range changes {
 		to := []user.ID{m.User}
-		if members := group.Members(); !creation && slices.Contains(members, m.User) {
-			to = members
-		} else if !creation {
-			to = append(members, m.User)
+		if !creation {
+			to = append(to, slices.DeleteFunc(slices.Clone(members), func(u user.ID) bool { return u == m.User })...)
 		}
 		for _, u := range to {
 			for _, st := range d.sessions.of(u) {
