@@ -21,13 +21,12 @@ func (a *API) createGroup(w http.ResponseWriter, r *http.Request, uid user.ID) {
 	if !a.decode(w, r, &req) {
 		return
 	}
-	if req.Title == nil || req.Members == nil {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "title and members are required")
+	if req.Members == nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "missing field members")
 		return
 	}
-	title, err := conversation.ParseTitle(*req.Title)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+	title, ok := parseTitle(w, req.Title)
+	if !ok {
 		return
 	}
 	members, ok := a.parseUsers(w, "members", *req.Members)
@@ -57,13 +56,8 @@ func (a *API) renameGroup(w http.ResponseWriter, r *http.Request, uid user.ID) {
 	if !a.decode(w, r, &req) {
 		return
 	}
-	if req.Title == nil {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "missing field title")
-		return
-	}
-	title, err := conversation.ParseTitle(*req.Title)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+	title, ok := parseTitle(w, req.Title)
+	if !ok {
 		return
 	}
 	answerGroupWith(a, w, r, http.StatusOK, a.deps.App.Groups.Rename,
@@ -135,6 +129,20 @@ func (a *API) groupID(w http.ResponseWriter, r *http.Request) (conversation.ID, 
 		return "", false
 	}
 	return id, true
+}
+
+// parseTitle parses a request's title, or answers 400.
+func parseTitle(w http.ResponseWriter, s *string) (conversation.Title, bool) {
+	if s == nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, "missing field title")
+		return "", false
+	}
+	title, err := conversation.ParseTitle(*s)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, wire.CodeBadRequest, err.Error())
+		return "", false
+	}
+	return title, true
 }
 
 // parseUsers parses a list of user ids, or answers 400 naming the field.
