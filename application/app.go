@@ -138,7 +138,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	}
 	app.Delivery = &Delivery{conversations: conversations, messages: store, readModel: readModel, sessions: sessions,
 		observer: orNoObserver[DeliveryObserver](cfg.DeliveryObserver),
-		marks:    newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), changes: newRecentChanges(), appendBudget: cfg.TxTimeout / 2}
+		marks:    newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), changes: newRecentChanges(),
+		groups: newGroupMembers(store), appendBudget: cfg.TxTimeout / 2}
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat, log)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
 	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock, log)

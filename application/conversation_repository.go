@@ -173,14 +173,14 @@ func (h *heldConversation) load(ctx context.Context, stream string, held streamA
 // saveMessages publishes commit, the events next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveMessages(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
-	commit.Route = h.repo.route(next.Participants())
+	commit.Route = h.routeOf(next)
 	return h.save(ctx, commit, next, func() { h.entry.conv = next })
 }
 
 // saveReceipts publishes commit, the markers next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.Receipts, commit ports.Commit) error {
-	commit.Route = h.repo.route(h.conversation().Participants())
+	commit.Route = h.routeOf(h.conversation())
 	return h.save(ctx, commit, next, func() { h.entry.receipts = next })
 }
 

@@ -32,6 +32,7 @@ type Delivery struct {
 	marks     *deliveredMarks
 	starts    *deliveryStarts
 	changes   *recentChanges
+	groups    *groupMembers
 	// appendBudget is how long after its CommittedAt a commit may still be
 	// appended to the store: half the transaction timeout.
 	appendBudget time.Duration
@@ -69,7 +70,7 @@ func (d *Delivery) Wait(ctx context.Context) { d.marks.wait(ctx) }
 // sessions move its delivered marker; the sender's other sessions do not.
 // The session has every message from the first one pushed to it on.
 func (d *Delivery) Written(s ports.Session, conv string, to user.ID, seq uint64) {
-	if s.User() != to {
+	if to != "" && s.User() != to {
 		return
 	}
 	first := seq
@@ -103,7 +104,7 @@ func (d *Delivery) PageWritten(s ports.Session, conv string, from, to uint64) {
 
 func (d *Delivery) deliverMessage(ctx context.Context, p conversation.MessagePosted, origin string) {
 	before, known := d.starts.begin(p.Conversation, p.Seq, d.sessions.tick())
-	for _, u := range [2]user.ID{p.To, p.From} {
+	for _, u := range d.recipientsOf(ctx, p) {
 		for _, st := range d.sessions.of(u) {
 			d.deliverInOrder(ctx, st, p, origin, before, known)
 		}
@@ -186,12 +187,18 @@ func (d *Delivery) push(st *sessionState, m ports.MessageView, origin string) {
 }
 
 func (d *Delivery) pushReceipt(ctx context.Context, id conversation.ID, r ports.Receipt) {
-	pair, err := d.conversations.participants(ctx, id)
-	if err != nil {
-		d.log.Warn("receipt not pushed", "conversation", id, "err", err)
-		return
+	// In a group, a receipt goes only to the member whose marker moved;
+	// the others ask the receipts endpoint.
+	users := []user.ID{r.User}
+	if id.Kind() == conversation.Direct {
+		pair, err := d.conversations.participants(ctx, id)
+		if err != nil {
+			d.log.Warn("receipt not pushed", "conversation", id, "err", err)
+			return
+		}
+		users = pair[:]
 	}
-	for _, u := range pair {
+	for _, u := range users {
 		for _, st := range d.sessions.of(u) {
 			pushReceiptForward(st, r)
 		}

@@ -19,22 +19,20 @@ import (
 //
 // Who the members are after c is read from the store, up to c: the
 // delivery consumer must not wait on the conversation's lock, and a
-// membership change is rare enough for one read per node.
+// membership change is rare enough for one read per node. What it reads is
+// kept for the group's messages (groupMembers).
 func (d *Delivery) pushMembership(ctx context.Context, c ports.Commit) {
 	changes := memberChanges(c)
 	if len(changes) == 0 {
 		return
 	}
 	id, _ := conversation.StreamOf(c.Stream)
-	commits, err := d.messages.Load(ctx, c.Stream, 1, c.Version)
+	group, err := loadChangesUpTo(ctx, d.messages, id, c.Version)
 	if err != nil {
 		d.log.Warn("member frames not pushed", "conversation", id, "err", err)
 		return
 	}
-	group := conversation.New(id)
-	for _, stored := range commits {
-		group.ReplayChanges(stored.Events)
-	}
+	d.groups.learn(group)
 	_, creation := c.Events[0].(conversation.GroupCreated)
 	members := group.Members()
 	for _, m := range changes {

@@ -25,7 +25,11 @@ type SendMessageCommand struct {
 	// the seed's frame without an id does.
 	ClientID message.ClientID
 	To       user.ID
-	Body     message.Body
+	// Conversation sends by the conversation's id instead of To (PROTOCOL
+	// v1.3): to a group's other members, or to the peer of a direct
+	// conversation already started.
+	Conversation conversation.ID
+	Body         message.Body
 	// Origin is the session that sent it, spared its own message on delivery.
 	Origin string
 }
@@ -59,7 +63,7 @@ func newSendMessage(cfg Config, conversations *conversationRepository, clock por
 // is stored and its publication committed. Sending to oneself is the one
 // rule left to check here: a transport does not know who sends.
 func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, error) {
-	if cmd.To == cmd.Sender {
+	if cmd.Conversation == "" && cmd.To == cmd.Sender {
 		return Ack{}, conversation.ErrSelf
 	}
 	key := cmd.ClientID
@@ -70,9 +74,12 @@ func (s *SendMessage) Handle(ctx context.Context, cmd SendMessageCommand) (Ack, 
 		return Ack{}, ErrRateLimited
 	}
 	id := message.IDFor(cmd.Sender, key)
-	convID := conversation.IDFor(cmd.Sender, cmd.To)
+	convID, to, err := s.recipient(ctx, cmd)
+	if err != nil {
+		return Ack{}, err
+	}
 	for attempt := 0; attempt < s.attempts; attempt++ {
-		ack, err := s.try(ctx, convID, id, cmd, cmd.To, cmd.Body, attempt > 0)
+		ack, err := s.try(ctx, convID, id, cmd, to, cmd.Body, attempt > 0)
 		switch {
 		case err == nil:
 			ack.ClientID = string(key)
@@ -102,8 +109,7 @@ func (s *SendMessage) try(ctx context.Context, convID conversation.ID, id messag
 				return err
 			}
 		}
-		next := h.conversation().Clone()
-		posted, err := next.Post(id, cmd.Sender, to, body, s.clock.Now())
+		posted, next, err := s.post(ctx, h, id, cmd.Sender, to, body)
 		if err != nil {
 			return err
 		}

@@ -178,11 +178,15 @@ func decodeFrame(data []byte) (clientFrame, *frameError) {
 	return f, nil
 }
 
+// decodeSend reads a send to a user (`to`) or, since v1.3, to a
+// conversation by its id (`conversation`): one of the two, never both.
 func decodeSend(f *clientFrame, raw rawFrame) *frameError {
 	switch {
 	case raw.ID == nil:
 		return badRequest("", "missing field id")
-	case raw.To == nil:
+	case raw.To != nil && raw.Conversation != nil:
+		return badRequest(f.ID, "to and conversation are exclusive")
+	case raw.To == nil && raw.Conversation == nil:
 		return badRequest(f.ID, "missing field to")
 	case raw.Body == nil:
 		return badRequest(f.ID, "missing field body")
@@ -192,6 +196,12 @@ func decodeSend(f *clientFrame, raw rawFrame) *frameError {
 		return badRequest(f.ID, err.Error())
 	}
 	f.Key = key
+	if raw.Conversation != nil {
+		if ferr := decodeConversation(f, raw); ferr != nil {
+			return ferr
+		}
+		return parseBody(f, *raw.Body)
+	}
 	return parseSend(f, *raw.To, *raw.Body)
 }
 
@@ -215,6 +225,11 @@ func parseSend(f *clientFrame, to, body string) *frameError {
 	if f.To, err = user.ParseID(to); err != nil {
 		return badRequest(f.ID, "to: "+err.Error())
 	}
+	return parseBody(f, body)
+}
+
+func parseBody(f *clientFrame, body string) *frameError {
+	var err error
 	if f.Body, err = message.ParseBody(body); err != nil {
 		return badRequest(f.ID, err.Error())
 	}

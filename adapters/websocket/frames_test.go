@@ -27,6 +27,19 @@ type decodeCase struct {
 	err  string
 }
 
+func TestDecodeSendByConversation(t *testing.T) {
+	group := conversation.NewGroupID([16]byte{1})
+	checkDecoding(t, []decodeCase{
+		{"to a group", `{"type":"send","id":"k","conversation":"` + string(group) + `","body":"hi"}`,
+			clientFrame{Type: typeSend, ID: "k", Key: "k", Conversation: group, Body: "hi"}, ""},
+		{"by a direct conversation's id", `{"type":"send","id":"k","conversation":"` + testConv + `","body":"hi"}`,
+			clientFrame{Type: typeSend, ID: "k", Key: "k", Conversation: testConv, Body: "hi"}, ""},
+		{"to and conversation together", `{"type":"send","id":"k","to":"bob","conversation":"` + testConv + `","body":"hi"}`, clientFrame{}, "exclusive"},
+		{"a malformed conversation", `{"type":"send","id":"k","conversation":"g_x","body":"hi"}`, clientFrame{}, "conversation id"},
+		{"no body", `{"type":"send","id":"k","conversation":"` + testConv + `"}`, clientFrame{}, "missing field body"},
+	})
+}
+
 func checkDecoding(t *testing.T, tests []decodeCase) {
 	t.Helper()
 	for _, tt := range tests {

@@ -176,7 +176,7 @@ func (s *session) handle(data []byte) {
 
 func (s *session) handleSend(ctx context.Context, f clientFrame) error {
 	ack, err := s.srv.send.Handle(ctx, application.SendMessageCommand{
-		Sender: s.user, ClientID: f.Key, To: f.To, Body: f.Body, Origin: s.id,
+		Sender: s.user, ClientID: f.Key, To: f.To, Conversation: f.Conversation, Body: f.Body, Origin: s.id,
 	})
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ type Message struct {
 	Conversation string  `json:"conversation"`
 	Seq          uint64  `json:"seq"`
 	From         user.ID `json:"from"`
-	To           user.ID `json:"to"`
+	To           user.ID `json:"to,omitempty"` // none in a group's message
 	Body         string  `json:"body,omitempty"`
 	SentAt       string  `json:"sentAt"`
 	Status       string  `json:"status,omitempty"`
