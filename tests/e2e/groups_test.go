@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// Groups (PROTOCOL v1.3) over REST, with their member frames. One node on
-// the embedded store here; testClusterGuarantees checks member frames and
-// the receipts endpoint across nodes (groupAcrossNodes).
+// Groups (PROTOCOL v1.3) over REST, with their member frames and sends by
+// the group's id. One node on the embedded store here;
+// testClusterGuarantees checks member frames, a group send and the
+// receipts endpoint across nodes (groupAcrossNodes).
 
 // Group is a group as the groups routes answer it.
 type Group struct {
@@ -81,6 +82,22 @@ func TestGroupsOverREST(t *testing.T) {
 	status, body = n.Do(t, http.MethodPost, path+"/members", tok["gann"], map[string]any{"add": []string{"geve"}})
 	expectError(t, "an addition over the cap", status, body, http.StatusBadRequest, "bad_request")
 
+	// A send by the group's id reaches the other members with no `to`; a
+	// non-member finds no such conversation.
+	bob.Send(map[string]any{"type": "send", "id": "gs-1", "conversation": conv, "body": "hello group"})
+	if ack := bob.Next("ack", byID("gs-1")); ack.Conversation != conv || ack.Seq != 1 {
+		t.Fatalf("ack of the group send: %s", ack)
+	}
+	f := dan.Next("message", msgWithBody("hello group"))
+	if m, _ := f.Msg(); m.From != "gbob" || m.To != "" || strings.Contains(f.Raw, `"to"`) {
+		t.Fatalf("a group's message frame: %s", f)
+	}
+	eve := n.Dial(t, "geve")
+	eve.Send(map[string]any{"type": "send", "id": "gs-2", "conversation": conv, "body": "let me in"})
+	if e := eve.Next("error", byID("gs-2")); e.Code != "not_found" {
+		t.Fatalf("a non-member's send: %s", e)
+	}
+
 	// The owner leaves: gbob, who joined earliest after gann, takes over.
 	g = groupCall(t, n, http.MethodPost, path+"/members", tok["gann"], map[string]any{"remove": []string{"gann"}}, http.StatusOK)
 	if g.Owner != "gbob" || !slices.Equal(g.Members, []string{"gbob", "gcid", "gdan"}) {
@@ -106,8 +123,8 @@ func TestGroupsOverREST(t *testing.T) {
 }
 
 // groupAcrossNodes checks, in testClusterGuarantees, a group made on one
-// node and changed on the other: its member frames reach the members'
-// sessions on both nodes, and the receipts endpoint answers the markers
+// node and changed on the other: its member frames and a send to it reach
+// the members' sessions on both nodes, and the receipts endpoint answers the markers
 // of alice's and bob's direct conversation conv (bob has read 1 of its 2
 // messages, alice both) on either node. a1 is alice's session on n1, a2
 // hers and b2 bob's on n2.
@@ -118,6 +135,11 @@ func groupAcrossNodes(t *testing.T, n1, n2 *Node, a1, a2, b2 *Client, conv strin
 	groupCall(t, n2, http.MethodPost, "/api/groups/"+g.Conversation+"/members", n2.Token(t, "alice"), map[string]any{"add": []string{"carol"}}, http.StatusOK)
 	for _, c := range []*Client{a1, a2, b2} {
 		c.Next("member", memberFrame(g.Conversation, "carol", "added", "alice"))
+	}
+	a1.Send(map[string]any{"type": "send", "id": "gn-1", "conversation": g.Conversation, "body": "to the nodes' group"})
+	a1.Next("ack", byID("gn-1"))
+	for _, c := range []*Client{a2, b2} {
+		c.Next("message", msgWithBody("to the nodes' group"))
 	}
 	for _, n := range []*Node{n1, n2} {
 		receiptsOf(t, n, n.Token(t, "bob"), conv, map[string][2]uint64{"alice": {2, 2}, "bob": {1, 1}})
