@@ -81,6 +81,13 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 	if _, err := app.Groups.Rename.Handle(ctx, application.RenameGroupCommand{By: users[2], Conversation: group.Conversation, Title: "renamed"}); err != nil {
 		t.Fatal(err)
 	}
+	for i, from := range []user.ID{users[2], users[3], users[2]} {
+		_, err := app.Send.Handle(ctx, application.SendMessageCommand{Sender: from, Conversation: group.Conversation,
+			Body: message.Body(fmt.Sprintf("to the group %d", i))})
+		if err != nil {
+			t.Fatalf("send to the group: %v", err)
+		}
+	}
 	convs[group.Conversation] = true
 
 	eventually.Within(t, 10*time.Second, "the projector to catch up", func() bool {
@@ -104,7 +111,7 @@ func TestReplay(t *testing.T, newPorts func(t *testing.T) (ports.EventStore, por
 		t.Fatalf("live projection holds %d views, %d for %s, %d for %s; want 6, 3 and 3",
 			len(live.views), len(live.lists[users[0]]), users[0], len(live.lists[users[3]]), users[3])
 	}
-	if g := live.views[group.Conversation]; g.Title != "renamed" || g.Owner != users[1] || len(g.Members) != 3 {
+	if g := live.views[group.Conversation]; g.Title != "renamed" || g.Owner != users[1] || len(g.Members) != 3 || g.Members[0].UnreadCount() != 3 {
 		t.Fatalf("the group's live view: %+v", g)
 	}
 
