@@ -282,15 +282,7 @@ func TestDeliveredMarkerWaitsForWhatASessionNeverHad(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			n.app.Delivery.Wait(ctx)
-			page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "alice", Conversation: ack.Conversation})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out []string
-			for _, m := range page.Messages {
-				out = append(out, m.Status)
-			}
-			return out
+			return historyStatuses(ctx, t, n, "alice", ack.Conversation)
 		}
 		if got, want := statuses(), []string{"sent", "sent", "sent"}; !slices.Equal(got, want) {
 			t.Fatalf("after the live push alone: %v, want %v", got, want)

@@ -214,15 +214,7 @@ func TestGroupHistoryAnswersTheGroupStatusRule(t *testing.T) {
 	ctx := context.Background()
 	statuses := func() []string {
 		t.Helper()
-		page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: "cid", Conversation: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range page.Messages {
-			out = append(out, m.Status)
-		}
-		return out
+		return historyStatuses(ctx, t, n, "cid", id)
 	}
 	// bob read both; cid, who joined between them, has neither.
 	if got := statuses(); !slices.Equal(got, []string{"sent", "sent"}) {
@@ -293,4 +285,19 @@ func TestMemberFramesReachEveryMemberAndWhoLeft(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// historyStatuses is the status of each message of reader's history page
+// of conv, in seq order.
+func historyStatuses(ctx context.Context, t *testing.T, n *node, reader user.ID, conv conversation.ID) []string {
+	t.Helper()
+	page, err := n.app.History.Handle(ctx, application.HistoryQuery{Reader: reader, Conversation: conv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range page.Messages {
+		out = append(out, m.Status)
+	}
+	return out
 }
