@@ -2,8 +2,10 @@
 // through the transactional publisher, editing and recalling it (on the
 // conversation's changes stream, the same way), delivering committed messages to the
 // sessions of this node in order, marking messages delivered and read,
-// syncing and paging history, listing conversations, projecting the read
-// model, and relaying presence and typing between nodes. Each commit and
+// syncing and paging history, listing conversations, making and changing
+// groups (each change one commit of the conversation's changes stream, its
+// member frames delivered like messages), projecting the read model, and
+// relaying presence and typing between nodes. Each commit and
 // typing signal is routed to the nodes that hold its users' sessions
 // (routing.go), and a session that opens catches up on what was routed
 // before the other nodes knew of it (hand_over.go). It depends on
