@@ -285,15 +285,24 @@ func (l *ListConversations) catchUp(ctx context.Context, u user.ID, views []port
 	return out, nil
 }
 
-// foldStored applies to v the commits of its streams that it lacks, a
-// group's changes first, as the projector folds them.
+// foldStored applies to v the commits of its streams that it lacks, as
+// replay folds them: a group's changes first, so that its members are there
+// for its messages; then the messages and receipts; and the edits and
+// recalls of those changes once more, now that the messages they change
+// are there.
 func (l *ListConversations) foldStored(ctx context.Context, v *ports.ConversationView) error {
 	id := conversation.ID(v.Conversation)
+	changes, err := l.streams.Load(ctx, conversation.ChangesStream(id), v.ChangesVersion+1, 0)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		Apply(v, c)
+	}
 	for _, stream := range []struct {
 		name string
 		from uint64
 	}{
-		{conversation.ChangesStream(id), v.ChangesVersion + 1},
 		{conversation.MessagesStream(id), v.MessagesVersion + 1},
 		{conversation.ReceiptsStream(id), v.ReceiptsVersion + 1},
 	} {
@@ -304,6 +313,9 @@ func (l *ListConversations) foldStored(ctx context.Context, v *ports.Conversatio
 		for _, c := range commits {
 			Apply(v, c)
 		}
+	}
+	for _, c := range changes {
+		refoldMessageChanges(v, c)
 	}
 	return nil
 }
