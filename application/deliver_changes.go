@@ -80,12 +80,12 @@ func (r *recentChanges) show(m ports.MessageView) ports.MessageView {
 func (d *Delivery) deliverUpdate(ctx context.Context, c ports.Commit, u ports.UpdateView) {
 	d.changes.learn(u)
 	id := conversation.ID(u.Conversation)
-	pair, err := d.conversations.participants(ctx, id)
+	users, err := d.usersOf(ctx, id)
 	if err != nil {
 		d.log.Warn("update not pushed", "conversation", id, "rev", u.Rev, "err", err)
 		return
 	}
-	for _, who := range pair {
+	for _, who := range users {
 		for _, st := range d.sessions.of(who) {
 			d.updateInOrder(ctx, st, c, u)
 		}

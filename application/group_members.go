@@ -89,3 +89,13 @@ func (d *Delivery) recipientsOf(ctx context.Context, p conversation.MessagePoste
 	}
 	return recipients
 }
+
+// usersOf are the users whose sessions hear of a conversation's changes: a
+// direct conversation's pair, or a group's members.
+func (d *Delivery) usersOf(ctx context.Context, id conversation.ID) ([]user.ID, error) {
+	if id.Kind() == conversation.Group {
+		return d.groups.of(ctx, id)
+	}
+	pair, err := d.conversations.participants(ctx, id)
+	return pair[:], err
+}

@@ -80,6 +80,21 @@ func TestGroupSends(t *testing.T) {
 			t.Fatalf("ann was pushed bob's receipt %+v", r)
 		}
 	}
+	// bob edits his message: every member's sessions get the update.
+	changed, err := n.app.Edit.Handle(ctx, application.EditMessageCommand{Author: "bob", ClientID: "e1", Conversation: id, Seq: 2, Body: "edited"})
+	if err != nil || changed.Rev != 1 {
+		t.Fatalf("bob's edit in the group: %+v, %v", changed, err)
+	}
+	for _, s := range []*fakeSession{ann1, ann2, bob} {
+		eventually.Within(t, 5*time.Second, s.id+" to get the update", func() bool {
+			u := s.updatesSeen()
+			return len(u) == 1 && u[0].Seq == 2 && u[0].Body == "edited"
+		})
+	}
+	if len(cid.updatesSeen()) != 0 {
+		t.Fatalf("cid, removed, got %+v", cid.updatesSeen())
+	}
+
 	// ann has bob's message unread; bob has read everything.
 	eventually.Within(t, 5*time.Second, "the lists", func() bool {
 		unread := map[user.ID]int{}
