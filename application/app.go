@@ -145,7 +145,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat, log)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
 	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock, log)
-	app.Typing = newTyping(presenceCfg.Node, conversations.peerOf, app.Presence.routeOf, sessions, outbox, clock, observer)
+	app.Typing = newTyping(presenceCfg.Node, conversations.othersOf, app.Presence.routeOf, sessions, outbox, clock, observer)
 	presencePorts.Signals.Subscribe(app.Presence.handle)
 	presencePorts.Signals.Subscribe(app.Typing.handle)
 	sessions.observe(app.Presence)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
@@ -88,6 +89,18 @@ func (r *conversationRepository) peerOf(ctx context.Context, id conversation.ID,
 		return nil
 	})
 	return peer, err
+}
+
+// othersOf returns the members of a conversation u takes part in but u:
+// a direct conversation's peer or a group's other members; to anyone
+// else the conversation is not found, as for peerOf.
+func (r *conversationRepository) othersOf(ctx context.Context, id conversation.ID, u user.ID) ([]user.ID, error) {
+	var others []user.ID
+	err := r.withReadable(ctx, id, u, func(h *heldConversation) error {
+		others = slices.DeleteFunc(h.conversation().Members(), func(m user.ID) bool { return m == u })
+		return nil
+	})
+	return others, err
 }
 
 // participants returns a conversation's pair without waiting on its lock.

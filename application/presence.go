@@ -302,7 +302,7 @@ func (p *Presence) visibleTo(ctx context.Context, asker user.ID, users []user.ID
 	if err != nil {
 		return nil, err
 	}
-	for _, peer := range peers {
+	for _, peer := range peers.peers {
 		if _, asked := visible[peer]; asked {
 			visible[peer] = true
 		}
@@ -320,15 +320,27 @@ func (p *Presence) ObserveCommits(_ context.Context, commits []ports.Commit) err
 	return nil
 }
 
-// learnStarted learns the pair of a conversation c starts. This node's own
+// learnStarted learns the pair of a conversation c starts, and unsettles
+// the users a group's membership change in c concerns. This node's own
 // commits come here the moment they commit, not only when the bus brings
 // them back: the new contact may connect on another node at once, and its
 // join signal can arrive before the broadcast of the commit does, to be
 // pushed to peers that do not include the writer yet.
 func (p *Presence) learnStarted(c ports.Commit) {
+	var unsettled []user.ID
 	for _, ev := range c.Events {
-		if started, ok := ev.(conversation.ConversationStarted); ok {
-			p.peers.learn(started.Participants[0], started.Participants[1], p.clock.Now())
+		switch ev := ev.(type) {
+		case conversation.ConversationStarted:
+			p.peers.learn(ev.Participants[0], ev.Participants[1], p.clock.Now())
+		case conversation.GroupCreated:
+			unsettled = append(unsettled, ev.Members...)
+		case conversation.MemberAdded:
+			unsettled = append(unsettled, ev.User)
+		case conversation.MemberRemoved:
+			unsettled = append(unsettled, ev.User)
 		}
+	}
+	if len(unsettled) > 0 {
+		p.peers.unsettle(unsettled, p.clock.Now())
 	}
 }

@@ -121,7 +121,7 @@ func (p *Presence) announce(changes []presence.Change) {
 			continue
 		}
 		view := ports.PresenceView{User: c.User, Online: c.Online, LastSeen: c.LastSeen}
-		for _, peer := range peers {
+		for _, peer := range peers.pushed {
 			for _, st := range p.sessions.of(peer) {
 				st.session.PushPresence(view)
 			}

@@ -11,14 +11,15 @@ import (
 	"github.com/evchat/chatd/ports"
 )
 
-// Typing relays "user is typing" to the other participant's sessions on
-// every node: at most one signal per user and conversation every
-// presence.TypingInterval leaves this node, and the rest are dropped
-// without an error, so a burst of frames costs the broker one message.
-// Only a participant may type. Nothing of it is stored: no event, no seq.
+// Typing relays "user is typing" to the other participant's sessions, or
+// a group's other members', on every node: at most one signal per user
+// and conversation every presence.TypingInterval leaves this node, and the
+// rest are dropped without an error, so a burst of frames costs the broker
+// one message, whatever the group's size. Only a participant may type.
+// Nothing of it is stored: no event, no seq.
 type Typing struct {
 	node     string
-	peerOf   peerLookup
+	othersOf othersLookup
 	routeOf  routeLookup
 	sessions *Sessions
 	outbox   *signalOutbox
@@ -30,9 +31,9 @@ type Typing struct {
 	prunedAt time.Time
 }
 
-// peerLookup finds the other participant of a conversation that u takes
+// othersLookup finds the other members of a conversation that u takes
 // part in; a domain.NotFound error when u does not.
-type peerLookup func(ctx context.Context, id conversation.ID, u user.ID) (user.ID, error)
+type othersLookup func(ctx context.Context, id conversation.ID, u user.ID) ([]user.ID, error)
 
 // routeLookup is where a signal that concerns users goes (Presence.routeOf).
 type routeLookup func(withSelf bool, users ...user.ID) ports.Route
@@ -43,8 +44,8 @@ type typingObserver interface {
 	TypingDropped()
 }
 
-func newTyping(node string, peerOf peerLookup, routeOf routeLookup, sessions *Sessions, outbox *signalOutbox, clock ports.Clock, observer typingObserver) *Typing {
-	return &Typing{node: node, peerOf: peerOf, routeOf: routeOf, sessions: sessions, outbox: outbox, clock: clock,
+func newTyping(node string, othersOf othersLookup, routeOf routeLookup, sessions *Sessions, outbox *signalOutbox, clock ports.Clock, observer typingObserver) *Typing {
+	return &Typing{node: node, othersOf: othersOf, routeOf: routeOf, sessions: sessions, outbox: outbox, clock: clock,
 		observer: observer, throttle: presence.NewTypingThrottle()}
 }
 
@@ -67,7 +68,7 @@ func (t *Typing) Handle(ctx context.Context, cmd TypingCommand) error {
 		t.observer.TypingDropped()
 		return nil
 	}
-	peer, err := t.peerOf(ctx, id, cmd.User)
+	others, err := t.othersOf(ctx, id, cmd.User)
 	if err != nil {
 		return err
 	}
@@ -75,9 +76,19 @@ func (t *Typing) Handle(ctx context.Context, cmd TypingCommand) error {
 		t.observer.TypingDropped()
 		return nil
 	}
-	t.push(peer, ports.TypingView{Conversation: conv, User: cmd.User})
-	t.outbox.send(ports.Signal{Kind: ports.SignalTyping, Node: t.node, At: now,
-		User: cmd.User, Conversation: conv, To: peer, Route: t.routeOf(false, peer)})
+	signal := ports.Signal{Kind: ports.SignalTyping, Node: t.node, At: now,
+		User: cmd.User, Conversation: conv, Route: t.routeOf(false, others...)}
+	// A direct conversation's signal names its peer in To, as nodes
+	// before groups expect.
+	if id.Kind() == conversation.Group {
+		signal.Users = others
+	} else if len(others) == 1 {
+		signal.To = others[0]
+	}
+	t.push(signal)
+	if len(others) > 0 {
+		t.outbox.send(signal)
+	}
 	t.observer.TypingRelayed()
 	return nil
 }
@@ -102,13 +113,17 @@ func (t *Typing) handle(_ context.Context, s ports.Signal) {
 	}
 	// A typing signal late by more than its interval says nothing true.
 	if t.clock.Now().Sub(s.At) <= 2*presence.TypingInterval {
-		t.push(s.To, ports.TypingView{Conversation: s.Conversation, User: s.User})
+		t.push(s)
 	}
 }
 
-// push sends the typing frame to to's sessions on this node.
-func (t *Typing) push(to user.ID, v ports.TypingView) {
-	for _, st := range t.sessions.of(to) {
-		st.session.PushTyping(v)
+// push sends the typing frame of s to the sessions on this node of its
+// recipients: To, or a group's Users.
+func (t *Typing) push(s ports.Signal) {
+	v := ports.TypingView{Conversation: s.Conversation, User: s.User}
+	for _, to := range append([]user.ID{s.To}, s.Users...) {
+		for _, st := range t.sessions.of(to) {
+			st.session.PushTyping(v)
+		}
 	}
 }

@@ -32,9 +32,11 @@ type Signal struct {
 	At time.Time
 	// User joined or left (join, leave) or is typing (typing).
 	User user.ID
-	// Users is the whole set a heartbeat's node holds.
+	// Users is the whole set a heartbeat's node holds, or the members of
+	// a group who hear that User types in it.
 	Users []user.ID
-	// Conversation and To: where the user types and whose sessions hear it.
+	// Conversation and To: where the user types and whose sessions hear
+	// it, in a direct conversation.
 	Conversation string
 	To           user.ID
 	// Route: where a typing signal's To has sessions; presence signals,
