@@ -154,7 +154,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	app.Presence.routed = func() bool { return presencePorts.Routing == nil || presencePorts.Routing.Routed() }
 	app.Presence.handOver = newHandOver(app.Delivery, sessions, clock, presenceCfg.PropagationWindow, republisher.republishedBy(), app.Presence.routed, log)
 	sessions.afterOpen(app.Presence.handOver.opened)
-	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, app.Presence.holdersOf, conversations.participants, log)
+	app.Presence.forwarder = newRouteForwarder(publisher, clock, presenceCfg.PropagationWindow, app.Presence.holdersOf, app.Delivery.usersOf, log)
+	conversations.afterCommit(app.Delivery.groups.committed)
 	conversations.afterCommit(app.Presence.forwarder.sent)
 	return app, nil
 }

@@ -22,9 +22,9 @@ type conversationRepository struct {
 	cache   *conversationCache
 	pairs   *pairCache
 	commits *commitPublication
-	// routeOf is where a commit concerning a pair of users goes; nil
-	// sends every commit to every node.
-	routeOf func(pair [2]user.ID) ports.Route
+	// routeOf is where a commit concerning users goes; nil sends every
+	// commit to every node.
+	routeOf func(users ...user.ID) ports.Route
 }
 
 func newConversationRepository(store ports.EventStore, publisher ports.TransactionalPublisher, republisher *Republisher) *conversationRepository {
@@ -186,14 +186,14 @@ func (h *heldConversation) load(ctx context.Context, stream string, held streamA
 // saveMessages publishes commit, the events next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveMessages(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
-	commit.Route = h.routeOf(next)
+	commit.Route = h.routeOf(next, commit.Events)
 	return h.save(ctx, commit, next, func() { h.entry.conv = next })
 }
 
 // saveReceipts publishes commit, the markers next recorded, and holds next
 // from then on.
 func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.Receipts, commit ports.Commit) error {
-	commit.Route = h.routeOf(h.conversation())
+	commit.Route = h.routeOf(h.conversation(), commit.Events)
 	return h.save(ctx, commit, next, func() { h.entry.receipts = next })
 }
 
@@ -201,16 +201,16 @@ func (h *heldConversation) saveReceipts(ctx context.Context, next *conversation.
 // and holds next from then on. It reaches the nodes of the conversation's
 // users as a message does, so that their sessions hear of the change.
 func (h *heldConversation) saveChanges(ctx context.Context, next *conversation.Conversation, commit ports.Commit) error {
-	commit.Route = h.routeOf(next)
+	commit.Route = h.routeOf(next, commit.Events)
 	return h.save(ctx, commit, changesOf{next}, func() { h.entry.conv = next })
 }
 
-// route is where a commit of the conversation between pair goes.
-func (r *conversationRepository) route(pair [2]user.ID) ports.Route {
+// route is where a commit concerning users goes.
+func (r *conversationRepository) route(users ...user.ID) ports.Route {
 	if r.routeOf == nil {
 		return ports.RouteToAll()
 	}
-	return r.routeOf(pair)
+	return r.routeOf(users...)
 }
 
 // save holds next only once its commit is published: a copy that failed

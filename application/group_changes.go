@@ -16,15 +16,22 @@ func changesCommit(next *conversation.Conversation, id string, at time.Time) por
 		Events: next.UncommittedChanges(), CommittedAt: at}
 }
 
-// routeOf is where a commit of conv goes: a direct conversation's to the
-// nodes of its pair; a group's to every node, since its members (and one
-// just removed, who must hear of it) may be anywhere, and the directory's
-// routes name a pair.
-func (h *heldConversation) routeOf(conv *conversation.Conversation) ports.Route {
-	if conv.Kind() == conversation.Group {
-		return ports.RouteToAll()
+// routeOf is where a commit of conv recording events goes: the nodes of
+// its users' sessions, as the directory knows them. A direct
+// conversation's users are its pair; a group's are its members and the
+// users events remove, who must hear of their removal.
+func (h *heldConversation) routeOf(conv *conversation.Conversation, events []conversation.Event) ports.Route {
+	if conv.Kind() != conversation.Group {
+		pair := conv.Participants()
+		return h.repo.route(pair[:]...)
 	}
-	return h.repo.route(conv.Participants())
+	users := conv.Members()
+	for _, ev := range events {
+		if removed, ok := ev.(conversation.MemberRemoved); ok {
+			users = append(users, removed.User)
+		}
+	}
+	return h.repo.route(users...)
 }
 
 // withMember runs fn once reader is a member of the held group as its

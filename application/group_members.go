@@ -55,6 +55,31 @@ func (g *groupMembers) learn(group *conversation.Conversation) {
 	g.groups[group.ID()] = group
 }
 
+// committed applies c, a commit this node has just made, when it is a
+// group's change that follows the state kept, and otherwise forgets that
+// state so that the next lookup reads the store: this node's own changes
+// count at once, before the bus brings them back (the forwarder asks who
+// a group's members are the moment a commit is made).
+func (g *groupMembers) committed(c ports.Commit) {
+	id, kind := conversation.StreamOf(c.Stream)
+	if kind != conversation.StreamChanges || id.Kind() != conversation.Group {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	kept, ok := g.groups[id]
+	if !ok || kept.ChangesVersion() >= c.Version {
+		return
+	}
+	if kept.ChangesVersion()+1 != c.Version {
+		delete(g.groups, id)
+		return
+	}
+	next := kept.Clone()
+	next.ReplayChanges(c.Events)
+	g.groups[id] = next
+}
+
 // loadChangesUpTo replays group id's changes stream up to version to (0:
 // to the end) from the store.
 func loadChangesUpTo(ctx context.Context, streams ports.StreamReader, id conversation.ID, to uint64) (*conversation.Conversation, error) {

@@ -28,8 +28,9 @@ type routeForwarder struct {
 	log       *slog.Logger
 	// holders are the nodes the directory says hold a session of a user.
 	holders func(user.ID) []string
-	// pairOf is a conversation's pair of users.
-	pairOf func(context.Context, conversation.ID) ([2]user.ID, error)
+	// usersOf are whose sessions hear of a conversation: a direct
+	// conversation's pair or a group's members (Delivery.usersOf).
+	usersOf func(context.Context, conversation.ID) ([]user.ID, error)
 
 	mu sync.Mutex
 	// recent holds, per user, the messages concerning them sent with a
@@ -45,19 +46,19 @@ type routedMessage struct {
 }
 
 func newRouteForwarder(publisher ports.TransactionalPublisher, clock ports.Clock, window time.Duration, holders func(user.ID) []string,
-	pairOf func(context.Context, conversation.ID) ([2]user.ID, error), log *slog.Logger) *routeForwarder {
-	return &routeForwarder{publisher: publisher, clock: clock, window: window, holders: holders, pairOf: pairOf, log: log,
+	usersOf func(context.Context, conversation.ID) ([]user.ID, error), log *slog.Logger) *routeForwarder {
+	return &routeForwarder{publisher: publisher, clock: clock, window: window, holders: holders, usersOf: usersOf, log: log,
 		recent: map[user.ID][]*routedMessage{}, forwards: newWorkQueue[ports.Commit]()}
 }
 
 // sent keeps c, just committed here, if its route left nodes out. Only
-// messages, edits and recalls are kept: the guarantee is theirs, and a
-// marker a session misses is made good by the next one.
+// messages, edits, recalls and a group's changes are kept: the guarantee
+// is theirs, and a marker a session misses is made good by the next one.
 func (f *routeForwarder) sent(c ports.Commit) {
 	if !c.Route.Limited {
 		return
 	}
-	users, ok := f.usersOf(c)
+	users, ok := f.concerned(c)
 	if !ok {
 		return
 	}
@@ -80,27 +81,45 @@ func (f *routeForwarder) sent(c ports.Commit) {
 	}
 }
 
-// usersOf is whom c's sessions belong to: a message's pair, or the pair
-// of the conversation whose message c edits or recalls.
-func (f *routeForwarder) usersOf(c ports.Commit) ([2]user.ID, bool) {
+// concerned is whom c's sessions belong to: a direct message's pair; the
+// users of the conversation whose message c edits or recalls, or whose
+// group c posts to or changes, with the users c adds or removes. A
+// group's members come from what delivery has seen of its changes, which
+// may not include c yet: the users c names make up for it.
+func (f *routeForwarder) concerned(c ports.Commit) ([]user.ID, bool) {
+	kept := false
+	var named []user.ID
 	for _, ev := range c.Events {
 		switch ev := ev.(type) {
 		case conversation.MessagePosted:
-			return [2]user.ID{ev.From, ev.To}, true
-		case conversation.MessageEdited, conversation.MessageRecalled:
-			return f.pairOfStream(c.Stream)
+			if ev.To != "" {
+				return []user.ID{ev.From, ev.To}, true
+			}
+			kept = true
+		case conversation.MessageEdited, conversation.MessageRecalled, conversation.GroupRenamed, conversation.OwnerChanged:
+			kept = true
+		case conversation.GroupCreated:
+			named, kept = append(named, ev.Members...), true
+		case conversation.MemberAdded:
+			named, kept = append(named, ev.User), true
+		case conversation.MemberRemoved:
+			named, kept = append(named, ev.User), true
 		}
 	}
-	return [2]user.ID{}, false
-}
-
-// pairOfStream is the pair of the conversation stream belongs to.
-func (f *routeForwarder) pairOfStream(stream string) ([2]user.ID, bool) {
-	id, _ := conversation.StreamOf(stream)
+	if !kept {
+		return nil, false
+	}
+	id, _ := conversation.StreamOf(c.Stream)
 	ctx, cancel := context.WithTimeout(context.Background(), f.window)
 	defer cancel()
-	pair, err := f.pairOf(ctx, id)
-	return pair, err == nil
+	users, err := f.usersOf(ctx, id)
+	if err != nil && len(named) == 0 {
+		return nil, false
+	}
+	for _, u := range named {
+		users = appendNew(users, u)
+	}
+	return users, true
 }
 
 // joined is told that node now holds a session of u, and forwards to it

@@ -91,9 +91,9 @@ func (p *Presence) routeOf(withSelf bool, users ...user.ID) ports.Route {
 	return p.router.route(w, withSelf)
 }
 
-// routeOfCommit is where a commit of the conversation between pair goes:
-// the nodes of both participants' sessions, the sender's other ones
-// included, and this node.
-func (p *Presence) routeOfCommit(pair [2]user.ID) ports.Route {
-	return p.routeOf(true, pair[0], pair[1])
+// routeOfCommit is where a commit of a conversation between users goes:
+// the nodes of their sessions, the sender's other ones included, and this
+// node.
+func (p *Presence) routeOfCommit(users ...user.ID) ports.Route {
+	return p.routeOf(true, users...)
 }
