@@ -68,9 +68,13 @@ func (d *Delivery) Wait(ctx context.Context) { d.marks.wait(ctx) }
 // Written is the transport's report that message seq of conversation, sent
 // to user to, was written to session s's connection. Only the recipient's
 // sessions move its delivered marker; the sender's other sessions do not.
+// A group message has no to: it is every member's whose session got it.
 // The session has every message from the first one pushed to it on.
 func (d *Delivery) Written(s ports.Session, conv string, to user.ID, seq uint64) {
-	if to != "" && s.User() != to {
+	if to == "" {
+		to = s.User()
+	}
+	if s.User() != to {
 		return
 	}
 	first := seq
@@ -130,7 +134,7 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 	defer st.mu.Unlock()
 	conv := string(p.Conversation)
 	cur, known := st.cursors[conv]
-	if known && p.Seq <= cur.last {
+	if (known && p.Seq <= cur.last) || st.removed[conv] {
 		return
 	}
 	var (

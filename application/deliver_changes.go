@@ -101,7 +101,7 @@ func (d *Delivery) updateInOrder(ctx context.Context, st *sessionState, c ports.
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	last, known := st.revs[u.Conversation]
-	if known && u.Rev <= last {
+	if (known && u.Rev <= last) || st.removed[u.Conversation] {
 		return
 	}
 	var (

@@ -160,7 +160,7 @@ func (d *Delivery) catchUpConversation(ctx context.Context, st *sessionState, co
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	cur, known := st.cursors[conv]
-	if (known && lastSeq <= cur.last) || (!known && lastSentAt.Before(since)) {
+	if (known && lastSeq <= cur.last) || (!known && lastSentAt.Before(since)) || st.removed[conv] {
 		return nil
 	}
 	from := cur.last + 1

@@ -42,10 +42,31 @@ func (d *Delivery) pushMembership(ctx context.Context, c ports.Commit) {
 		}
 		for _, u := range to {
 			for _, st := range d.sessions.of(u) {
-				st.session.PushMember(m)
+				if u == m.User {
+					pushOwnChange(st, m)
+				} else {
+					st.session.PushMember(m)
+				}
 			}
 		}
 	}
+}
+
+// pushOwnChange tells st of its user's addition or removal, under its
+// lock, so that no message or update of the group is pushed to it after
+// its removal, however the two commits raced here.
+func pushOwnChange(st *sessionState, m ports.MemberChange) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if m.Change == ports.MemberLeft {
+		if st.removed == nil {
+			st.removed = make(map[string]bool, 1)
+		}
+		st.removed[m.Conversation] = true
+	} else {
+		delete(st.removed, m.Conversation)
+	}
+	st.session.PushMember(m)
 }
 
 // memberChanges are the additions and removals c records.

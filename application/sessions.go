@@ -72,6 +72,11 @@ type sessionState struct {
 	receipts map[receiptKey]ports.Receipt
 	// revs is the rev of the last update pushed, per conversation.
 	revs map[string]uint64
+	// removed holds the groups whose removal of the session's user was
+	// pushed to it: nothing more of them is pushed to it until it is told
+	// of an addition, though a message committed beside the removal may
+	// be handled after it here.
+	removed map[string]bool
 }
 
 // cursor is what a session was pushed of one conversation: every message
