@@ -118,7 +118,8 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	republisher := newRepublisher(publisher, clock, cfg.RepublishAfter, log)
 	conversations := newConversationRepository(store, publisher, republisher)
 	sessions := NewSessions(clock)
-	positions := newRecentPositions(clock, sessions)
+	groups := newGroupMembers(store)
+	positions := newRecentPositions(clock, sessions, groups)
 	conversations.afterCommit(positions.committed)
 	conversations.afterObserve(positions.delivered)
 	changes := &changeMessage{conversations: conversations, messages: store, clock: clock, window: cfg.EditWindow, attempts: cfg.MaxAttempts}
@@ -141,7 +142,7 @@ func New(cfg Config, store ports.EventStore, publisher ports.TransactionalPublis
 	app.Delivery = &Delivery{conversations: conversations, messages: store, readModel: readModel, sessions: sessions,
 		observer: orNoObserver[DeliveryObserver](cfg.DeliveryObserver),
 		marks:    newDeliveredMarks(markReceipts, log), log: log, starts: newDeliveryStarts(), changes: newRecentChanges(),
-		groups: newGroupMembers(store), appendBudget: cfg.TxTimeout / 2}
+		groups: groups, appendBudget: cfg.TxTimeout / 2}
 	outbox := newSignalOutbox(presencePorts.Signals, presenceCfg.Heartbeat, log)
 	peers := newPeerCache(readModel, presenceCfg.PeersTTL)
 	app.Presence = newPresence(presenceCfg, presencePorts.LastSeen, observer, outbox, sessions, peers, clock, log)

@@ -64,6 +64,8 @@ func (p position) shownBy(v ports.ConversationView) bool {
 type recentPositions struct {
 	clock    ports.Clock
 	sessions *Sessions
+	// groups are whose sessions a group message is pushed to.
+	groups *groupMembers
 
 	mu     sync.Mutex
 	byUser map[user.ID]map[conversation.ID]position
@@ -71,75 +73,8 @@ type recentPositions struct {
 	swept  time.Time
 }
 
-func newRecentPositions(clock ports.Clock, sessions *Sessions) *recentPositions {
-	return &recentPositions{clock: clock, sessions: sessions, byUser: map[user.ID]map[conversation.ID]position{}}
-}
-
-// committed learns from a commit this node stored for a user: the sender
-// was acked the message, the marker's owner wrote the marker.
-func (r *recentPositions) committed(c ports.Commit) {
-	for _, ev := range c.Events {
-		switch ev := ev.(type) {
-		case conversation.MessagePosted:
-			r.raise(ev.From, ev.Conversation, position{lastSeq: ev.Seq})
-		case conversation.DeliveredUpTo:
-			r.raise(ev.User, ev.Conversation, position{receipts: c.Version})
-		case conversation.ReadUpTo:
-			r.raise(ev.User, ev.Conversation, position{receipts: c.Version})
-		}
-	}
-	if id, kind := conversation.StreamOf(c.Stream); kind == conversation.StreamChanges {
-		for _, u := range namedBy(c.Events) {
-			r.raise(u, id, position{changes: c.Version})
-		}
-	}
-}
-
-// namedBy are the users a group's changes name: whoever made them, and
-// whoever joined or left by them, whose lists gain or lose the group.
-func namedBy(events []conversation.Event) []user.ID {
-	var users []user.ID
-	for _, ev := range events {
-		switch ev := ev.(type) {
-		case conversation.GroupCreated:
-			users = append(users, ev.Members...)
-		case conversation.GroupRenamed:
-			users = append(users, ev.By)
-		case conversation.MemberAdded:
-			users = append(users, ev.By, ev.User)
-		case conversation.MemberRemoved:
-			users = append(users, ev.By, ev.User)
-		}
-	}
-	slices.Sort(users)
-	return slices.Compact(users)
-}
-
-// delivered learns from a commit the bus brought to this node: both
-// participants with a session here are pushed its message. The position
-// may be raised a moment before the push; the list then shows a message
-// that is committed and on its way, never one that is not stored.
-func (r *recentPositions) delivered(c ports.Commit) {
-	for _, ev := range c.Events {
-		if p, ok := ev.(conversation.MessagePosted); ok {
-			for _, u := range [2]user.ID{p.To, p.From} {
-				if r.sessions.holds(u) {
-					r.raise(u, p.Conversation, position{lastSeq: p.Seq})
-				}
-			}
-		}
-	}
-}
-
-// paged learns from a sync or history page answered to reader.
-func (r *recentPositions) paged(reader user.ID, conv conversation.ID, messages []ports.MessageView) {
-	var last uint64
-	for _, m := range messages {
-		last = max(last, m.Seq)
-	}
-	if last > 0 {
-		r.raise(reader, conv, position{lastSeq: last})
-	}
+func newRecentPositions(clock ports.Clock, sessions *Sessions, groups *groupMembers) *recentPositions {
+	return &recentPositions{clock: clock, sessions: sessions, groups: groups, byUser: map[user.ID]map[conversation.ID]position{}}
 }
 
 func (r *recentPositions) raise(u user.ID, conv conversation.ID, p position) {

@@ -33,7 +33,7 @@ func TestPositionsAreForgottenOnceShownOrOld(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := NewManualClock(t0)
-			positions := newRecentPositions(clock, NewSessions(clock))
+			positions := newRecentPositions(clock, NewSessions(clock), newGroupMembers(nil))
 			positions.raise("alice", conv, position{lastSeq: 3})
 			positions.raise("alice", conv, position{receipts: 1})
 			if tt.view.LastSeq > 0 {

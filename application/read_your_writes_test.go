@@ -188,3 +188,38 @@ func TestListShowsAConversationProjectedWhileItWasRead(t *testing.T) {
 		t.Fatalf("alice's list: %+v, want the conversation with bob at seq 1", list)
 	}
 }
+
+// A member pushed a group message, or told of their addition, on this node
+// finds the group in their list with that message before the projector
+// has passed either.
+func TestListShowsAGroupThisNodeShowedTheMember(t *testing.T) {
+	n, projector := newLaggingNode(t, memory.Clock{})
+	// Sessions that never report a write: a delivered marker, which
+	// raises the position too, would hide whether the push did.
+	cid, closeCid := register(n, "c1", "cid")
+	defer closeCid()
+	dan, closeDan := register(n, "d1", "dan")
+	defer closeDan()
+	id := createGroup(t, n, "ann", "bob", "cid").Conversation
+	eventually.True(t, "the group to be projected", func() bool {
+		projector.release(t)
+		views, err := n.rm.ListFor(context.Background(), "cid", 10)
+		return err == nil && len(views) == 1
+	})
+	if list := listOf(t, n, "cid"); len(list) != 1 || list[0].LastSeq != 0 {
+		t.Fatalf("cid's list once the group is projected: %+v", list)
+	}
+	if _, err := n.app.Groups.ChangeMembers.Handle(context.Background(), application.ChangeMembersCommand{By: "ann", Conversation: id, Add: []user.ID{"dan"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sendTo(n, "ann", "k1", id); err != nil {
+		t.Fatal(err)
+	}
+	eventually.True(t, "cid's and dan's sessions to get the message", func() bool { return len(cid.seqs()) == 1 && len(dan.seqs()) == 1 })
+	for _, u := range []user.ID{"cid", "dan"} {
+		list := listOf(t, n, u)
+		if len(list) != 1 || list[0].Conversation != string(id) || list[0].LastSeq != 1 || list[0].Unread != 1 {
+			t.Errorf("%s's list before the projector passed the message: %+v, want the group with 1 unread", u, list)
+		}
+	}
+}
