@@ -514,12 +514,19 @@ func testClusterKillDuringSends(t *testing.T, rmq *infra.RocketMQ) {
 	listeners := []*Client{n2.Dial(t, "alice"), n2.Dial(t, "carol"), n2.Dial(t, "frank")}
 	// And a listener on node 1, so that node 1 is delivering when it dies.
 	n1.Dial(t, "dave")
+	// A group's owner changes its membership on node 1 meanwhile, watched
+	// by a member on node 2 (checkGroupAfterKill).
+	group := groupCall(t, n1, http.MethodPost, "/api/groups", n1.Token(t, "gowner"),
+		map[string]any{"title": "kill", "members": []string{"gwatch"}}, http.StatusCreated)
+	toggler := &memberToggler{conv: group.Conversation, owner: "gowner", token: n1.Token(t, "gowner"), user: "gtoggled"}
+	groupWatch := n2.Dial(t, "gwatch")
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i, s := range senders {
 		wg.Go(func() { s.run(fmt.Sprintf("k%d", i), stop) })
 	}
+	wg.Go(func() { toggler.run(n1, stop) })
 	waitAcks := func(what string, min int64, since []int64, ss []*clusterSender) {
 		t.Helper()
 		start := time.Now()
@@ -582,6 +589,7 @@ func testClusterKillDuringSends(t *testing.T, rmq *infra.RocketMQ) {
 		t.Fatalf("node 2 exited (%d) when node 1 was killed", code)
 	}
 	readyz(t, n2, http.StatusOK, 5*time.Second)
+	checkGroupAfterKill(t, n2, toggler, groupWatch, n2.Token(t, "gwatch"))
 
 	// What each conversation must hold: every acked message at its seq, and
 	// at most the one send node 1 had in flight.

@@ -117,6 +117,8 @@ func TestPresenceCluster(t *testing.T) {
 		expectError(t, "GET /api/presence without a token", status, body, http.StatusUnauthorized, "unauthorized")
 	})
 
+	t.Run("Groups", func(t *testing.T) { testPresenceInGroups(t, n1, n2) })
+
 	t.Run("NoFlapOnReconnect", func(t *testing.T) {
 		carol, dave := n1.Dial(t, "carol"), n2.Dial(t, "dave")
 		converse(t, carol, dave, "p-2")
