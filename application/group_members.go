@@ -26,12 +26,13 @@ func newGroupMembers(streams ports.StreamReader) *groupMembers {
 	return &groupMembers{streams: streams, groups: map[conversation.ID]*conversation.Conversation{}}
 }
 
-// of returns the members of group id.
-func (g *groupMembers) of(ctx context.Context, id conversation.ID) ([]user.ID, error) {
+// of returns the members of group id as of its changes stream's version
+// atLeast or later: the kept state when it is that recent, else the store's.
+func (g *groupMembers) of(ctx context.Context, id conversation.ID, atLeast uint64) ([]user.ID, error) {
 	g.mu.Lock()
 	group, ok := g.groups[id]
 	g.mu.Unlock()
-	if ok {
+	if ok && group.ChangesVersion() >= atLeast {
 		return group.Members(), nil
 	}
 	group, err := loadChangesUpTo(ctx, g.streams, id, 0)
@@ -101,7 +102,7 @@ func (d *Delivery) recipientsOf(ctx context.Context, p conversation.MessagePoste
 	if p.To != "" {
 		return []user.ID{p.To, p.From}
 	}
-	members, err := d.groups.of(ctx, p.Conversation)
+	members, err := d.groups.of(ctx, p.Conversation, p.Membership)
 	if err != nil {
 		d.log.Warn("group message not pushed", "conversation", p.Conversation, "seq", p.Seq, "err", err)
 		return nil
@@ -119,7 +120,7 @@ func (d *Delivery) recipientsOf(ctx context.Context, p conversation.MessagePoste
 // direct conversation's pair, or a group's members.
 func (d *Delivery) usersOf(ctx context.Context, id conversation.ID) ([]user.ID, error) {
 	if id.Kind() == conversation.Group {
-		return d.groups.of(ctx, id)
+		return d.groups.of(ctx, id, 0)
 	}
 	pair, err := d.conversations.participants(ctx, id)
 	return pair[:], err

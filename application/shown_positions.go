@@ -87,7 +87,7 @@ func (r *recentPositions) receiversOf(p conversation.MessagePosted) []user.ID {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), groupLookupBudget)
 	defer cancel()
-	members, err := r.groups.of(ctx, p.Conversation)
+	members, err := r.groups.of(ctx, p.Conversation, p.Membership)
 	if err != nil {
 		// Delivery fails to find them too, and says so; the list answers
 		// from the read model alone.

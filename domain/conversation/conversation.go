@@ -273,13 +273,18 @@ func (c *Conversation) PostAsMember(id message.ID, from user.ID, body message.Bo
 	if !c.IsParticipant(from) {
 		return MessagePosted{}, ErrNotFound
 	}
-	var to user.ID
+	var (
+		to         user.ID
+		membership uint64
+	)
 	if c.Kind() == Direct {
 		to = c.Peer(from)
+	} else {
+		membership = c.ChangesVersion()
 	}
 	posted := MessagePosted{
 		Conversation: c.id, Seq: c.lastSeq + 1, MessageID: id,
-		From: from, To: to, Body: body, SentAt: stamp(sentAt),
+		From: from, To: to, Body: body, SentAt: stamp(sentAt), Membership: membership,
 	}
 	c.record(posted)
 	return posted, nil

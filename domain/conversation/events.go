@@ -30,6 +30,11 @@ type MessagePosted struct {
 	To           user.ID      `json:"to,omitempty"` // empty in a group: every other member receives it
 	Body         message.Body `json:"body"`
 	SentAt       time.Time    `json:"sentAt"`
+	// Membership is a group message's changes stream version when it was
+	// posted: its members then, or later, receive it, never those of an
+	// older version, which a node that has not seen the last removal yet
+	// would otherwise push it to.
+	Membership uint64 `json:"membership,omitempty"`
 }
 
 // DeliveredUpTo moves a participant's delivered marker.

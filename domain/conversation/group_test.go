@@ -360,6 +360,10 @@ func TestPostAsMember(t *testing.T) {
 			if posted.Seq != tt.seq || posted.To != tt.to || posted.From != tt.from || len(c.Uncommitted()) != 1 {
 				t.Fatalf("posted %+v with %d events, want seq %d to %q alone", posted, len(c.Uncommitted()), tt.seq, tt.to)
 			}
+			// A group message names the membership it was posted under.
+			if posted.Membership != tt.changes {
+				t.Fatalf("posted under membership %d, want the changes stream's version %d", posted.Membership, tt.changes)
+			}
 			c.Committed()
 			if c.Version() != version+1 || c.Version() != c.LastSeq() || !c.Started() {
 				t.Fatalf("version %d, last seq %d: version must equal seq", c.Version(), c.LastSeq())
