@@ -2,7 +2,9 @@ package application_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
+	"github.com/evchat/chatd/tests/eventually"
 )
 
 // A group message pushed live moves the delivered marker of the member
@@ -69,20 +72,19 @@ func TestNothingOfAGroupIsPushedAfterTheRemovalFrame(t *testing.T) {
 	t.Cleanup(app.Sessions.Register(ann))
 	bob := connect(t, n, "b1", "bob")
 	_ = app.Delivery.Handle(ctx, changes[:1])
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		_ = app.Delivery.Handle(ctx, messages)
-	}()
+	var handling sync.WaitGroup
+	handling.Go(func() { _ = app.Delivery.Handle(ctx, messages) })
 	// The sender's session comes first among the recipients.
 	<-ann.entered
-	_ = app.Delivery.Handle(ctx, changes[1:])
+	// The removal's frames go to bob first, then to ann, whose session
+	// the message holds until released.
+	handling.Go(func() { _ = app.Delivery.Handle(ctx, changes[1:]) })
+	eventually.True(t, "bob to be told of his removal", func() bool {
+		got := bob.membersSeen()
+		return len(got) == 2 && got[1].Change == ports.MemberLeft
+	})
 	close(ann.release)
-	<-delivered
-
-	if got := bob.membersSeen(); len(got) != 2 || got[1].Change != ports.MemberLeft {
-		t.Fatalf("bob was told %+v, want his addition and removal", got)
-	}
+	handling.Wait()
 	if got := bob.seqs(); len(got) != 0 {
 		t.Errorf("bob was pushed %v after his removal frame", got)
 	}
@@ -147,4 +149,86 @@ func groupCommits(t *testing.T, n *node, id conversation.ID, changes, messages i
 		t.Fatalf("messages %v, %v; want %d", m, err, messages)
 	}
 	return c, m
+}
+
+// A membership commit the bus brings twice (republished, forwarded) tells
+// each session of it once.
+func TestMemberFramesOfACommitBroughtTwiceArePushedOnce(t *testing.T) {
+	n := newUnsubscribedNode(t)
+	id := createGroup(t, n, "ann", "bob", "cid").Conversation
+	removeMember(t, n, id, "cid")
+	changes, _ := groupCommits(t, n, id, 2, 0)
+	bob := connect(t, n, "b1", "bob")
+	for range 2 {
+		_ = n.app.Delivery.Handle(context.Background(), changes)
+	}
+	want := []string{ports.MemberJoined, ports.MemberLeft}
+	var got []string
+	for _, m := range bob.membersSeen() {
+		got = append(got, m.Change)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("bob was told %v, want %v: his addition and cid's removal, once each", got, want)
+	}
+}
+
+// unanswered is a bus whose transactions store their commit and never
+// answer, as when a node dies between its local commit and the end of the
+// transaction: the client is not acked, and no subscriber hears of it.
+type unanswered struct {
+	*memory.Bus
+	local ports.TransactionHandler
+}
+
+func (u unanswered) Publish(ctx context.Context, c ports.Commit) (ports.TxState, error) {
+	_, _ = u.local.ExecuteLocal(ctx, c)
+	return ports.TxUnknown, errors.New("the node died before the end of the transaction")
+}
+
+// A membership change stored by a node that died before it was acked,
+// retried on another node, is delivered once the retry has answered for
+// it: the retry records nothing, and republishes what it found stored.
+func TestARetriedMembershipChangeDeliversTheOneStoredUnanswered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewEventStore()
+		clock := application.NewManualClock(time.Now())
+		cfg := testConfig()
+		bus := newBus(t, store, cfg.TxTimeout)
+		local, err := application.NewTransactions(store, clock, cfg.TxTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rm := memory.NewReadModel()
+		dying, err := application.New(cfg, store, unanswered{Bus: bus, local: local}, rm, clock, memory.IDs{}, memoryPresence())
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := application.New(cfg, store, bus, rm, clock, memory.IDs{}, memoryPresence())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := startNode(t, app, store, rm, bus)
+		bob := connect(t, n, "b1", "bob")
+		id := createGroup(t, n, "ann", "bob").Conversation
+		ctx := context.Background()
+		addCid := application.ChangeMembersCommand{By: "ann", Conversation: id, Add: []user.ID{"cid"}}
+		if _, err := dying.Groups.ChangeMembers.Handle(ctx, addCid); err == nil {
+			t.Fatal("a change whose transaction never answered was acked")
+		}
+		synctest.Wait()
+		if got := bob.membersSeen(); len(got) != 1 {
+			t.Fatalf("bob was told %+v before the change was published", got)
+		}
+
+		g, err := app.Groups.ChangeMembers.Handle(ctx, addCid)
+		if err != nil || !slices.Contains(g.Members, "cid") {
+			t.Fatalf("the retry: %+v, %v", g, err)
+		}
+		clock.Add(2 * cfg.RepublishAfter)
+		app.Republisher.Sweep(ctx)
+		eventually.True(t, "bob to be told cid was added", func() bool {
+			got := bob.membersSeen()
+			return len(got) == 2 && got[1].User == "cid" && got[1].Change == ports.MemberJoined
+		})
+	})
 }

@@ -77,6 +77,9 @@ type sessionState struct {
 	// of an addition, though a message committed beside the removal may
 	// be handled after it here.
 	removed map[string]bool
+	// memberships are the changes stream versions of the latest commits
+	// of each group whose member frames were pushed to it.
+	memberships map[string][]uint64
 }
 
 // cursor is what a session was pushed of one conversation: every message
