@@ -47,3 +47,26 @@ func (h *heldConversation) withMember(ctx context.Context, reader user.ID, fn fu
 	}
 	return fn(h)
 }
+
+// answerForLastChange answers for the held group's last change, as a
+// resend of a send answers for the commit it finds stored: a change that
+// records nothing may retry one whose node died before its transaction
+// answered, stored but perhaps not published, which checkback would
+// publish only a minute later. Found stored, it is published again unless
+// the bus brings it back (Republisher.ackedFromStore); a copy of one
+// published already costs one republish, which every consumer drops.
+func (h *heldConversation) answerForLastChange(ctx context.Context) error {
+	conv := h.conversation()
+	last := conv.ChangesVersion()
+	if last == 0 {
+		return nil
+	}
+	commits, err := h.repo.store.Load(ctx, conversation.ChangesStream(conv.ID()), last, last)
+	if err != nil {
+		return err
+	}
+	for _, c := range commits {
+		h.repo.commits.foundStored(c)
+	}
+	return nil
+}

@@ -142,6 +142,8 @@ func (g *groupCommands) change(ctx context.Context, id conversation.ID, change f
 				if err := h.saveChanges(ctx, next, changesCommit(next, g.ids.NewID(), now)); err != nil {
 					return err
 				}
+			} else if err := h.answerForLastChange(ctx); err != nil {
+				return err
 			}
 			group = groupOf(next)
 			return nil
