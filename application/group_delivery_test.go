@@ -190,14 +190,8 @@ func (u unanswered) Publish(ctx context.Context, c ports.Commit) (ports.TxState,
 // it: the retry records nothing, and republishes what it found stored.
 func TestARetriedMembershipChangeDeliversTheOneStoredUnanswered(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := memory.NewEventStore()
-		clock := application.NewManualClock(time.Now())
-		cfg := testConfig()
-		bus := newBus(t, store, cfg.TxTimeout)
-		local, err := application.NewTransactions(store, clock, cfg.TxTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
+		store, clock, cfg := memory.NewEventStore(), application.NewManualClock(time.Now()), testConfig()
+		bus, local := busAndLocal(t, store, clock, cfg.TxTimeout)
 		rm := memory.NewReadModel()
 		dying, err := application.New(cfg, store, unanswered{Bus: bus, local: local}, rm, clock, memory.IDs{}, memoryPresence())
 		if err != nil {

@@ -28,6 +28,17 @@ func (l lostEnds) Publish(ctx context.Context, c ports.Commit) (ports.TxState, e
 	return l.local.ExecuteLocal(ctx, c)
 }
 
+// busAndLocal is a bus on store, and the local transactions on clock that
+// a bus whose ends go astray runs instead of it.
+func busAndLocal(t *testing.T, store ports.EventStore, clock ports.Clock, txTimeout time.Duration) (*memory.Bus, ports.TransactionHandler) {
+	t.Helper()
+	local, err := application.NewTransactions(store, clock, txTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newBus(t, store, txTimeout), local
+}
+
 func unreadOf(t *testing.T, rm ports.ReadModel, conv string, u user.ID) int {
 	t.Helper()
 	views, err := rm.GetMany(context.Background(), []string{conv})
@@ -44,14 +55,8 @@ func unreadOf(t *testing.T, rm ports.ReadModel, conv string, u user.ID) int {
 
 func TestAnAckedMessageWhoseEndWasLostReachesItsRecipientOnceRepublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := memory.NewEventStore()
-		clock := application.NewManualClock(time.Now())
-		cfg := testConfig()
-		bus := newBus(t, store, cfg.TxTimeout)
-		local, err := application.NewTransactions(store, clock, cfg.TxTimeout)
-		if err != nil {
-			t.Fatal(err)
-		}
+		store, clock, cfg := memory.NewEventStore(), application.NewManualClock(time.Now()), testConfig()
+		bus, local := busAndLocal(t, store, clock, cfg.TxTimeout)
 		rm := memory.NewReadModel()
 		app, err := application.New(cfg, store, lostEnds{Bus: bus, local: local}, rm, clock, memory.IDs{}, memoryPresence())
 		if err != nil {
