@@ -141,6 +141,7 @@ func checkGroupAfterKill(t *testing.T, n *Node, m *memberToggler, watch *Client,
 	// The user is in the group or not: the change in flight committed
 	// when that is its effect, since the last acked change had the other.
 	committed := slices.Contains(m.members(t, n), m.user) == *m.inFlight
+	t.Logf("the change in flight committed before the kill: %v", committed)
 	if err := m.change(n, *m.inFlight); err != nil {
 		t.Fatalf("the change in flight, retried on the surviving node: %v", err)
 	}
