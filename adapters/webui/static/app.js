@@ -14,6 +14,12 @@
 // after the last seq it has seen, and resends every unacked send with its
 // original id: the server answers a repeated id with the first ack, so a
 // send whose ack was lost on the way is never stored twice.
+//
+// Groups (PROTOCOL.md v1.3) are conversations with a title and members
+// instead of a peer; a send to one names the conversation, not a user.
+// Edits and recalls arrive as `update` frames numbered by the
+// conversation's `rev`; a reconnect asks `sync` for the changes after the
+// highest rev seen, so edits made while the page was away still show.
 'use strict';
 
 (() => {
@@ -51,7 +57,9 @@
     convs: new Map(), // conversation id -> conv (see newConv)
     current: null, // open conversation id
     draftPeer: null, // peer of a conversation that has no message yet
-    pending: new Map(), // client id -> {id, to, body, createdAt, status, error, retriable}
+    pending: new Map(), // client id -> {id, to or conversation, body, createdAt, status, error, retriable}
+    changing: new Map(), // client id of an edit or recall -> {conversation, seq}
+    editing: null, // {conversation, seq} of the own message the composer edits
     lastSendId: null, // the last send written to the socket, for too_large
     ws: null,
     wsOpen: false,
@@ -71,6 +79,11 @@
     return {
       id,
       peer,
+      kind: peer ? 'direct' : 'group',
+      title: '', // a group's
+      owner: '',
+      members: [], // a group's, in join order
+      rev: 0, // highest rev of an edit or recall seen
       lastSeq: 0, // highest seq known to exist
       lastMessage: null,
       myRead: 0, // my read marker
@@ -406,7 +419,10 @@
   }
 
   function writeSend(p) {
-    if (sendFrame({ type: 'send', id: p.id, to: p.to, body: p.body })) state.lastSendId = p.id;
+    const frame = p.conversation
+      ? { type: 'send', id: p.id, conversation: p.conversation, body: p.body }
+      : { type: 'send', id: p.id, to: p.to, body: p.body };
+    if (sendFrame(frame)) state.lastSendId = p.id;
   }
 
   // catchUp runs after every (re)connect: the session is registered by
@@ -421,7 +437,10 @@
     for (const c of state.convs.values()) {
       // A loaded conversation continues from what it holds; another needs
       // nothing older than the list's last seq.
-      sendFrame({ type: 'sync', conversation: c.id, after: c.loaded ? topSeq(c) : c.lastSeq, limit: 100 });
+      const frame = { type: 'sync', conversation: c.id, after: c.loaded ? topSeq(c) : c.lastSeq, limit: 100 };
+      // Only the messages held can be out of date.
+      if (c.loaded) frame.changesAfter = c.rev;
+      sendFrame(frame);
     }
     markReadIfViewing();
   }
@@ -448,6 +467,12 @@
         return onTyping(f);
       case 'presence':
         return onPresence(f);
+      case 'changed':
+        return onChanged(f);
+      case 'update':
+        return onUpdate(f);
+      case 'member':
+        return onMember(f);
       case 'authed':
         return undefined; // the renewed token's exp is known from the token endpoint
       default:
@@ -465,7 +490,7 @@
     const sub = $('pane-sub');
     sub.dataset.typing = 'true';
     sub.dataset.conv = f.conversation;
-    sub.textContent = 'typing…';
+    sub.textContent = c.kind === 'group' ? f.user + ' is typing…' : 'typing…';
     clearTimeout(state.typingTimer);
     state.typingTimer = setTimeout(() => {
       sub.dataset.typing = 'false';
@@ -515,15 +540,18 @@
     addMessage(c, {
       messageId: a.messageId, conversation: a.conversation, seq: a.seq, from: state.me, to: p.to, body: p.body, sentAt: a.sentAt,
     });
-    if (state.draftPeer === p.to) {
+    if (p.to && state.draftPeer === p.to) {
       location.replace('#/c/' + encodeURIComponent(a.conversation));
     }
     renderAll();
   }
 
   function onMessage(m, live) {
-    const peer = m.from === state.me ? m.to : m.from;
+    // A group's message has no `to`.
+    const peer = m.to === undefined ? null : m.from === state.me ? m.to : m.from;
+    const known = state.convs.has(m.conversation);
     const c = ensureConv(m.conversation, peer);
+    if (!known && c.kind === 'group') scheduleListRefresh(); // for its title and members
     const before = c.lastSeq;
     const added = addMessage(c, m);
     if (!added) return;
@@ -532,13 +560,15 @@
       sendFrame({ type: 'sync', conversation: c.id, after: before, limit: 100 });
     }
     if (m.from !== state.me) {
-      if (state.draftPeer === peer) location.replace('#/c/' + encodeURIComponent(c.id));
+      if (peer && state.draftPeer === peer) location.replace('#/c/' + encodeURIComponent(c.id));
+      const where = c.kind === 'group' ? ' in ' + (c.title || 'a group') : '';
       if (!isViewing(c) || document.visibilityState !== 'visible') {
-        announce('New message from ' + peer + ': ' + m.body);
+        announce('New message from ' + m.from + where + ': ' + m.body);
       } else {
-        announce(peer + ': ' + m.body);
+        announce(m.from + ': ' + m.body);
       }
     }
+    if (c.kind === 'group' && m.from === state.me) scheduleReceipts(c);
     renderAll();
     markReadIfViewing();
   }
@@ -551,6 +581,7 @@
       addMessage(c, m);
       last = Math.max(last, m.seq);
     }
+    for (const u of f.updates || []) applyUpdate(c, u);
     if (f.more && last) sendFrame({ type: 'sync', conversation: c.id, after: last, limit: 100 });
     renderAll();
     markReadIfViewing();
@@ -569,6 +600,8 @@
         if (c.myRead >= c.lastSeq) c.unread = 0;
         else scheduleListRefresh();
       }
+    } else if (c.kind === 'group') {
+      scheduleReceipts(c);
     } else {
       if (r.deliveredUpTo) c.peerDelivered = Math.max(c.peerDelivered, r.deliveredUpTo);
       if (r.readUpTo) {
@@ -582,6 +615,11 @@
   function onError(e) {
     if (e.code === 'unauthorized') {
       signOut('Your session has ended. Sign in again.');
+      return;
+    }
+    if (e.id && state.changing.has(e.id)) {
+      state.changing.delete(e.id);
+      showPaneError(e.code === 'forbidden' ? 'This message can no longer be changed.' : errorText(e.code, e.message));
       return;
     }
     if (e.code === 'too_large') {
@@ -600,6 +638,189 @@
     }
     // Errors of read or sync frames: nothing the person can do but know.
     if (e.code === 'unavailable' || e.code === 'rate_limited') showPaneError(errorText(e.code, e.message));
+  }
+
+  // ---------- edits and recalls ----------
+
+  function onChanged(f) {
+    state.changing.delete(f.id);
+    // The update frame that follows carries the new state.
+  }
+
+  function onUpdate(f) {
+    const c = state.convs.get(f.conversation);
+    if (!c) return;
+    applyUpdate(c, f);
+    renderAll();
+  }
+
+  // applyUpdate puts a message's current state, from an update frame or a
+  // sync answer's updates, on the copy this page holds of it.
+  function applyUpdate(c, u) {
+    if (u.rev) c.rev = Math.max(c.rev, u.rev);
+    for (const m of [c.msgs.get(u.seq), c.lastMessage && c.lastMessage.seq === u.seq ? c.lastMessage : null]) {
+      if (!m) continue;
+      if (u.recalled) {
+        m.recalled = true;
+        m.recalledAt = u.recalledAt;
+        delete m.body;
+      } else if (u.body !== undefined) {
+        m.body = u.body;
+        m.editedAt = u.editedAt;
+      }
+    }
+    if (state.editing && state.editing.conversation === c.id && state.editing.seq === u.seq && u.recalled) stopEditing();
+  }
+
+  function startEditing(c, m) {
+    state.editing = { conversation: c.id, seq: m.seq };
+    const input = $('composer-input');
+    input.value = m.body;
+    $('composer-label').textContent = 'Edit your message';
+    $('composer-send').textContent = 'Save';
+    $('composer-cancel').hidden = false;
+    autoGrow();
+    updateCount();
+    input.focus();
+  }
+
+  function stopEditing() {
+    state.editing = null;
+    $('composer-input').value = '';
+    $('composer-send').textContent = 'Send';
+    $('composer-cancel').hidden = true;
+    autoGrow();
+    updateCount();
+    renderPaneHead();
+  }
+
+  function change(frame) {
+    const id = newClientId();
+    if (sendFrame({ id, ...frame })) state.changing.set(id, { conversation: frame.conversation, seq: frame.seq });
+    else showPaneError(errorText('unavailable', ''));
+  }
+
+  // ---------- groups ----------
+
+  function onMember(f) {
+    if (f.user === state.me && f.change === 'removed') {
+      state.convs.delete(f.conversation);
+      if (state.current === f.conversation) location.hash = '';
+      announce(f.by === state.me ? 'You left a group.' : 'You were removed from a group by ' + f.by + '.');
+      renderAll();
+      return;
+    }
+    const c = ensureConv(f.conversation, null);
+    if (f.change === 'added' && !c.members.includes(f.user)) c.members.push(f.user);
+    if (f.change === 'removed') c.members = c.members.filter((u) => u !== f.user);
+    // The group's owner may have changed with it, and a new member needs
+    // the title: ask for the group.
+    loadGroup(c);
+  }
+
+  function setGroup(c, g) {
+    c.kind = 'group';
+    c.title = g.title;
+    c.owner = g.owner || c.owner;
+    c.members = g.members || c.members;
+  }
+
+  async function loadGroup(c) {
+    try {
+      setGroup(c, await api('/api/groups/' + encodeURIComponent(c.id)));
+    } catch (e) {
+      if (e.status === 404) state.convs.delete(c.id);
+    }
+    renderAll();
+  }
+
+  // A group's marks on my messages come from the receipts endpoint: a
+  // receipt frame of a group goes only to its own member's sessions. A
+  // message is delivered once every other member has it, read once every
+  // other member read it.
+  function scheduleReceipts(c) {
+    clearTimeout(c.receiptsTimer);
+    c.receiptsTimer = setTimeout(() => loadReceipts(c), 500);
+  }
+
+  async function loadReceipts(c) {
+    let receipts;
+    try {
+      receipts = await api('/api/conversations/' + encodeURIComponent(c.id) + '/receipts');
+    } catch (e) {
+      return;
+    }
+    const others = receipts.filter((r) => r.user !== state.me);
+    if (!others.length) return;
+    c.peerDelivered = Math.max(c.peerDelivered, Math.min(...others.map((r) => Math.max(r.deliveredUpTo, r.readUpTo))));
+    c.peerRead = Math.max(c.peerRead, Math.min(...others.map((r) => r.readUpTo)));
+    if (state.current === c.id) renderMessages(false);
+  }
+
+  function parseMembers(text) {
+    return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+  }
+
+  async function onNewGroup(ev) {
+    ev.preventDefault();
+    const err = $('new-group-error');
+    const title = $('new-group-title').value.trim();
+    const members = parseMembers($('new-group-members').value);
+    let problem = '';
+    if (!title) problem = 'Give the group a title.';
+    else if (!members.length) problem = 'Name at least one member.';
+    else if (members.some((u) => !USER_ID_RE.test(u))) problem = 'A user id is 1–64 letters, digits, “_”, “.” or “-”.';
+    if (!problem) {
+      try {
+        const g = await api('/api/groups', { method: 'POST', body: { title, members } });
+        const c = ensureConv(g.conversation, null);
+        setGroup(c, g);
+        $('new-group-title').value = '';
+        $('new-group-members').value = '';
+        location.hash = '#/c/' + encodeURIComponent(c.id);
+      } catch (e) {
+        problem = errorText(e.code, e.message);
+      }
+    }
+    err.textContent = problem;
+    err.hidden = !problem;
+  }
+
+  async function changeMembers(c, body) {
+    try {
+      setGroup(c, await api('/api/groups/' + encodeURIComponent(c.id) + '/members', { method: 'POST', body }));
+    } catch (e) {
+      showPaneError(errorText(e.code, e.message));
+      return;
+    }
+    if (body.remove && body.remove.includes(state.me)) {
+      state.convs.delete(c.id);
+      location.hash = '';
+    }
+    renderAll();
+  }
+
+  async function onRename(ev) {
+    ev.preventDefault();
+    const c = state.current && state.convs.get(state.current);
+    const title = $('group-title-input').value.trim();
+    if (!c || !title) return;
+    try {
+      setGroup(c, await api('/api/groups/' + encodeURIComponent(c.id), { method: 'PATCH', body: { title } }));
+    } catch (e) {
+      showPaneError(errorText(e.code, e.message));
+      return;
+    }
+    renderAll();
+  }
+
+  function onAddMember(ev) {
+    ev.preventDefault();
+    const c = state.current && state.convs.get(state.current);
+    const add = parseMembers($('group-add-input').value);
+    if (!c || !add.length) return;
+    $('group-add-input').value = '';
+    changeMembers(c, { add });
   }
 
   // failLastSend: a frame over the limit closes the connection (1009)
@@ -680,6 +901,7 @@
     const list = await api('/api/conversations');
     for (const item of list) {
       const c = ensureConv(item.conversation, item.peer);
+      if (item.kind === 'group') setGroup(c, item);
       c.myRead = Math.max(c.myRead, item.readUpTo || 0);
       if (!c.loaded && item.lastSeq > c.lastSeq) {
         c.lastSeq = item.lastSeq;
@@ -756,13 +978,22 @@
     // Leading and trailing blank space is never meant to be sent.
     const body = input.value.trim();
     const peer = currentPeer();
-    if (!peer || body === '') return;
+    const c = state.current && state.convs.get(state.current);
+    const group = c && c.kind === 'group' ? c : null;
+    if ((!peer && !group) || body === '') return;
     if ([...body].length > MAX_BODY_CHARS) {
       showPaneError(errorText('bad_request', 'too long'));
       return;
     }
     hidePaneError();
-    const p = { id: newClientId(), to: peer, body, createdAt: Date.now(), status: 'sending' };
+    if (state.editing) {
+      change({ type: 'edit', conversation: state.editing.conversation, seq: state.editing.seq, body });
+      stopEditing();
+      return;
+    }
+    const p = group
+      ? { id: newClientId(), conversation: group.id, body, createdAt: Date.now(), status: 'sending' }
+      : { id: newClientId(), to: peer, body, createdAt: Date.now(), status: 'sending' };
     state.pending.set(p.id, p);
     savePending();
     writeSend(p); // when offline, the reconnect sends it
@@ -805,6 +1036,7 @@
     state.nodes.clear();
     $('message-list').replaceChildren();
     hidePaneError();
+    if (state.editing) stopEditing();
     if ((m = /^#\/c\/(.+)$/.exec(h))) {
       const id = decodeURIComponent(m[1]);
       state.current = id;
@@ -877,9 +1109,13 @@
     if (!c) {
       const first = msgs[0];
       if (!first) return;
-      c = ensureConv(id, first.from === state.me ? first.to : first.from);
+      c = ensureConv(id, first.to === undefined ? null : first.from === state.me ? first.to : first.from);
     }
     c.loading = false;
+    if (c.kind === 'group') {
+      loadGroup(c);
+      loadReceipts(c);
+    }
     const oldest = msgs.length ? msgs[0].seq : c.lastSeq + 1;
     // Messages that arrived live before this first page and lie below it
     // would leave a hole: keep only those the page joins up with.
@@ -958,14 +1194,20 @@
     const focusedId = document.activeElement && document.activeElement.dataset && document.activeElement.dataset.conv;
     const items = convs.map((c) => {
       const last = c.lastMessage;
-      const lastText = last ? (last.from === state.me ? 'You: ' : '') + last.body : 'No messages yet';
+      const who = !last ? '' : last.from === state.me ? 'You: ' : c.kind === 'group' ? last.from + ': ' : '';
+      const lastText = last ? who + (last.recalled ? 'message recalled' : last.body) : 'No messages yet';
+      const name = c.kind === 'group'
+        ? el('span', { className: 'name' }, el('span', { className: 'group-mark', attrs: { 'aria-hidden': 'true' }, text: '#' }), c.title || 'Group')
+        : el('span', { className: 'name' }, el('span', { className: 'presence', attrs: { 'data-online': onlineOf(c.peer), 'aria-hidden': 'true' } }), c.peer);
       const button = el(
         'button',
         {
           className: 'conv' + (c.unread ? ' unread' : ''),
-          attrs: { type: 'button', 'data-conv': c.id, 'data-peer': c.peer, 'aria-current': c.id === state.current ? 'true' : null },
+          attrs: {
+            type: 'button', 'data-conv': c.id, 'data-peer': c.peer, 'data-kind': c.kind, 'aria-current': c.id === state.current ? 'true' : null,
+          },
         },
-        el('span', { className: 'name' }, el('span', { className: 'presence', attrs: { 'data-online': onlineOf(c.peer), 'aria-hidden': 'true' } }), c.peer),
+        name,
         el('span', { className: 'time', text: last ? shortTime(last.sentAt) : '' }),
         el('span', { className: 'last', text: lastText.length > 120 ? lastText.slice(0, 120) + '…' : lastText }),
         c.unread
@@ -984,14 +1226,41 @@
 
   function renderPaneHead() {
     const peer = currentPeer();
-    $('pane-peer').textContent = peer || '';
-    $('composer-label').textContent = peer ? 'Message to ' + peer : 'Message';
+    const c = state.current && state.convs.get(state.current);
+    const group = c && c.kind === 'group' ? c : null;
+    $('pane-peer').textContent = group ? group.title : peer || '';
+    if (!state.editing) $('composer-label').textContent = group ? 'Message to ' + group.title : peer ? 'Message to ' + peer : 'Message';
     const sub = $('pane-sub');
     $('pane-title').querySelector('.presence').dataset.online = peer && !state.draftPeer ? onlineOf(peer) : 'unknown';
-    // The subtitle shows "typing…" while the peer types, else their presence.
+    // The subtitle shows "typing…" while someone types, else the peer's
+    // presence or the group's members.
     if (sub.dataset.conv !== state.current) sub.dataset.typing = 'false';
     if (state.draftPeer) sub.textContent = 'New conversation: say hello.';
-    else if (sub.dataset.typing !== 'true') sub.textContent = presenceText(state.presence.get(peer));
+    else if (sub.dataset.typing !== 'true') sub.textContent = group ? group.members.join(', ') : presenceText(state.presence.get(peer));
+    renderGroupPanel(group);
+  }
+
+  // renderGroupPanel lists a group's members: the owner may remove anyone
+  // and add people, every member may leave or rename the group.
+  function renderGroupPanel(group) {
+    const panel = $('group-panel');
+    panel.hidden = !group;
+    if (!group) return;
+    const owner = group.owner === state.me;
+    $('group-count').textContent = String(group.members.length);
+    $('group-add').hidden = !owner;
+    if (document.activeElement !== $('group-title-input')) $('group-title-input').value = group.title;
+    const items = group.members.map((u) => {
+      const li = el('li', { attrs: { 'data-member': u } }, el('span', { text: u === state.me ? u + ' (you)' : u }));
+      if (u === group.owner) li.append(el('span', { className: 'hint', text: ' owner' }));
+      if (owner && u !== state.me) {
+        const b = el('button', { className: 'link', attrs: { type: 'button', 'aria-label': 'Remove ' + u }, text: 'Remove' });
+        b.addEventListener('click', () => changeMembers(group, { remove: [u] }));
+        li.append(b);
+      }
+      return li;
+    });
+    $('group-members').replaceChildren(...items);
   }
 
   function presenceText(p) {
@@ -1022,10 +1291,19 @@
     );
   }
 
-  function messageNode(key, m, own, status, pending) {
+  function messageNode(key, m, own, status, pending, c) {
     const meta = el('div', { className: 'meta' });
     meta.append(el('time', { attrs: { datetime: m.sentAt || '' }, text: m.sentAt ? shortTime(m.sentAt) : '' }));
+    if (m.editedAt && !m.recalled) meta.append(el('span', { className: 'edited', text: 'edited' }));
     if (own) meta.append(markNode(status));
+    if (own && c && m.seq && !m.recalled) {
+      // The server decides whether the edit window is still open.
+      const edit = el('button', { className: 'link', attrs: { type: 'button', 'data-action': 'edit' }, text: 'Edit' });
+      edit.addEventListener('click', () => startEditing(c, m));
+      const recall = el('button', { className: 'link', attrs: { type: 'button', 'data-action': 'recall' }, text: 'Recall' });
+      recall.addEventListener('click', () => change({ type: 'recall', conversation: c.id, seq: m.seq }));
+      meta.append(edit, recall);
+    }
     if (pending && pending.status === 'failed') {
       if (pending.retriable) {
         const b = el('button', { className: 'link', attrs: { type: 'button' }, text: 'Retry' });
@@ -1040,15 +1318,21 @@
     const li = el(
       'li',
       {
-        className: 'msg ' + (own ? 'own' : 'theirs') + (pending && pending.status === 'failed' ? ' failed' : ''),
+        className: 'msg ' + (own ? 'own' : 'theirs') + (pending && pending.status === 'failed' ? ' failed' : '') + (m.recalled ? ' recalled' : ''),
         attrs: { 'data-key': key, 'data-seq': m.seq || null, 'data-status': own ? status : null },
       },
       el('span', { className: 'visually-hidden', text: (own ? 'You' : m.from) + ': ' }),
-      el('div', { className: 'bubble', text: m.body }),
+      c && c.kind === 'group' && !own ? el('span', { className: 'author', text: m.from }) : null,
+      el('div', { className: 'bubble', text: m.recalled ? 'message recalled' : m.body }),
       meta,
     );
-    li.dataset.sig = status + '|' + (pending ? pending.status : '');
+    li.dataset.sig = signature(m, status, pending);
     return li;
+  }
+
+  // signature is what a message's node shows; a node is rebuilt when it changes.
+  function signature(m, status, pending) {
+    return [status, pending ? pending.status : '', m.recalled ? 'recalled' : '', m.editedAt || '', m.body || ''].join('|');
   }
 
   // renderMessages updates the open conversation's list in place, keyed by
@@ -1067,8 +1351,10 @@
         wanted.push(['m' + seq, m, own, own ? statusOf(c, m) : '', null]);
       }
     }
-    if (peer && (state.draftPeer || (c && c.loaded))) {
-      const pend = [...state.pending.values()].filter((p) => p.to === peer).sort((a, b) => a.createdAt - b.createdAt);
+    const group = c && c.kind === 'group' ? c : null;
+    if ((peer && (state.draftPeer || (c && c.loaded))) || (group && group.loaded)) {
+      const mine = (p) => (group ? p.conversation === group.id : p.to === peer);
+      const pend = [...state.pending.values()].filter(mine).sort((a, b) => a.createdAt - b.createdAt);
       for (const p of pend) {
         wanted.push(['p' + p.id, { body: p.body, from: state.me, sentAt: new Date(p.createdAt).toISOString() }, true, p.status, p]);
       }
@@ -1077,8 +1363,7 @@
     const keep = new Map();
     for (const [key, m, own, status, p] of wanted) {
       let node = state.nodes.get(key);
-      const sig = status + '|' + (p ? p.status : '');
-      if (!node || node.dataset.sig !== sig) node = messageNode(key, m, own, status, p);
+      if (!node || node.dataset.sig !== signature(m, status, p)) node = messageNode(key, m, own, status, p, p ? null : c);
       keep.set(key, node);
       nodes.push(node);
     }
@@ -1165,6 +1450,14 @@
     });
     $('signout').addEventListener('click', () => signOut(''));
     $('new-conv').addEventListener('submit', onNewConv);
+    $('new-group').addEventListener('submit', onNewGroup);
+    $('group-rename').addEventListener('submit', onRename);
+    $('group-add').addEventListener('submit', onAddMember);
+    $('group-leave').addEventListener('click', () => {
+      const c = state.current && state.convs.get(state.current);
+      if (c) changeMembers(c, { remove: [state.me] });
+    });
+    $('composer-cancel').addEventListener('click', stopEditing);
     $('composer').addEventListener('submit', onSend);
     $('back').addEventListener('click', () => {
       location.hash = '';
