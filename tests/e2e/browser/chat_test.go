@@ -185,6 +185,12 @@ func TestChatInBrowser(t *testing.T) {
 		t.Errorf("bob's list still shows %s unread badges", n)
 	}
 
+	// Groups, edits and recalls (v1.3), with a third person on alice's node.
+	carol := openUser(t, browser, "carol", urlA, desktop, artifacts)
+	carol.signIn()
+	chatInAGroup(t, alice, bob, carol)
+	carol.checkConsole()
+
 	// The dark scheme, for a look at its contrast.
 	alice.do("switch to the dark scheme", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
