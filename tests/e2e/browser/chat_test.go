@@ -39,7 +39,8 @@ type viewport struct {
 // shared storage), on the node URL of their own, sign in, start a
 // conversation, exchange messages live, see each other's read marks, and
 // one of them reloads and finds the history, paging back to the first
-// message by scrolling up.
+// message by scrolling up. Then a third person joins them in a group
+// (chatInAGroup).
 func TestChatInBrowser(t *testing.T) {
 	chromium, err := chromiumPath()
 	if err != nil {
