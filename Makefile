@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
 GOTEST   := env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' $(GO) test -count=1
 
-.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps schemathesis-deps prometheus-deps fuzz bench bench-load bench-scale vet clean
+.PHONY: build run run-cluster run-cluster-ha test test-failover infra-deps browser-deps image image-deps asyncapi-deps schemathesis-deps prometheus-deps fuzz bench bench-load bench-scale bench-group vet clean
 
 ## build: bin/chatd, static (no cgo): it runs on any Linux and is the binary
 ## the image ships; tests/infra builds it the same way, so one build serves all.
@@ -137,6 +137,14 @@ bench-load: build infra-deps
 bench-scale: build infra-deps
 	$(GO) build -o $(BIN)/benchload ./tests/load/cmd/benchload
 	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/benchload -scale -log-dir $(BIN)/bench-scale
+
+## bench-group: issue 18's group delivery: one sender to groups of 50 and 256
+## members spread over two nodes of the real stack; prints the latency to a
+## message's last member and the CPU per message and per frame delivered.
+## About 2 minutes; node logs stay in bin/bench-group.
+bench-group: build infra-deps
+	$(GO) build -o $(BIN)/benchload ./tests/load/cmd/benchload
+	env 'rocketmq.client.localOffsetStoreDir=$(RMQ_OFFSETS)' ./$(BIN)/benchload -group -log-dir $(BIN)/bench-group
 
 clean:
 	rm -rf $(BIN)

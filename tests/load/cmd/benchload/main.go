@@ -25,7 +25,8 @@
 // phase could not run.
 //
 // With -scale it is `make bench-scale` instead, issue 15's measurement of
-// what delivery costs a node as nodes are added (scale.go).
+// what delivery costs a node as nodes are added (scale.go); with -group,
+// `make bench-group`, issue 18's delivery to a group's members (group.go).
 package main
 
 import (
@@ -73,6 +74,8 @@ type options struct {
 	skip         map[string]bool
 	// scale, when set, runs the scale benchmark instead of the phases above.
 	scale *scaleOptions
+	// group, when set, runs the group benchmark instead (group.go).
+	group *groupOptions
 }
 
 func main() {
@@ -109,6 +112,13 @@ func main() {
 	flag.DurationVar(&so.prelude, "scale-prelude", 15*time.Second, "unmeasured load before each scale run's window, while routing settles")
 	flag.DurationVar(&so.warmUp, "scale-warm-up", 30*time.Second, "unmeasured load added to the first scale run's prelude, while the broker's JVM compiles")
 	flag.IntVar(&so.body, "scale-body", 100, "message body size of the scale benchmark")
+	group := flag.Bool("group", false, "run the group benchmark of issue 18 (make bench-group) instead: one sender to a group whose members are spread over two nodes of the real stack")
+	var gro groupOptions
+	groupMembers := flag.String("group-members", "50,256", "group sizes of the group benchmark, the sender among the members")
+	flag.Float64Var(&gro.rate, "group-rate", 20, "messages per second of the group benchmark's sender")
+	flag.DurationVar(&gro.window, "group-window", 20*time.Second, "measured window of each group size")
+	flag.DurationVar(&gro.prelude, "group-prelude", 10*time.Second, "unmeasured load before each group size's window")
+	flag.IntVar(&gro.bodySize, "group-body", 100, "message body size of the group benchmark")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound of the whole run")
 	flag.Parse()
 
@@ -121,6 +131,10 @@ func main() {
 		so.brokerSettings = splitList(*scaleBroker)
 		so.nodes, err = parseCounts(*scaleNodes)
 		o.scale = &so
+	}
+	if *group && err == nil {
+		gro.members, err = parseCounts(*groupMembers)
+		o.group = &gro
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchload:", err)
@@ -213,6 +227,9 @@ func run(ctx context.Context, o options) int {
 	b := &bench{o: o, bin: bin, r: r}
 	if o.scale != nil {
 		return b.runScale(ctx)
+	}
+	if o.group != nil {
+		return b.runGroups(ctx)
 	}
 	if !o.skip["embedded"] {
 		b.embedded(ctx)

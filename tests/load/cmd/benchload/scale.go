@@ -261,7 +261,7 @@ func parseCounts(s string) ([]int, error) {
 	for _, f := range splitList(s) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 2 {
-			return nil, fmt.Errorf("node count %q: want a whole number of at least 2", f)
+			return nil, fmt.Errorf("count %q: want a whole number of at least 2", f)
 		}
 		out = append(out, n)
 	}
