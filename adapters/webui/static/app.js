@@ -540,6 +540,7 @@
     addMessage(c, {
       messageId: a.messageId, conversation: a.conversation, seq: a.seq, from: state.me, to: p.to, body: p.body, sentAt: a.sentAt,
     });
+    if (c.kind === 'group') scheduleReceipts(c);
     if (p.to && state.draftPeer === p.to) {
       location.replace('#/c/' + encodeURIComponent(a.conversation));
     }
@@ -568,7 +569,8 @@
         announce(m.from + ': ' + m.body);
       }
     }
-    if (c.kind === 'group' && m.from === state.me) scheduleReceipts(c);
+    // Members who write have likely read: their markers show on my messages.
+    if (c.kind === 'group') scheduleReceipts(c);
     renderAll();
     markReadIfViewing();
   }
@@ -642,9 +644,18 @@
 
   // ---------- edits and recalls ----------
 
+  // onChanged applies this page's own edit or recall: the update frames
+  // go to every other session, not to the one that asked.
   function onChanged(f) {
+    const asked = state.changing.get(f.id);
     state.changing.delete(f.id);
-    // The update frame that follows carries the new state.
+    const c = state.convs.get(f.conversation);
+    if (!asked || !c) return;
+    const now = new Date().toISOString();
+    applyUpdate(c, asked.body === undefined
+      ? { seq: f.seq, rev: f.rev, recalled: true, recalledAt: now }
+      : { seq: f.seq, rev: f.rev, body: asked.body, editedAt: now });
+    renderAll();
   }
 
   function onUpdate(f) {
@@ -696,7 +707,7 @@
 
   function change(frame) {
     const id = newClientId();
-    if (sendFrame({ id, ...frame })) state.changing.set(id, { conversation: frame.conversation, seq: frame.seq });
+    if (sendFrame({ id, ...frame })) state.changing.set(id, { conversation: frame.conversation, seq: frame.seq, body: frame.body });
     else showPaneError(errorText('unavailable', ''));
   }
 

@@ -49,6 +49,8 @@ func chatInAGroup(t *testing.T, alice, bob, carol *user) {
 	bob.send("Count me in")
 	carol.do("receive bob's message", chromedp.WaitVisible(chromedp.CSS(`li.msg.theirs[data-seq="2"]`)))
 	alice.do("receive bob's message", chromedp.WaitVisible(chromedp.CSS(`li.msg.theirs[data-seq="2"]`)))
+	// Both others have read it: the group status rule marks it read.
+	alice.do("see her message read by both", chromedp.WaitVisible(chromedp.CSS(`li.msg.own[data-seq="1"][data-status="read"]`)))
 	if got := carol.eval(`document.getElementById('group-count').textContent`); got != "3" {
 		t.Errorf("carol's member list counts %s members, want 3", got)
 	}
