@@ -117,7 +117,7 @@ func main() {
 	groupMembers := flag.String("group-members", "50,256", "group sizes of the group benchmark, the sender among the members")
 	flag.Float64Var(&gro.rate, "group-rate", 20, "messages per second of the group benchmark's sender")
 	flag.DurationVar(&gro.window, "group-window", 20*time.Second, "measured window of each group size")
-	flag.DurationVar(&gro.prelude, "group-prelude", 10*time.Second, "unmeasured load before each group size's window")
+	flag.DurationVar(&gro.prelude, "group-prelude", 20*time.Second, "unmeasured load before each group size's window, while the broker's JVM compiles")
 	flag.IntVar(&gro.bodySize, "group-body", 100, "message body size of the group benchmark")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound of the whole run")
 	flag.Parse()
