@@ -56,31 +56,46 @@ func (n *node) close() { n.http.CloseIdleConnections() }
 
 // token gets a dev-mode token for user from POST /api/dev/token.
 func (n *node) token(ctx context.Context, user string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"userId": user})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.base.String()+"/api/dev/token", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST /api/dev/token: status %d: %s", resp.StatusCode, data)
-	}
 	var tok struct {
 		Token string `json:"token"`
 	}
-	if err := json.Unmarshal(data, &tok); err != nil || tok.Token == "" {
-		return "", fmt.Errorf("POST /api/dev/token: unexpected answer %s", data)
+	if err := n.post(ctx, "/api/dev/token", "", map[string]string{"userId": user}, &tok); err != nil {
+		return "", err
+	}
+	if tok.Token == "" {
+		return "", errors.New("POST /api/dev/token: no token in the answer")
 	}
 	return tok.Token, nil
+}
+
+// post sends in as JSON to path, with token as the bearer when set, and
+// decodes a 200 or 201 answer into out.
+func (n *node) post(ctx context.Context, path, token string, in, out any) error {
+	body, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.base.String()+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST %s: status %d: %s", path, resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("POST %s: unexpected answer %s", path, data)
+	}
+	return nil
 }
 
 // dial opens a session with token. bufSize sizes the client's own read and

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -118,27 +116,14 @@ func RunGroup(ctx context.Context, cfg GroupConfig) (*GroupResult, error) {
 
 // createGroup makes the group over REST, as its owner, users[0].
 func createGroup(ctx context.Context, n *node, token string, users []string) (string, error) {
-	body, _ := json.Marshal(map[string]any{"title": "load", "members": users[1:]})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.base.String()+"/api/groups", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := n.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST /api/groups: status %d: %s", resp.StatusCode, data)
-	}
 	var g struct {
 		Conversation string `json:"conversation"`
 	}
-	if err := json.Unmarshal(data, &g); err != nil || g.Conversation == "" {
-		return "", fmt.Errorf("POST /api/groups: unexpected answer %s", data)
+	if err := n.post(ctx, "/api/groups", token, map[string]any{"title": "load", "members": users[1:]}, &g); err != nil {
+		return "", err
+	}
+	if g.Conversation == "" {
+		return "", errors.New("POST /api/groups: no conversation in the answer")
 	}
 	return g.Conversation, nil
 }
