@@ -61,14 +61,18 @@ func RunGroup(ctx context.Context, cfg GroupConfig) (*GroupResult, error) {
 	if cfg.Members < 2 || len(cfg.NodeURLs) == 0 || cfg.Rate <= 0 {
 		return nil, errors.New("a group run needs 2 or more members, a node and a rate")
 	}
-	nodes := make([]*node, len(cfg.NodeURLs))
-	for i, raw := range cfg.NodeURLs {
+	nodes := make([]*node, 0, len(cfg.NodeURLs))
+	defer func() {
+		for _, n := range nodes {
+			n.close()
+		}
+	}()
+	for _, raw := range cfg.NodeURLs {
 		n, err := newNode(raw, 32)
 		if err != nil {
 			return nil, err
 		}
-		defer n.close()
-		nodes[i] = n
+		nodes = append(nodes, n)
 	}
 	id := runID()
 	users := make([]string, cfg.Members)
