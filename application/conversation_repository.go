@@ -156,6 +156,27 @@ func (a changesOf) Version() uint64                    { return a.conv.ChangesVe
 func (a changesOf) Replay(events []conversation.Event) { a.conv.ReplayChanges(events) }
 func (a changesOf) Committed()                         { a.conv.ChangesCommitted() }
 
+// catchUpFor brings the held aggregates far enough to move markers up to
+// seq upTo for several users at once: a group's membership as the store
+// has it (a member removed on another node moves no marker), the messages
+// up to upTo, and on a retry the markers stored since.
+func (h *heldConversation) catchUpFor(ctx context.Context, id conversation.ID, upTo uint64, retry bool) error {
+	if id.Kind() == conversation.Group {
+		if err := h.loadChanges(ctx); err != nil {
+			return err
+		}
+	}
+	if retry {
+		if err := h.loadReceipts(ctx); err != nil {
+			return err
+		}
+	}
+	if upTo > h.conversation().LastSeq() {
+		return h.loadMessages(ctx)
+	}
+	return nil
+}
+
 // loadMessages applies the commits stored since the held version.
 func (h *heldConversation) loadMessages(ctx context.Context) error {
 	return h.load(ctx, conversation.MessagesStream(h.entry.conv.ID()), h.entry.conv)

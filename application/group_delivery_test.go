@@ -29,13 +29,50 @@ func TestALiveGroupMessageMovesTheMembersDeliveredMarker(t *testing.T) {
 			t.Fatal(err)
 		}
 		settle(time.Second)
-		receipts, err := n.app.Receipts.Handle(context.Background(), application.ReceiptsQuery{Reader: "ann", Conversation: id})
-		if err != nil {
-			t.Fatal(err)
-		}
+		receipts := receiptsOf(t, n, "ann", id)
 		want := []application.MemberReceipt{{User: "ann"}, {User: "bob", DeliveredUpTo: 1}, {User: "cid"}}
 		if !slices.Equal(receipts, want) {
 			t.Errorf("receipts %+v, want bob's delivered marker at 1", receipts)
+		}
+	})
+}
+
+func receiptsOf(t *testing.T, n *node, reader user.ID, id conversation.ID) []application.MemberReceipt {
+	t.Helper()
+	receipts, err := n.app.Receipts.Handle(context.Background(), application.ReceiptsQuery{Reader: reader, Conversation: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return receipts
+}
+
+// The members a node writes a group message to get their delivered
+// markers in one receipts commit, not one each: a commit each would race
+// the others for the receipts stream's next version, hundreds of times a
+// second in a large group.
+func TestAGroupsMembersOnANodeShareOneDeliveredCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.NewEventStore()
+		n := newNode(t, testConfig(), store)
+		for _, u := range []string{"bob", "cid", "dan"} {
+			connect(t, n, u+"1", user.ID(u))
+		}
+		id := createGroup(t, n, "ann", "bob", "cid", "dan").Conversation
+		if _, err := sendTo(n, "ann", "k1", id); err != nil {
+			t.Fatal(err)
+		}
+		settle(time.Second)
+		receipts := receiptsOf(t, n, "ann", id)
+		want := []application.MemberReceipt{{User: "ann"}, {User: "bob", DeliveredUpTo: 1}, {User: "cid", DeliveredUpTo: 1}, {User: "dan", DeliveredUpTo: 1}}
+		if !slices.Equal(receipts, want) {
+			t.Errorf("receipts %+v, want every member's delivered marker at 1", receipts)
+		}
+		commits, err := store.Load(context.Background(), conversation.ReceiptsStream(id), 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(commits) != 1 {
+			t.Errorf("%d receipts commits, want the three markers in one", len(commits))
 		}
 	})
 }

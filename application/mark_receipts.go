@@ -34,23 +34,47 @@ func (m *MarkReceipts) Handle(ctx context.Context, cmd MarkReadCommand) error {
 	return m.mark(ctx, cmd.Conversation, cmd.Reader, cmd.UpTo, (*conversation.Receipts).MarkRead)
 }
 
-// markDelivered moves the recipient's delivered marker after this node
-// wrote the messages of written to its sessions' connections.
-func (m *MarkReceipts) markDelivered(ctx context.Context, id conversation.ID, u user.ID, written []conversation.SeqRange) error {
+// markDelivered moves the delivered markers of the users this node wrote
+// the messages of written to, in one commit for the conversation. A user
+// whose marker may not move (removed from the group since) does not hold
+// back the others': the refusals come back joined once the rest is saved.
+func (m *MarkReceipts) markDelivered(ctx context.Context, id conversation.ID, written map[user.ID][]conversation.SeqRange) error {
 	var last uint64
-	for _, w := range written {
-		last = max(last, w.To)
+	for _, ranges := range written {
+		for _, w := range ranges {
+			last = max(last, w.To)
+		}
 	}
-	return m.mark(ctx, id, u, last, func(r *conversation.Receipts, c *conversation.Conversation, u user.ID, _ uint64) error {
-		return r.MarkWritten(c, u, written)
+	var refused error
+	err := m.retrying(ctx, func(retry bool) error {
+		refused = nil
+		return m.conversations.withConversation(id, func(h *heldConversation) error {
+			if err := h.catchUpFor(ctx, id, last, retry); err != nil {
+				return err
+			}
+			next := h.receipts().Clone()
+			for u, ranges := range written {
+				if err := next.MarkWritten(h.conversation(), u, ranges); err != nil {
+					refused = errors.Join(refused, fmt.Errorf("user %s: %w", u, err))
+				}
+			}
+			return m.save(ctx, h, id, next)
+		})
 	})
+	return errors.Join(err, refused)
 }
 
 type markFunc func(*conversation.Receipts, *conversation.Conversation, user.ID, uint64) error
 
 func (m *MarkReceipts) mark(ctx context.Context, id conversation.ID, u user.ID, upTo uint64, mark markFunc) error {
+	return m.retrying(ctx, func(retry bool) error { return m.try(ctx, id, u, upTo, mark, retry) })
+}
+
+// retrying runs try until it does not lose a version race, backing off
+// between attempts.
+func (m *MarkReceipts) retrying(ctx context.Context, try func(retry bool) error) error {
 	for attempt := 0; attempt < m.attempts; attempt++ {
-		err := m.try(ctx, id, u, upTo, mark, attempt > 0)
+		err := try(attempt > 0)
 		if !errors.Is(err, ports.ErrVersionConflict) {
 			return err
 		}
@@ -79,13 +103,18 @@ func (m *MarkReceipts) try(ctx context.Context, id conversation.ID, u user.ID, u
 		if err := mark(next, h.conversation(), u, upTo); err != nil {
 			return err
 		}
-		if len(next.Uncommitted()) == 0 {
-			return nil
-		}
-		commit := ports.Commit{
-			ID: m.ids.NewID(), Stream: conversation.ReceiptsStream(id), Version: next.Version() + 1,
-			Events: next.Uncommitted(), CommittedAt: m.clock.Now(),
-		}
-		return h.saveReceipts(ctx, next, commit)
+		return m.save(ctx, h, id, next)
 	})
+}
+
+// save publishes the markers next recorded, if any.
+func (m *MarkReceipts) save(ctx context.Context, h *heldConversation, id conversation.ID, next *conversation.Receipts) error {
+	if len(next.Uncommitted()) == 0 {
+		return nil
+	}
+	commit := ports.Commit{
+		ID: m.ids.NewID(), Stream: conversation.ReceiptsStream(id), Version: next.Version() + 1,
+		Events: next.Uncommitted(), CommittedAt: m.clock.Now(),
+	}
+	return h.saveReceipts(ctx, next, commit)
 }
