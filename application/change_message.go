@@ -159,10 +159,8 @@ func (c *changeMessage) try(ctx context.Context, id string, ch change) (Changed,
 		if err != nil {
 			return err
 		}
-		commit := ports.Commit{
-			ID: id, Stream: conversation.ChangesStream(ch.conv), Version: next.ChangesVersion() + 1,
-			Events: next.UncommittedChanges(), CommittedAt: now.UTC().Truncate(time.Millisecond), Origin: ch.origin,
-		}
+		commit := changesCommit(next, id, now.UTC().Truncate(time.Millisecond))
+		commit.Origin = ch.origin
 		if err := h.saveChanges(ctx, next, commit); err != nil {
 			return err
 		}
