@@ -75,6 +75,9 @@ func (sub *subscription) handle(ctx context.Context, msgs []*primitive.MessageEx
 // session, the projector by filling gaps from the store.
 func (s *Subscriber) consume(sub *subscription) func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
 	return func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		if sub.delivery && s.mode == DeliveryRouted {
+			defer sub.offsets.take(msgs)()
+		}
 		if queue, after, first := sub.firstBatch(msgs); first {
 			s.log.Info("first batch of a queue since the consumer started", "group", sub.group, "queue", queue,
 				"after", after, "offset", msgs[0].QueueOffset, "stored", time.UnixMilli(msgs[0].StoreTimestamp))

@@ -58,6 +58,9 @@ type subscription struct {
 	warm     atomic.Bool
 	// floors is the history a new routed group skips (newGroupFloors).
 	floors atomic.Pointer[map[string]int64]
+	// offsets is how far a routed delivery consumer got, stored when it
+	// stops.
+	offsets *consumedOffsets
 	// linger is how long a call of the handler waits for more of its
 	// queue's batches (queueGate).
 	linger time.Duration
@@ -92,7 +95,8 @@ func NewSubscriber(cfg Config, log *slog.Logger) (*Subscriber, error) {
 // that gets every commit, whose offsets live in a local file named after
 // the node's instance, with the same effect.
 func (s *Subscriber) Deliver(name string, h ports.CommitHandler) {
-	s.subs = append(s.subs, &subscription{group: s.groupName(name), delivery: true, handler: h, observe: s.cfg.observer(name)})
+	s.subs = append(s.subs, &subscription{group: s.groupName(name), delivery: true, handler: h, observe: s.cfg.observer(name),
+		offsets: newConsumedOffsets()})
 }
 
 // Mode is how delivery consumes, once Start has run.
@@ -167,8 +171,7 @@ func (s *Subscriber) FollowMasters(c MasterChange) error {
 			continue
 		}
 		if sub.consumer != nil {
-			errs = append(errs, sub.consumer.Shutdown())
-			sub.consumer = nil
+			errs = append(errs, s.stopConsumer(sub))
 		}
 		fresh, err := s.start(sub)
 		if err != nil {
@@ -262,9 +265,27 @@ func (s *Subscriber) shutdown() error {
 	var errs []error
 	for _, sub := range s.subs {
 		if sub.consumer != nil {
-			errs = append(errs, sub.consumer.Shutdown())
-			sub.consumer = nil
+			errs = append(errs, s.stopConsumer(sub))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stopConsumer shuts sub's consumer down. A routed delivery consumer then
+// stores its offsets itself (consumedOffsets): its group is this node's
+// alone, and a restart resumes from them. Failing to is only logged: the
+// client stored its own on the way out, and sessions catch up from the
+// store.
+func (s *Subscriber) stopConsumer(sub *subscription) error {
+	err := sub.consumer.Shutdown()
+	sub.consumer = nil
+	if sub.delivery && s.mode == DeliveryRouted {
+		ctx, cancel := context.WithTimeout(context.Background(), brokerQueryTimeout)
+		defer cancel()
+		group := routedGroup(sub.group, s.cfg.NodeID)
+		if serr := sub.offsets.store(ctx, s.cfg.NameServers, s.cfg.Topic, group); serr != nil {
+			s.log.Warn("delivery consumer's offsets not stored; the client's own are used", "group", group, "err", serr)
+		}
+	}
+	return err
 }
