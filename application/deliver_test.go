@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
 	"github.com/evchat/chatd/tests/eventually"
 )
 
@@ -327,6 +329,52 @@ func TestEachDeliveredMarkFallsDueOnItsOwn(t *testing.T) {
 		settle(200*time.Millisecond + markDelay + 20*time.Millisecond - time.Since(start))
 		if !deliveredTo(carol) {
 			t.Fatal("carol's message not marked delivered once its mark was due")
+		}
+	})
+}
+
+// receiptsDownStore refuses appends to receipts streams while down: the
+// store or broker gone when a delivered mark falls due.
+type receiptsDownStore struct {
+	ports.EventStore
+	down atomic.Bool
+}
+
+func (s *receiptsDownStore) Append(ctx context.Context, c ports.Commit) error {
+	if _, kind := conversation.StreamOf(c.Stream); kind == conversation.StreamReceipts && s.down.Load() {
+		return ports.ErrUnavailable
+	}
+	return s.EventStore.Append(ctx, c)
+}
+
+// A delivered mark that could not be written is written once it can be,
+// so that the last message before the store or the broker went away is
+// marked delivered without waiting for a next one.
+func TestADeliveredMarkThatFailedIsWrittenOnceItCanBe(t *testing.T) {
+	const markDelay = 300 * time.Millisecond
+	synctest.Test(t, func(t *testing.T) {
+		store := &receiptsDownStore{EventStore: memory.NewEventStore()}
+		n := newNode(t, testConfig(), store)
+		alice := connect(t, n, "alice-phone", "alice")
+		connect(t, n, "bob-phone", "bob")
+		deliveredTo := func(seq uint64) bool {
+			for _, r := range alice.receiptsSeen() {
+				if r.User == "bob" && r.DeliveredUpTo == seq {
+					return true
+				}
+			}
+			return false
+		}
+		store.down.Store(true)
+		send(t, n, "alice", "a1", "bob", "while the store is down for receipts")
+		settle(2 * markDelay)
+		if deliveredTo(1) {
+			t.Fatal("a receipt came while its commit could not be stored")
+		}
+		store.down.Store(false)
+		settle(2 * markDelay)
+		if !deliveredTo(1) {
+			t.Fatalf("no receipt for bob up to 1 once the store was back; receipts seen: %+v", alice.receiptsSeen())
 		}
 	})
 }

@@ -2,12 +2,14 @@ package application
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/evchat/chatd/domain/conversation"
 	"github.com/evchat/chatd/domain/user"
+	"github.com/evchat/chatd/ports"
 )
 
 // deliveredMarks coalesces the delivered markers this node owes: however many
@@ -53,22 +55,42 @@ func newDeliveredMarks(marker *MarkReceipts, log *slog.Logger) *deliveredMarks {
 func (m *deliveredMarks) add(conv conversation.ID, u user.ID, written conversation.SeqRange) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k := markKey{conv, u}
+	p := m.pendingFor(markKey{conv, u})
+	if n := len(p.ranges); n > 0 && p.ranges[n-1].From <= written.From && written.From <= p.ranges[n-1].To+1 {
+		p.ranges[n-1].To = max(p.ranges[n-1].To, written.To)
+	} else {
+		p.ranges = append(p.ranges, written)
+	}
+}
+
+// retry makes the marks of a conversation that could not be written
+// pending again, with whatever was written since. A session's next write
+// would carry its run from its first message anyway, but when none comes
+// (the last message before the broker or the store went away) the message
+// would stay "sent" until a read or a sync.
+func (m *deliveredMarks) retry(conv conversation.ID, written map[user.ID][]conversation.SeqRange) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for u, ranges := range written {
+		p := m.pendingFor(markKey{conv, u})
+		p.ranges = append(p.ranges, ranges...)
+	}
+}
+
+// pendingFor returns k's pending mark, due markDelay from now if it was not
+// pending, and starts the flusher if it is not running; m.mu is held.
+func (m *deliveredMarks) pendingFor(k markKey) *pendingMark {
 	p, ok := m.pending[k]
 	if !ok {
 		p = &pendingMark{dueAt: time.Now().Add(markDelay)}
 		m.pending[k] = p
 		m.due = append(m.due, k)
 	}
-	if n := len(p.ranges); n > 0 && p.ranges[n-1].From <= written.From && written.From <= p.ranges[n-1].To+1 {
-		p.ranges[n-1].To = max(p.ranges[n-1].To, written.To)
-	} else {
-		p.ranges = append(p.ranges, written)
-	}
 	if !m.running {
 		m.running = true
 		go m.flush()
 	}
+	return p
 }
 
 // markDelay is how long delivered marks gather before they are written: a
@@ -144,7 +166,12 @@ func (m *deliveredMarks) write(batch map[markKey][]conversation.SeqRange) {
 			defer func() { <-slots; wg.Done() }()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := m.marker.markDelivered(ctx, conv, written); err != nil {
+			err := m.marker.markDelivered(ctx, conv, written)
+			switch {
+			case errors.Is(err, ports.ErrUnavailable) || errors.Is(err, ports.ErrVersionConflict):
+				m.log.Warn("delivered markers not moved yet; trying again", "conversation", conv, "written", written, "err", err)
+				m.retry(conv, written)
+			case err != nil:
 				m.log.Warn("delivered markers not moved", "conversation", conv, "written", written, "err", err)
 			}
 		}()
