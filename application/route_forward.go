@@ -51,9 +51,12 @@ func newRouteForwarder(publisher ports.TransactionalPublisher, clock ports.Clock
 		recent: map[user.ID][]*routedMessage{}, forwards: newWorkQueue[ports.Commit]()}
 }
 
-// sent keeps c, just committed here, if its route left nodes out. Only
-// messages, edits, recalls and a group's changes are kept: the guarantee
-// is theirs, and a marker a session misses is made good by the next one.
+// sent keeps c, just committed here, if its route left nodes out: a
+// message, an edit, a recall, a group's change or a receipt. A receipt too:
+// the next one would make a missed marker good, but the last of a
+// conversation has no next one, and a node whose directory was behind
+// after the broker came back left a message "sent" on the other node's
+// page for good (TestClusterBrokerDown, in CI).
 func (f *routeForwarder) sent(c ports.Commit) {
 	if !c.Route.Limited {
 		return
@@ -96,7 +99,8 @@ func (f *routeForwarder) concerned(c ports.Commit) ([]user.ID, bool) {
 				return []user.ID{ev.From, ev.To}, true
 			}
 			kept = true
-		case conversation.MessageEdited, conversation.MessageRecalled, conversation.GroupRenamed, conversation.OwnerChanged:
+		case conversation.MessageEdited, conversation.MessageRecalled, conversation.GroupRenamed, conversation.OwnerChanged,
+			conversation.DeliveredUpTo, conversation.ReadUpTo:
 			kept = true
 		case conversation.GroupCreated:
 			named, kept = append(named, ev.Members...), true

@@ -46,9 +46,10 @@ func TestAJoinHandledWhileTheMessageWasPublishedIsForwardedAfterIt(t *testing.T)
 	}
 }
 
-// TestAGroupCommitIsForwardedToTheNodesItsUsersJoined: a group's message
-// and membership change are kept for every member, and for the user a
-// change adds or removes, whom delivery's members may not show yet.
+// TestAGroupCommitIsForwardedToTheNodesItsUsersJoined: a group's message,
+// membership change and receipt are kept for every member, and a change
+// for the user it adds or removes, whom delivery's members may not show
+// yet.
 func TestAGroupCommitIsForwardedToTheNodesItsUsersJoined(t *testing.T) {
 	now := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
 	const group = conversation.ID("g_team")
@@ -68,7 +69,8 @@ func TestAGroupCommitIsForwardedToTheNodesItsUsersJoined(t *testing.T) {
 		{"a message, a member already reached", posted, map[user.ID][]string{"bob": {"n1"}}, nil},
 		{"a message, a stranger joined n2", posted, map[user.ID][]string{"dan": {"n2"}}, nil},
 		{"a removal, the removed user joined n3", removed, map[user.ID][]string{"dan": {"n3"}}, []string{"n3"}},
-		{"a marker, a member joined n2", marked, map[user.ID][]string{"cid": {"n2"}}, nil},
+		{"a marker, a member joined n2", marked, map[user.ID][]string{"cid": {"n2"}}, []string{"n2"}},
+		{"a marker, a stranger joined n2", marked, map[user.ID][]string{"dan": {"n2"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
