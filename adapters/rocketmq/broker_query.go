@@ -14,14 +14,16 @@ import (
 
 // The broker requests that the client does not make, or makes in a way
 // that does not serve: the Java client's start-up check of a subscription,
-// and a consumer offset query that tells a new group from one at offset 0.
+// a consumer offset query that tells a new group from one at offset 0, and
+// an offset update that waits for its answer (consumedOffsets).
 const (
-	reqQueryConsumerOffset = 14
-	reqGetMaxOffset        = 30
-	reqCheckClientConfig   = 46
-	resSystemError         = 1
-	resQueryNotFound       = 22
-	brokerQueryTimeout     = 3 * time.Second
+	reqQueryConsumerOffset  = 14
+	reqUpdateConsumerOffset = 15
+	reqGetMaxOffset         = 30
+	reqCheckClientConfig    = 46
+	resSystemError          = 1
+	resQueryNotFound        = 22
+	brokerQueryTimeout      = 3 * time.Second
 )
 
 // askBroker sends one request on a connection of its own.
