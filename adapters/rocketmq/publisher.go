@@ -2,6 +2,7 @@ package rocketmq
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,13 @@ type Publisher struct {
 
 	flights sync.Map // flight token -> *flight
 	next    atomic.Uint64
+	// tokens is this process's prefix of flight tokens, so that a
+	// checkback of another process's half message never matches one of
+	// this process's flights.
+	tokens string
+	// rolledBack remembers for a while the batches this producer rolled
+	// back and whose stored commits it publishes again itself.
+	rolledBack rolledBackFlights
 
 	// lanes gathers concurrent Publish calls into batches, a lane per
 	// queue of the topic; queues is the topic's number of queues, which
@@ -98,7 +106,8 @@ func NewPublisher(cfg Config, handler ports.TransactionHandler, log *slog.Logger
 	if handler == nil {
 		return nil, errors.New("rocketmq: a transaction handler is required")
 	}
-	p := &Publisher{cfg: cfg, handler: handler, log: log, selector: newBrokerFailover(cfg.BrokerQuarantine, time.Now)}
+	p := &Publisher{cfg: cfg, handler: handler, log: log, selector: newBrokerFailover(cfg.BrokerQuarantine, time.Now),
+		tokens: rand.Text()[:8] + "."}
 	p.trackFlights()
 	tx, err := rocketmq.NewTransactionProducer(listener{p},
 		producer.WithNsResolver(primitive.NewPassthroughResolver(cfg.NameServers)),

@@ -68,7 +68,7 @@ func (p *Publisher) publishBatch(members []*txbatch.Member) []*txbatch.Member {
 		return nil
 	}
 	txbatch.Unexecuted(live)
-	token := strconv.FormatUint(p.next.Add(1), 36)
+	token := p.tokens + strconv.FormatUint(p.next.Add(1), 36)
 	f := &flight{members: live}
 	p.flights.Store(token, f)
 	defer p.flights.Delete(token)
@@ -84,7 +84,11 @@ func (p *Publisher) publishBatch(members []*txbatch.Member) []*txbatch.Member {
 		txbatch.Unsent(live, fmt.Errorf("%w: rocketmq half message: %v", ports.ErrUnavailable, err))
 		return nil
 	}
-	return txbatch.Settle(live, txState(res.State))
+	survivors := txbatch.Settle(live, txState(res.State))
+	if len(survivors) > 0 {
+		p.rolledBack.remember(token, time.Now())
+	}
+	return survivors
 }
 
 // batchContext bounds a batch's tries by the latest of its callers'

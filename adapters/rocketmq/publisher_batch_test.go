@@ -1,9 +1,16 @@
 package rocketmq
 
 import (
+	"context"
+	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/evchat/chatd/adapters/txbatch"
 	"github.com/evchat/chatd/domain/conversation"
@@ -80,5 +87,56 @@ func TestNodesReach(t *testing.T) {
 				t.Errorf("nodesReach(%q, %q) = %v", tt.nodes, tt.node, got)
 			}
 		})
+	}
+}
+
+// losingHandler stores every commit but one, whose version race it loses,
+// and counts the checks of stored commits.
+type losingHandler struct {
+	loser  string
+	checks atomic.Int32
+}
+
+func (h *losingHandler) ExecuteLocal(_ context.Context, c ports.Commit) (ports.TxState, error) {
+	if c.ID == h.loser {
+		return ports.TxRollback, ports.ErrVersionConflict
+	}
+	return ports.TxCommit, nil
+}
+
+func (h *losingHandler) Check(context.Context, ports.Commit) ports.TxState {
+	h.checks.Add(1)
+	return ports.TxCommit
+}
+
+// TestACheckbackOfABatchThisProducerRolledBackPublishesNothing: the
+// producer publishes a rolled-back batch's stored commits again itself; a
+// checkback of that batch (its end lost, or late) must not publish them
+// once more.
+func TestACheckbackOfABatchThisProducerRolledBackPublishesNothing(t *testing.T) {
+	h := &losingHandler{loser: "m2"}
+	p := &Publisher{cfg: DefaultConfig(), handler: h, log: slog.New(slog.DiscardHandler), tokens: "test."}
+	p.selector = newBrokerFailover(time.Minute, time.Now)
+	tx := &scriptedProducer{p: p, outcomes: []sendOutcome{{status: primitive.SendOK}}}
+	p.tx = tx
+	var commits []ports.Commit
+	for v := uint64(1); v <= 3; v++ {
+		commits = append(commits, ports.Commit{ID: "m" + strconv.FormatUint(v, 10), Stream: "conv", Version: v, CommittedAt: time.Now()})
+	}
+	out := p.PublishBatch(context.Background(), commits)
+	if out[0].State != ports.TxCommit || out[1].State != ports.TxRollback || out[2].State != ports.TxCommit || len(tx.halves) != 2 {
+		t.Fatalf("outcomes %+v in %d half messages, want the survivors committed by a second one", out, len(tx.halves))
+	}
+	checked := h.checks.Load()
+	// The broker checks back with the half message as it stored it.
+	first := &primitive.MessageExt{}
+	first.Topic, first.Body = tx.halves[0].Topic, tx.halves[0].Body
+	first.WithTag(tx.halves[0].GetTags())
+	first.WithProperty(propFlight, tx.halves[0].GetProperty(propFlight))
+	if state := (listener{p}).CheckLocalTransaction(first); state != primitive.RollbackMessageState {
+		t.Errorf("checkback of the rolled-back batch: %v, want rollback", state)
+	}
+	if more := h.checks.Load() - checked; more != 0 {
+		t.Errorf("checkback of the rolled-back batch checked %d commits, to publish the stored ones again", more)
 	}
 }

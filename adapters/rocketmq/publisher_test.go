@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,9 @@ type scriptedProducer struct {
 	p        *Publisher
 	outcomes []sendOutcome
 	sends    atomic.Int32
+	// halves are the half messages it was sent, in order.
+	mu     sync.Mutex
+	halves []*primitive.Message
 }
 
 type sendOutcome struct {
@@ -34,6 +38,9 @@ func (s *scriptedProducer) Shutdown() error { return nil }
 
 func (s *scriptedProducer) SendMessageInTransaction(_ context.Context, msg *primitive.Message) (*primitive.TransactionSendResult, error) {
 	n := int(s.sends.Add(1)) - 1
+	s.mu.Lock()
+	s.halves = append(s.halves, msg)
+	s.mu.Unlock()
 	o := s.outcomes[min(n, len(s.outcomes)-1)]
 	if o.err != nil {
 		return nil, o.err

@@ -2,6 +2,7 @@ package rocketmq
 
 import (
 	"context"
+	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
@@ -30,10 +31,14 @@ func (l listener) ExecuteLocalTransaction(msg *primitive.Message) primitive.Loca
 // for every commit of the batch. A batch rolled back while some of its
 // commits are stored leaves them with no half message: they are
 // republished here, since the producer that would have sent them again
-// in a new batch may be dead.
+// in a new batch may be dead. When it is this producer, it did
+// (rolledBackFlights), and the answer is rollback at once.
 func (l listener) CheckLocalTransaction(msg *primitive.MessageExt) primitive.LocalTransactionState {
 	if state, ok := ownState(msg.GetTags()); ok {
 		return state
+	}
+	if l.p.rolledBack.holds(msg.GetProperty(propFlight), time.Now()) {
+		return primitive.RollbackMessageState
 	}
 	commits, err := decodeCommits(msg.Body)
 	if err != nil {
