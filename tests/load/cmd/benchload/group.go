@@ -60,7 +60,7 @@ func (b *bench) groups(ctx context.Context, g groupOptions) ([]groupRow, error) 
 		return nil, fmt.Errorf("MongoDB-wire server: %w", err)
 	}
 	defer mongo.Close()
-	rmq, err := infra.LaunchRocketMQ()
+	rmq, err := infra.LaunchRocketMQ(b.o.brokerSettings...)
 	if err != nil {
 		return nil, fmt.Errorf("RocketMQ: %w", err)
 	}

@@ -76,6 +76,9 @@ type options struct {
 	scale *scaleOptions
 	// group, when set, runs the group benchmark instead (group.go).
 	group *groupOptions
+	// brokerSettings override the test broker's (infra.LaunchRocketMQ) in
+	// every benchmark, for an A/B of a broker setting.
+	brokerSettings []string
 }
 
 func main() {
@@ -103,7 +106,6 @@ func main() {
 	var so scaleOptions
 	scaleModes := flag.String("scale-modes", "routed,broadcast", "delivery modes of the scale benchmark")
 	scaleNodes := flag.String("scale-nodes", "2,4,8", "node counts of the scale benchmark")
-	scaleBroker := flag.String("scale-broker", "", "comma-separated key=value settings of the scale benchmark's broker, over the test broker's, for an A/B of a broker setting")
 	flag.Float64Var(&so.rate, "scale-rate", 200, "total rate of the scale benchmark, whatever N")
 	flag.DurationVar(&so.window, "scale-window", 15*time.Second, "measured window of each scale run")
 	// Routed senders address every node until the registry has settled: a
@@ -119,16 +121,17 @@ func main() {
 	flag.DurationVar(&gro.window, "group-window", 20*time.Second, "measured window of each group size")
 	flag.DurationVar(&gro.prelude, "group-prelude", 20*time.Second, "unmeasured load before each group size's window, while the broker's JVM compiles")
 	flag.IntVar(&gro.bodySize, "group-body", 100, "message body size of the group benchmark")
+	broker := flag.String("broker", "", "comma-separated key=value settings of the broker, over the test broker's, for an A/B of a broker setting")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound of the whole run")
 	flag.Parse()
 
+	o.brokerSettings = splitList(*broker)
 	var err error
 	if o.embeddedSteps, err = parseRates(embSteps); err == nil {
 		o.stackSteps, err = parseRates(stackSteps)
 	}
 	if *scale && err == nil {
 		so.modes = splitList(*scaleModes)
-		so.brokerSettings = splitList(*scaleBroker)
 		so.nodes, err = parseCounts(*scaleNodes)
 		o.scale = &so
 	}
@@ -369,7 +372,7 @@ func (b *bench) stack(ctx context.Context) {
 	defer mongo.Close()
 	logf("FerretDB on PostgreSQL up in %v at %s", time.Since(start).Round(time.Millisecond), mongo.URI())
 	start = time.Now()
-	rmq, err := infra.LaunchRocketMQ()
+	rmq, err := infra.LaunchRocketMQ(b.o.brokerSettings...)
 	if err != nil {
 		fail(fmt.Errorf("RocketMQ: %w", err))
 		return

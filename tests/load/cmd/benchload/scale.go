@@ -36,8 +36,6 @@ type scaleOptions struct {
 	// broker 20-40% busier than the same row measured later.
 	warmUp time.Duration
 	body   int
-	// brokerSettings override the test broker's (infra.LaunchRocketMQ).
-	brokerSettings []string
 }
 
 // scaleResult is one mode at one N; err is what kept it from being
@@ -78,12 +76,12 @@ func (b *bench) scale(ctx context.Context, so scaleOptions) []scaleResult {
 		return failAll(fmt.Errorf("MongoDB-wire server: %w", err))
 	}
 	defer mongo.Close()
-	rmq, err := infra.LaunchRocketMQ(so.brokerSettings...)
+	rmq, err := infra.LaunchRocketMQ(b.o.brokerSettings...)
 	if err != nil {
 		return failAll(fmt.Errorf("RocketMQ: %w", err))
 	}
 	defer rmq.Close()
-	logf("store %s, RocketMQ name server %s, broker %s %v", mongo.URI(), rmq.NamesrvAddr(), rmq.BrokerAddr(), so.brokerSettings)
+	logf("store %s, RocketMQ name server %s, broker %s %v", mongo.URI(), rmq.NamesrvAddr(), rmq.BrokerAddr(), b.o.brokerSettings)
 	prelude := so.prelude + so.warmUp
 	for _, mode := range so.modes {
 		for _, n := range so.nodes {
