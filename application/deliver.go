@@ -119,15 +119,8 @@ func (d *Delivery) deliverMessage(ctx context.Context, p conversation.MessagePos
 // its cursor, the gap since the last one; without, what it is owed (see
 // owedBefore).
 func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conversation.MessagePosted, origin string, before deliveryStart, startKnown bool) {
-	// The session that sent p has it from its ack and is never pushed it:
-	// filling a gap before it would read the store for nothing but the
-	// cursor. Left where it is, the cursor is filled up by the next message
-	// pushed to the session, its own messages skipped then too. The read
-	// was not free: in the failover suite the senders' node read the store
-	// for each of its own messages that came out of order, and once the
-	// store was slow (just restarted, under load), its delivery fell
-	// minutes behind.
 	if origin != "" && origin == st.session.ID() {
+		passOwn(st, p, before, startKnown)
 		return
 	}
 	st.mu.Lock()
@@ -163,6 +156,32 @@ func (d *Delivery) deliverInOrder(ctx context.Context, st *sessionState, p conve
 		st.cursors = make(map[string]cursor, 1)
 	}
 	st.cursors[conv] = cur
+}
+
+// passOwn moves st's cursor past p, a message st sent, when that needs no
+// read. The session has p from its ack and is never pushed it, but a cursor
+// that stopped before it would cost a store read later: the gap fill of the
+// other participant's reply, and the hand-over's catch-up of a session that
+// has only sent, which read back up to a page of its own messages to push
+// none. So the cursor moves on when p is its next message, and a session
+// with no cursor starts one at p when it is owed nothing below (see
+// owesNothingBelow). Anything else leaves the cursor where it is, for the
+// next message pushed to fill: filling a gap here would read the store for
+// nothing but the cursor, and in the failover suite, where the senders'
+// node read the store for each of its own messages that came out of order,
+// its delivery fell minutes behind once the store was slow.
+func passOwn(st *sessionState, p conversation.MessagePosted, before deliveryStart, startKnown bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	conv := string(p.Conversation)
+	cur, known := st.cursors[conv]
+	if st.removed[conv] || (known && p.Seq != cur.last+1) || (!known && !owesNothingBelow(st, p, before, startKnown)) {
+		return
+	}
+	if st.cursors == nil {
+		st.cursors = make(map[string]cursor, 1)
+	}
+	st.cursors[conv] = cur.advanced(p.Seq)
 }
 
 // pushRun pushes the messages of commits, a run in seq order, that come

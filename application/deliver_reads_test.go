@@ -72,3 +72,56 @@ func TestASessionsOwnMessagesCostNoStoreRead(t *testing.T) {
 		}
 	})
 }
+
+// TestTheReplyToASessionsOwnMessagesCostsAReadOnlyForAGap: the messages a
+// session sent move its cursor as they arrive in order, so the other
+// participant's reply needs no read; one that came out of order leaves the
+// cursor before it, and the reply reads that gap (its messages, then their
+// changes).
+func TestTheReplyToASessionsOwnMessagesCostsAReadOnlyForAGap(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		order []uint64
+		reads int
+	}{
+		{name: "in order", order: []uint64{1, 2, 3, 4}, reads: 0},
+		{name: "the last one first", order: []uint64{4, 1, 2, 3}, reads: 2},
+		{name: "the first one last", order: []uint64{2, 3, 4, 1}, reads: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				shared := memory.NewEventStore()
+				store := &countingStore{EventStore: shared}
+				n := newNode(t, testConfig(), store)
+				alice := connect(t, n, "alice-phone", "alice")
+				sender := newNode(t, testConfig(), shared)
+				for i := range 4 {
+					cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
+					if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
+						t.Fatal(err)
+					}
+				}
+				send(t, sender, "bob", "b", "alice", "y")
+				commits, err := shared.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, seq := range tc.order {
+					if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before := store.loadsSoFar()
+				if err := n.app.Delivery.Handle(context.Background(), commits[4:5]); err != nil {
+					t.Fatal(err)
+				}
+				if got := store.loadsSoFar() - before; got != tc.reads {
+					t.Errorf("bob's reply cost %d store reads, want %d", got, tc.reads)
+				}
+				if got := alice.seqs(); !slices.Equal(got, []uint64{5}) {
+					t.Errorf("alice saw %v after bob's reply, want only bob's seq 5", got)
+				}
+			})
+		})
+	}
+}

@@ -82,22 +82,31 @@ func (d *deliveryStarts) begin(conv conversation.ID, seq, tick uint64) (before d
 // owedBefore returns the messages st must be pushed before p, its first
 // message of p's conversation, in seq order; st.mu is held.
 func (d *Delivery) owedBefore(ctx context.Context, st *sessionState, p conversation.MessagePosted, before deliveryStart, known bool) ([]ports.Commit, error) {
-	if p.Seq <= 1 {
-		return nil, nil
-	}
-	startedBeforeOpen := known && before.tick < st.opened
-	if startedBeforeOpen && before.seq >= p.Seq-1 {
+	if owesNothingBelow(st, p, before, known) {
 		return nil, nil
 	}
 	from := p.Seq - min(p.Seq-1, firstPushPage)
-	if startedBeforeOpen {
+	if startedBeforeOpen(st, before, known) {
 		from = before.seq + 1
 	}
 	commits, err := d.messages.Load(ctx, conversation.MessagesStream(p.Conversation), from, p.Seq-1)
-	if err != nil || startedBeforeOpen {
+	if err != nil || startedBeforeOpen(st, before, known) {
 		return commits, err
 	}
 	return committedSince(commits, d.openedSince(st)), nil
+}
+
+// owesNothingBelow tells, without a read, that st is owed no message below
+// p, its first of p's conversation: p is the first, or the node began to
+// deliver the one before it before st opened. st.mu is held.
+func owesNothingBelow(st *sessionState, p conversation.MessagePosted, before deliveryStart, known bool) bool {
+	return p.Seq <= 1 || (startedBeforeOpen(st, before, known) && before.seq >= p.Seq-1)
+}
+
+// startedBeforeOpen tells whether before, the conversation's last start on
+// this node, came before st opened.
+func startedBeforeOpen(st *sessionState, before deliveryStart, known bool) bool {
+	return known && before.tick < st.opened
 }
 
 // openedSince is the earliest CommittedAt of a message that may have been

@@ -32,10 +32,11 @@ import (
 // A catch-up reads the user's most recently active conversations from the
 // read model, and the store only for those whose last message is past the
 // session's cursor (or, with no cursor, was committed after the session
-// opened): a user who is not talking costs one read. It pushes through
-// delivery's cursors, under the session's lock, so a message the session
-// already has is not pushed twice, and order holds against live delivery
-// running beside it.
+// opened): a user who is not talking costs one read, and so does one who
+// has only sent, whose own messages moved the cursor (passOwn). It pushes
+// through delivery's cursors, under the session's lock, so a message the
+// session already has is not pushed twice, and order holds against live
+// delivery running beside it.
 type handOver struct {
 	delivery *Delivery
 	sessions *Sessions

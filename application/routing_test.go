@@ -12,6 +12,7 @@ import (
 	"github.com/evchat/chatd/adapters/memory"
 	"github.com/evchat/chatd/application"
 	"github.com/evchat/chatd/domain/conversation"
+	"github.com/evchat/chatd/domain/message"
 	"github.com/evchat/chatd/domain/user"
 	"github.com/evchat/chatd/ports"
 )
@@ -28,6 +29,8 @@ type routedCluster struct {
 
 	// counted is what each node's delivery told its observer it received.
 	counted map[string]*receivedCounter
+	// store is the nodes' shared store, which counts their reads.
+	store *countingStore
 
 	mu       sync.Mutex
 	received map[string][]ports.Commit
@@ -43,10 +46,10 @@ func (r *receivedCounter) CommitsReceived(commits []ports.Commit) { r.commits.Ad
 // never do. Call it inside a synctest bubble.
 func newRoutedCluster(t *testing.T, names []string, signalsOf func(name string) *memory.Signals) *routedCluster {
 	t.Helper()
-	store, rm := memory.NewEventStore(), memory.NewReadModel()
+	store, rm := &countingStore{EventStore: memory.NewEventStore()}, memory.NewReadModel()
 	bus := newBus(t, store, testConfig().TxTimeout)
 	c := &routedCluster{nodes: map[string]*node{}, signals: map[string]*memory.Signals{},
-		counted: map[string]*receivedCounter{}, received: map[string][]ports.Commit{}}
+		counted: map[string]*receivedCounter{}, store: store, received: map[string][]ports.Commit{}}
 	for i, name := range names {
 		cfg := testConfig()
 		cfg.Presence = application.PresenceConfig{Node: name, Heartbeat: testHeartbeat, Grace: testGrace, PropagationWindow: testWindow}
@@ -258,6 +261,37 @@ func TestHandOverCatchesUpWhatWasRoutedElsewhere(t *testing.T) {
 		}
 		if got := c.receivedMessages("n2", conv); len(got) != 0 {
 			t.Fatalf("bob's node received %v: the test routes nothing to it", got)
+		}
+	})
+}
+
+// TestTheHandOverReadsNothingForASessionThatHasOnlySent: a session's own
+// messages reach its node and move its cursor, so its catch-up finds
+// nothing past it and reads no message back.
+func TestTheHandOverReadsNothingForASessionThatHasOnlySent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		shared := memory.NewSignals()
+		c := newRoutedCluster(t, []string{"n1", "n2"}, func(string) *memory.Signals { return shared })
+		n1, n2 := c.nodes["n1"], c.nodes["n2"]
+		settle(warmedUp)
+		opened := time.Now()
+		connect(t, n1, "alice-1", "alice")
+		bob := connect(t, n2, "bob-1", "bob")
+		for i := range 3 {
+			cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-1"}
+			if _, err := n1.app.Send.Handle(context.Background(), cmd); err != nil {
+				t.Fatal(err)
+			}
+			settle(testWindow / 4)
+		}
+		settle(catchUpDue - time.Since(opened) - time.Millisecond)
+		before := c.store.loadsSoFar()
+		settle(catchUpDone - time.Since(opened))
+		if got := c.store.loadsSoFar() - before; got != 0 {
+			t.Errorf("the catch-ups read the store %d times, want none", got)
+		}
+		if got := bob.seqs(); !slices.Equal(got, []uint64{1, 2, 3}) {
+			t.Errorf("bob got %v, want [1 2 3], each once", got)
 		}
 	})
 }
