@@ -62,7 +62,7 @@ func (r HARole) brokerID() int64 {
 var haRewrittenKeys = []string{
 	"listenPort", "haListenPort", "namesrvAddr", "bindAddress", "brokerIP1", "brokerIP2",
 	"storePathRootDir", "storePathCommitLog",
-	"transactionCheckInterval", "transactionTimeOut",
+	"transactionCheckInterval", "transactionTimeOut", "transactionOpBatchInterval",
 	"mappedFileSizeCommitLog", "maxIndexNum", "maxHashSlotNum", "registerNameServerPeriod",
 	"waitSecondsForService",
 }
@@ -212,6 +212,7 @@ func (r *RocketMQHA) overrides(role HARole) map[string]string {
 	// As the single-broker infra: checkback in seconds, a small store, and
 	// a registration every 10 s so that a restarted broker is routed soon.
 	o["transactionCheckInterval"], o["transactionTimeOut"] = "5000", "3000"
+	o["transactionOpBatchInterval"] = fmt.Sprint(transactionOpBatch.Milliseconds())
 	o["mappedFileSizeCommitLog"], o["maxIndexNum"], o["maxHashSlotNum"] = "67108864", "100000", "10000"
 	o["registerNameServerPeriod"] = "10000"
 	return o
