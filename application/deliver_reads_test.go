@@ -34,6 +34,26 @@ func (s *countingStore) loadsSoFar() int {
 	return s.loads
 }
 
+// fourFromAlicesPhoneThenBobs stores, through a node of its own, four
+// messages sent from alice's session alice-phone to bob and bob's reply,
+// and returns their commits, seqs 1 to 5.
+func fourFromAlicesPhoneThenBobs(t *testing.T, store ports.EventStore) []ports.Commit {
+	t.Helper()
+	sender := newNode(t, testConfig(), store)
+	for i := range 4 {
+		cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
+		if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(t, sender, "bob", "b", "alice", "y")
+	commits, err := store.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return commits
+}
+
 // TestASessionsOwnMessagesCostNoStoreRead: the session that sent the
 // messages, which is never pushed them, does not fill the gaps between them
 // from the store however they arrive; a message of the other participant
@@ -41,18 +61,7 @@ func (s *countingStore) loadsSoFar() int {
 func TestASessionsOwnMessagesCostNoStoreRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		shared := memory.NewEventStore()
-		sender := newNode(t, testConfig(), shared)
-		for i := range 4 {
-			cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
-			if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
-				t.Fatal(err)
-			}
-		}
-		send(t, sender, "bob", "b", "alice", "y")
-		commits, err := shared.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		commits := fourFromAlicesPhoneThenBobs(t, shared)
 		store := &countingStore{EventStore: shared}
 		n := newNode(t, testConfig(), store)
 		alice := connect(t, n, "alice-phone", "alice")
@@ -94,18 +103,7 @@ func TestTheReplyToASessionsOwnMessagesCostsAReadOnlyForAGap(t *testing.T) {
 				store := &countingStore{EventStore: shared}
 				n := newNode(t, testConfig(), store)
 				alice := connect(t, n, "alice-phone", "alice")
-				sender := newNode(t, testConfig(), shared)
-				for i := range 4 {
-					cmd := application.SendMessageCommand{Sender: "alice", ClientID: message.ClientID(rune('a' + i)), To: "bob", Body: "x", Origin: "alice-phone"}
-					if _, err := sender.app.Send.Handle(context.Background(), cmd); err != nil {
-						t.Fatal(err)
-					}
-				}
-				send(t, sender, "bob", "b", "alice", "y")
-				commits, err := shared.Load(context.Background(), string(conversation.IDFor("alice", "bob")), 1, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
+				commits := fourFromAlicesPhoneThenBobs(t, shared)
 				for _, seq := range tc.order {
 					if err := n.app.Delivery.Handle(context.Background(), commits[seq-1:seq]); err != nil {
 						t.Fatal(err)
