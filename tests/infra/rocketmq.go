@@ -97,12 +97,12 @@ func rocketMQInstall(root string) (lib, java string, err error) {
 
 // transactionOpBatch is how long the test brokers let the records of
 // ended transactions wait to be written together. The broker checks back a
-// half message older than transactionTimeOut whose record it has not
-// written yet, so with 5.x's default of 3 s, as long as the 3 s timeout the
-// tests lower for checkback to come in seconds, half messages committed long
+// half message older than transactionTimeOut whose record is not written
+// yet. The tests lower that timeout to 3 s, for checkback in seconds, which
+// is also 5.x's default for this wait, so half messages committed seconds
 // before were checked back: at 500 msg/s in make bench-load the checkbacks
-// were 3% and 8% of the two nodes' CPU profiles and their store reads 20%
-// of FerretDB's. The shipped brokers keep the 6 s default timeout.
+// were 2-8% of the two nodes' CPU profiles and their store reads 15-20% of
+// FerretDB's. The shipped brokers keep the 6 s default timeout.
 const transactionOpBatch = time.Second
 
 func (r *RocketMQ) writeConfigs() error {

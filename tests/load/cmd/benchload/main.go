@@ -378,7 +378,7 @@ func (b *bench) stack(ctx context.Context) {
 		return
 	}
 	defer rmq.Close()
-	logf("RocketMQ name server %s and broker %s up in %v", rmq.NamesrvAddr(), rmq.BrokerAddr(), time.Since(start).Round(time.Millisecond))
+	logf("RocketMQ name server %s and broker %s %v up in %v", rmq.NamesrvAddr(), rmq.BrokerAddr(), b.o.brokerSettings, time.Since(start).Round(time.Millisecond))
 
 	var nodes [2]*infra.Chatd
 	var nodePprof [2]string
